@@ -1,0 +1,42 @@
+using YoloSpp.Training;
+
+namespace YoloSpp;
+
+/// <summary>Training hyperparameters (the reference's hyp.yaml), read with line-numbered errors.</summary>
+public sealed class HyperParameters
+{
+    internal Hyp.Hyp Core { get; }
+
+    HyperParameters(Hyp.Hyp core) => Core = core;
+
+    /// <summary>The reference's defaults (cfg/hyp.yaml, gr = 1).</summary>
+    public static HyperParameters Default { get; } = new(Hyp.defaults);
+
+    /// <summary>Reads a hyp.yaml file. Throws <see cref="FormatException"/> listing every problem as file:line: reason.</summary>
+    public static HyperParameters Load(string path)
+    {
+        var text = File.ReadAllText(path);
+        var result = Hyp.parse(path, text);
+        if (result.IsError)
+            throw new FormatException(string.Join(Environment.NewLine, result.ErrorValue.Select(e => e.ToString())));
+        return new HyperParameters(result.ResultValue);
+    }
+
+    /// <summary>The reference train.py's adjustments: cls × nc/80 and obj × imgSize/320.</summary>
+    public HyperParameters AdjustedFor(int numClasses, int imageSize) =>
+        new(Hyp.adjustForDataset(numClasses, imageSize, Core));
+
+    /// <summary>Initial learning rate.</summary>
+    public double Lr0 => Core.Lr0;
+    /// <summary>Final learning-rate fraction of the cosine schedule.</summary>
+    public double Lrf => Core.Lrf;
+    /// <summary>SGD momentum.</summary>
+    public double Momentum => Core.Momentum;
+    /// <summary>SGD weight decay.</summary>
+    public double WeightDecay => Core.WeightDecay;
+    /// <summary>Objectness-target GIoU ratio.</summary>
+    public double Gr => Core.Gr;
+
+    /// <summary>The hyperparameters as yaml text.</summary>
+    public override string ToString() => Hyp.toYaml(Core);
+}

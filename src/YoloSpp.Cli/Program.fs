@@ -1,0 +1,64 @@
+module YoloSpp.Cli.Program
+
+open System
+open System.Globalization
+open Argu
+open YoloSpp
+open YoloSpp.Cli.Commands
+
+/// Exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, malformed file).
+let private badInput (msg: string) =
+    eprintfn "%s" msg
+    2
+
+let private parseBox (name: string) (text: string) =
+    let parts = text.Split(',', StringSplitOptions.TrimEntries)
+    let nums = parts |> Array.map (fun s -> Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture))
+    if parts.Length <> 4 || nums |> Array.exists (fst >> not) then
+        Error(sprintf "%s: '%s' is not four comma-separated numbers" name text)
+    else Ok(nums |> Array.map snd)
+
+let private runIou (args: ParseResults<IouArgs>) =
+    let b1, b2 = args.GetResult Boxes
+    let layout = if args.GetResult(Format, Xywh) = Xyxy then BoxLayout.Xyxy else BoxLayout.Xywh
+    match parseBox "box1" b1, parseBox "box2" b2 with
+    | Ok a, Ok b ->
+        for t in [ IouType.Iou; IouType.GIoU; IouType.DIoU; IouType.CIoU ] do
+            printfn "%-5s %s" (string t) ((BoxOps.BboxIou(a, b, t, layout)).ToString("R", CultureInfo.InvariantCulture))
+        0
+    | Error e, _
+    | _, Error e -> badInput e
+
+let private runHyp (args: ParseResults<HypArgs>) =
+    let path = args.GetResult File
+    if not (IO.File.Exists path) then badInput (sprintf "%s: no such file" path)
+    else
+        try
+            let hyp = HyperParameters.Load path
+            let hyp =
+                match args.TryGetResult Nc with
+                | Some nc -> hyp.AdjustedFor(nc, args.GetResult(Img_Size, 512))
+                | None -> hyp
+            printf "%s" (hyp.ToString())
+            0
+        with :? FormatException as e -> badInput e.Message
+
+[<EntryPoint>]
+let main argv =
+    let parser = ArgumentParser.Create<Args>(programName = "yolospp")
+    try
+        let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
+        if results.Contains Version then
+            printfn "yolospp %s" (Reflection.Assembly.GetExecutingAssembly().GetName().Version.ToString(3))
+            0
+        else
+            match results.TryGetSubCommand() with
+            | Some(Iou a) -> runIou a
+            | Some(Hyp a) -> runHyp a
+            | Some Version -> 0
+            | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
+    with
+    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
+        printfn "%s" e.Message
+        0
+    | :? ArguParseException as e -> badInput e.Message

@@ -1,0 +1,4 @@
+module YoloSpp.Tests.BuildTests
+
+open Expecto
+let tests = testList "build" []

@@ -1,0 +1,4 @@
+module YoloSpp.Tests.CoreTests
+
+open Expecto
+let tests = testList "core" []

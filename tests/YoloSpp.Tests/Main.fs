@@ -1,0 +1,40 @@
+module YoloSpp.Tests.Main
+
+open System
+open Expecto
+open Expecto.Impl
+open YoloSpp.Tests
+
+let private fsCheckConfig = { FsCheckConfig.defaultConfig with maxTest = 200 }
+
+let private propertyList name (props: (string * FsCheck.Property) list) =
+    testList name [ for n, p in props -> testPropertyWithConfig fsCheckConfig n (fun () -> p) ]
+
+let allTests () =
+    TestList(
+        [ Golden.Runner.goldenTests TestUtil.goldenDir
+          propertyList "properties.iou" Properties.IouProperties.properties
+          propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
+          CoreTests.tests
+          BuildTests.tests ],
+        Normal)
+
+[<EntryPoint>]
+let main argv =
+    YoloSpp.Backend.Initialize()
+    // Expecto's own summary is coloured and worded its own way; CI reads a plain "N passed, N failed" line.
+    let mutable summary: TestRunSummary option = None
+    let printer =
+        let p = TestPrinters.defaultPrinter
+        { p with summary = fun config s -> async { summary <- Some s; do! p.summary config s } }
+    let code = runTestsWithCLIArgs [ Printer printer ] argv (allTests ())
+    match summary with
+    | Some s ->
+        let failed = s.failed.Length + s.errored.Length
+        // Expecto's console logger may leave colour resets and padding on the current line: start a fresh one.
+        // Expecto replaces Console.Out with a writer that pads lines, so the line goes to the raw stdout stream.
+        Console.Out.Flush()
+        use raw = new IO.StreamWriter(Console.OpenStandardOutput())
+        raw.Write(sprintf "\n%d passed, %d failed, %d skipped\n" s.passed.Length failed s.ignored.Length)
+    | None -> ()
+    code
