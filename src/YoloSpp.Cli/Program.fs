@@ -23,8 +23,8 @@ let private runIou (args: ParseResults<IouArgs>) =
     let layout = if args.GetResult(Format, Xywh) = Xyxy then BoxLayout.Xyxy else BoxLayout.Xywh
     match parseBox "box1" b1, parseBox "box2" b2 with
     | Ok a, Ok b ->
-        for t in [ IouType.Iou; IouType.GIoU; IouType.DIoU; IouType.CIoU ] do
-            printfn "%-5s %s" (string t) ((BoxOps.BboxIou(a, b, t, layout)).ToString("R", CultureInfo.InvariantCulture))
+        for name, t in [ "IoU", IouType.Iou; "GIoU", IouType.GIoU; "DIoU", IouType.DIoU; "CIoU", IouType.CIoU ] do
+            printfn "%-5s %s" name ((BoxOps.BboxIou(a, b, t, layout)).ToString("R", CultureInfo.InvariantCulture))
         0
     | Error e, _
     | _, Error e -> badInput e
