@@ -1,11 +1,69 @@
-/// Small helpers that make TorchSharp read well from F# (explicit scalars where overloads are ambiguous).
+/// Small helpers that make TorchSharp read well from F# and keep it safe under concurrency.
+///
+/// TorchSharp converts a double to a native Scalar implicitly and leaves that Scalar to the finalizer. The
+/// temporary is unreachable while the native operation that reads it runs, so when another thread allocates
+/// (a parallel data loader, parallel tests) a GC can finalize it mid-call and libtorch reads freed memory
+/// ("toDouble ... Expected false to be true"). The operators below own their Scalar and dispose it after
+/// the call, which also keeps it alive during the call. Use them instead of `tensor * 2.0` and friends.
 [<AutoOpen>]
 module YoloSpp.Tensors
 
 open TorchSharp
 
-/// A double as a TorchSharp Scalar (F# does not pick between the Scalar and Tensor overloads on its own).
+type private T = torch.Tensor
+
+/// A double as a TorchSharp Scalar. The caller owns it: bind it with `use` around the call that reads it.
 let inline sc (x: float) : Scalar = x.ToScalar()
 
-/// An int64 as a TorchSharp Scalar.
+/// An int64 as a TorchSharp Scalar. The caller owns it: bind it with `use` around the call that reads it.
 let inline sci (x: int64) : Scalar = x.ToScalar()
+
+/// tensor + number
+let ( +. ) (t: T) (x: float) : T = use s = sc x in t.add(s)
+/// tensor − number
+let ( -. ) (t: T) (x: float) : T = use s = sc x in t.sub(s)
+/// tensor × number
+let ( *. ) (t: T) (x: float) : T = use s = sc x in t.mul(s)
+/// tensor ÷ number
+let ( /. ) (t: T) (x: float) : T = use s = sc x in t.div(s)
+/// number − tensor (IEEE: x − t equals (−t) + x exactly)
+let ( .- ) (x: float) (t: T) : T = use s = sc x in t.neg().add_(s)
+/// number + tensor
+let ( .+ ) (x: float) (t: T) : T = use s = sc x in t.add(s)
+/// number × tensor
+let ( .* ) (x: float) (t: T) : T = use s = sc x in t.mul(s)
+
+/// Element-wise power with a number exponent.
+let powS (t: T) (x: float) : T = use s = sc x in t.pow(s)
+/// clamp(min = lo)
+let clampMin (lo: float) (t: T) : T = use s = sc lo in t.clamp_min(s)
+/// clamp(max = hi)
+let clampMax (hi: float) (t: T) : T = use s = sc hi in t.clamp_max(s)
+/// clamp(lo, hi) of a floating tensor
+let clampF (lo: float) (hi: float) (t: T) : T =
+    use a = sc lo
+    use b = sc hi
+    t.clamp(a, b)
+/// clamp(lo, hi) of an integer tensor
+let clampI (lo: int64) (hi: int64) (t: T) : T =
+    use a = sci lo
+    use b = sci hi
+    t.clamp(a, b)
+/// tensor > number
+let gtS (x: float) (t: T) : T = use s = sc x in t.gt(s)
+/// tensor >= number
+let geS (x: float) (t: T) : T = use s = sc x in t.ge(s)
+/// tensor < number
+let ltS (x: float) (t: T) : T = use s = sc x in t.lt(s)
+/// A tensor like `t` filled with a number.
+let fullLike (x: float) (t: T) : T = use s = sc x in torch.full_like(t, s)
+/// A new tensor of the given shape, dtype and device filled with a number.
+let fullOf (shape: int64[]) (x: float) (dtype: torch.ScalarType) (device: torch.Device) : T =
+    use s = sc x
+    torch.full(shape, s, dtype = dtype, device = device)
+/// integer tensor × integer
+let mulI (t: T) (x: int64) : T = use s = sci x in t.mul(s)
+/// integer tensor ÷ integer, rounded down
+let divFloorI (t: T) (x: int64) : T = use s = sci x in t.div(s, rounding_mode = torch.RoundingMode.floor)
+/// integer tensor modulo integer
+let remI (t: T) (x: int64) : T = use s = sci x in t.remainder(s)

@@ -82,9 +82,9 @@ let hypTests =
     ]
 
 let private anchorVecs () =
-    [| torch.tensor([| 116.0; 90.0; 156.0; 198.0; 373.0; 326.0 |]).view(3L, 2L) / 32.0
-       torch.tensor([| 30.0; 61.0; 62.0; 45.0; 59.0; 119.0 |]).view(3L, 2L) / 16.0
-       torch.tensor([| 10.0; 13.0; 16.0; 30.0; 33.0; 23.0 |]).view(3L, 2L) / 8.0 |]
+    [| torch.tensor([| 116.0; 90.0; 156.0; 198.0; 373.0; 326.0 |]).view(3L, 2L) /. 32.0
+       torch.tensor([| 30.0; 61.0; 62.0; 45.0; 59.0; 119.0 |]).view(3L, 2L) /. 16.0
+       torch.tensor([| 10.0; 13.0; 16.0; 30.0; 33.0; 23.0 |]).view(3L, 2L) /. 8.0 |]
     |> Array.map (fun t -> t.to_type(torch.float64))
 
 let private preds (nc: int) =
@@ -147,9 +147,9 @@ let targetLossTests =
             let y = torch.tensor([| 0.0; 1.0; 1.0 |])
             let got = Loss.focal 2.0 0.25 (Loss.bceWithLogits 1.0) x y
             let p = torch.sigmoid x
-            let bce = -(y * torch.log p + (1.0 - y) * torch.log (1.0 - p))
-            let pT = y * p + (1.0 - y) * (1.0 - p)
-            let expected = bce * (y * 0.25 + (1.0 - y) * 0.75) * (1.0 - pT).square()
+            let bce = -(y * torch.log p + (1.0 .- y) * torch.log (1.0 .- p))
+            let pT = y * p + (1.0 .- y) * (1.0 .- p)
+            let expected = bce * (y *. 0.25 + (1.0 .- y) *. 0.75) * (1.0 .- pT).square()
             Expect.isTrue (torch.allclose(got, expected, 1e-12, 1e-12)) "focal"
         }
         test "rows sharing a cell: the last row in anchor-major order sets the objectness target" {

@@ -28,9 +28,9 @@ let focal (gamma: float) (alpha: float) (inner: Criterion) : Criterion =
     fun logits targets ->
         let loss = inner logits targets
         let prob = torch.sigmoid logits
-        let pT = targets * prob + (1.0 - targets) * (1.0 - prob)
-        let alphaFactor = targets * alpha + (1.0 - targets) * (1.0 - alpha)
-        let modulating = (1.0 - pT).pow(sc gamma)
+        let pT = targets * prob + (1.0 .- targets) * (1.0 .- prob)
+        let alphaFactor = targets *. alpha + (1.0 .- targets) *. (1.0 - alpha)
+        let modulating = powS (1.0 .- pT) gamma
         loss * (alphaFactor * modulating)
 
 /// Mean reduction of a criterion.
@@ -74,15 +74,15 @@ let objectnessTarget (gr: float) (pi: Tensor) (lt: Targets.LayerTargets) (giou: 
         use _ = torch.no_grad()
         let s = pi.shape
         let n = int64 lt.Count
-        let lin = ((lt.B * s.[1] + lt.A) * s.[2] + lt.Gj) * s.[3] + lt.Gi
+        let lin = mulI (mulI (mulI lt.B s.[1] + lt.A) s.[2] + lt.Gj) s.[3] + lt.Gi
         // sort by (cell, row) descending: the first row of each cell's run is its last write
-        let struct (key, _) = (lin * n + torch.arange(n, dtype = torch.int64, device = pi.device)).sort(descending = true)
-        let cell, row = key.div(sci n, rounding_mode = torch.RoundingMode.floor), key.remainder(sci n)
+        let struct (key, _) = (mulI lin n + torch.arange(n, dtype = torch.int64, device = pi.device)).sort(descending = true)
+        let cell, row = divFloorI key n, remI key n
         let first =
             torch.cat([| torch.ones([| 1L |], dtype = torch.bool, device = pi.device)
                          cell.narrow(0L, 1L, n - 1L).ne(cell.narrow(0L, 0L, n - 1L)) |], 0L)
         let winners = row.index(torch.TensorIndex.Tensor first)
-        let value = ((1.0 - gr) + gr * giou.detach().clamp_min(sc 0.0)).to_type(tobj.dtype)
+        let value = ((1.0 - gr) .+ (gr .* (giou.detach() |> clampMin 0.0))).to_type(tobj.dtype)
         let at (t: Tensor) = t.index(torch.TensorIndex.Tensor winners)
         tobj.index_put_(at value, at lt.B, at lt.A, at lt.Gj, at lt.Gi) |> ignore
     tobj
@@ -105,20 +105,20 @@ let computeLoss (hyp: LossHyp) (gr: float) (model: YoloSpec) (p: Tensor[]) (targ
             if lt.Count > 0 then
                 let ps = pi.index(torch.TensorIndex.Tensor lt.B, torch.TensorIndex.Tensor lt.A, torch.TensorIndex.Tensor lt.Gj, torch.TensorIndex.Tensor lt.Gi)
                 let pxy = ps.index(Colon, Slice(0L, 2L)).sigmoid()
-                let pwh = ps.index(Colon, Slice(2L, 4L)).exp().clamp_max(sc 1e3) * lt.Anchors
+                let pwh = (ps.index(Colon, Slice(2L, 4L)).exp() |> clampMax 1e3) * lt.Anchors
                 let pbox = torch.cat([| pxy; pwh |], 1L)
                 let giou = YoloSpp.Geometry.Boxes.bboxIou YoloSpp.Geometry.Boxes.GIoU YoloSpp.Geometry.Boxes.Xywh pbox lt.Tbox
-                lbox <- lbox + (1.0 - giou).mean()
+                lbox <- lbox + (1.0 .- giou).mean()
                 if model.Nc > 1 then
                     let logits = ps.index(Colon, Slice(5L))
-                    let t = torch.full_like(logits, sc cn).scatter(1L, lt.Tcls.unsqueeze(1), torch.full([| int64 lt.Count; 1L |], sc cp, dtype = dtype, device = device))
+                    let t = (fullLike cn logits).scatter(1L, lt.Tcls.unsqueeze(1), fullOf [| int64 lt.Count; 1L |] cp dtype device)
                     lcls <- lcls + bceCls logits t
                 giou
             else
                 torch.empty([| 0L |], dtype = dtype, device = device)
         let tobj = objectnessTarget gr pi lt giou
         lobj <- lobj + bceObj (pi.index(Ellipsis, Single 4L)) tobj
-    let lbox = (lbox * hyp.Giou).squeeze()
-    let lobj = (lobj * hyp.Obj).squeeze()
-    let lcls = (lcls * hyp.Cls).squeeze()
+    let lbox = (lbox *. hyp.Giou).squeeze()
+    let lobj = (lobj *. hyp.Obj).squeeze()
+    let lcls = (lcls *. hyp.Cls).squeeze()
     { Box = lbox; Obj = lobj; Cls = lcls; Total = lbox + lobj + lcls }

@@ -36,7 +36,7 @@ let validateTargets (nc: int) (targets: Tensor) =
         raise (ArgumentException(sprintf "targets must be [nt, 6] (image, class, x, y, w, h), got %A" targets.shape))
     if targets.shape.[0] > 0L then
         let cls = targets.index(Colon, Single 1L)
-        let bad = (cls.lt(sc 0.0)).logical_or(cls.ge(sc (float nc)))
+        let bad = (cls |> ltS 0.0).logical_or(cls |> geS (float nc))
         if bad.any().item<bool>() then
             let i = bad.nonzero().index(Single 0L, Single 0L).item<int64>()
             let c = cls.index(Single i).to_type(torch.float64).item<float>()
@@ -53,7 +53,7 @@ let buildLayerTargets (iouT: float) (anchorVec: Tensor) (pShape: int64[]) (targe
     let a, t =
         if nt > 0L then
             // shape-only match, strictly greater than iou_t; no best-anchor fallback, no neighbour cells
-            let j = YoloSpp.Geometry.Boxes.whIou anchorVec (t0.index(Colon, Slice(4L, 6L))) |> fun iou -> iou.gt(sc iouT)
+            let j = YoloSpp.Geometry.Boxes.whIou anchorVec (t0.index(Colon, Slice(4L, 6L))) |> gtS iouT
             let at = torch.arange(na, dtype = torch.int64, device = targets.device).view(na, 1L).repeat(1L, nt)
             // boolean mask over [na, nt]: anchor-major order (all targets of anchor 0, then anchor 1, ...)
             at.index(torch.TensorIndex.Tensor j), t0.repeat(na, 1L, 1L).index(torch.TensorIndex.Tensor j)
@@ -66,8 +66,8 @@ let buildLayerTargets (iouT: float) (anchorVec: Tensor) (pShape: int64[]) (targe
     let gij = gxy.to_type(torch.int64) // truncation, as .long()
     // edge clamp before tbox, as the reference's in-place clamp_: a centre at x = 1.0 lands in cell nx-1 with
     // offset 1.0
-    let gi = gij.index(Colon, Single 0L).clamp(sci 0L, sci (nx - 1L))
-    let gj = gij.index(Colon, Single 1L).clamp(sci 0L, sci (ny - 1L))
+    let gi = gij.index(Colon, Single 0L) |> clampI 0L (nx - 1L)
+    let gj = gij.index(Colon, Single 1L) |> clampI 0L (ny - 1L)
     let tbox = torch.cat([| gxy - torch.stack([| gi; gj |], 1L); gwh |], 1L)
     { Tcls = c; Tbox = tbox; B = b; A = a; Gj = gj; Gi = gi; Anchors = anchorVec.index(torch.TensorIndex.Tensor a) }
 

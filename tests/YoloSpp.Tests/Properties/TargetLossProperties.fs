@@ -35,17 +35,17 @@ let genCase = gen {
     let! seed = Gen.choose (0, 100000)
     return { ImgSize = s; Targets = List.toArray ts; Seed = seed } }
 
-let anchorVecs () = Array.map2 (fun (a: float[]) s -> torch.tensor(a, dtype = torch.float64).view(3L, 2L) / s) anchorsPx strides
+let anchorVecs () = Array.map2 (fun (a: float[]) s -> torch.tensor(a, dtype = torch.float64).view(3L, 2L) /. s) anchorsPx strides
 
 let targetsOf (rows: float[][]) =
     if rows.Length = 0 then torch.zeros([| 0L; 6L |], dtype = torch.float64)
     else torch.tensor(Array.concat rows, dtype = torch.float64).view(-1L, 6L)
 
 let predictions (c: Case) =
-    let g = torch.Generator(uint64 c.Seed)
+    let g = new torch.Generator(uint64 c.Seed)
     strides |> Array.map (fun s ->
         let n = int64 (float c.ImgSize / s)
-        (torch.randn([| int64 bs; 3L; n; n; int64 (nc + 5) |], dtype = torch.float64, generator = g) * 0.5).requires_grad_(true))
+        (torch.randn([| int64 bs; 3L; n; n; int64 (nc + 5) |], dtype = torch.float64, generator = g) *. 0.5).requires_grad_(true))
 
 let hyp: Loss.LossHyp = { Giou = 3.54; Obj = 64.3; Cls = 37.4 * float nc / 80.0; ClsPw = 1.0; ObjPw = 1.0; IouT = iouT; FlGamma = 0.0 }
 
@@ -64,7 +64,7 @@ let properties: (string * Property) list =
               let whOk =
                   l.Count = 0
                   || (let iou = (Boxes.whIou l.Anchors (l.Tbox.index(Colon, Slice(2L, 4L)))).diagonal()
-                      iou.gt(sc iouT).all().item<bool>())
+                      (iou |> gtS iouT).all().item<bool>())
               let offs = l.Tbox.index(Colon, Slice(0L, 2L))
               inRange l.B (int64 bs) && inRange l.A 3L && inRange l.Gj g && inRange l.Gi g && inRange l.Tcls (int64 nc)
               && whOk && (l.Count = 0 || (offs.min().item<float>() >= 0.0 && offs.max().item<float>() <= 1.0)))
@@ -95,6 +95,6 @@ let properties: (string * Property) list =
               Targets.buildTargets iouT nc av (predictions c) (targetsOf c.Targets)
               |> Array.exists (fun l ->
                   l.Count > 0
-                  && (let key = ((l.B * 3L + l.A) * 1000L + l.Gj) * 1000L + l.Gi
+                  && (let key = mulI (mulI (mulI l.B 3L + l.A) 1000L + l.Gj) 1000L + l.Gi
                       (let struct (u, _, _) = key.unique() in u.shape.[0] < key.shape.[0])))
           near a.Box b.Box && near a.Cls b.Cls && (sharedCell || near a.Obj b.Obj)) ]
