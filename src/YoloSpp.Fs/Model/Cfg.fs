@@ -111,7 +111,9 @@ let internal lex (file: string) (text: string) : Section list * CfgError list =
                     match s.Entries |> List.tryFind (fun e -> e.Key = key) with
                     | Some first when not s.Bad ->
                         fail n (sprintf "duplicate key '%s' in [%s] (first given at line %d)" key s.Name first.Line)
-                    | _ -> sections.[sections.Count - 1] <- { s with Entries = s.Entries @ [ { Key = key; Value = value; Line = n } ] }
+                    | _ ->
+                        let e = { Key = key; Value = value; Line = n }
+                        sections.[sections.Count - 1] <- { s with Entries = s.Entries @ [ e ] }
     List.ofSeq sections, List.ofSeq errors
 
 // ---- typing: a section to a layer ----
@@ -216,7 +218,8 @@ let private typeLayer (r: Reader) (sec: Section) : Layer option =
         // The reference's WeightedFeatureFusion applies no activation; accepting leaky would silently differ.
         let linearOnly s =
             activation "activation" s
-            |> check ((=) Linear) (fun _ -> sprintf "[shortcut] activation must be linear (the reference applies none), got '%s'" s)
+            |> check ((=) Linear) (fun _ ->
+                sprintf "[shortcut] activation must be linear (the reference applies none), got '%s'" s)
         let act = r.Default("activation", Linear, linearOnly)
         match from, act with
         | Some f, Some a -> Some(Shortcut { From = f; Activation = a })
@@ -229,13 +232,15 @@ let private typeLayer (r: Reader) (sec: Section) : Layer option =
         | None -> r.Get("size", positive "size") |> ignore; None
     | "upsample" -> r.Default("stride", 2, positive "stride") |> Option.map (fun s -> Upsample { Stride = s })
     | "yolo" ->
-        let mask = r.Required("mask", list (parseInt "mask" >> check (fun v -> v >= 0) (sprintf "'mask' entry %d is negative")))
+        let maskEntry = parseInt "mask" >> check (fun v -> v >= 0) (sprintf "'mask' entry %d is negative")
+        let mask = r.Required("mask", list maskEntry)
         let anchorValue = parseFloat "anchors" >> check (fun v -> v > 0.0) (sprintf "anchor value %g must be > 0")
-        let anchors =
-            r.Required("anchors", list anchorValue
-                                  >> check (fun xs -> xs.Length % 2 = 0) (fun xs -> sprintf "'anchors' must be w,h pairs: got an odd count of %d values" xs.Length)
-                                  >> Result.map (List.chunkBySize 2 >> List.map (fun p -> p.[0], p.[1])))
-        let classes = r.Required("classes", parseInt "classes" >> check (fun v -> v >= 1) (sprintf "'classes' must be >= 1, got %d"))
+        let pairs (xs: float list) =
+            if xs.Length % 2 <> 0 then Error(sprintf "'anchors' must be w,h pairs: got an odd count of %d values" xs.Length)
+            else Ok(xs |> List.chunkBySize 2 |> List.map (fun p -> p.[0], p.[1]))
+        let anchors = r.Required("anchors", list anchorValue >> Result.bind pairs)
+        let classCount = parseInt "classes" >> check (fun v -> v >= 1) (sprintf "'classes' must be >= 1, got %d")
+        let classes = r.Required("classes", classCount)
         match mask, anchors, classes with
         | Some m, Some a, Some c ->
             match m |> List.tryFind (fun i -> i >= a.Length) with
@@ -261,7 +266,8 @@ let private layerOf file (errors: ResizeArray<CfgError>) (sec: Section) : Layer 
         | Some keys ->
             let unsupported = sec.Entries |> List.filter (fun e -> not (List.contains e.Key keys))
             for e in unsupported do
-                r.Fail(e.Line, sprintf "key '%s' is not supported in [%s] (supported: %s)" e.Key sec.Name (String.Join(", ", keys)))
+                let supported = String.Join(", ", keys)
+                r.Fail(e.Line, sprintf "key '%s' is not supported in [%s] (supported: %s)" e.Key sec.Name supported)
             match typeLayer r sec with
             | Some l when unsupported.IsEmpty -> Some l
             | _ -> None
@@ -329,17 +335,18 @@ let maskedAnchors (y: YoloCfg) : (float * float) list = y.Mask |> List.map (fun 
 /// its prediction conv with filters = len(mask)·(classes+5), and no layer may consume a yolo output.
 let private validateGraph file (errors: ResizeArray<CfgError>) (secs: Section[]) (layers: Layer option[]) =
     let fail line reason = errors.Add { File = file; Line = line; Reason = reason }
-    let entryLine (s: Section) key = s.Entries |> List.tryFind (fun e -> e.Key = key) |> Option.map (fun e -> e.Line) |> Option.defaultValue s.Line
+    let entryLine (s: Section) key =
+        s.Entries |> List.tryFind (fun e -> e.Key = key) |> Option.map (fun e -> e.Line) |> Option.defaultValue s.Line
     let isYolo j = match layers.[j] with Some(Yolo _) -> true | _ -> false
     for i in 0 .. layers.Length - 1 do
         let sec = secs.[i]
         let checkRefs key (entries: int list) =
             for l in entries do
                 let j = resolveIndex i l
-                let line = entryLine sec key
-                if j < 0 then fail line (sprintf "[%s] %s entry %d resolves to layer %d, before the first layer" sec.Name key l j)
-                elif j >= i then fail line (sprintf "[%s] %s entry %d resolves to layer %d, which is not before this layer (%d)" sec.Name key l j i)
-                elif isYolo j then fail line (sprintf "[%s] %s entry %d refers to [yolo] layer %d, whose output is not a feature map" sec.Name key l j)
+                let fail why = fail (entryLine sec key) (sprintf "[%s] %s entry %d %s" sec.Name key l why)
+                if j < 0 then fail (sprintf "resolves to layer %d, before the first layer" j)
+                elif j >= i then fail (sprintf "resolves to layer %d, which is not before this layer (%d)" j i)
+                elif isYolo j then fail (sprintf "refers to [yolo] layer %d, whose output is not a feature map" j)
         match layers.[i] with
         | None -> ()
         | Some(Route r) -> checkRefs "layers" r.Layers
@@ -351,9 +358,10 @@ let private validateGraph file (errors: ResizeArray<CfgError>) (secs: Section[])
             | Some(Convolutional c) ->
                 let expected = y.Mask.Length * (y.Classes + 5)
                 if c.Filters <> expected then
-                    fail (entryLine secs.[i - 1] "filters")
-                        (sprintf "filters=%d of the [convolutional] before the [yolo] at line %d must be len(mask)*(classes+5) = %d*(%d+5) = %d"
-                            c.Filters sec.Line y.Mask.Length y.Classes expected)
+                    let why =
+                        sprintf "filters=%d of the [convolutional] before the [yolo] at line %d must be " c.Filters sec.Line
+                        + sprintf "len(mask)*(classes+5) = %d*(%d+5) = %d" y.Mask.Length y.Classes expected
+                    fail (entryLine secs.[i - 1] "filters") why
             | None when i > 0 -> () // the previous section already failed
             | _ -> fail sec.Line "[yolo] must directly follow a [convolutional] layer (its prediction conv)"
         | Some _ -> ()
@@ -361,7 +369,8 @@ let private validateGraph file (errors: ResizeArray<CfgError>) (secs: Section[])
         match layers.[i] with
         | Some(Route _) | Some(Yolo _) | None -> ()
         | Some _ when i > 0 && isYolo (i - 1) ->
-            fail sec.Line (sprintf "[%s] follows a [yolo] layer, whose output is not a feature map (put a [route] between)" sec.Name)
+            let why = "follows a [yolo] layer, whose output is not a feature map (put a [route] between)"
+            fail sec.Line (sprintf "[%s] %s" sec.Name why)
         | Some _ -> ()
 
 /// Parses and validates a Darknet cfg. `file` only names the source in errors. All problems found are returned,
@@ -369,19 +378,21 @@ let private validateGraph file (errors: ResizeArray<CfgError>) (secs: Section[])
 let parse (file: string) (text: string) : Result<NetCfg, CfgError list> =
     let sections, lexErrors = lex file text
     let errors = ResizeArray<CfgError>(lexErrors)
+    let fail line reason = errors.Add { File = file; Line = line; Reason = reason }
     let net, layerSecs =
         match sections with
         | first :: rest when first.Name = "net" && not first.Bad -> Some(netOf file errors first), rest
         | first :: _ ->
-            if not first.Bad then errors.Add { File = file; Line = first.Line; Reason = sprintf "the first section must be [net], got [%s]" first.Name }
+            if not first.Bad then fail first.Line (sprintf "the first section must be [net], got [%s]" first.Name)
             None, sections
         | [] -> None, []
-    if sections.IsEmpty then errors.Add { File = file; Line = 0; Reason = "no sections: a cfg starts with [net] followed by layers" }
-    elif layerSecs.IsEmpty then errors.Add { File = file; Line = (List.head sections).Line; Reason = "no layers after [net]" }
+    if sections.IsEmpty then fail 0 "no sections: a cfg starts with [net] followed by layers"
+    elif layerSecs.IsEmpty then fail (List.head sections).Line "no layers after [net]"
     let secs = Array.ofList layerSecs
     let layers = secs |> Array.map (layerOf file errors)
     validateGraph file errors secs layers
     match net with
     | Some n when errors.Count = 0 ->
-        Ok { Net = n; Modules = [ for i in 0 .. secs.Length - 1 -> { Index = i; Line = secs.[i].Line; Layer = layers.[i].Value } ] }
+        let modules = [ for i in 0 .. secs.Length - 1 -> { Index = i; Line = secs.[i].Line; Layer = layers.[i].Value } ]
+        Ok { Net = n; Modules = modules }
     | _ -> Error(errors |> Seq.sortBy (fun e -> e.Line) |> List.ofSeq)

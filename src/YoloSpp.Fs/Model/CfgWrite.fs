@@ -31,7 +31,9 @@ let private replaceValue (line: string) (value: string) =
 /// before it (the reference's calculate_dataset rewrite), and, when given, every yolo's `anchors` replaced. Every
 /// other line (comments, blank lines, order, line ends) is kept, so line numbers do not move. The result is parsed:
 /// any error of the input (or an anchor list the masks no longer fit) comes back with its line.
-let withClasses (file: string) (nc: int) (anchors: (float * float) list option) (text: string) : Result<string, CfgError list> =
+let withClasses
+    (file: string) (nc: int) (anchors: (float * float) list option) (text: string)
+    : Result<string, CfgError list> =
     if nc < 1 then Error [ { File = file; Line = 0; Reason = sprintf "class count must be >= 1, got %d" nc } ]
     else
         let sections, _ = lex file text
