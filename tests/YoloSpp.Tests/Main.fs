@@ -16,6 +16,7 @@ let allTests () =
           propertyList "properties.iou" Properties.IouProperties.properties
           propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
           CoreTests.tests
+          CfgTests.tests
           BuildTests.tests ],
         Normal)
 
