@@ -1,0 +1,196 @@
+using Microsoft.FSharp.Collections;
+using TorchSharp;
+using TorchSharp.Modules;
+using YoloSpp.Model;
+using static TorchSharp.torch;
+using CfgM = YoloSpp.Model.Cfg;
+
+namespace YoloSpp;
+
+/// <summary>What a forward pass returns.</summary>
+/// <param name="Raw">One raw head [bs, na, ny, nx, nc + 5] per yolo layer (strides 32, 16, 8).</param>
+/// <param name="Detections">Eval mode only: decoded boxes [bs, Σ na·ny·nx, nc + 5] in input pixels; null in train mode.</param>
+public sealed record DarkNetOutput(Tensor[] Raw, Tensor? Detections);
+
+/// <summary>
+/// A YOLOv3(-SPP) network built from a Darknet cfg, module for module as the reference's DarkNet: the same
+/// layer order, the same state-dict names (<c>module_list.N.Conv2d.weight</c>, <c>module_list.N.BatchNorm2d.*</c>),
+/// train mode returning the raw heads and eval mode also the decoded boxes.
+/// </summary>
+public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
+{
+    // the field name is the state-dict prefix, as in the reference
+    readonly ModuleList<nn.Module> module_list;
+    readonly bool[] _keep;
+
+    /// <summary>The parsed cfg the network was built from.</summary>
+    public CfgM.NetCfg Config { get; }
+    /// <summary>Number of classes (of the yolo layers).</summary>
+    public int NumClasses { get; }
+    /// <summary>Module indices of the yolo layers.</summary>
+    public IReadOnlyList<int> YoloLayerIndices { get; }
+    /// <summary>The yolo layers in order (strides 32, 16, 8).</summary>
+    public IReadOnlyList<YoloLayer> YoloLayers { get; }
+    /// <summary>Module indices whose outputs later routes and shortcuts read (the reference's routs).</summary>
+    public IReadOnlyList<int> Routs { get; }
+    /// <summary>The modules in cfg order.</summary>
+    public IReadOnlyList<nn.Module> Modules => module_list.ToArray();
+    /// <summary>Whether conv+BN pairs have been folded (see <see cref="Fuse"/>).</summary>
+    public bool IsFused { get; private set; }
+
+    /// <summary>Builds the network for a parsed cfg. Strides are assigned 32, 16, 8 by yolo order, as the reference does.</summary>
+    public DarkNet(CfgM.NetCfg cfg) : base(nameof(DarkNet))
+    {
+        Backend.Initialize();
+        Config = cfg;
+        var defs = cfg.Modules.ToArray();
+        var channels = CfgM.outputChannels(cfg).ToArray();
+        var yoloStrides = new[] { 32, 16, 8 };
+        var modules = new List<nn.Module>();
+        var yolos = new List<YoloLayer>();
+        int inChannels = cfg.Net.Channels;
+        for (int i = 0; i < defs.Length; i++)
+        {
+            var def = defs[i];
+            nn.Module m;
+            switch (def.Layer)
+            {
+                case CfgM.Layer.Convolutional c:
+                    m = ConvBlock(c.Item, inChannels);
+                    break;
+                case CfgM.Layer.Shortcut:
+                    m = new WeightedFeatureFusion(CfgM.references(def).ToArray());
+                    break;
+                case CfgM.Layer.Route:
+                    m = new FeatureConcat(CfgM.references(def).ToArray());
+                    break;
+                case CfgM.Layer.MaxPool p:
+                    m = MaxPool(p.Item);
+                    break;
+                case CfgM.Layer.Upsample u:
+                    m = nn.Upsample(scale_factor: new double[] { u.Item.Stride, u.Item.Stride }, mode: UpsampleMode.Nearest);
+                    break;
+                case CfgM.Layer.Yolo y:
+                    if (yolos.Count >= yoloStrides.Length)
+                        throw new CfgException(new[] { $"layer {i}: more than {yoloStrides.Length} [yolo] layers (the reference assigns strides 32, 16, 8 only)" });
+                    var anchors = CfgM.maskedAnchors(y.Item).ToArray();
+                    var a = new double[anchors.Length, 2];
+                    for (int k = 0; k < anchors.Length; k++) { a[k, 0] = anchors[k].Item1; a[k, 1] = anchors[k].Item2; }
+                    var yolo = new YoloLayer(a, yoloStrides[yolos.Count], y.Item.Classes);
+                    yolos.Add(yolo);
+                    m = yolo;
+                    break;
+                default:
+                    throw new CfgException(new[] { $"layer {i}: unsupported layer {def.Layer}" });
+            }
+            modules.Add(m);
+            inChannels = channels[i];
+        }
+        module_list = new ModuleList<nn.Module>(modules.ToArray());
+        YoloLayers = yolos;
+        YoloLayerIndices = CfgM.yoloLayers(cfg).ToArray();
+        NumClasses = yolos.Count > 0 ? yolos[0].NumClasses : 0;
+        Routs = CfgM.routs(cfg).ToArray();
+        _keep = new bool[defs.Length];
+        foreach (var r in Routs) _keep[r] = true;
+        RegisterComponents();
+        InitializeYoloBiases();
+    }
+
+    /// <summary>Builds the network described by a cfg file.</summary>
+    public static DarkNet FromCfgFile(string path) => new(ModelCfg.Load(path));
+
+    static nn.Module ConvBlock(CfgM.ConvolutionalCfg c, int inChannels)
+    {
+        var layers = new List<(string, nn.Module<Tensor, Tensor>)>
+        {
+            ("Conv2d", nn.Conv2d(inChannels, c.Filters, c.Size, stride: c.Stride, padding: c.Pad ? c.Size / 2 : 0, bias: !c.BatchNormalize)),
+        };
+        if (c.BatchNormalize) layers.Add(("BatchNorm2d", nn.BatchNorm2d(c.Filters)));
+        if (c.Activation.IsLeaky) layers.Add(("activation", nn.LeakyReLU(0.1, inplace: true)));
+        return nn.Sequential(layers.ToArray());
+    }
+
+    static nn.Module MaxPool(CfgM.MaxPoolCfg p)
+    {
+        var pool = nn.MaxPool2d(p.Size, p.Stride, (p.Size - 1) / 2);
+        // the reference pads bottom/right for a 2x2 stride-1 pool (yolov3-tiny) instead of symmetric padding
+        if (p.Size == 2 && p.Stride == 1)
+            return nn.Sequential(("ZeroPad2d", nn.ZeroPad2d((0, 1, 0, 1))), ("MaxPool2d", nn.MaxPool2d(2, 1, 0)));
+        return pool;
+    }
+
+    /// <summary>
+    /// The reference's smart bias init of each prediction conv: objectness −4.5, classes log(0.6 / (nc − 0.99)),
+    /// so every score starts near 0.01 and the objectness loss does not swamp the start of training.
+    /// </summary>
+    void InitializeYoloBiases()
+    {
+        using var _ = no_grad();
+        foreach (var idx in YoloLayerIndices)
+        {
+            if (module_list[idx - 1] is not Sequential seq) continue;
+            var conv = (Conv2d)seq.named_children().First().module;
+            if (conv.bias is null) continue;
+            var yolo = (YoloLayer)module_list[idx];
+            var b = conv.bias.view(yolo.NumAnchors, -1);
+            using (var s = (-4.5).ToScalar()) b[TensorIndex.Colon, 4].add_(s);
+            if (yolo.NumClasses > 0)
+                using (var s = Math.Log(0.6 / (yolo.NumClasses - 0.99)).ToScalar())
+                    b[TensorIndex.Colon, TensorIndex.Slice(5, null)].add_(s);
+        }
+    }
+
+    /// <summary>
+    /// Runs the network. Train mode returns the raw heads; eval mode also the decoded detections. The input is
+    /// [bs, channels, H, W] with H and W multiples of 32 (non-square allowed).
+    /// </summary>
+    public override DarkNetOutput forward(Tensor x)
+    {
+        if (x.dim() != 4 || x.shape[1] != Config.Net.Channels)
+            throw new ArgumentException($"input must be [bs, {Config.Net.Channels}, H, W], got [{string.Join(", ", x.shape)}]", nameof(x));
+        var outputs = new Tensor?[module_list.Count];
+        var raw = new List<Tensor>(YoloLayers.Count);
+        for (int i = 0; i < module_list.Count; i++)
+        {
+            switch (module_list[i])
+            {
+                case FeatureConcat route: x = route.Forward(outputs); break;
+                case WeightedFeatureFusion shortcut: x = shortcut.Forward(x, outputs); break;
+                case YoloLayer yolo: raw.Add(yolo.Raw(x)); break;
+                case nn.Module<Tensor, Tensor> m: x = m.call(x); break;
+                default: throw new InvalidOperationException($"module {i} ({module_list[i].GetName()}) cannot run");
+            }
+            // the reference keeps only the outputs that later layers read
+            if (_keep[i]) outputs[i] = x;
+        }
+        if (training) return new DarkNetOutput(raw.ToArray(), null);
+        var decoded = raw.Select((p, k) => YoloLayers[k].Decode(p)).ToArray();
+        return new DarkNetOutput(raw.ToArray(), cat(decoded, 1));
+    }
+
+    /// <summary>The anchors of each yolo layer in grid units, as the loss needs them.</summary>
+    public Tensor[] AnchorVecs => YoloLayers.Select(y => y.AnchorVec).ToArray();
+
+    /// <summary>
+    /// Folds every BatchNorm into the conv before it (w·γ/√(var+ε), β + (b − mean)·γ/√(var+ε)) for inference.
+    /// Only valid in eval mode; the network must not be trained afterwards.
+    /// </summary>
+    public DarkNet Fuse()
+    {
+        if (IsFused) return this;
+        using var _ = no_grad();
+        for (int i = 0; i < module_list.Count; i++)
+        {
+            if (module_list[i] is not Sequential seq) continue;
+            var children = seq.named_children().ToArray();
+            if (children.Length < 2 || children[1].module is not BatchNorm2d bn || children[0].module is not Conv2d conv) continue;
+            var fused = Fusion.FuseConvBn(conv, bn);
+            var rest = children.Skip(2).Select(c => (c.name, (nn.Module<Tensor, Tensor>)c.module));
+            module_list[i] = nn.Sequential(new[] { ("Conv2d", (nn.Module<Tensor, Tensor>)fused) }.Concat(rest).ToArray());
+        }
+        IsFused = true;
+        eval();
+        return this;
+    }
+}
