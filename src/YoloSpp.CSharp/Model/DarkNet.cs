@@ -169,6 +169,15 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         return new DarkNetOutput(raw.ToArray(), cat(decoded, 1));
     }
 
+    /// <summary>The PyTorch class name of a module as the reference builds it (Sequential, FeatureConcat, YOLOLayer, …).</summary>
+    public static string TorchClassOf(nn.Module module) => module switch
+    {
+        Sequential => "Sequential",
+        MaxPool2d => "MaxPool2d",
+        Upsample => "Upsample",
+        _ => module.GetName(),
+    };
+
     /// <summary>The anchors of each yolo layer in grid units, as the loss needs them.</summary>
     public Tensor[] AnchorVecs => YoloLayers.Select(y => y.AnchorVec).ToArray();
 

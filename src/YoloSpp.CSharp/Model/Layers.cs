@@ -62,7 +62,7 @@ public sealed class YoloLayer : nn.Module
     Tensor? _grid;
 
     /// <summary>Creates a yolo layer from its anchors (pixels), stride and class count.</summary>
-    public YoloLayer(double[,] anchorsPx, int stride, int numClasses) : base(nameof(YoloLayer))
+    public YoloLayer(double[,] anchorsPx, int stride, int numClasses) : base("YOLOLayer")
     {
         NumAnchors = anchorsPx.GetLength(0);
         var flat = new float[NumAnchors * 2];
