@@ -31,9 +31,11 @@ type Args =
     | [<AltCommandLine("-V")>] Version
     | [<CliPrefix(CliPrefix.None)>] Iou of ParseResults<IouArgs>
     | [<CliPrefix(CliPrefix.None)>] Hyp of ParseResults<HypArgs>
+    | [<CliPrefix(CliPrefix.None)>] Info of ParseResults<InfoCommand.InfoArgs>
     interface IArgParserTemplate with
         member this.Usage =
             match this with
             | Version -> "print the version and exit"
             | Iou _ -> "IoU, GIoU, DIoU and CIoU of two boxes (the reference's bbox_iou)"
             | Hyp _ -> "check a hyperparameter file and print it (optionally adjusted for a dataset)"
+            | Info _ -> "model summary of a Darknet cfg: layers, output shapes, parameters, GFLOPs"

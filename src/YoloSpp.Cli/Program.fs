@@ -55,6 +55,7 @@ let main argv =
             match results.TryGetSubCommand() with
             | Some(Iou a) -> runIou a
             | Some(Hyp a) -> runHyp a
+            | Some(Info a) -> InfoCommand.run a
             | Some Version -> 0
             | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
     with
