@@ -16,6 +16,7 @@ let allTests () =
           propertyList "properties.iou" Properties.IouProperties.properties
           propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
           CoreTests.tests
+          EvalTests.tests
           BuildTests.tests ],
         Normal)
 
