@@ -22,7 +22,7 @@ type NmsOptions =
       MultiLabel: bool
       /// survivors kept per image, over all classes (the reference's max_num)
       MaxDet: int
-      /// boxes need MinWh &lt; w &lt; MaxWh and MinWh &lt; h &lt; MaxWh (pixels, strict)
+      /// boxes need MinWh < w < MaxWh and MinWh < h < MaxWh (pixels, strict)
       MinWh: float
       /// upper box-size limit, and the per-class coordinate offset that makes one NMS class-aware
       MaxWh: float
@@ -31,7 +31,7 @@ type NmsOptions =
       /// one NMS over all classes instead of per class
       Agnostic: bool }
 
-    /// The reference's defaults: conf 0.1, IoU 0.6, multi-label, 100 per image, 2 &lt; wh &lt; 4096.
+    /// The reference's defaults: conf 0.1, IoU 0.6, multi-label, 100 per image, 2 < wh < 4096.
     static member Default =
         { ConfThres = 0.1
           IouThres = 0.6
@@ -133,10 +133,10 @@ let private candidates (options: NmsOptions) (nc: int) (rows: float32[]) (m: int
     | None -> out.ToArray()
     | Some keepClasses -> out.ToArray() |> Array.filter (fun c -> Array.contains c.Cls keepClasses)
 
-/// One image: prediction rows [N, 5 + nc] -> None or [n, 6] (x1, y1, x2, y2, conf, cls) in descending conf.
-let private suppressImage (options: NmsOptions) (nc: int) (x: Tensor) : Tensor option =
+/// One image of the batch: its rows [N, 5 + nc] -> None or [n, 6] (x1, y1, x2, y2, conf, cls) in descending conf.
+let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (image: int) : Tensor option =
     use _ = torch.NewDisposeScope()
-    let x = x.to_type(torch.float32)
+    let x = prediction.index(TI.Single(int64 image)).to_type(torch.float32)
     // steps 1–2 on the prediction's device: obj > conf_thres (float32 compare), min_wh < w, h < max_wh (strict)
     let wh = x.index(TI.Colon, TI.Slice(2L, 4L))
     let keep =
@@ -172,4 +172,4 @@ let nonMaxSuppression (options: NmsOptions) (prediction: Tensor) : Tensor option
     if prediction.dim() <> 3L || prediction.shape.[2] < 6L then
         invalidArg (nameof prediction) (sprintf "expected [bs, N, 5 + nc] with nc >= 1, got %A" prediction.shape)
     let nc = int prediction.shape.[2] - 5
-    Array.init (int prediction.shape.[0]) (fun i -> suppressImage options nc (prediction.index(TI.Single(int64 i))))
+    Array.init (int prediction.shape.[0]) (suppressImage options nc prediction)

@@ -85,7 +85,9 @@ type private PairEval =
 /// Stable order of indices by descending key (numpy argsort(-key, kind='mergesort')).
 let private stableDescending (key: int -> float) (n: int) : int[] =
     let order = Array.init n id
-    Array.sortInPlaceWith (fun a b -> let c = compare (key b) (key a) in if c <> 0 then c else compare a b) order
+    if n > 1 then
+        let keys = Array.init n key
+        Array.sortInPlaceWith (fun a b -> let c = compare keys.[b] keys.[a] in if c <> 0 then c else compare a b) order
     order
 
 let private evaluatePair (gts: CocoAnnotation[]) (dts: CocoDetection[]) : PairEval =
@@ -95,40 +97,52 @@ let private evaluatePair (gts: CocoAnnotation[]) (dts: CocoDetection[]) : PairEv
     let d = order.Length
     let g = gts.Length
     // computeIoU: [D, G] with the ground truths in their stored order
-    let ious = Array.init (d * g) (fun k -> let di, gi = k / g, k % g in bbIou dts.[order.[di]].Bbox gts.[gi].Bbox gts.[gi].IsCrowd)
+    let ious = Array.zeroCreate<float> (d * g)
+    for di in 0 .. d - 1 do
+        for gi in 0 .. g - 1 do
+            ious.[di * g + gi] <- bbIou dts.[order.[di]].Bbox gts.[gi].Bbox gts.[gi].IsCrowd
+    let dtArea = Array.init d (fun di -> let b = dts.[order.[di]].Bbox in b.W * b.H)
     let outcome = Array.zeroCreate<sbyte> (nA * nT * d)
     let numPositives = Array.zeroCreate<int> nA
+    let gtOrder = Array.zeroCreate<int> g
+    let gtIg = Array.zeroCreate<bool> g
+    let crowd = Array.zeroCreate<bool> g
+    let gtMatched = Array.zeroCreate<bool> g
     for a in 0 .. nA - 1 do
         let _, lo, hi = areaRanges.[a]
-        let ignoreOf (gt: CocoAnnotation) = gt.IsCrowd || gt.Area < lo || gt.Area > hi
-        // ground truths with ignored ones last (stable)
-        let gtOrder = Array.append (Array.filter (fun i -> not (ignoreOf gts.[i])) [| 0 .. g - 1 |]) (Array.filter (fun i -> ignoreOf gts.[i]) [| 0 .. g - 1 |])
-        let gtIg = gtOrder |> Array.map (fun i -> ignoreOf gts.[i])
-        let crowd = gtOrder |> Array.map (fun i -> gts.[i].IsCrowd)
-        numPositives.[a] <- gtIg |> Array.filter not |> Array.length
+        // ground truths with ignored ones last, each group in stored order (numpy's stable argsort of _ignore)
+        let mutable pos = 0
+        for ignoredPass in [| false; true |] do
+            for gi in 0 .. g - 1 do
+                let gt = gts.[gi]
+                let ignored = gt.IsCrowd || gt.Area < lo || gt.Area > hi
+                if ignored = ignoredPass then
+                    gtOrder.[pos] <- gi
+                    gtIg.[pos] <- ignored
+                    crowd.[pos] <- gt.IsCrowd
+                    pos <- pos + 1
+            if not ignoredPass then numPositives.[a] <- pos
         for t in 0 .. nT - 1 do
-            let gtMatched = Array.zeroCreate<bool> g
+            Array.Clear gtMatched
             let thr = min iouThresholds.[t] (1.0 - 1e-10)
             for di in 0 .. d - 1 do
                 let mutable best = thr
                 let mutable m = -1
                 let mutable gi = 0
-                let mutable stop = false
-                while not stop && gi < g do
+                while gi < g do
                     // a matched non-crowd ground truth is taken; once a regular match exists, ignored ones end the scan
-                    if gtMatched.[gi] && not crowd.[gi] then ()
-                    elif m > -1 && not gtIg.[m] && gtIg.[gi] then stop <- true
+                    if gtMatched.[gi] && not crowd.[gi] then gi <- gi + 1
+                    elif m > -1 && not gtIg.[m] && gtIg.[gi] then gi <- g
                     else
                         let iou = ious.[di * g + gtOrder.[gi]]
                         if iou >= best then
                             best <- iou
                             m <- gi
-                    gi <- gi + 1
+                        gi <- gi + 1
                 // pycocotools stores the matched ground truth's id and reads id 0 as "unmatched"
                 let matched = m > -1 && gts.[gtOrder.[m]].Id <> 0L
                 if m > -1 then gtMatched.[m] <- true
-                let area = let b = dts.[order.[di]].Bbox in b.W * b.H
-                let ignored = (m > -1 && gtIg.[m]) || (not matched && (area < lo || area > hi))
+                let ignored = (m > -1 && gtIg.[m]) || (not matched && (dtArea.[di] < lo || dtArea.[di] > hi))
                 outcome.[(a * nT + t) * d + di] <- if ignored then 0y elif matched then 1y else -1y
     { Scores = order |> Array.map (fun i -> dts.[i].Score); Outcome = outcome; NumPositives = numPositives }
 
@@ -139,34 +153,44 @@ let private accumulateCategory (pairs: PairEval[]) (k: int) (nK: int) (precision
         for m in 0 .. nM - 1 do
             let maxDet = maxDetections.[m]
             // concatenation over images (ascending id) of each image's first maxDet detections
-            let src = [| for p in 0 .. pairs.Length - 1 do
-                             for di in 0 .. min maxDet pairs.[p].Scores.Length - 1 -> struct (p, di) |]
-            let scores = src |> Array.map (fun struct (p, di) -> pairs.[p].Scores.[di])
-            let order = stableDescending (fun i -> scores.[i]) scores.Length
-            let nd = order.Length
+            let n = pairs |> Array.sumBy (fun p -> min maxDet p.Scores.Length)
+            let scores = Array.zeroCreate<float> n
+            let pairOf = Array.zeroCreate<int> n
+            let detOf = Array.zeroCreate<int> n
+            let mutable c = 0
+            for p in 0 .. pairs.Length - 1 do
+                for di in 0 .. min maxDet pairs.[p].Scores.Length - 1 do
+                    scores.[c] <- pairs.[p].Scores.[di]
+                    pairOf.[c] <- p
+                    detOf.[c] <- di
+                    c <- c + 1
+            let order = stableDescending (fun i -> scores.[i]) n
+            let nd = n
+            let rc = Array.zeroCreate<float> nd
+            let pr = Array.zeroCreate<float> nd
+            let q = Array.zeroCreate<float> nR
             for a in 0 .. nA - 1 do
                 let npig = pairs |> Array.sumBy (fun p -> p.NumPositives.[a])
                 if npig > 0 then
                     for t in 0 .. nT - 1 do
-                        let rc = Array.zeroCreate<float> nd
-                        let pr = Array.zeroCreate<float> nd
                         let mutable tp = 0
                         let mutable fp = 0
                         for i in 0 .. nd - 1 do
-                            let struct (p, di) = src.[order.[i]]
-                            let pe = pairs.[p]
-                            match pe.Outcome.[(a * nT + t) * pe.Scores.Length + di] with
-                            | 1y -> tp <- tp + 1
-                            | -1y -> fp <- fp + 1
-                            | _ -> ()
+                            let s = order.[i]
+                            let pe = pairs.[pairOf.[s]]
+                            let o = pe.Outcome.[(a * nT + t) * pe.Scores.Length + detOf.[s]]
+                            if o = 1y then tp <- tp + 1
+                            elif o = -1y then fp <- fp + 1
                             rc.[i] <- float tp / float npig
                             pr.[i] <- float tp / (float fp + float tp + spacing1)
                         recall.[((t * nK + k) * nA + a) * nM + m] <- if nd > 0 then rc.[nd - 1] else 0.0
                         // precision envelope, made monotone from the right
-                        for i in nd - 1 .. -1 .. 1 do
+                        let mutable i = nd - 1
+                        while i > 0 do
                             if pr.[i] > pr.[i - 1] then pr.[i - 1] <- pr.[i]
+                            i <- i - 1
                         // searchsorted(rc, recThrs, side='left'); thresholds beyond the last recall keep q = 0
-                        let q = Array.zeroCreate<float> nR
+                        Array.Clear q
                         let mutable i = 0
                         let mutable r = 0
                         while r < nR do

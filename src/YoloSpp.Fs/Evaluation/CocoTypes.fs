@@ -4,9 +4,13 @@ namespace YoloSpp.Evaluation
 /// A box as COCO stores it: top-left corner, width and height, in absolute pixels.
 [<Struct>]
 type CocoBox =
-    { X: float
+    { /// left edge
+      X: float
+      /// top edge
       Y: float
+      /// width
       W: float
+      /// height
       H: float }
 
 /// An entry of a COCO file's `images`.
