@@ -1,0 +1,175 @@
+/// Non-maximum suppression of the reference (build_utils/utils.py non_max_suppression) over the eval-mode Darknet
+/// output. Pure: the prediction is never mutated. The thresholds and the NMS kernel run in float32, as the reference
+/// does on a float32 prediction.
+module YoloSpp.Detection.Nms
+
+open System
+open TorchSharp
+open YoloSpp
+
+type Tensor = torch.Tensor
+
+// TensorIndex is not opened: its `None` would shadow Option's.
+type private TI = torch.TensorIndex
+
+/// Settings of `nonMaxSuppression`; `NmsOptions.Default` holds the reference's defaults.
+type NmsOptions =
+    { /// keep rows with obj > ConfThres and classes with cls·obj > ConfThres (compared in float32)
+      ConfThres: float
+      /// suppress a box when its IoU with a kept box of the same class is > IouThres
+      IouThres: float
+      /// every (row, class) pair above ConfThres instead of the best class per row (only when nc > 1)
+      MultiLabel: bool
+      /// survivors kept per image, over all classes (the reference's max_num)
+      MaxDet: int
+      /// boxes need MinWh < w < MaxWh and MinWh < h < MaxWh (pixels, strict)
+      MinWh: float
+      /// upper box-size limit, and the per-class coordinate offset that makes one NMS class-aware
+      MaxWh: float
+      /// keep only these class indices (None: all)
+      Classes: int[] option
+      /// one NMS over all classes instead of per class
+      Agnostic: bool }
+
+    /// The reference's defaults: conf 0.1, IoU 0.6, multi-label, 100 per image, 2 < wh < 4096.
+    static member Default =
+        { ConfThres = 0.1
+          IouThres = 0.6
+          MultiLabel = true
+          MaxDet = 100
+          MinWh = 2.0
+          MaxWh = 4096.0
+          Classes = None
+          Agnostic = false }
+
+/// torchvision's CPU nms kernel (csrc/ops/cpu/nms_kernel.cpp) over xyxy boxes [n·4] and scores [n], float32:
+/// visit boxes by descending score (stable: equal scores keep index order), keep a box unless an already kept box
+/// overlaps it with IoU > iouThres. IoU has no "+1" pixel convention; the float32 IoU is compared to the double
+/// threshold, as the C++ does. Returns the kept indices in visiting order.
+/// A kept box can only suppress boxes that intersect it (IoU 0 or NaN is never > a threshold ≥ 0), so for
+/// iouThres ≥ 0 the later boxes are looked up in an x-sorted window instead of scanned one by one; the result is
+/// the kernel's, at a cost that grows with the overlaps rather than with n² (class offsets keep classes apart).
+/// (TorchSharp 0.107's torchvision.ops.nms is a managed loop of tensor ops that takes ~30 s on 10,000 boxes.)
+let nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
+    let n = scores.Length
+    if boxes.Length <> 4 * n then invalidArg (nameof boxes) "boxes must hold 4 numbers per score"
+    let order = Array.init n id
+    Array.sortInPlaceWith (fun a b -> let c = compare scores.[b] scores.[a] in if c <> 0 then c else compare a b) order
+    let rank = Array.zeroCreate<int> n
+    order |> Array.iteri (fun r i -> rank.[i] <- r)
+    let areas = Array.init n (fun i -> (boxes.[4 * i + 2] - boxes.[4 * i]) * (boxes.[4 * i + 3] - boxes.[4 * i + 1]))
+    let suppressed = Array.zeroCreate<bool> n
+    let keep = ResizeArray<int>()
+    let inline visit (i: int) (j: int) =
+        let w = max 0.0f (min boxes.[4 * i + 2] boxes.[4 * j + 2] - max boxes.[4 * i] boxes.[4 * j])
+        let h = max 0.0f (min boxes.[4 * i + 3] boxes.[4 * j + 3] - max boxes.[4 * i + 1] boxes.[4 * j + 1])
+        let inter = w * h
+        let ovr = inter / (areas.[i] + areas.[j] - inter)
+        if float ovr > iouThres then suppressed.[j] <- true
+    if iouThres >= 0.0 && not (Array.exists Single.IsNaN boxes) then
+        let byX = Array.init n id
+        Array.sortInPlaceWith (fun a b -> compare boxes.[4 * a] boxes.[4 * b]) byX
+        let xs = byX |> Array.map (fun i -> float boxes.[4 * i])
+        let widest = Seq.init n (fun i -> float boxes.[4 * i + 2] - float boxes.[4 * i]) |> Seq.fold max 0.0
+        for oi in 0 .. n - 1 do
+            let i = order.[oi]
+            if not suppressed.[i] then
+                keep.Add i
+                let x1, x2 = float boxes.[4 * i], float boxes.[4 * i + 2]
+                // a box intersecting i has x1 < i's x2 and x2 > i's x1, hence x1 > i's x1 − widest (with slack)
+                let lo = x1 - widest - 1e-6 * (abs x1 + widest) - 1e-6
+                let mutable s =
+                    let mutable a, b = 0, n
+                    while a < b do
+                        let mid = (a + b) / 2
+                        if xs.[mid] < lo then a <- mid + 1 else b <- mid
+                    a
+                while s < n && xs.[s] < x2 do
+                    let j = byX.[s]
+                    if rank.[j] > oi && not suppressed.[j] then visit i j
+                    s <- s + 1
+    else
+        for oi in 0 .. n - 1 do
+            let i = order.[oi]
+            if not suppressed.[i] then
+                keep.Add i
+                for oj in oi + 1 .. n - 1 do
+                    let j = order.[oj]
+                    if not suppressed.[j] then visit i j
+    keep.ToArray()
+
+/// The candidate rows of one image after the class step: xyxy box, conf, class index.
+[<Struct>]
+type private Candidate =
+    { X1: float32; Y1: float32; X2: float32; Y2: float32; Conf: float32; Cls: int }
+
+/// Steps 4–5 of the reference on the rows that passed the obj and size filters ([m, 5 + nc], float32, row-major).
+let private candidates (options: NmsOptions) (nc: int) (rows: float32[]) (m: int) : Candidate[] =
+    let width = 5 + nc
+    let conf = float32 options.ConfThres
+    let multiLabel = options.MultiLabel && nc > 1
+    let out = ResizeArray<Candidate>()
+    for r in 0 .. m - 1 do
+        let o = r * width
+        let cx, cy, w, h, obj = rows.[o], rows.[o + 1], rows.[o + 2], rows.[o + 3], rows.[o + 4]
+        // xywh2xyxy in float32, as the reference's tensor ops
+        let x1, y1, x2, y2 = cx - w / 2.0f, cy - h / 2.0f, cx + w / 2.0f, cy + h / 2.0f
+        let add c k = out.Add { X1 = x1; Y1 = y1; X2 = x2; Y2 = y2; Conf = c; Cls = k }
+        if multiLabel then
+            for k in 0 .. nc - 1 do
+                let c = rows.[o + 5 + k] * obj
+                if c > conf then add c k
+        else
+            // max(1): the first index wins ties
+            let mutable best = rows.[o + 5] * obj
+            let mutable bestK = 0
+            for k in 1 .. nc - 1 do
+                let c = rows.[o + 5 + k] * obj
+                if c > best then
+                    best <- c
+                    bestK <- k
+            if best > conf then add best bestK
+    match options.Classes with
+    | None -> out.ToArray()
+    | Some keepClasses -> out.ToArray() |> Array.filter (fun c -> Array.contains c.Cls keepClasses)
+
+/// One image of the batch: its rows [N, 5 + nc] -> None or [n, 6] (x1, y1, x2, y2, conf, cls) in descending conf.
+let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (image: int) : Tensor option =
+    use _ = torch.NewDisposeScope()
+    let x = prediction.index(TI.Single(int64 image)).to_type(torch.float32)
+    // steps 1–2 on the prediction's device: obj > conf_thres (float32 compare), min_wh < w, h < max_wh (strict)
+    let wh = x.index(TI.Colon, TI.Slice(2L, 4L))
+    let keep =
+        x.index(TI.Colon, TI.Single 4L).gt(sc options.ConfThres)
+            .logical_and(wh.gt(sc options.MinWh).logical_and(wh.lt(sc options.MaxWh)).all(1L))
+    let rows = x.index(TI.Tensor keep).cpu().contiguous()
+    let m = int rows.shape.[0]
+    if m = 0 then None
+    else
+        let cands = candidates options nc (rows.data<float32>().ToArray()) m
+        if cands.Length = 0 then None
+        else
+            let offset = float32 options.MaxWh
+            let boxes =
+                cands
+                |> Array.collect (fun c ->
+                    // class offset in float32: boxes + cls * max_wh
+                    let o = if options.Agnostic then 0.0f else float32 c.Cls * offset
+                    [| c.X1 + o; c.Y1 + o; c.X2 + o; c.Y2 + o |])
+            let kept = nmsKernel boxes (cands |> Array.map (fun c -> c.Conf)) options.IouThres
+            let kept = Array.truncate options.MaxDet kept
+            let data =
+                kept |> Array.collect (fun i -> let c = cands.[i] in [| c.X1; c.Y1; c.X2; c.Y2; c.Conf; float32 c.Cls |])
+            let out = torch.tensor(data).view(int64 kept.Length, 6L).``to``(x.device)
+            Some(out.MoveToOuterDisposeScope())
+
+/// non_max_suppression of the reference: prediction [bs, N, 5 + nc] (eval-mode layout: cx, cy, w, h in pixels,
+/// obj and class probabilities already sigmoid-ed) -> per image None (nothing kept) or a float32 tensor [n, 6] of
+/// rows (x1, y1, x2, y2, conf, cls) in descending conf, on the prediction's device. Class-aware through the
+/// reference's coordinate offset cls·MaxWh; at most MaxDet rows per image. The reference's merge and time limit
+/// are not reproduced. `Classes` filters on the chosen class of each row.
+let nonMaxSuppression (options: NmsOptions) (prediction: Tensor) : Tensor option[] =
+    if prediction.dim() <> 3L || prediction.shape.[2] < 6L then
+        invalidArg (nameof prediction) (sprintf "expected [bs, N, 5 + nc] with nc >= 1, got %A" prediction.shape)
+    let nc = int prediction.shape.[2] - 5
+    Array.init (int prediction.shape.[0]) (suppressImage options nc prediction)
