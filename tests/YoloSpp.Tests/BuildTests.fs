@@ -132,4 +132,40 @@ let cliTests =
         }
     ]
 
-let tests = testList "build" [ nativeFixTests; cliTests ]
+let private goldenFile name = Path.Combine(TestUtil.goldenDir, name)
+
+let infoTests =
+    testList "cli-info" [
+        test "info prints layers, totals, GFLOPs and the fused tensor count" {
+            let code, out, err = yolospp [ "info"; "--cfg"; goldenFile "tiny-spp.cfg"; "--weights"; goldenFile "tiny-spp-random.weights"; "--img-size"; "128" ]
+            Expect.equal code 0 err
+            Expect.stringContains out "Model summary: 56 modules, 102 parameter tensors, 91,303 parameters, 91,303 gradients" "totals"
+            Expect.stringContains out "Fused for inference (conv+BN folded): 70 parameter tensors" "fused count"
+            Expect.stringContains out "Weights: loaded 204/204 tensors" "weights"
+            Expect.stringContains out "   38  yolo           3x4x4x7" "a yolo row"
+        }
+        test "info --json is machine-readable" {
+            let code, out, err = yolospp [ "info"; "--cfg"; goldenFile "yolov3-spp.cfg"; "--json" ]
+            Expect.equal code 0 err
+            use doc = Text.Json.JsonDocument.Parse out
+            Expect.equal (doc.RootElement.GetProperty("parameters").GetInt64()) 62998749L "parameters"
+            Expect.equal (doc.RootElement.GetProperty("layers").GetArrayLength()) 114 "layers"
+        }
+        test "info on a bad cfg is exit 2 with file:line: reason and no stack trace" {
+            let f = Path.Combine(Path.GetTempPath(), sprintf "yolospp-bad-%d.cfg" (Random.Shared.Next()))
+            File.WriteAllText(f, "[net]\nwidth=64\n[convolutional]\nfilters=8\nsize=3\nactivation=swish\n")
+            try
+                let code, out, err = yolospp [ "info"; "--cfg"; f ]
+                Expect.equal code 2 out
+                Expect.equal (err.Trim()) (sprintf "%s:6: unknown activation 'swish' for 'activation' (supported: leaky, linear)" f) "message"
+            finally File.Delete f
+        }
+        test "info with weights that do not fit the cfg is exit 2 naming the layer" {
+            let code, _, err = yolospp [ "info"; "--cfg"; goldenFile "yolov3-spp.cfg"; "--weights"; goldenFile "tiny-spp-random.weights" ]
+            Expect.equal code 2 "exit code"
+            Expect.stringContains err "ran out at layer" "message"
+            Expect.isFalse (err.Contains "   at ") "no stack trace"
+        }
+    ]
+
+let tests = testList "build" [ nativeFixTests; cliTests; infoTests ]

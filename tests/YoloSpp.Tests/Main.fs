@@ -17,6 +17,7 @@ let allTests () =
           propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
           CoreTests.tests
           CfgTests.tests
+          ModelTests.tests
           EvalTests.tests
           BuildTests.tests ],
         Normal)

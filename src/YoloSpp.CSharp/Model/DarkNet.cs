@@ -36,11 +36,15 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     /// <summary>The modules in cfg order.</summary>
     public IReadOnlyList<nn.Module> Modules => module_list.ToArray();
     /// <summary>Whether conv+BN pairs have been folded (see <see cref="Fuse"/>).</summary>
-    public bool IsFused { get; private set; }
+    public bool IsFused { get; }
 
     /// <summary>Builds the network for a parsed cfg. Strides are assigned 32, 16, 8 by yolo order, as the reference does.</summary>
-    public DarkNet(CfgM.NetCfg cfg) : base(nameof(DarkNet))
+    public DarkNet(CfgM.NetCfg cfg) : this(cfg, fused: false) { }
+
+    /// <summary>Builds the network; <paramref name="fused"/> builds convs with a bias and no BatchNorm (see <see cref="Fuse"/>).</summary>
+    DarkNet(CfgM.NetCfg cfg, bool fused) : base(nameof(DarkNet))
     {
+        IsFused = fused;
         Backend.Initialize();
         Config = cfg;
         var defs = cfg.Modules.ToArray();
@@ -56,7 +60,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
             switch (def.Layer)
             {
                 case CfgM.Layer.Convolutional c:
-                    m = ConvBlock(c.Item, inChannels);
+                    m = ConvBlock(c.Item, inChannels, fused);
                     break;
                 case CfgM.Layer.Shortcut:
                     m = new WeightedFeatureFusion(CfgM.references(def).ToArray());
@@ -100,13 +104,14 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     /// <summary>Builds the network described by a cfg file.</summary>
     public static DarkNet FromCfgFile(string path) => new(ModelCfg.Load(path));
 
-    static nn.Module ConvBlock(CfgM.ConvolutionalCfg c, int inChannels)
+    static nn.Module ConvBlock(CfgM.ConvolutionalCfg c, int inChannels, bool fused)
     {
+        var withBn = c.BatchNormalize && !fused;
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>
         {
-            ("Conv2d", nn.Conv2d(inChannels, c.Filters, c.Size, stride: c.Stride, padding: c.Pad ? c.Size / 2 : 0, bias: !c.BatchNormalize)),
+            ("Conv2d", nn.Conv2d(inChannels, c.Filters, c.Size, stride: c.Stride, padding: c.Pad ? c.Size / 2 : 0, bias: !withBn)),
         };
-        if (c.BatchNormalize) layers.Add(("BatchNorm2d", nn.BatchNorm2d(c.Filters)));
+        if (withBn) layers.Add(("BatchNorm2d", nn.BatchNorm2d(c.Filters)));
         if (c.Activation.IsLeaky) layers.Add(("activation", nn.LeakyReLU(0.1, inplace: true)));
         return nn.Sequential(layers.ToArray());
     }
@@ -182,24 +187,29 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     public Tensor[] AnchorVecs => YoloLayers.Select(y => y.AnchorVec).ToArray();
 
     /// <summary>
-    /// Folds every BatchNorm into the conv before it (w·γ/√(var+ε), β + (b − mean)·γ/√(var+ε)) for inference.
-    /// Only valid in eval mode; the network must not be trained afterwards.
+    /// A copy of this network for inference with every BatchNorm folded into the conv before it
+    /// (w·γ/√(var+ε), β + (b − mean)·γ/√(var+ε)), in eval mode. This network is left unchanged.
     /// </summary>
     public DarkNet Fuse()
     {
         if (IsFused) return this;
+        var fused = new DarkNet(Config, fused: true);
         using var _ = no_grad();
         for (int i = 0; i < module_list.Count; i++)
         {
             if (module_list[i] is not Sequential seq) continue;
-            var children = seq.named_children().ToArray();
-            if (children.Length < 2 || children[1].module is not BatchNorm2d bn || children[0].module is not Conv2d conv) continue;
-            var fused = Fusion.FuseConvBn(conv, bn);
-            var rest = children.Skip(2).Select(c => (c.name, (nn.Module<Tensor, Tensor>)c.module));
-            module_list[i] = nn.Sequential(new[] { ("Conv2d", (nn.Module<Tensor, Tensor>)fused) }.Concat(rest).ToArray());
+            var children = seq.named_children().ToDictionary(c => c.name, c => c.module);
+            if (!children.TryGetValue("Conv2d", out var c0) || c0 is not Conv2d conv) continue;
+            var target = (Conv2d)((Sequential)fused.module_list[i]).named_children().First(c => c.name == "Conv2d").module;
+            using var scope = NewDisposeScope();
+            var (weight, bias) = children.TryGetValue("BatchNorm2d", out var b) && b is BatchNorm2d bn
+                ? Fusion.FuseConvBn(conv, bn)
+                : (conv.weight!, conv.bias!);
+            target.weight!.copy_(weight);
+            target.bias!.copy_(bias);
         }
-        IsFused = true;
-        eval();
-        return this;
+        fused.to(parameters().First().device);
+        fused.eval();
+        return fused;
     }
 }
