@@ -30,7 +30,10 @@ let main argv =
     let printer =
         let p = TestPrinters.defaultPrinter
         { p with summary = fun config s -> async { summary <- Some s; do! p.summary config s } }
-    let code = runTestsWithCLIArgs [ Printer printer ] argv (allTests ())
+    // Sequenced by default (--parallel overrides): TorchSharp leaves temporary Scalars (even the implicit
+    // alpha of tensor + tensor) to the finalizer, and a GC triggered by another test thread can free one while
+    // the native op that reads it runs. One test thread at a time keeps GCs out of those windows.
+    let code = runTestsWithCLIArgs [ Printer printer; Sequenced ] argv (allTests ())
     match summary with
     | Some s ->
         let failed = s.failed.Length + s.errored.Length
