@@ -15,7 +15,7 @@ type VocError =
         else sprintf "%s: %s" this.File this.Reason
 
 /// What converting one annotation gives: the rows, and warnings (the reference prints them and goes on).
-type Converted = { Rows: LabelRow[]; Warnings: string list }
+type Converted = { Rows: LabelRow[]; Warnings: string list; ObjectCount: int }
 
 let private lineOf (x: XObject) = match box x with :? IXmlLineInfo as li when li.HasLineInfo() -> li.LineNumber | _ -> 0
 
@@ -90,6 +90,7 @@ let convert (file: string) (classes: (string * int)[]) (skipDifficult: bool) (xm
                         | a, b, c, d -> for r in [ a; b; c; d ] do (match r with Error e -> errors.Add e | _ -> ())
                 if errors.Count > 0 then Error(List.ofSeq errors)
                 else
-                    if rows.Count = 0 && warnings.Count = 0 then warnings.Add(sprintf "%s: no objects" file)
-                    Ok { Rows = rows.ToArray(); Warnings = List.ofSeq warnings }
+                    let n = Seq.length (root.Elements(XName.Get "object"))
+                    if n = 0 then warnings.Add(sprintf "%s: no objects, skipped" file)
+                    Ok { Rows = rows.ToArray(); Warnings = List.ofSeq warnings; ObjectCount = n }
     with :? XmlException as e -> Error [ { File = file; Line = e.LineNumber; Reason = e.Message } ]
