@@ -17,7 +17,8 @@ let allTests () =
           propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
           CoreTests.tests
           CfgTests.tests
-          BuildTests.tests ],
+          BuildTests.tests
+          DataTests.tests ],
         Normal)
 
 [<EntryPoint>]
