@@ -3,20 +3,19 @@ namespace YoloSpp.Data;
 /// <summary>OpenCV's 8-bit RGB ↔ HSV conversions (COLOR_BGR2HSV / COLOR_HSV2BGR): H = hue / 2 in [0, 180), S and V in [0, 255].</summary>
 static class Hsv
 {
-    /// <summary>cv2 RGB→HSV for 8-bit images: V = max, S = 255·(V − min)/V, H = 30·(sector + offset)/60 rounded.</summary>
-    public static (byte H, byte S, byte V) FromRgb(byte r, byte g, byte b)
+    // OpenCV's fixed-point division tables for 8-bit RGB2HSV (hsv_shift = 12): s = diff·(255·2¹²/v), h = ·(180·2¹²/6diff)
+    static readonly int[] SDiv = Enumerable.Range(0, 256).Select(i => i == 0 ? 0 : (int)Math.Round(255.0 * 4096 / i)).ToArray();
+    static readonly int[] HDiv = Enumerable.Range(0, 256).Select(i => i == 0 ? 0 : (int)Math.Round(180.0 * 4096 / (6.0 * i))).ToArray();
+
+    /// <summary>cv2 RGB→HSV for 8-bit images, with OpenCV's integer arithmetic (RGB2HSV_b): the same bytes, and fast.</summary>
+    public static (byte H, byte S, byte V) FromRgb(int r, int g, int b)
     {
-        int v = Math.Max(r, Math.Max(g, b)), mn = Math.Min(r, Math.Min(g, b)), d = v - mn;
-        int s = v == 0 ? 0 : (int)Math.Round(255.0 * d / v);
-        double h;
-        if (d == 0) h = 0;
-        else if (v == r) h = 60.0 * (g - b) / d;
-        else if (v == g) h = 120.0 + 60.0 * (b - r) / d;
-        else h = 240.0 + 60.0 * (r - g) / d;
-        if (h < 0) h += 360;
-        int hh = (int)Math.Round(h / 2);
-        if (hh >= 180) hh -= 180;
-        return ((byte)hh, (byte)s, (byte)v);
+        int v = Math.Max(r, Math.Max(g, b)), vmin = Math.Min(r, Math.Min(g, b)), diff = v - vmin;
+        int s = (diff * SDiv[v] + (1 << 11)) >> 12;
+        int h = v == r ? g - b : v == g ? b - r + 2 * diff : r - g + 4 * diff;
+        h = (h * HDiv[diff] + (1 << 11)) >> 12;
+        if (h < 0) h += 180;
+        return ((byte)h, (byte)s, (byte)v);
     }
 
     /// <summary>cv2 HSV→RGB for 8-bit images (H in [0, 180)).</summary>
