@@ -306,6 +306,15 @@ let loaderTests =
             Expect.sequenceEqual (a |> List.collect (fun (i, _, _) -> i) |> List.sort) [ 0; 1; 2 ] "permutation"
             Expect.equal (epoch ()) a "same seed, same batches"
         }
+        test "a consumer that stops after one batch does not leave the prefetching producer blocked" {
+            let dir, cleanup = tempDir ()
+            use _ = cleanup
+            makeDataset dir |> ignore
+            let loader = YoloDataLoader(openSet dir (DataOptions(ImageSize = 64, BatchSize = 1, Prefetch = 1)))
+            let first = loader |> Seq.head
+            use _ = first
+            Expect.equal (List.ofSeq first.Indices) [ 0 ] "first batch"
+        }
         test "rect batches take the reference's per-batch shape" {
             let dir, cleanup = tempDir ()
             use _ = cleanup
