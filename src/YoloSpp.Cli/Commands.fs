@@ -27,11 +27,51 @@ type HypArgs =
             | Nc _ -> "class count: print the values adjusted as train.py does (cls *= nc/80)"
             | Img_Size _ -> "image size: print the values adjusted as train.py does (obj *= size/320; default 512)"
 
+type CheckDataArgs =
+    | [<Mandatory>] Data of path: string
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Data _ -> ".data file (classes, train, valid, names); its train and valid lists are scanned"
+
+type Voc2YoloArgs =
+    | [<Mandatory>] Voc_Root of dir: string
+    | [<Mandatory>] Classes of path: string
+    | [<Mandatory>] Output of dir: string
+    | Train_List of name: string
+    | Val_List of name: string
+    | Skip_Difficult
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Voc_Root _ -> "VOC year folder with Annotations/, JPEGImages/, ImageSets/Main/"
+            | Classes _ -> "class table: pascal_voc_classes.json ({\"name\": 1-based id}) or a .names list"
+            | Output _ -> "output root: train/ and val/ (images/, labels/), train.txt, val.txt, classes.names"
+            | Train_List _ -> "training ids file in ImageSets/Main (default train.txt)"
+            | Val_List _ -> "validation ids file in ImageSets/Main (default val.txt)"
+            | Skip_Difficult -> "drop objects marked <difficult>1</difficult> (default: keep, as the reference)"
+
+type DatasetCfgArgs =
+    | [<Mandatory>] Root of dir: string
+    | [<Mandatory>] Names of path: string
+    | [<Mandatory>] Cfg of path: string
+    | [<Mandatory>] Output of dir: string
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Root _ -> "YOLO dataset root with train/ and val/ (images/, labels/), e.g. voc2yolo's output"
+            | Names _ -> "class names, one per line"
+            | Cfg _ -> "Darknet cfg to rewrite for the class count (yolo classes, head filters)"
+            | Output _ -> "folder for my_data.data, my_train_data.txt, my_val_data.txt, my_data_label.names, my_yolov3.cfg"
+
 type Args =
     | [<AltCommandLine("-V")>] Version
     | [<CliPrefix(CliPrefix.None)>] Iou of ParseResults<IouArgs>
     | [<CliPrefix(CliPrefix.None)>] Hyp of ParseResults<HypArgs>
     | [<CliPrefix(CliPrefix.None)>] Info of ParseResults<InfoCommand.InfoArgs>
+    | [<CliPrefix(CliPrefix.None)>] Check_Data of ParseResults<CheckDataArgs>
+    | [<CliPrefix(CliPrefix.None); CustomCommandLine("voc2yolo")>] Voc2Yolo of ParseResults<Voc2YoloArgs>
+    | [<CliPrefix(CliPrefix.None)>] Dataset_Cfg of ParseResults<DatasetCfgArgs>
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -39,3 +79,6 @@ type Args =
             | Iou _ -> "IoU, GIoU, DIoU and CIoU of two boxes (the reference's bbox_iou)"
             | Hyp _ -> "check a hyperparameter file and print it (optionally adjusted for a dataset)"
             | Info _ -> "model summary of a Darknet cfg: layers, output shapes, parameters, GFLOPs"
+            | Check_Data _ -> "check a dataset: .data, names, every label row and image header (exit 2 on any problem)"
+            | Voc2Yolo _ -> "convert Pascal VOC XML to YOLO labels and lists (the reference's trans_voc2yolo)"
+            | Dataset_Cfg _ -> "write .data, lists, names and a cfg for a YOLO dataset (the reference's calculate_dataset)"

@@ -43,6 +43,28 @@ let private runHyp (args: ParseResults<HypArgs>) =
             0
         with :? FormatException as e -> badInput e.Message
 
+/// Prints a dataset tool's report: warnings and lines to stdout, errors to stderr; exit 2 on any error.
+let private report (r: YoloSpp.Data.ToolReport) =
+    for w in r.Warnings do printfn "warning: %s" w
+    for l in r.Lines do printfn "%s" l
+    for e in r.Errors do eprintfn "%s" e
+    if r.Ok then 0 else 2
+
+let private runCheckData (args: ParseResults<CheckDataArgs>) =
+    report (YoloSpp.Data.DatasetTools.CheckData(args.GetResult CheckDataArgs.Data))
+
+let private runVoc2Yolo (args: ParseResults<Voc2YoloArgs>) =
+    YoloSpp.Data.VocToYoloOptions(
+        VocRoot = args.GetResult Voc_Root, Classes = args.GetResult Classes, Output = args.GetResult Voc2YoloArgs.Output,
+        TrainList = args.GetResult(Train_List, "train.txt"), ValList = args.GetResult(Val_List, "val.txt"),
+        SkipDifficult = args.Contains Skip_Difficult)
+    |> YoloSpp.Data.DatasetTools.VocToYolo
+    |> report
+
+let private runDatasetCfg (args: ParseResults<DatasetCfgArgs>) =
+    YoloSpp.Data.DatasetTools.DatasetConfig(args.GetResult Root, args.GetResult Names, args.GetResult Cfg, args.GetResult DatasetCfgArgs.Output)
+    |> report
+
 [<EntryPoint>]
 let main argv =
     let parser = ArgumentParser.Create<Args>(programName = "yolospp")
@@ -56,6 +78,9 @@ let main argv =
             | Some(Iou a) -> runIou a
             | Some(Hyp a) -> runHyp a
             | Some(Info a) -> InfoCommand.run a
+            | Some(Check_Data a) -> runCheckData a
+            | Some(Voc2Yolo a) -> runVoc2Yolo a
+            | Some(Dataset_Cfg a) -> runDatasetCfg a
             | Some Version -> 0
             | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
     with

@@ -19,7 +19,8 @@ let allTests () =
           CfgTests.tests
           ModelTests.tests
           EvalTests.tests
-          BuildTests.tests ],
+          BuildTests.tests
+          DataTests.tests ],
         Normal)
 
 [<EntryPoint>]

@@ -1,0 +1,218 @@
+using SkiaSharp;
+using YoloSpp.Data;
+
+namespace YoloSpp.Data;
+
+/// <summary>
+/// An 8-bit RGB image, rows of interleaved R, G, B bytes (height × width × 3). The pixel half of the reference's
+/// dataset transforms; the geometry comes from the F# core (<c>YoloSpp.Data.Augment</c>, <c>Letterbox</c>).
+/// </summary>
+public sealed class RgbImage
+{
+    /// <summary>Width in pixels.</summary>
+    public int Width { get; }
+    /// <summary>Height in pixels.</summary>
+    public int Height { get; }
+    /// <summary>Pixels, row-major, RGB interleaved (length Height × Width × 3).</summary>
+    public byte[] Pixels { get; }
+
+    /// <summary>An image over existing pixels (not copied).</summary>
+    public RgbImage(int width, int height, byte[] pixels)
+    {
+        if (pixels.Length != width * height * 3) throw new ArgumentException("pixels must hold width × height × 3 bytes");
+        (Width, Height, Pixels) = (width, height, pixels);
+    }
+
+    /// <summary>An image filled with one grey level (the reference pads with 114).</summary>
+    public static RgbImage Filled(int width, int height, byte value)
+    {
+        var p = new byte[width * height * 3];
+        Array.Fill(p, value);
+        return new RgbImage(width, height, p);
+    }
+
+    /// <summary>The stored size of an image file, read from its header only (no pixel decode).</summary>
+    /// <exception cref="InvalidDataException">The file is not an image Skia can read.</exception>
+    public static (int Width, int Height) ReadSize(string path)
+    {
+        using var codec = SKCodec.Create(path, out var result);
+        if (codec is null) throw new InvalidDataException($"{path}: not a readable image ({result})");
+        if (codec.Info.Width <= 0 || codec.Info.Height <= 0) throw new InvalidDataException($"{path}: empty image");
+        return (codec.Info.Width, codec.Info.Height);
+    }
+
+    static SKBitmap DecodeBitmap(string path)
+    {
+        using var codec = SKCodec.Create(path, out var result)
+            ?? throw new InvalidDataException($"{path}: not a readable image ({result})");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        var bmp = new SKBitmap(info);
+        var r = codec.GetPixels(info, bmp.GetPixels());
+        // a truncated file still yields its decoded rows (IncompleteInput); anything else is corrupt
+        if (r != SKCodecResult.Success && r != SKCodecResult.IncompleteInput)
+        {
+            bmp.Dispose();
+            throw new InvalidDataException($"{path}: cannot decode image ({r})");
+        }
+        return bmp;
+    }
+
+    /// <summary>Decodes an image file to RGB (any format Skia reads: JPEG, PNG, BMP, WebP, ...).</summary>
+    public static RgbImage Load(string path)
+    {
+        using var bmp = DecodeBitmap(path);
+        return FromRgba(bmp);
+    }
+
+    /// <summary>
+    /// The reference's load_image: r = imgSize / max(h0, w0); when r ≠ 1 resize to (int(w0 r), int(h0 r)), with
+    /// cv2.INTER_AREA when shrinking without augmentation, else INTER_LINEAR. Skia has no area filter; linear
+    /// filtering over linear mipmaps is the closest (it averages source pixels when shrinking, as area does),
+    /// and plain linear filtering stands for INTER_LINEAR.
+    /// </summary>
+    public static RgbImage LoadResized(string path, int imgSize, bool augment, out int h0, out int w0)
+    {
+        using var bmp = DecodeBitmap(path);
+        (h0, w0) = (bmp.Height, bmp.Width);
+        var ((h, w), r) = Augment.loadSize(imgSize, h0, w0).ToValueTuple();
+        if (r == 1.0) return FromRgba(bmp);
+        var sampling = r < 1 && !augment
+            ? new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear)
+            : new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.None);
+        using var resized = bmp.Resize(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul), sampling)
+            ?? throw new InvalidDataException($"{path}: resize to {w}x{h} failed");
+        return FromRgba(resized);
+    }
+
+    static RgbImage FromRgba(SKBitmap bmp)
+    {
+        int w = bmp.Width, h = bmp.Height, stride = bmp.RowBytes;
+        var src = bmp.GetPixelSpan();
+        var dst = new byte[w * h * 3];
+        for (int y = 0; y < h; y++)
+        {
+            var row = src.Slice(y * stride, w * 4);
+            int o = y * w * 3;
+            for (int x = 0; x < w; x++, o += 3)
+            {
+                dst[o] = row[x * 4];
+                dst[o + 1] = row[x * 4 + 1];
+                dst[o + 2] = row[x * 4 + 2];
+            }
+        }
+        return new RgbImage(w, h, dst);
+    }
+
+    /// <summary>Encodes to a file (format from the extension: .png, else JPEG quality 95). For tests and tools.</summary>
+    public void Save(string path)
+    {
+        var info = new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        using var bmp = new SKBitmap(info);
+        var dst = bmp.GetPixelSpan();
+        for (int i = 0, o = 0; i < Pixels.Length; i += 3, o += 4)
+        {
+            dst[o] = Pixels[i]; dst[o + 1] = Pixels[i + 1]; dst[o + 2] = Pixels[i + 2]; dst[o + 3] = 255;
+        }
+        var png = path.EndsWith(".png", StringComparison.OrdinalIgnoreCase);
+        using var data = bmp.Encode(png ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg, png ? 100 : 95);
+        using var fs = File.Create(path);
+        data.SaveTo(fs);
+    }
+
+    /// <summary>Copies the source rectangle of <paramref name="src"/> to (dstX, dstY) of this image (mosaic tiles, letterbox).</summary>
+    public void Paste(RgbImage src, int srcX1, int srcY1, int srcX2, int srcY2, int dstX, int dstY)
+    {
+        int n = (srcX2 - srcX1) * 3;
+        if (n <= 0) return;
+        for (int y = srcY1; y < srcY2; y++)
+            Buffer.BlockCopy(src.Pixels, (y * src.Width + srcX1) * 3, Pixels, ((dstY + y - srcY1) * Width + dstX) * 3, n);
+    }
+
+    /// <summary>The reference's letterbox pixels for a plan: the (already resized) image padded with 114.</summary>
+    public RgbImage Letterboxed(Letterbox.Plan plan)
+    {
+        var img = this;
+        if (plan.ResizedW != Width || plan.ResizedH != Height)
+            img = Resized(plan.ResizedW, plan.ResizedH);
+        var outImg = Filled(plan.OutW, plan.OutH, 114);
+        outImg.Paste(img, 0, 0, img.Width, img.Height, plan.Left, plan.Top);
+        return outImg;
+    }
+
+    /// <summary>A linear-filtered resize (cv2.INTER_LINEAR, as letterbox's resize).</summary>
+    public RgbImage Resized(int width, int height)
+    {
+        var info = new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bmp = new SKBitmap(info);
+        var dst = bmp.GetPixelSpan();
+        for (int i = 0, o = 0; i < Pixels.Length; i += 3, o += 4)
+        {
+            dst[o] = Pixels[i]; dst[o + 1] = Pixels[i + 1]; dst[o + 2] = Pixels[i + 2]; dst[o + 3] = 255;
+        }
+        using var r = bmp.Resize(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul),
+            new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.None))!;
+        return FromRgba(r);
+    }
+
+    /// <summary>
+    /// cv2.warpAffine(img, M[:2], (width, height), INTER_LINEAR, borderValue 114): each output pixel samples the
+    /// source bilinearly at M⁻¹·(x, y); samples outside the source read the border value.
+    /// </summary>
+    public RgbImage WarpAffine(double[] m, int width, int height)
+    {
+        var inv = Augment.invertAffine(m);
+        var outPx = new byte[width * height * 3];
+        var src = Pixels;
+        int sw = Width, sh = Height;
+        for (int y = 0; y < height; y++)
+        {
+            double bx = inv[1] * y + inv[2], by = inv[4] * y + inv[5];
+            for (int x = 0; x < width; x++)
+            {
+                double sx = inv[0] * x + bx, sy = inv[3] * x + by;
+                int x0 = (int)Math.Floor(sx), y0 = (int)Math.Floor(sy);
+                double fx = sx - x0, fy = sy - y0;
+                int o = (y * width + x) * 3;
+                for (int c = 0; c < 3; c++)
+                {
+                    double p00 = At(src, sw, sh, x0, y0, c), p10 = At(src, sw, sh, x0 + 1, y0, c);
+                    double p01 = At(src, sw, sh, x0, y0 + 1, c), p11 = At(src, sw, sh, x0 + 1, y0 + 1, c);
+                    double v = (p00 * (1 - fx) + p10 * fx) * (1 - fy) + (p01 * (1 - fx) + p11 * fx) * fy;
+                    outPx[o + c] = (byte)Math.Clamp((int)Math.Round(v), 0, 255);
+                }
+            }
+        }
+        return new RgbImage(width, height, outPx);
+    }
+
+    static byte At(byte[] p, int w, int h, int x, int y, int c) =>
+        (uint)x < (uint)w && (uint)y < (uint)h ? p[(y * w + x) * 3 + c] : (byte)114;
+
+    /// <summary>np.fliplr: mirrors the columns, in place.</summary>
+    public void FlipLeftRight()
+    {
+        for (int y = 0; y < Height; y++)
+        {
+            int row = y * Width * 3;
+            for (int a = 0, b = Width - 1; a < b; a++, b--)
+                for (int c = 0; c < 3; c++)
+                    (Pixels[row + a * 3 + c], Pixels[row + b * 3 + c]) = (Pixels[row + b * 3 + c], Pixels[row + a * 3 + c]);
+        }
+    }
+
+    /// <summary>
+    /// The reference's augment_hsv, in place: to OpenCV's 8-bit HSV (H in [0, 180)), each channel through its
+    /// lookup table (<c>Augment.hsvLuts</c>), back to RGB. Channel order does not matter to HSV, so RGB here equals
+    /// the reference's BGR path.
+    /// </summary>
+    public void AugmentHsv(double gainH, double gainS, double gainV)
+    {
+        var (lh, ls, lv) = Augment.hsvLuts(gainH, gainS, gainV).ToValueTuple();
+        var p = Pixels;
+        for (int i = 0; i < p.Length; i += 3)
+        {
+            var (h, s, v) = Hsv.FromRgb(p[i], p[i + 1], p[i + 2]);
+            (p[i], p[i + 1], p[i + 2]) = Hsv.ToRgb(lh[h], ls[s], lv[v]);
+        }
+    }
+}
