@@ -32,6 +32,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Iou of ParseResults<IouArgs>
     | [<CliPrefix(CliPrefix.None)>] Hyp of ParseResults<HypArgs>
     | [<CliPrefix(CliPrefix.None)>] Info of ParseResults<InfoCommand.InfoArgs>
+    | [<CliPrefix(CliPrefix.None)>] Shapes of ParseResults<ShapesCommand.ShapesArgs>
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -39,3 +40,4 @@ type Args =
             | Iou _ -> "IoU, GIoU, DIoU and CIoU of two boxes (the reference's bbox_iou)"
             | Hyp _ -> "check a hyperparameter file and print it (optionally adjusted for a dataset)"
             | Info _ -> "model summary of a Darknet cfg: layers, output shapes, parameters, GFLOPs"
+            | Shapes _ -> "generate the default dataset: synthetic shapes in the YOLO layout (deterministic)"

@@ -56,6 +56,7 @@ let main argv =
             | Some(Iou a) -> runIou a
             | Some(Hyp a) -> runHyp a
             | Some(Info a) -> InfoCommand.run a
+            | Some(Shapes a) -> ShapesCommand.run a
             | Some Version -> 0
             | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
     with
