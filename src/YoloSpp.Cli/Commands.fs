@@ -72,6 +72,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Check_Data of ParseResults<CheckDataArgs>
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("voc2yolo")>] Voc2Yolo of ParseResults<Voc2YoloArgs>
     | [<CliPrefix(CliPrefix.None)>] Dataset_Cfg of ParseResults<DatasetCfgArgs>
+    | [<CliPrefix(CliPrefix.None)>] Shapes of ParseResults<ShapesCommand.ShapesArgs>
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -82,3 +83,4 @@ type Args =
             | Check_Data _ -> "check a dataset: .data, names, every label row and image header (exit 2 on any problem)"
             | Voc2Yolo _ -> "convert Pascal VOC XML to YOLO labels and lists (the reference's trans_voc2yolo)"
             | Dataset_Cfg _ -> "write .data, lists, names and a cfg for a YOLO dataset (the reference's calculate_dataset)"
+            | Shapes _ -> "generate the default dataset: synthetic shapes in the YOLO layout (deterministic)"

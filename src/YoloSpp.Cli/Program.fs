@@ -81,6 +81,7 @@ let main argv =
             | Some(Check_Data a) -> runCheckData a
             | Some(Voc2Yolo a) -> runVoc2Yolo a
             | Some(Dataset_Cfg a) -> runDatasetCfg a
+            | Some(Shapes a) -> ShapesCommand.run a
             | Some Version -> 0
             | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
     with

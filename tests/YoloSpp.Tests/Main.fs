@@ -19,6 +19,7 @@ let allTests () =
           CfgTests.tests
           ModelTests.tests
           EvalTests.tests
+          ShapesTests.tests
           BuildTests.tests
           DataTests.tests ],
         Normal)
