@@ -175,13 +175,13 @@ let geometryTests =
             let img: CocoGroundTruth.SourceImage =
                 { FileName = "a.jpg"; Height = 100; Width = 200
                   Rows = [| { Class = 2; Cx = 0.5; Cy = 0.5; W = 0.1; H = 0.2 } |] }
-            let c = CocoGroundTruth.convert [| img; { img with FileName = "b.jpg"; Rows = [||] } |]
+            let c = CocoGroundTruth.convert [| "a"; "b"; "c" |] [| img; { img with FileName = "b.jpg"; Rows = [||] } |]
             Expect.equal c.Images.Length 2 "images"
             let a = c.Annotations[0]
-            Expect.equal (a.Id, a.ImageId, a.CategoryId, a.IsCrowd) (1, 0, 2, 0) "ids"
-            Expect.floatClose Accuracy.high a.X 90.0 "x"; Expect.floatClose Accuracy.high a.W 20.0 "w"
+            Expect.equal (a.Id, a.ImageId, a.CategoryId, a.IsCrowd) (1L, 0L, 2L, false) "ids"
+            Expect.floatClose Accuracy.high a.Bbox.X 90.0 "x"; Expect.floatClose Accuracy.high a.Bbox.W 20.0 "w"
             Expect.floatClose Accuracy.high a.Area 400.0 "area"
-            Expect.equal c.Categories [| { Id = 2 } |] "categories seen"
+            Expect.equal c.Categories [| ({ Id = 2L; Name = "c" }: YoloSpp.Evaluation.CocoCategory) |] "categories seen"
         }
     ]
 

@@ -183,6 +183,6 @@ public sealed class YoloDataset
     }
 
     /// <summary>The reference's convert_to_coco_api over this dataset (image ids = dataset order, original sizes).</summary>
-    public CocoGroundTruth.CocoDataset ToCocoGroundTruth() =>
-        CocoGroundTruth.convert(_items.Select(it => new CocoGroundTruth.SourceImage(it.ImagePath, it.Height0, it.Width0, it.Labels)).ToArray());
+    public YoloSpp.Evaluation.CocoDataset ToCocoGroundTruth(IReadOnlyList<string>? names = null) =>
+        CocoGroundTruth.convert((names ?? Array.Empty<string>()).ToArray(), _items.Select(it => new CocoGroundTruth.SourceImage(it.ImagePath, it.Height0, it.Width0, it.Labels)).ToArray());
 }

@@ -1,20 +1,9 @@
 /// COCO ground truth of a YOLO dataset: the reference's convert_to_coco_api (train_val_utils/coco_utils.py).
-/// Minimal plain records; the evaluator (Evaluation/) has its own, to be unified later.
+/// It produces the evaluator's records (Evaluation/CocoTypes.fs).
 module YoloSpp.Data.CocoGroundTruth
 
 open YoloSpp.Data.Labels
-
-/// An image: id = its index in the dataset's order, original size.
-type CocoImage = { Id: int; FileName: string; Height: int; Width: int }
-
-/// An annotation: absolute (xmin, ymin, w, h) in original pixels.
-type CocoAnnotation =
-    { Id: int; ImageId: int; CategoryId: int; X: float; Y: float; W: float; H: float; Area: float; IsCrowd: int }
-
-/// A category: the class index.
-type CocoCategory = { Id: int }
-
-type CocoDataset = { Images: CocoImage[]; Annotations: CocoAnnotation[]; Categories: CocoCategory[] }
+open YoloSpp.Evaluation
 
 /// One dataset image: file, original (h0, w0) and its normalised label rows.
 type SourceImage = { FileName: string; Height: int; Width: int; Rows: LabelRow[] }
@@ -23,7 +12,8 @@ type SourceImage = { FileName: string; Height: int; Width: int; Rows: LabelRow[]
 /// image index follows); annotation ids start at 1; category_id is the 0-based class index as in the reference
 /// (which writes int(obj[0]), no +1); area = w·h; iscrowd 0; categories are the classes that occur, sorted, as
 /// the reference builds them from a set of the classes seen.
-let convert (images: SourceImage[]) : CocoDataset =
+/// `names.[c]` names category c (a missing name is the class index as text).
+let convert (names: string[]) (images: SourceImage[]) : CocoDataset =
     let anns =
         images
         |> Array.mapi (fun i img ->
@@ -34,7 +24,11 @@ let convert (images: SourceImage[]) : CocoDataset =
                 i, r.Class, x, y, w, h))
         |> Array.concat
         |> Array.mapi (fun k (i, c, x, y, w, h) ->
-            { Id = k + 1; ImageId = i; CategoryId = c; X = x; Y = y; W = w; H = h; Area = w * h; IsCrowd = 0 })
-    { Images = images |> Array.mapi (fun i img -> { Id = i; FileName = img.FileName; Height = img.Height; Width = img.Width })
+            ({ Id = int64 (k + 1); ImageId = int64 i; CategoryId = int64 c; Bbox = { X = x; Y = y; W = w; H = h }
+               Area = w * h; IsCrowd = false }: CocoAnnotation))
+    let name (c: int64) = if c >= 0L && c < int64 names.Length then names.[int c] else string c
+    { Images = images |> Array.mapi (fun i img -> ({ Id = int64 i; FileName = img.FileName; Height = img.Height; Width = img.Width }: CocoImage))
       Annotations = anns
-      Categories = anns |> Array.map (fun a -> a.CategoryId) |> Array.distinct |> Array.sort |> Array.map (fun c -> { Id = c }) }
+      Categories =
+        anns |> Array.map (fun a -> a.CategoryId) |> Array.distinct |> Array.sort
+        |> Array.map (fun c -> ({ Id = c; Name = name c }: CocoCategory)) }
