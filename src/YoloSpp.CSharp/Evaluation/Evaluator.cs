@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using TorchSharp;
+using YoloSpp.Data;
+using YoloSpp.Detection;
+using YoloSpp.Evaluation;
+using YoloSpp.Geometry;
+using static TorchSharp.torch;
+
+namespace YoloSpp;
+
+/// <summary>Options of an evaluation run (the reference's evaluate uses conf 0.01, IoU 0.6, best class per box).</summary>
+public sealed record EvaluationOptions
+{
+    /// <summary>Objectness and class-confidence threshold of NMS.</summary>
+    public double ConfThreshold { get; init; } = 0.01;
+    /// <summary>IoU threshold of NMS.</summary>
+    public double IouThreshold { get; init; } = 0.6;
+    /// <summary>Every (box, class) pair above the threshold instead of the best class per box.</summary>
+    public bool MultiLabel { get; init; }
+    /// <summary>Boxes kept per image after NMS.</summary>
+    public int MaxDetections { get; init; } = 100;
+}
+
+/// <summary>The 12 COCO numbers of a dataset, the per-class AP, and the detections they came from.</summary>
+/// <param name="Stats">pycocotools' 12 stats (AP@[.5:.95], AP@.5, AP@.75, AP S/M/L, AR@1/10/100, AR S/M/L); −1 = undefined.</param>
+/// <param name="Summary">The table pycocotools prints.</param>
+/// <param name="PerClass">AP@[.5:.95] and AP@.5 per class that has ground truth.</param>
+/// <param name="Detections">The detections in original-image pixels (COCO xywh), ready to save as JSON.</param>
+/// <param name="Images">Images evaluated.</param>
+/// <param name="Elapsed">Wall time: loading, inference, NMS and the COCO evaluation.</param>
+public sealed record EvaluationResult(IReadOnlyList<double> Stats, string Summary, IReadOnlyList<CategoryAp> PerClass,
+    IReadOnlyList<CocoDetection> Detections, int Images, TimeSpan Elapsed)
+{
+    /// <summary>AP@[.5:.95] (stats[0]).</summary>
+    public double Map => Stats[0];
+    /// <summary>AP@.5 (stats[1]).</summary>
+    public double Map50 => Stats[1];
+}
+
+/// <summary>
+/// The reference's evaluate(): letterboxed (or rect) batches through the network in eval mode, NMS, boxes mapped
+/// back to the original images with scale_coords (max-based gain, as the reference) and rounded, then the
+/// pycocotools-exact COCO evaluation.
+/// </summary>
+public static class Evaluator
+{
+    /// <summary>Evaluates <paramref name="model"/> on every image of <paramref name="dataset"/> (opened without augmentation).</summary>
+    public static EvaluationResult Evaluate(DarkNet model, YoloDataset dataset, Device? device = null,
+        EvaluationOptions? options = null, IReadOnlyList<string>? classNames = null, CancellationToken cancellation = default)
+    {
+        options ??= new EvaluationOptions();
+        device ??= model.parameters().First().device;
+        var watch = Stopwatch.StartNew();
+        var d = Nms.NmsOptions.Default;
+        var nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
+            d.MinWh, d.MaxWh, d.Classes, d.Agnostic);
+        var wasTraining = model.training;
+        model.eval();
+        var detections = new List<CocoDetection>();
+        try
+        {
+            foreach (var batch in new YoloDataLoader(dataset).Epoch(0))
+            {
+                cancellation.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                using var _ = batch;
+                using var noGrad = no_grad();
+                var images = batch.Images.to(device);
+                var pred = model.forward(images).Detections!;
+                var perImage = Nms.nonMaxSuppression(nms, pred);
+                int h1 = (int)images.shape[2], w1 = (int)images.shape[3];
+                for (int i = 0; i < perImage.Length; i++)
+                {
+                    var p = perImage[i];
+                    if (p is null) continue;
+                    var shape = batch.Shapes[i] ?? throw new InvalidOperationException($"{batch.Paths[i]}: no original size (evaluation needs an unaugmented dataset)");
+                    var rows = p.Value.cpu();
+                    var boxes = Boxes.scaleCoords(h1, w1, rows[TensorIndex.Colon, TensorIndex.Slice(0, 4)], shape.Height0, shape.Width0, null).round();
+                    var b = boxes.data<float>().ToArray();
+                    var r = rows.data<float>().ToArray();
+                    for (int k = 0; k < rows.shape[0]; k++)
+                    {
+                        float x1 = b[4 * k], y1 = b[4 * k + 1], x2 = b[4 * k + 2], y2 = b[4 * k + 3];
+                        detections.Add(new CocoDetection(batch.Indices[i], (long)r[6 * k + 5],
+                            new CocoBox(x1, y1, x2 - x1, y2 - y1), r[6 * k + 4]));
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+        var gt = dataset.ToCocoGroundTruth(classNames);
+        var detArray = detections.ToArray();
+        var result = CocoEval.evaluate(gt, detArray);
+        return new EvaluationResult(result.Stats, result.Summary, result.PerCategory, detArray, dataset.Count, watch.Elapsed);
+    }
+}
