@@ -37,6 +37,9 @@ public sealed class HyperParameters
     /// <summary>Objectness-target GIoU ratio.</summary>
     public double Gr => Core.Gr;
 
+    /// <summary>Objectness-target GIoU ratio at a global iteration: <see cref="Gr"/>, or its linear ramp from 0 (hyp gr_ramp).</summary>
+    public double GrAt(int iteration) => Hyp.grAt(Math.Max(iteration, 0), Core);
+
     /// <summary>The hyperparameters as yaml text.</summary>
     public override string ToString() => Hyp.toYaml(Core);
 }

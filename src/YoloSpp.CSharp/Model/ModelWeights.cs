@@ -27,7 +27,7 @@ public static class ModelWeights
 {
     /// <summary>
     /// Loads weights by file type: <c>.weights</c> and <c>darknet53.conv.74</c> (Darknet), <c>.pt</c>/<c>.pth</c>
-    /// (PyTorch pickle), <c>.safetensors</c>. As the reference trainer does, tensors whose size does not match
+    /// (PyTorch pickle), <c>.safetensors</c>, <c>.ckpt</c> (the trainer's checkpoints). As the reference trainer does, tensors whose size does not match
     /// (e.g. the predictors of a cfg with another class count) keep their initial values and are reported.
     /// </summary>
     public static LoadReport Load(DarkNet model, string path)
@@ -40,6 +40,7 @@ public static class ModelWeights
             var all = model.state_dict().Keys.ToArray();
             return new LoadReport(all, Array.Empty<(string, string)>(), Array.Empty<string>());
         }
+        if (Checkpoint.IsCheckpoint(path)) return Checkpoint.LoadModel(path, model);
         using var scope = NewDisposeScope();
         var state = name.EndsWith(".safetensors") ? Safetensors.LoadStateDict(path) : ReadPyTorch(path);
         return LoadStateDict(model, state);

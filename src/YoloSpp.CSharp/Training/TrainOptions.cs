@@ -1,0 +1,82 @@
+namespace YoloSpp;
+
+/// <summary>Options of a training run: the reference train.py's arguments, plus what a from-scratch run needs.</summary>
+public sealed record TrainOptions
+{
+    /// <summary>Darknet cfg of the network (its class count must match the data).</summary>
+    public required string Cfg { get; init; }
+    /// <summary>The .data file (classes, train, valid, names).</summary>
+    public required string Data { get; init; }
+    /// <summary>hyp.yaml; null for the reference's defaults.</summary>
+    public string? Hyp { get; init; }
+    /// <summary>Starting weights: a checkpoint (.ckpt) to resume, or .weights/.pt/.safetensors to start from; null for random init.</summary>
+    public string? Weights { get; init; }
+    /// <summary>Epochs to train (when resuming from a checkpoint that already has more, this many more).</summary>
+    public int Epochs { get; init; } = 30;
+    /// <summary>Images per batch.</summary>
+    public int BatchSize { get; init; } = 4;
+    /// <summary>Training and test image size (a multiple of 32).</summary>
+    public int ImageSize { get; init; } = 512;
+    /// <summary>Keep only the best checkpoint (by mAP@0.5:0.95) besides last.ckpt; false keeps one per epoch.</summary>
+    public bool SaveBest { get; init; } = true;
+    /// <summary>Evaluate only after the last epoch.</summary>
+    public bool NoTest { get; init; }
+    /// <summary>Train only the three prediction convs (the reference's --freeze-layers).</summary>
+    public bool FreezeLayers { get; init; }
+    /// <summary>When starting from pretrained weights on a 114-module yolov3-spp cfg, freeze the Darknet-53 backbone (modules 0..74) as the reference does.</summary>
+    public bool FreezeBackbone { get; init; } = true;
+    /// <summary>Device: "cpu", "cuda", "cuda:1"… CUDA falls back to the CPU with a notice when absent.</summary>
+    public string Device { get; init; } = "cuda:0";
+    /// <summary>Draw each batch's size in [img/1.5, img/0.667], rounded to 32, every <c>accumulate</c> batches.</summary>
+    public bool MultiScale { get; init; } = true;
+    /// <summary>Epoch-0 warmup: LR factor from 1/1000 to 1 over min(1000, batches − 1) iterations, accumulate 1.</summary>
+    public bool Warmup { get; init; }
+    /// <summary>Augment training images (HSV, flip, affine, mosaic).</summary>
+    public bool Augment { get; init; } = true;
+    /// <summary>Rectangular training batches (no shuffle, no mosaic).</summary>
+    public bool Rect { get; init; }
+    /// <summary>Mosaic of four images (with <see cref="Augment"/>).</summary>
+    public bool Mosaic { get; init; } = true;
+    /// <summary>Mixed precision with dynamic loss scaling on CUDA; ignored on the CPU (the plain path, as the reference).</summary>
+    public bool Amp { get; init; } = true;
+    /// <summary>Folder for checkpoints, results, plot and TensorBoard events.</summary>
+    public string OutputDir { get; init; } = Path.Combine("runs", "train");
+    /// <summary>Results file name inside <see cref="OutputDir"/>.</summary>
+    public string ResultName { get; init; } = "results.txt";
+    /// <summary>Seed of initialisation, shuffling, augmentation and multi-scale draws.</summary>
+    public int Seed { get; init; }
+    /// <summary>Batches per optimizer step; null for the reference's max(round(64 / batch), 1).</summary>
+    public int? Accumulate { get; init; }
+    /// <summary>Stop after this much training time (the current epoch ends early, is evaluated and checkpointed); null for no limit.</summary>
+    public TimeSpan? TimeLimit { get; init; }
+    /// <summary>Evaluation batch size; null for <see cref="BatchSize"/>.</summary>
+    public int? EvalBatchSize { get; init; }
+}
+
+/// <summary>Progress of a training run, reported every few batches and at the end of each epoch.</summary>
+/// <param name="Epoch">Current epoch (0-based).</param>
+/// <param name="Epochs">Total epochs.</param>
+/// <param name="Batch">Batches done in this epoch.</param>
+/// <param name="Batches">Batches per epoch.</param>
+/// <param name="MeanLosses">Mean box, objectness, class and total loss over the epoch so far.</param>
+/// <param name="LearningRate">Current learning rate.</param>
+/// <param name="ImagesPerSecond">Training throughput over the epoch so far.</param>
+/// <param name="Eta">Estimated time to the end of the epoch.</param>
+/// <param name="Evaluation">Set once the epoch's evaluation is done (null otherwise).</param>
+public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches, IReadOnlyList<double> MeanLosses,
+    double LearningRate, double ImagesPerSecond, TimeSpan Eta, EvaluationResult? Evaluation);
+
+/// <summary>Where a finished (or stopped) run left its outputs, and its final numbers.</summary>
+/// <param name="LastCheckpoint">last.ckpt: resumable with <see cref="TrainOptions.Weights"/>.</param>
+/// <param name="BestCheckpoint">The best checkpoint by mAP@0.5:0.95 (null if no evaluation ran).</param>
+/// <param name="ResultsFile">One line per epoch: 12 COCO stats, mean losses, LR.</param>
+/// <param name="PlotFile">PNG of losses, mAP and LR over epochs.</param>
+/// <param name="TensorBoardDir">TensorBoard event files.</param>
+/// <param name="EpochsDone">Epochs completed.</param>
+/// <param name="Final">Last evaluation (null if none ran).</param>
+/// <param name="Cancelled">Whether the run was stopped by cancellation.</param>
+public sealed record TrainResult(string LastCheckpoint, string? BestCheckpoint, string ResultsFile, string PlotFile,
+    string TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled);
+
+/// <summary>Training stopped on a non-finite loss: the loss parts and the images of the batch.</summary>
+public sealed class NonFiniteLossException(string message) : Exception(message);

@@ -1,0 +1,219 @@
+using System.Diagnostics;
+using TorchSharp;
+using YoloSpp.Data;
+using YoloSpp.Training;
+using static TorchSharp.torch;
+
+namespace YoloSpp;
+
+/// <summary>
+/// The reference's train.py and train_one_epoch: data, model, optimizer, loss, train. SGD (nesterov) over the
+/// trainable parameters, cosine LR per epoch with an optional epoch-0 warmup, gradient accumulation to 64 images,
+/// multi-scale batches, the F# core's loss, evaluation each epoch, checkpoints, results, TensorBoard and a plot.
+/// </summary>
+public sealed class Trainer
+{
+    readonly TrainOptions _o;
+    readonly Action<string> _log;
+
+    /// <summary>Creates a trainer; <paramref name="log"/> receives one-line notices (device fallback, weights report…).</summary>
+    public Trainer(TrainOptions options, Action<string>? log = null)
+    {
+        _o = options ?? throw new ArgumentNullException(nameof(options));
+        _log = log ?? (_ => { });
+        if (_o.ImageSize <= 0 || _o.ImageSize % 32 != 0) throw new ArgumentException($"--img-size {_o.ImageSize} must be a positive multiple of 32");
+        if (_o.BatchSize < 1) throw new ArgumentException($"--batch-size {_o.BatchSize} must be >= 1");
+        if (_o.Epochs < 1) throw new ArgumentException($"--epochs {_o.Epochs} must be >= 1");
+    }
+
+    /// <summary>Runs the training. Cancellation stops after the current batch and saves a resumable last.ckpt.</summary>
+    public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        var device = Backend.ResolveDevice(_o.Device, _log);
+        manual_seed(_o.Seed);
+        var rng = new Random(_o.Seed);
+
+        // ---- data: the .data file, its names, the train and valid lists
+        var data = DataFiles.Load(_o.Data);
+        int nc = data.Data.Classes;
+        var hyp = (_o.Hyp is null ? HyperParameters.Default : HyperParameters.Load(_o.Hyp)).AdjustedFor(nc, _o.ImageSize);
+        const int gs = 32;
+        int gridMin = _o.ImageSize / gs, gridMax = _o.ImageSize / gs, trainSize = _o.ImageSize;
+        if (_o.MultiScale)
+        {
+            // the reference: img // 1.5 and img // 0.667 (floor), then down to 32-multiples; train loads at the max
+            gridMin = (int)Math.Floor(Math.Floor(_o.ImageSize / 1.5) / gs);
+            gridMax = (int)Math.Floor(Math.Floor(_o.ImageSize / 0.667) / gs);
+            trainSize = gridMax * gs;
+            _log($"multi-scale training, image sizes [{gridMin * gs}, {gridMax * gs}]");
+        }
+        var train = YoloDataset.Open(data.Data.Train, nc, new DataOptions
+        {
+            ImageSize = trainSize, BatchSize = _o.BatchSize, Augment = _o.Augment, Mosaic = _o.Mosaic, Rect = _o.Rect,
+            Hyp = hyp, Shuffle = !_o.Rect, Seed = _o.Seed,
+        });
+        var valid = YoloDataset.Open(data.Data.Valid, nc, new DataOptions
+        {
+            ImageSize = _o.ImageSize, BatchSize = _o.EvalBatchSize ?? _o.BatchSize, Rect = true, Hyp = hyp,
+        });
+        var trainLoader = new YoloDataLoader(train);
+        int nb = trainLoader.BatchCount;
+
+        // ---- model
+        using var model = DarkNet.FromCfgFile(_o.Cfg);
+        if (model.NumClasses != nc)
+            throw new ArgumentException($"{_o.Cfg} has {model.NumClasses} classes but {_o.Data} has {nc}: write a matching cfg with `yolospp dataset-cfg`");
+        int startEpoch = 0, epochs = _o.Epochs;
+        double bestMap = 0;
+        string? previousResults = null;
+        CheckpointInfo? resume = null;
+        if (!string.IsNullOrEmpty(_o.Weights))
+        {
+            if (Checkpoint.IsCheckpoint(_o.Weights))
+            {
+                resume = Checkpoint.ReadInfo(_o.Weights);
+                _log($"{_o.Weights}: {Checkpoint.LoadModel(_o.Weights, model)}");
+            }
+            else
+            {
+                _log($"{_o.Weights}: {ModelWeights.Load(model, _o.Weights)}");
+                if (!_o.FreezeLayers && _o.FreezeBackbone && model.Modules.Count == 114)
+                {
+                    ModelWeights.Freeze(model, onlyPredictors: false);
+                    _log("freezing the Darknet-53 backbone (modules 0..74) as the reference does when fine-tuning");
+                }
+            }
+        }
+        if (_o.FreezeLayers) ModelWeights.Freeze(model, onlyPredictors: true);
+        model.to(device);
+
+        // ---- optimizer: SGD nesterov over what is trainable
+        var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
+        var optimizer = optim.SGD(trainable, hyp.Lr0, momentum: hyp.Momentum, weight_decay: hyp.WeightDecay, nesterov: true);
+        var scaler = new LossScaler(_o.Amp && device.type == DeviceType.CUDA);
+        if (resume is not null)
+        {
+            Checkpoint.LoadOptimizer(_o.Weights!, optimizer);
+            startEpoch = resume.Epoch + 1;
+            bestMap = resume.BestMap;
+            previousResults = resume.TrainingResults;
+            scaler = new LossScaler(scaler.Enabled, resume.LossScale, resume.LossScaleGrowthTracker);
+            if (epochs < startEpoch)
+            {
+                _log($"{_o.Weights} has been trained for {resume.Epoch + 1} epochs; fine-tuning for {epochs} more");
+                epochs += startEpoch;
+            }
+        }
+
+        // ---- loss: the F# core over the model's anchors
+        var lossHyp = Hyp.toLossHyp(hyp.Core);
+        var spec = new Loss.YoloSpec(model.AnchorVecs.Select(a => a.to(device)).ToArray(), nc);
+        int accumulate = _o.Accumulate ?? Schedule.accumulate(_o.BatchSize);
+
+        // ---- train
+        Directory.CreateDirectory(_o.OutputDir);
+        using var log = new TrainingLog(_o.OutputDir, _o.ResultName, previousResults);
+        var cfgText = File.ReadAllText(_o.Cfg);
+        string last = Path.Combine(_o.OutputDir, "last.ckpt"), bestPath = Path.Combine(_o.OutputDir, "best.ckpt");
+        string? best = File.Exists(bestPath) && resume is not null ? bestPath : null;
+        EvaluationResult? final = null;
+        var started = Stopwatch.StartNew();
+        bool cancelled = false, timeUp = false;
+        int epoch = startEpoch, epochsDone = 0;
+        void Save(string path, int completedEpoch) =>
+            Checkpoint.Save(path, model, optimizer, new CheckpointInfo(completedEpoch, bestMap, log.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText));
+
+        for (; epoch < epochs && !cancelled && !timeUp; epoch++)
+        {
+            model.train();
+            double epochLr = hyp.Lr0 * Schedule.cosine(epochs, hyp.Lrf, epoch);
+            bool warm = _o.Warmup && epoch == 0;
+            int warmupIters = Schedule.warmupIterations(nb);
+            int acc = warm ? 1 : accumulate;
+            SetLr(optimizer, warm ? hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, 0) : epochLr);
+            var mloss = new double[4];
+            double nowLr = epochLr;
+            int imgSize = trainSize, seen = 0, i = 0, warmStep = 0;
+            var epochWatch = Stopwatch.StartNew();
+            optimizer.zero_grad();
+            foreach (var batch in trainLoader.Epoch(epoch))
+            {
+                using var scope = NewDisposeScope();
+                using var _ = batch;
+                // ni as the reference counts it (its epochs are 1-based there)
+                int ni = i + nb * (epoch + 1);
+                var imgs = batch.Images.to(device);
+                var targets = batch.Targets.to(device);
+                if (_o.MultiScale)
+                {
+                    if (ni % acc == 0) imgSize = rng.Next(gridMin, gridMax + 1) * gs;
+                    double sf = imgSize / (double)Math.Max(imgs.shape[2], imgs.shape[3]);
+                    if (sf != 1)
+                    {
+                        var ns = new[] { imgs.shape[2], imgs.shape[3] }.Select(x => (long)Math.Ceiling(x * sf / gs) * gs).ToArray();
+                        imgs = nn.functional.interpolate(imgs, size: ns, mode: InterpolationMode.Bilinear, align_corners: false);
+                    }
+                }
+                var pred = model.forward(imgs).Raw;
+                var parts = Loss.computeLoss(lossHyp, hyp.GrAt(ni - nb), spec, pred, targets);
+                var items = new[] { parts.Box, parts.Obj, parts.Cls, parts.Total }.Select(t => t.detach().cpu().to(float64).item<double>()).ToArray();
+                for (int k = 0; k < 4; k++) mloss[k] = (mloss[k] * i + items[k]) / (i + 1);
+                if (!double.IsFinite(items[3]))
+                {
+                    Save(last, epoch - 1);
+                    throw new NonFiniteLossException(
+                        $"non-finite loss, ending training: box {items[0]}, obj {items[1]}, cls {items[2]}, total {items[3]}; " +
+                        $"training image paths: {string.Join(",", batch.Paths)}; last.ckpt holds the state before this epoch's last step");
+                }
+                using (var inv = (1.0 / acc).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
+                if (ni % acc == 0)
+                {
+                    scaler.Step(optimizer, trainable);
+                    scaler.Update();
+                    optimizer.zero_grad();
+                }
+                nowLr = CurrentLr(optimizer);
+                if (warm && ni % acc == 0) SetLr(optimizer, hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, ++warmStep));
+                seen += (int)imgs.shape[0];
+                i++;
+                var rate = seen / epochWatch.Elapsed.TotalSeconds;
+                if (progress is not null && (i % 5 == 0 || i == nb))
+                    progress.Report(new TrainProgress(epoch, epochs, i, nb, mloss.ToArray(), nowLr, rate,
+                        TimeSpan.FromSeconds((nb - i) * epochWatch.Elapsed.TotalSeconds / i), null));
+                if (cancellation.IsCancellationRequested) { cancelled = true; break; }
+                if (_o.TimeLimit is { } limit && started.Elapsed >= limit) { timeUp = true; break; }
+            }
+            if (cancelled)
+            {
+                // the interrupted epoch is redone on resume: record the previous one as the last completed
+                Save(last, epoch - 1);
+                break;
+            }
+            bool lastEpoch = epoch == epochs - 1 || timeUp;
+            EvaluationResult? eval = null;
+            if (!_o.NoTest || lastEpoch)
+            {
+                eval = Evaluator.Evaluate(model, valid, device, new EvaluationOptions(), data.Names, cancellation);
+                final = eval;
+            }
+            log.Add(new EpochRecord(epoch, eval?.Stats, mloss.ToArray(), nowLr));
+            progress?.Report(new TrainProgress(epoch, epochs, i, nb, mloss.ToArray(), nowLr, seen / epochWatch.Elapsed.TotalSeconds, TimeSpan.Zero, eval));
+            if (eval is not null && eval.Map > bestMap) bestMap = eval.Map;
+            Save(last, epoch);
+            if (eval is not null && (bestMap == eval.Map || best is null))
+            {
+                if (_o.SaveBest) { File.Copy(last, bestPath, true); best = bestPath; }
+            }
+            if (!_o.SaveBest) File.Copy(last, Path.Combine(_o.OutputDir, $"epoch-{epoch}.ckpt"), true);
+            epochsDone++;
+        }
+        return new TrainResult(last, best, log.ResultsFile, log.PlotFile, log.TensorBoardDir, epochsDone, final, cancelled);
+    }
+
+    static void SetLr(optim.Optimizer optimizer, double lr)
+    {
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+    }
+
+    static double CurrentLr(optim.Optimizer optimizer) => optimizer.ParamGroups.First().LearningRate;
+}

@@ -1,0 +1,123 @@
+using System.Globalization;
+using SkiaSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace YoloSpp;
+
+/// <summary>One epoch's record.</summary>
+/// <param name="Epoch">Epoch (0-based).</param>
+/// <param name="Stats">The 12 COCO stats (null when the epoch was not evaluated).</param>
+/// <param name="MeanLosses">Mean box, objectness, class, total loss.</param>
+/// <param name="LearningRate">LR at the end of the epoch.</param>
+public sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, IReadOnlyList<double> MeanLosses, double LearningRate);
+
+/// <summary>
+/// The run's logs: the results file (one line per epoch: "epoch:N" then the 12 COCO stats, the four mean
+/// losses and the LR, rounded to 4 digits as the reference), TensorBoard scalars with the reference's tags, and a
+/// PNG plot of losses, mAP and LR. Files are rewritten atomically.
+/// </summary>
+public sealed class TrainingLog : IDisposable
+{
+    static readonly string[] Tags =
+        { "train/giou_loss", "train/obj_loss", "train/cls_loss", "train/loss", "learning_rate", "mAP@[IoU=0.50:0.95]", "mAP@[IoU=0.5]", "mAR@[IoU=0.50:0.95]" };
+
+    readonly List<EpochRecord> _records = new();
+    readonly SummaryWriter _tb;
+    readonly List<string> _lines = new();
+
+    /// <summary>Results file path.</summary>
+    public string ResultsFile { get; }
+    /// <summary>Plot path.</summary>
+    public string PlotFile { get; }
+    /// <summary>TensorBoard folder.</summary>
+    public string TensorBoardDir { get; }
+    /// <summary>The results text so far.</summary>
+    public string ResultsText => string.Concat(_lines.Select(l => l + "\n"));
+
+    /// <summary>Opens the logs in <paramref name="outputDir"/>; <paramref name="previousResults"/> continues a resumed run's file.</summary>
+    public TrainingLog(string outputDir, string resultName, string? previousResults = null)
+    {
+        Directory.CreateDirectory(outputDir);
+        ResultsFile = Path.Combine(outputDir, resultName);
+        PlotFile = Path.Combine(outputDir, "results.png");
+        TensorBoardDir = Path.Combine(outputDir, "tensorboard");
+        _tb = utils.tensorboard.SummaryWriter(TensorBoardDir, createRunName: false);
+        if (!string.IsNullOrEmpty(previousResults))
+            foreach (var line in previousResults.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                _lines.Add(line);
+                if (Parse(line) is { } r) _records.Add(r);
+            }
+    }
+
+    static string R4(double x) => Math.Round(x, 4, MidpointRounding.ToEven).ToString("R", CultureInfo.InvariantCulture);
+
+    static EpochRecord? Parse(string line)
+    {
+        var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length != 18 || !parts[0].StartsWith("epoch:")) return null;
+        double P(string s) => double.Parse(s, CultureInfo.InvariantCulture);
+        var stats = parts.Skip(1).Take(12).Select(P).ToArray();
+        return new EpochRecord(int.Parse(parts[0][6..], CultureInfo.InvariantCulture),
+            stats.All(double.IsNaN) ? null : stats, parts.Skip(13).Take(4).Select(P).ToArray(), P(parts[17]));
+    }
+
+    /// <summary>Records an epoch in every log.</summary>
+    public void Add(EpochRecord r)
+    {
+        _records.Add(r);
+        var stats = r.Stats ?? Enumerable.Repeat(double.NaN, 12).ToArray();
+        _lines.Add($"epoch:{r.Epoch} {string.Join(' ', stats.Select(R4))} {string.Join(' ', r.MeanLosses.Select(R4))} {R4(r.LearningRate)}");
+        AtomicFile.WriteAllText(ResultsFile, ResultsText);
+        var values = r.MeanLosses.Concat(new[] { r.LearningRate }).ToList();
+        if (r.Stats is not null) values.AddRange(new[] { r.Stats[0], r.Stats[1], r.Stats[8] });
+        for (int i = 0; i < values.Count; i++) _tb.add_scalar(Tags[i], (float)values[i], r.Epoch);
+        Plot();
+    }
+
+    /// <summary>Draws losses, mAP and LR over epochs into <see cref="PlotFile"/>.</summary>
+    public void Plot()
+    {
+        const int panelW = 360, panelH = 240, cols = 3, rows = 2;
+        using var surface = SKSurface.Create(new SKImageInfo(panelW * cols, panelH * rows));
+        var c = surface.Canvas;
+        c.Clear(SKColors.White);
+        var series = new (string Title, Func<EpochRecord, double?> Get)[]
+        {
+            ("box loss (GIoU)", r => r.MeanLosses[0]), ("objectness loss", r => r.MeanLosses[1]), ("class loss", r => r.MeanLosses[2]),
+            ("mAP@0.5", r => r.Stats?[1]), ("mAP@0.5:0.95", r => r.Stats?[0]), ("learning rate", r => r.LearningRate),
+        };
+        using var font = new SKFont(SKTypeface.Default, 14);
+        using var small = new SKFont(SKTypeface.Default, 11);
+        using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+        using var axis = new SKPaint { Color = SKColors.Gray, StrokeWidth = 1, IsStroke = true };
+        using var line = new SKPaint { Color = new SKColor(31, 119, 180), StrokeWidth = 2, IsStroke = true, IsAntialias = true };
+        for (int k = 0; k < series.Length; k++)
+        {
+            float ox = (k % cols) * panelW, oy = (k / cols) * panelH;
+            var pts = _records.Select(r => (X: (double)r.Epoch, Y: series[k].Get(r))).Where(p => p.Y is { } y && double.IsFinite(y)).Select(p => (p.X, Y: p.Y!.Value)).ToArray();
+            c.DrawText(series[k].Title, ox + 10, oy + 20, font, text);
+            var rect = new SKRect(ox + 50, oy + 30, ox + panelW - 15, oy + panelH - 30);
+            c.DrawRect(rect, axis);
+            if (pts.Length == 0) continue;
+            double x0 = pts.Min(p => p.X), x1 = Math.Max(pts.Max(p => p.X), x0 + 1), y0 = Math.Min(0, pts.Min(p => p.Y)), y1 = pts.Max(p => p.Y);
+            if (y1 <= y0) y1 = y0 + 1;
+            c.DrawText(y1.ToString("G3", CultureInfo.InvariantCulture), ox + 4, rect.Top + 10, small, text);
+            c.DrawText(y0.ToString("G3", CultureInfo.InvariantCulture), ox + 4, rect.Bottom, small, text);
+            c.DrawText($"epoch {x0:0}–{x1:0}", rect.Left, rect.Bottom + 16, small, text);
+            SKPoint Map((double X, double Y) p) => new((float)(rect.Left + (p.X - x0) / (x1 - x0) * rect.Width), (float)(rect.Bottom - (p.Y - y0) / (y1 - y0) * rect.Height));
+            using var path = new SKPath();
+            path.MoveTo(Map(pts[0]));
+            foreach (var p in pts.Skip(1)) path.LineTo(Map(p));
+            c.DrawPath(path, line);
+            foreach (var p in pts) c.DrawCircle(Map(p), 2.5f, line);
+        }
+        using var image = surface.Snapshot();
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        AtomicFile.WriteAllBytes(PlotFile, data.ToArray());
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() { }
+}
