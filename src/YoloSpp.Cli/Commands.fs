@@ -69,6 +69,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Iou of ParseResults<IouArgs>
     | [<CliPrefix(CliPrefix.None)>] Hyp of ParseResults<HypArgs>
     | [<CliPrefix(CliPrefix.None)>] Info of ParseResults<InfoCommand.InfoArgs>
+    | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainCommand.TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Check_Data of ParseResults<CheckDataArgs>
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("voc2yolo")>] Voc2Yolo of ParseResults<Voc2YoloArgs>
     | [<CliPrefix(CliPrefix.None)>] Dataset_Cfg of ParseResults<DatasetCfgArgs>
@@ -79,6 +80,7 @@ type Args =
             | Version -> "print the version and exit"
             | Iou _ -> "IoU, GIoU, DIoU and CIoU of two boxes (the reference's bbox_iou)"
             | Hyp _ -> "check a hyperparameter file and print it (optionally adjusted for a dataset)"
+            | Train _ -> "train a detector (the reference's train.py; defaults: the shapes demo)"
             | Info _ -> "model summary of a Darknet cfg: layers, output shapes, parameters, GFLOPs"
             | Check_Data _ -> "check a dataset: .data, names, every label row and image header (exit 2 on any problem)"
             | Voc2Yolo _ -> "convert Pascal VOC XML to YOLO labels and lists (the reference's trans_voc2yolo)"

@@ -78,6 +78,7 @@ let main argv =
             | Some(Iou a) -> runIou a
             | Some(Hyp a) -> runHyp a
             | Some(Info a) -> InfoCommand.run a
+            | Some(Train a) -> TrainCommand.run a
             | Some(Check_Data a) -> runCheckData a
             | Some(Voc2Yolo a) -> runVoc2Yolo a
             | Some(Dataset_Cfg a) -> runDatasetCfg a

@@ -125,64 +125,20 @@ public sealed class Trainer
 
         for (; epoch < epochs && !cancelled && !timeUp; epoch++)
         {
-            model.train();
-            double epochLr = hyp.Lr0 * Schedule.cosine(epochs, hyp.Lrf, epoch);
-            bool warm = _o.Warmup && epoch == 0;
-            int warmupIters = Schedule.warmupIterations(nb);
-            int acc = warm ? 1 : accumulate;
-            SetLr(optimizer, warm ? hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, 0) : epochLr);
-            var mloss = new double[4];
-            double nowLr = epochLr;
-            int imgSize = trainSize, seen = 0, i = 0, warmStep = 0;
-            var epochWatch = Stopwatch.StartNew();
-            optimizer.zero_grad();
-            foreach (var batch in trainLoader.Epoch(epoch))
+            var settings = new EpochSettings(epoch, epochs, hyp, accumulate, _o.Warmup, _o.MultiScale ? (gridMin, gridMax) : null, trainSize, rng,
+                _o.TimeLimit is { } limit ? limit - started.Elapsed : null);
+            var outcome = Engine.TrainOneEpoch(model, optimizer, trainLoader, lossHyp, spec, scaler, device, settings, progress, cancellation);
+            cancelled = outcome.Cancelled;
+            timeUp = outcome.TimeUp;
+            if (outcome.NonFinite is { } why)
             {
-                using var scope = NewDisposeScope();
-                using var _ = batch;
-                // ni as the reference counts it (its epochs are 1-based there)
-                int ni = i + nb * (epoch + 1);
-                var imgs = batch.Images.to(device);
-                var targets = batch.Targets.to(device);
-                if (_o.MultiScale)
-                {
-                    if (ni % acc == 0) imgSize = rng.Next(gridMin, gridMax + 1) * gs;
-                    double sf = imgSize / (double)Math.Max(imgs.shape[2], imgs.shape[3]);
-                    if (sf != 1)
-                    {
-                        var ns = new[] { imgs.shape[2], imgs.shape[3] }.Select(x => (long)Math.Ceiling(x * sf / gs) * gs).ToArray();
-                        imgs = nn.functional.interpolate(imgs, size: ns, mode: InterpolationMode.Bilinear, align_corners: false);
-                    }
-                }
-                var pred = model.forward(imgs).Raw;
-                var parts = Loss.computeLoss(lossHyp, hyp.GrAt(ni - nb), spec, pred, targets);
-                var items = new[] { parts.Box, parts.Obj, parts.Cls, parts.Total }.Select(t => t.detach().cpu().to(float64).item<double>()).ToArray();
-                for (int k = 0; k < 4; k++) mloss[k] = (mloss[k] * i + items[k]) / (i + 1);
-                if (!double.IsFinite(items[3]))
-                {
-                    Save(last, epoch - 1);
-                    throw new NonFiniteLossException(
-                        $"non-finite loss, ending training: box {items[0]}, obj {items[1]}, cls {items[2]}, total {items[3]}; " +
-                        $"training image paths: {string.Join(",", batch.Paths)}; last.ckpt holds the state before this epoch's last step");
-                }
-                using (var inv = (1.0 / acc).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
-                if (ni % acc == 0)
-                {
-                    scaler.Step(optimizer, trainable);
-                    scaler.Update();
-                    optimizer.zero_grad();
-                }
-                nowLr = CurrentLr(optimizer);
-                if (warm && ni % acc == 0) SetLr(optimizer, hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, ++warmStep));
-                seen += (int)imgs.shape[0];
-                i++;
-                var rate = seen / epochWatch.Elapsed.TotalSeconds;
-                if (progress is not null && (i % 5 == 0 || i == nb))
-                    progress.Report(new TrainProgress(epoch, epochs, i, nb, mloss.ToArray(), nowLr, rate,
-                        TimeSpan.FromSeconds((nb - i) * epochWatch.Elapsed.TotalSeconds / i), null));
-                if (cancellation.IsCancellationRequested) { cancelled = true; break; }
-                if (_o.TimeLimit is { } limit && started.Elapsed >= limit) { timeUp = true; break; }
+                Save(last, epoch - 1);
+                throw new NonFiniteLossException($"{why}; last.ckpt holds the weights and optimizer state at that point");
             }
+            var mloss = outcome.MeanLosses;
+            var nowLr = outcome.LearningRate;
+            int i = outcome.Batches, seen = outcome.Images;
+            var epochWatch = outcome.Elapsed;
             if (cancelled)
             {
                 // the interrupted epoch is redone on resume: record the previous one as the last completed
@@ -197,7 +153,7 @@ public sealed class Trainer
                 final = eval;
             }
             log.Add(new EpochRecord(epoch, eval?.Stats, mloss.ToArray(), nowLr));
-            progress?.Report(new TrainProgress(epoch, epochs, i, nb, mloss.ToArray(), nowLr, seen / epochWatch.Elapsed.TotalSeconds, TimeSpan.Zero, eval));
+            progress?.Report(new TrainProgress(epoch, epochs, i, nb, mloss.ToArray(), nowLr, seen / epochWatch.TotalSeconds, TimeSpan.Zero, eval));
             if (eval is not null && eval.Map > bestMap) bestMap = eval.Map;
             Save(last, epoch);
             if (eval is not null && (bestMap == eval.Map || best is null))
@@ -210,10 +166,4 @@ public sealed class Trainer
         return new TrainResult(last, best, log.ResultsFile, log.PlotFile, log.TensorBoardDir, epochsDone, final, cancelled);
     }
 
-    static void SetLr(optim.Optimizer optimizer, double lr)
-    {
-        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
-    }
-
-    static double CurrentLr(optim.Optimizer optimizer) => optimizer.ParamGroups.First().LearningRate;
 }

@@ -97,20 +97,17 @@ public sealed class TrainingLog : IDisposable
         {
             float ox = (k % cols) * panelW, oy = (k / cols) * panelH;
             var pts = _records.Select(r => (X: (double)r.Epoch, Y: series[k].Get(r))).Where(p => p.Y is { } y && double.IsFinite(y)).Select(p => (p.X, Y: p.Y!.Value)).ToArray();
-            c.DrawText(series[k].Title, ox + 10, oy + 20, font, text);
+            c.DrawText(series[k].Title, ox + 10, oy + 20, SKTextAlign.Left, font, text);
             var rect = new SKRect(ox + 50, oy + 30, ox + panelW - 15, oy + panelH - 30);
             c.DrawRect(rect, axis);
             if (pts.Length == 0) continue;
             double x0 = pts.Min(p => p.X), x1 = Math.Max(pts.Max(p => p.X), x0 + 1), y0 = Math.Min(0, pts.Min(p => p.Y)), y1 = pts.Max(p => p.Y);
             if (y1 <= y0) y1 = y0 + 1;
-            c.DrawText(y1.ToString("G3", CultureInfo.InvariantCulture), ox + 4, rect.Top + 10, small, text);
-            c.DrawText(y0.ToString("G3", CultureInfo.InvariantCulture), ox + 4, rect.Bottom, small, text);
-            c.DrawText($"epoch {x0:0}–{x1:0}", rect.Left, rect.Bottom + 16, small, text);
+            c.DrawText(y1.ToString("G3", CultureInfo.InvariantCulture), ox + 4, rect.Top + 10, SKTextAlign.Left, small, text);
+            c.DrawText(y0.ToString("G3", CultureInfo.InvariantCulture), ox + 4, rect.Bottom, SKTextAlign.Left, small, text);
+            c.DrawText($"epoch {x0:0}–{x1:0}", rect.Left, rect.Bottom + 16, SKTextAlign.Left, small, text);
             SKPoint Map((double X, double Y) p) => new((float)(rect.Left + (p.X - x0) / (x1 - x0) * rect.Width), (float)(rect.Bottom - (p.Y - y0) / (y1 - y0) * rect.Height));
-            using var path = new SKPath();
-            path.MoveTo(Map(pts[0]));
-            foreach (var p in pts.Skip(1)) path.LineTo(Map(p));
-            c.DrawPath(path, line);
+            for (int j = 1; j < pts.Length; j++) c.DrawLine(Map(pts[j - 1]), Map(pts[j]), line);
             foreach (var p in pts) c.DrawCircle(Map(p), 2.5f, line);
         }
         using var image = surface.Snapshot();

@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using TorchSharp;
+using YoloSpp.Data;
+using YoloSpp.Training;
+using static TorchSharp.torch;
+
+namespace YoloSpp;
+
+/// <summary>How one epoch trains (the arguments of the reference's train_one_epoch).</summary>
+/// <param name="Epoch">Epoch (0-based).</param>
+/// <param name="Epochs">Total epochs (for the cosine schedule).</param>
+/// <param name="Hyp">Hyperparameters (already adjusted for the dataset).</param>
+/// <param name="Accumulate">Batches per optimizer step.</param>
+/// <param name="Warmup">Epoch-0 warmup (LR factor 1/1000 → 1 over min(1000, batches − 1) iterations, accumulate 1).</param>
+/// <param name="MultiScaleGrid">Multi-scale range in grid units (size = k·32), null for fixed-size batches.</param>
+/// <param name="ImageSize">Size the loader produces (multi-scale resizes from it).</param>
+/// <param name="Random">Draws of the multi-scale sizes.</param>
+/// <param name="TimeLeft">Stop the epoch early once this much time has passed; null for no limit.</param>
+public sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp, int Accumulate, bool Warmup,
+    (int Min, int Max)? MultiScaleGrid, int ImageSize, Random Random, TimeSpan? TimeLeft);
+
+/// <summary>What an epoch did.</summary>
+/// <param name="MeanLosses">Mean box, objectness, class and total loss.</param>
+/// <param name="LearningRate">LR of the last batch.</param>
+/// <param name="Batches">Batches trained.</param>
+/// <param name="Images">Images trained.</param>
+/// <param name="Elapsed">Wall time.</param>
+/// <param name="Cancelled">Stopped by the cancellation token.</param>
+/// <param name="TimeUp">Stopped by the time limit.</param>
+/// <param name="NonFinite">Set when a loss was not finite: the parts and the batch's image paths (training must stop).</param>
+public sealed record EpochOutcome(double[] MeanLosses, double LearningRate, int Batches, int Images, TimeSpan Elapsed,
+    bool Cancelled, bool TimeUp, string? NonFinite);
+
+/// <summary>The reference's engine: train_one_epoch with its collaborators passed in (evaluation is <see cref="Evaluator"/>).</summary>
+public static class Engine
+{
+    /// <summary>
+    /// One epoch of the reference's train_one_epoch: per batch, optional multi-scale resize (bilinear, to a
+    /// 32-multiple), forward, the F# core's loss, backward of loss/accumulate (through the loss scaler), an
+    /// optimizer step every <c>accumulate</c> batches, and the warmup LR in epoch 0. The cosine LR of the epoch is
+    /// set at its start (what LambdaLR stepped once per epoch shows).
+    /// </summary>
+    public static EpochOutcome TrainOneEpoch(DarkNet model, optim.Optimizer optimizer, YoloDataLoader loader, Loss.LossHyp lossHyp,
+        Loss.YoloSpec spec, LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress = null,
+        CancellationToken cancellation = default)
+    {
+        const int gs = 32;
+        model.train();
+        int nb = loader.BatchCount;
+        var hyp = s.Hyp;
+        double epochLr = hyp.Lr0 * Schedule.cosine(s.Epochs, hyp.Lrf, s.Epoch);
+        bool warm = s.Warmup && s.Epoch == 0;
+        int warmupIters = Schedule.warmupIterations(nb);
+        int acc = warm ? 1 : s.Accumulate;
+        SetLr(optimizer, warm ? hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, 0) : epochLr);
+        var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
+        var mloss = new double[4];
+        double nowLr = epochLr;
+        int imgSize = s.ImageSize, seen = 0, i = 0, warmStep = 0;
+        var watch = Stopwatch.StartNew();
+        bool cancelled = false, timeUp = false;
+        optimizer.zero_grad();
+        foreach (var batch in loader.Epoch(s.Epoch))
+        {
+            using var scope = NewDisposeScope();
+            using var _ = batch;
+            // ni as the reference counts it (its epochs are 1-based there)
+            int ni = i + nb * (s.Epoch + 1);
+            var imgs = batch.Images.to(device);
+            var targets = batch.Targets.to(device);
+            if (s.MultiScaleGrid is { } grid)
+            {
+                if (ni % acc == 0) imgSize = s.Random.Next(grid.Min, grid.Max + 1) * gs;
+                double sf = imgSize / (double)Math.Max(imgs.shape[2], imgs.shape[3]);
+                if (sf != 1)
+                {
+                    var ns = new[] { imgs.shape[2], imgs.shape[3] }.Select(x => (long)Math.Ceiling(x * sf / gs) * gs).ToArray();
+                    imgs = nn.functional.interpolate(imgs, size: ns, mode: InterpolationMode.Bilinear, align_corners: false);
+                }
+            }
+            var pred = model.forward(imgs).Raw;
+            var parts = Loss.computeLoss(lossHyp, hyp.GrAt(ni - nb), spec, pred, targets);
+            var items = new[] { parts.Box, parts.Obj, parts.Cls, parts.Total }.Select(t => t.detach().cpu().to(float64).item<double>()).ToArray();
+            for (int k = 0; k < 4; k++) mloss[k] = (mloss[k] * i + items[k]) / (i + 1);
+            if (!double.IsFinite(items[3]))
+                return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, false, false,
+                    $"non-finite loss, ending training: box {items[0]}, obj {items[1]}, cls {items[2]}, total {items[3]}; " +
+                    $"training image paths: {string.Join(",", batch.Paths)}");
+            using (var inv = (1.0 / acc).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
+            if (ni % acc == 0)
+            {
+                scaler.Step(optimizer, trainable);
+                scaler.Update();
+                optimizer.zero_grad();
+            }
+            nowLr = optimizer.ParamGroups.First().LearningRate;
+            if (warm && ni % acc == 0) SetLr(optimizer, hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, ++warmStep));
+            seen += (int)imgs.shape[0];
+            i++;
+            if (progress is not null && (i % 5 == 0 || i == nb))
+                progress.Report(new TrainProgress(s.Epoch, s.Epochs, i, nb, mloss.ToArray(), nowLr, seen / watch.Elapsed.TotalSeconds,
+                    TimeSpan.FromSeconds((nb - i) * watch.Elapsed.TotalSeconds / i), null));
+            if (cancellation.IsCancellationRequested) { cancelled = true; break; }
+            if (s.TimeLeft is { } left && watch.Elapsed >= left) { timeUp = true; break; }
+        }
+        return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, cancelled, timeUp, null);
+    }
+
+    /// <summary>Sets the learning rate of every parameter group.</summary>
+    public static void SetLr(optim.Optimizer optimizer, double lr)
+    {
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+    }
+}
