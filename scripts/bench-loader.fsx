@@ -8,17 +8,6 @@ open System.Diagnostics
 open System.IO
 open YoloSpp
 open YoloSpp.Data
-#r "../src/YoloSpp.Cli/bin/Release/net10.0/SkiaSharp.dll"
-
-// fsi does not probe the build output's runtimes folder: point SkiaSharp's native import at it
-do
-    let rid = if OperatingSystem.IsWindows() then "win-x64" elif OperatingSystem.IsMacOS() then "osx" else "linux-x64"
-    let file = if OperatingSystem.IsWindows() then "libSkiaSharp.dll" elif OperatingSystem.IsMacOS() then "libSkiaSharp.dylib" else "libSkiaSharp.so"
-    let path = Path.Combine(__SOURCE_DIRECTORY__, "..", "src", "YoloSpp.Cli", "bin", "Release", "net10.0", "runtimes", rid, "native", file)
-    Runtime.InteropServices.NativeLibrary.SetDllImportResolver(typeof<SkiaSharp.SKBitmap>.Assembly, fun name _ _ ->
-        if name.Contains "SkiaSharp" then Runtime.InteropServices.NativeLibrary.Load path else nativeint 0)
-
-
 let args = fsi.CommandLineArgs |> Array.skip 1
 let n = if args.Length > 0 then int args[0] else 24
 let bs = if args.Length > 1 then int args[1] else 8

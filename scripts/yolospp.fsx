@@ -4,7 +4,9 @@
 #r "../src/YoloSpp.Cli/bin/Release/net10.0/TorchSharp.dll"
 #r "../src/YoloSpp.Cli/bin/Release/net10.0/YoloSpp.Fs.dll"
 #r "../src/YoloSpp.Cli/bin/Release/net10.0/YoloSpp.CSharp.dll"
+#r "../src/YoloSpp.Cli/bin/Release/net10.0/SkiaSharp.dll"
 
+open System
 open System.IO
 open System.Runtime.InteropServices
 
@@ -21,6 +23,14 @@ if RuntimeInformation.IsOSPlatform OSPlatform.Linux then
     for lib in [ "libc10.so"; "libtorch_cpu.so"; "libtorch.so"; "libLibTorchSharp.so" ] do
         let path = Path.Combine(nativeDir, lib)
         if File.Exists path then NativeLibrary.Load path |> ignore
+
+// fsi does not probe the build output's runtimes folder for SkiaSharp either: point its native import there
+do
+    let file = if OperatingSystem.IsWindows() then "libSkiaSharp.dll" elif OperatingSystem.IsMacOS() then "libSkiaSharp.dylib" else "libSkiaSharp.so"
+    let rid = if OperatingSystem.IsMacOS() then "osx" else Path.GetFileName nativeDir |> fun _ -> Path.GetFileName(Path.GetDirectoryName nativeDir)
+    let path = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName nativeDir), rid, "native", file)
+    NativeLibrary.SetDllImportResolver(typeof<SkiaSharp.SKBitmap>.Assembly, fun name _ _ ->
+        if name.Contains "SkiaSharp" && File.Exists path then NativeLibrary.Load path else nativeint 0)
 
 // the first torch.nn constructor does not load the natives by itself
 YoloSpp.Backend.Initialize()

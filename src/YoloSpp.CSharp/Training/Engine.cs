@@ -106,6 +106,13 @@ public static class Engine
         return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, cancelled, timeUp, null);
     }
 
+    /// <summary>
+    /// The reference's multi-scale range for an image size, in grid units: floor(img // 1.5 / 32) to
+    /// floor(img // 0.667 / 32) (train.py); training loads images at the maximum and resizes batches down.
+    /// </summary>
+    public static (int Min, int Max) MultiScaleGrid(int imageSize) =>
+        ((int)Math.Floor(Math.Floor(imageSize / 1.5) / 32), (int)Math.Floor(Math.Floor(imageSize / 0.667) / 32));
+
     /// <summary>Sets the learning rate of every parameter group.</summary>
     public static void SetLr(optim.Optimizer optimizer, double lr)
     {

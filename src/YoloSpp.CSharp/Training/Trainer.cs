@@ -42,8 +42,7 @@ public sealed class Trainer
         if (_o.MultiScale)
         {
             // the reference: img // 1.5 and img // 0.667 (floor), then down to 32-multiples; train loads at the max
-            gridMin = (int)Math.Floor(Math.Floor(_o.ImageSize / 1.5) / gs);
-            gridMax = (int)Math.Floor(Math.Floor(_o.ImageSize / 0.667) / gs);
+            (gridMin, gridMax) = Engine.MultiScaleGrid(_o.ImageSize);
             trainSize = gridMax * gs;
             _log($"multi-scale training, image sizes [{gridMin * gs}, {gridMax * gs}]");
         }
@@ -106,7 +105,7 @@ public sealed class Trainer
         }
 
         // ---- loss: the F# core over the model's anchors
-        var lossHyp = Hyp.toLossHyp(hyp.Core);
+        var lossHyp = hyp.LossHyperParameters;
         var spec = new Loss.YoloSpec(model.AnchorVecs.Select(a => a.to(device)).ToArray(), nc);
         int accumulate = _o.Accumulate ?? Schedule.accumulate(_o.BatchSize);
 
