@@ -50,10 +50,18 @@ let run (args: ParseResults<EvalArgs>) : int =
         let r = Evaluator.Evaluate(args.GetResult Cfg, args.GetResult Weights, args.GetResult EvalArgs.Data, options, data, device)
         printf "%s" r.Summary
         printfn ""
-        let width = r.PerClass |> Seq.map (fun c -> c.Name.Length) |> Seq.fold max 5
+        // the COCO categories are the classes that occur in the labels (as the reference's convert_to_coco_api);
+        // every class of the .names gets a row, "-" where it has no ground truth
+        let dataFile = DataFiles.ReadData(args.GetResult EvalArgs.Data)
+        let names = DataFiles.ReadNames(dataFile.Names, dataFile.Classes)
+        let byId = r.PerClass |> Seq.map (fun c -> c.CategoryId, c) |> dict
+        let width = names |> Seq.map String.length |> Seq.fold max 5
         printfn "%-*s %8s %13s" width "class" "AP@.5" "AP@.5:.95"
-        for c in r.PerClass do
-            printfn "%-*s %8s %13s" width c.Name (apText c.Ap50) (apText c.Ap)
+        names
+        |> Array.iteri (fun i name ->
+            match byId.TryGetValue(int64 i) with
+            | true, c -> printfn "%-*s %8s %13s" width name (apText c.Ap50) (apText c.Ap)
+            | _ -> printfn "%-*s %8s %13s" width name "-" "-")
         printfn ""
         let ms = r.Elapsed.TotalMilliseconds
         printfn "%d images, %d detections in %.1f s (%.1f ms per image, %dx%d, batch %d)"
