@@ -111,13 +111,15 @@ let run (args: ParseResults<DetectArgs>) : int =
             let results =
                 [ for image in images do
                       try
+                          let watch = Diagnostics.Stopwatch.StartNew()
                           let picture = RgbImage.Load image
+                          let decode = watch.Elapsed
                           let r = detector.DetectWithTimings picture
                           let target = outputPath outDir image
                           Annotator.Save(picture, r.Detections, target)
                           let found = if r.Detections.Count = 0 then "no detections" else counts r.Detections
                           printfn "%s: %dx%d, %s; pre-process %.1f ms, inference %.1f ms, NMS %.1f ms -> %s"
-                              image r.Width r.Height found r.Preprocess.TotalMilliseconds r.Inference.TotalMilliseconds
+                              image r.Width r.Height found (decode + r.Preprocess).TotalMilliseconds r.Inference.TotalMilliseconds
                               r.Nms.TotalMilliseconds target
                           yield image, r
                       with :? InvalidDataException as e ->

@@ -5,7 +5,8 @@ namespace YoloSpp.Detection;
 
 /// <summary>
 /// Draws detections as the reference's draw_box_utils does: a rectangle per object in its class's colour and a
-/// filled label "name confidence" above it (inside the box when there is no room above).
+/// filled label "name confidence" above it (inside the box when there is no room above), in a system sans-serif
+/// font (DejaVu Sans, Arial, ...).
 /// </summary>
 public static class Annotator
 {
@@ -17,6 +18,38 @@ public static class Annotator
         new(174, 199, 232), new(255, 187, 120), new(152, 223, 138), new(255, 152, 150), new(197, 176, 213),
         new(196, 156, 148), new(247, 182, 210), new(199, 199, 199), new(219, 219, 141), new(158, 218, 229),
     ];
+
+    static readonly Lazy<SKTypeface?> LabelTypeface = new(FindTypeface);
+
+    // Skia's Linux assets without fontconfig give an empty default typeface (no glyphs): look for a real font
+    static SKTypeface? FindTypeface()
+    {
+        static bool HasGlyphs(SKTypeface? t) => t is not null && t.GlyphCount > 0;
+        if (HasGlyphs(SKTypeface.Default)) return SKTypeface.Default;
+        foreach (var family in new[] { "DejaVu Sans", "Arial", "Helvetica", "Liberation Sans" })
+        {
+            var t = SKFontManager.Default.MatchFamily(family);
+            if (HasGlyphs(t)) return t;
+        }
+        var candidates = new[]
+        {
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", @"C:\Windows\Fonts\arial.ttf",
+            "/System/Library/Fonts/Supplemental/Arial.ttf", "/Library/Fonts/Arial.ttf",
+        };
+        foreach (var path in candidates.Where(File.Exists))
+        {
+            var t = SKTypeface.FromFile(path);
+            if (HasGlyphs(t)) return t;
+        }
+        if (Directory.Exists("/usr/share/fonts"))
+            foreach (var path in Directory.EnumerateFiles("/usr/share/fonts", "*.ttf", SearchOption.AllDirectories).Order())
+            {
+                var t = SKTypeface.FromFile(path);
+                if (HasGlyphs(t)) return t;
+            }
+        return null;
+    }
 
     /// <summary>The colour of a class (RGB), from a fixed palette of 20 that repeats.</summary>
     public static (byte R, byte G, byte B) ClassColor(int classId)
@@ -48,7 +81,8 @@ public static class Annotator
         using var canvas = new SKCanvas(bmp);
         int side = Math.Max(bmp.Width, bmp.Height);
         float line = Math.Max(1f, MathF.Round(side / 300f));
-        using var font = new SKFont(SKTypeface.Default, Math.Max(9f, side / 40f));
+        // no font at all: the label is a coloured tab without text
+        using var font = new SKFont(LabelTypeface.Value ?? SKTypeface.Default, Math.Max(9f, side / 40f));
         using var stroke = new SKPaint { Style = SKPaintStyle.Stroke, StrokeWidth = line, IsAntialias = false };
         using var fill = new SKPaint { Style = SKPaintStyle.Fill };
         using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
@@ -61,7 +95,7 @@ public static class Annotator
             stroke.Color = colour;
             canvas.DrawRect(SKRect.Create((float)d.X1, (float)d.Y1, (float)(d.X2 - d.X1), (float)(d.Y2 - d.Y1)), stroke);
             var label = $"{d.ClassName} {d.Confidence:0.00}";
-            float textW = font.MeasureText(label);
+            float textW = Math.Max(font.MeasureText(label), textH);
             // above the box when it fits, else just inside its top edge
             float top = d.Y1 - textH >= 0 ? (float)d.Y1 - textH : (float)d.Y1;
             fill.Color = colour;
