@@ -323,4 +323,17 @@ let private facadeTests =
         }
     ]
 
-let tests = testList "eval-detect" [ cocoevalTests; evalTests; detectTests; facadeTests ]
+let private csharpTests =
+    testList "from C#" [
+        test "the QuickStart detection example runs: Detector and Evaluator from C#" {
+            let f = fixture.Force()
+            let out = Path.Combine(f.Dir, "quickstart.png")
+            let struct (detections, map50) =
+                QuickStart.DetectExample.Run(f.Cfg, f.Weights, f.Names, f.Data, f.ValImages[0], out, 64)
+            Expect.isNonEmpty detections "boxes at conf 1e-5"
+            Expect.isTrue (map50 >= 0.0 && map50 <= 1.0) "mAP@.5 in [0, 1]"
+            Expect.isTrue (File.Exists out) "annotated image written"
+        }
+    ]
+
+let tests = testList "eval-detect" [ cocoevalTests; evalTests; detectTests; facadeTests; csharpTests ]
