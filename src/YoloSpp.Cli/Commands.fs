@@ -74,6 +74,9 @@ type Args =
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("voc2yolo")>] Voc2Yolo of ParseResults<Voc2YoloArgs>
     | [<CliPrefix(CliPrefix.None)>] Dataset_Cfg of ParseResults<DatasetCfgArgs>
     | [<CliPrefix(CliPrefix.None)>] Shapes of ParseResults<ShapesCommand.ShapesArgs>
+    | [<CliPrefix(CliPrefix.None)>] Cocoeval of ParseResults<CocoEvalCommand.CocoEvalArgs>
+    | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalCommand.EvalArgs>
+    | [<CliPrefix(CliPrefix.None)>] Detect of ParseResults<DetectCommand.DetectArgs>
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -86,3 +89,6 @@ type Args =
             | Voc2Yolo _ -> "convert Pascal VOC XML to YOLO labels and lists (the reference's trans_voc2yolo)"
             | Dataset_Cfg _ -> "write .data, lists, names and a cfg for a YOLO dataset (the reference's calculate_dataset)"
             | Shapes _ -> "generate the default dataset: synthetic shapes in the YOLO layout (deterministic)"
+            | Cocoeval _ -> "COCO bbox evaluation of a detection json against a ground-truth json (pycocotools' numbers)"
+            | Eval _ -> "evaluate weights on a dataset's valid list: COCO summary, per-class AP, timing (the reference's evaluate)"
+            | Detect _ -> "detect objects in an image or folder: annotated images and detections.json (the reference's predict)"

@@ -83,6 +83,9 @@ let main argv =
             | Some(Voc2Yolo a) -> runVoc2Yolo a
             | Some(Dataset_Cfg a) -> runDatasetCfg a
             | Some(Shapes a) -> ShapesCommand.run a
+            | Some(Cocoeval a) -> CocoEvalCommand.run a
+            | Some(Eval a) -> EvalCommand.run a
+            | Some(Detect a) -> DetectCommand.run a
             | Some Version -> 0
             | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
     with

@@ -21,7 +21,8 @@ let allTests () =
           EvalTests.tests
           ShapesTests.tests
           BuildTests.tests
-          DataTests.tests ],
+          DataTests.tests
+          EvalDetectTests.tests ],
         Normal)
 
 [<EntryPoint>]

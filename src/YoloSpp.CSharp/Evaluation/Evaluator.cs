@@ -44,6 +44,47 @@ public sealed record EvaluationResult(IReadOnlyList<double> Stats, string Summar
 /// </summary>
 public static class Evaluator
 {
+    /// <summary>
+    /// Evaluates a trained model given as files, as the reference's test step does: the network from
+    /// <paramref name="cfgPath"/>, every tensor from <paramref name="weightsPath"/>, on the <c>valid</c> list of
+    /// <paramref name="dataPath"/> with the class names of its <c>.names</c>.
+    /// </summary>
+    /// <param name="cfgPath">Darknet cfg; its class count must equal the .data file's <c>classes</c>.</param>
+    /// <param name="weightsPath">.weights, .pt/.pth or .safetensors holding every tensor of the cfg's network.</param>
+    /// <param name="dataPath">.data file (classes, valid, names).</param>
+    /// <param name="options">NMS settings; default: the reference's evaluate (conf 0.01, IoU 0.6).</param>
+    /// <param name="dataOptions">Image size, batch size and rect batching; augmentation is always off.</param>
+    /// <param name="device">Device to run on (default the CPU).</param>
+    /// <param name="cancellation">Stops between batches.</param>
+    /// <exception cref="FileNotFoundException">The cfg or weights file is missing.</exception>
+    /// <exception cref="CfgException">The cfg is malformed.</exception>
+    /// <exception cref="DatasetException">The .data/.names file or the valid list is missing or malformed.</exception>
+    /// <exception cref="WeightsMismatchException">The weights do not fit the cfg.</exception>
+    /// <exception cref="FormatException">The cfg and the .data file disagree on the class count, or the weights file is unreadable.</exception>
+    public static EvaluationResult Evaluate(string cfgPath, string weightsPath, string dataPath,
+        EvaluationOptions? options = null, DataOptions? dataOptions = null, Device? device = null,
+        CancellationToken cancellation = default)
+    {
+        var data = DataFiles.ReadData(dataPath);
+        var names = DataFiles.ReadNames(data.Names, data.Classes);
+        Backend.Initialize();
+        using var model = DarkNet.FromCfgFile(cfgPath);
+        if (model.NumClasses != data.Classes)
+            throw new FormatException($"{cfgPath}: the cfg has {model.NumClasses} classes but {dataPath} says classes={data.Classes}");
+        ModelWeights.LoadExact(model, weightsPath);
+        device ??= CPU;
+        model.to(device);
+        if (!File.Exists(data.Valid) && !Directory.Exists(data.Valid))
+            throw new DatasetException([$"{dataPath}: valid list not found: {data.Valid}"]);
+        var d = dataOptions ?? new DataOptions();
+        var dataset = YoloDataset.Open(data.Valid, data.Classes, new DataOptions
+        {
+            ImageSize = d.ImageSize, BatchSize = d.BatchSize, Rect = d.Rect, Hyp = d.Hyp, Workers = d.Workers,
+            Prefetch = d.Prefetch, Augment = false, Shuffle = false,
+        });
+        return Evaluate(model, dataset, device, options, names, cancellation);
+    }
+
     /// <summary>Evaluates <paramref name="model"/> on every image of <paramref name="dataset"/> (opened without augmentation).</summary>
     public static EvaluationResult Evaluate(DarkNet model, YoloDataset dataset, Device? device = null,
         EvaluationOptions? options = null, IReadOnlyList<string>? classNames = null, CancellationToken cancellation = default)

@@ -46,6 +46,23 @@ public static class ModelWeights
         return LoadStateDict(model, state);
     }
 
+    /// <summary>
+    /// Loads weights for inference (evaluation, detection): like <see cref="Load"/>, but every tensor of the network
+    /// must come from the file, since a predictor left at its initial values would quietly give wrong boxes.
+    /// </summary>
+    /// <exception cref="WeightsMismatchException">A network tensor is absent from the file or has another size.</exception>
+    public static LoadReport LoadExact(DarkNet model, string path)
+    {
+        var report = Load(model, path);
+        if (report.Skipped.Count > 0)
+        {
+            var (name, reason) = report.Skipped[0];
+            throw new WeightsMismatchException(
+                $"{path}: does not fit the cfg: {report.Skipped.Count} tensors not loaded, first {name} ({reason})");
+        }
+        return report;
+    }
+
     static Dictionary<string, Tensor> ReadPyTorch(string path)
     {
         Hashtable table;

@@ -1,0 +1,133 @@
+using SkiaSharp;
+using YoloSpp.Data;
+
+namespace YoloSpp.Detection;
+
+/// <summary>
+/// Draws detections as the reference's draw_box_utils does: a rectangle per object in its class's colour and a
+/// filled label "name confidence" above it (inside the box when there is no room above), in a system sans-serif
+/// font (DejaVu Sans, Arial, ...).
+/// </summary>
+public static class Annotator
+{
+    // a fixed palette (Tableau 20 and a few more): the same class has the same colour in every picture
+    static readonly SKColor[] Palette =
+    [
+        new(31, 119, 180), new(255, 127, 14), new(44, 160, 44), new(214, 39, 40), new(148, 103, 189),
+        new(140, 86, 75), new(227, 119, 194), new(127, 127, 127), new(188, 189, 34), new(23, 190, 207),
+        new(174, 199, 232), new(255, 187, 120), new(152, 223, 138), new(255, 152, 150), new(197, 176, 213),
+        new(196, 156, 148), new(247, 182, 210), new(199, 199, 199), new(219, 219, 141), new(158, 218, 229),
+    ];
+
+    static readonly Lazy<SKTypeface?> LabelTypeface = new(FindTypeface);
+
+    // Skia's Linux assets without fontconfig give an empty default typeface (no glyphs): look for a real font
+    static SKTypeface? FindTypeface()
+    {
+        static bool HasGlyphs(SKTypeface? t) => t is not null && t.GlyphCount > 0;
+        if (HasGlyphs(SKTypeface.Default)) return SKTypeface.Default;
+        foreach (var family in new[] { "DejaVu Sans", "Arial", "Helvetica", "Liberation Sans" })
+        {
+            var t = SKFontManager.Default.MatchFamily(family);
+            if (HasGlyphs(t)) return t;
+        }
+        var candidates = new[]
+        {
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", @"C:\Windows\Fonts\arial.ttf",
+            "/System/Library/Fonts/Supplemental/Arial.ttf", "/Library/Fonts/Arial.ttf",
+        };
+        foreach (var path in candidates.Where(File.Exists))
+        {
+            var t = SKTypeface.FromFile(path);
+            if (HasGlyphs(t)) return t;
+        }
+        if (Directory.Exists("/usr/share/fonts"))
+            foreach (var path in Directory.EnumerateFiles("/usr/share/fonts", "*.ttf", SearchOption.AllDirectories).Order())
+            {
+                var t = SKTypeface.FromFile(path);
+                if (HasGlyphs(t)) return t;
+            }
+        return null;
+    }
+
+    /// <summary>The colour of a class (RGB), from a fixed palette of 20 that repeats.</summary>
+    public static (byte R, byte G, byte B) ClassColor(int classId)
+    {
+        var c = Palette[((classId % Palette.Length) + Palette.Length) % Palette.Length];
+        return (c.Red, c.Green, c.Blue);
+    }
+
+    /// <summary>A copy of <paramref name="image"/> with the detections drawn on it.</summary>
+    public static RgbImage Draw(RgbImage image, IReadOnlyList<Detection> detections)
+    {
+        using var bmp = ToBitmap(image);
+        DrawOn(bmp, detections);
+        return FromBitmap(bmp);
+    }
+
+    /// <summary>Draws the detections on a copy of <paramref name="image"/> and writes it atomically: PNG for a .png path, else JPEG (quality 95).</summary>
+    public static void Save(RgbImage image, IReadOnlyList<Detection> detections, string outputPath)
+    {
+        using var bmp = ToBitmap(image);
+        DrawOn(bmp, detections);
+        var png = outputPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase);
+        using var data = bmp.Encode(png ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg, png ? 100 : 95);
+        AtomicFile.Write(outputPath, s => data.SaveTo(s));
+    }
+
+    static void DrawOn(SKBitmap bmp, IReadOnlyList<Detection> detections)
+    {
+        using var canvas = new SKCanvas(bmp);
+        int side = Math.Max(bmp.Width, bmp.Height);
+        float line = Math.Max(1f, MathF.Round(side / 300f));
+        // no font at all: the label is a coloured tab without text
+        using var font = new SKFont(LabelTypeface.Value ?? SKTypeface.Default, Math.Max(9f, side / 40f));
+        using var stroke = new SKPaint { Style = SKPaintStyle.Stroke, StrokeWidth = line, IsAntialias = false };
+        using var fill = new SKPaint { Style = SKPaintStyle.Fill };
+        using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+        font.GetFontMetrics(out var metrics);
+        float textH = metrics.Descent - metrics.Ascent;
+        foreach (var d in detections)
+        {
+            var (r, g, b) = ClassColor(d.ClassId);
+            var colour = new SKColor(r, g, b);
+            stroke.Color = colour;
+            canvas.DrawRect(SKRect.Create((float)d.X1, (float)d.Y1, (float)(d.X2 - d.X1), (float)(d.Y2 - d.Y1)), stroke);
+            var label = $"{d.ClassName} {d.Confidence:0.00}";
+            float textW = Math.Max(font.MeasureText(label), textH);
+            // above the box when it fits, else just inside its top edge
+            float top = d.Y1 - textH >= 0 ? (float)d.Y1 - textH : (float)d.Y1;
+            fill.Color = colour;
+            canvas.DrawRect(SKRect.Create((float)d.X1, top, textW + 2, textH), fill);
+            canvas.DrawText(label, (float)d.X1 + 1, top - metrics.Ascent, SKTextAlign.Left, font, text);
+        }
+        canvas.Flush();
+    }
+
+    static SKBitmap ToBitmap(RgbImage image)
+    {
+        var bmp = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var dst = bmp.GetPixelSpan();
+        var px = image.Pixels;
+        for (int i = 0, o = 0; i < px.Length; i += 3, o += 4)
+        {
+            dst[o] = px[i]; dst[o + 1] = px[i + 1]; dst[o + 2] = px[i + 2]; dst[o + 3] = 255;
+        }
+        return bmp;
+    }
+
+    static RgbImage FromBitmap(SKBitmap bmp)
+    {
+        int w = bmp.Width, h = bmp.Height, stride = bmp.RowBytes;
+        var src = bmp.GetPixelSpan();
+        var dst = new byte[w * h * 3];
+        for (int y = 0; y < h; y++)
+            for (int x = 0, o = y * w * 3; x < w; x++, o += 3)
+            {
+                int s = y * stride + x * 4;
+                dst[o] = src[s]; dst[o + 1] = src[s + 1]; dst[o + 2] = src[s + 2];
+            }
+        return new RgbImage(w, h, dst);
+    }
+}

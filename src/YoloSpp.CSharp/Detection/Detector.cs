@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using Microsoft.FSharp.Core;
+using TorchSharp;
+using YoloSpp.Data;
+using YoloSpp.Geometry;
+using static TorchSharp.torch;
+
+namespace YoloSpp.Detection;
+
+/// <summary>Settings of a <see cref="Detector"/>; the defaults are the reference's predict (512 px, IoU 0.6, multi-label).</summary>
+public sealed record DetectorOptions
+{
+    /// <summary>Network input size (long side), a multiple of 32. Default 512.</summary>
+    public int ImageSize { get; init; } = 512;
+    /// <summary>Objectness and class-confidence threshold of NMS. Default 0.3.</summary>
+    public double ConfThreshold { get; init; } = 0.3;
+    /// <summary>IoU threshold of NMS. Default 0.6.</summary>
+    public double IouThreshold { get; init; } = 0.6;
+    /// <summary>Every (box, class) pair above the threshold (the reference's predict), or only the best class per box. Default true.</summary>
+    public bool MultiLabel { get; init; } = true;
+    /// <summary>Boxes kept per image after NMS. Default 100.</summary>
+    public int MaxDetections { get; init; } = 100;
+    /// <summary>Device to run on, e.g. "cpu" or "cuda:0" (CUDA falls back to the CPU when absent). Default "cpu".</summary>
+    public string Device { get; init; } = "cpu";
+}
+
+/// <summary>One detected object, in pixels of the original image.</summary>
+/// <param name="ClassId">0-based class index.</param>
+/// <param name="ClassName">Name of the class (from the .names file).</param>
+/// <param name="Confidence">Objectness × class probability.</param>
+/// <param name="X1">Left edge.</param>
+/// <param name="Y1">Top edge.</param>
+/// <param name="X2">Right edge.</param>
+/// <param name="Y2">Bottom edge.</param>
+public sealed record Detection(int ClassId, string ClassName, double Confidence, double X1, double Y1, double X2, double Y2);
+
+/// <summary>The detections of one image with the time each stage took (as the reference's predict prints them).</summary>
+/// <param name="Detections">Objects found, by descending confidence within each class.</param>
+/// <param name="Width">Original image width.</param>
+/// <param name="Height">Original image height.</param>
+/// <param name="Preprocess">Decoding (for a file), letterbox and conversion to a tensor.</param>
+/// <param name="Inference">The forward pass.</param>
+/// <param name="Nms">Non-maximum suppression and the mapping back to the original image.</param>
+public sealed record DetectionResult(IReadOnlyList<Detection> Detections, int Width, int Height,
+    TimeSpan Preprocess, TimeSpan Inference, TimeSpan Nms);
+
+/// <summary>
+/// The reference's predict: letterbox (img_utils variant, auto = true: the long side to the input size, the short
+/// side padded with black to a multiple of 64), a forward pass of the BatchNorm-fused network in eval mode, NMS,
+/// and scale_coords back to the original image with the letterbox's ratio and padding, rounded.
+/// </summary>
+public sealed class Detector : IDisposable
+{
+    readonly DarkNet _model;
+    readonly Nms.NmsOptions _nms;
+    readonly Device _device;
+    bool _disposed;
+
+    /// <summary>The class names, index = class id.</summary>
+    public IReadOnlyList<string> ClassNames { get; }
+    /// <summary>The options the detector was loaded with.</summary>
+    public DetectorOptions Options { get; }
+
+    Detector(DarkNet model, IReadOnlyList<string> names, DetectorOptions options, Device device)
+    {
+        (_model, ClassNames, Options, _device) = (model, names, options, device);
+        var d = Nms.NmsOptions.Default;
+        _nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
+            d.MinWh, d.MaxWh, d.Classes, d.Agnostic);
+    }
+
+    /// <summary>Builds the network from a cfg, loads every tensor from a weights file and fuses it for inference.</summary>
+    /// <param name="cfgPath">Darknet cfg.</param>
+    /// <param name="weightsPath">.weights, .pt/.pth or .safetensors holding every tensor of the network.</param>
+    /// <param name="namesPath">.names file: one class a line, as many as the cfg's classes.</param>
+    /// <param name="options">Input size, thresholds, device; default <see cref="DetectorOptions"/>.</param>
+    /// <param name="notice">Receives notices such as a CUDA fallback (optional).</param>
+    /// <exception cref="FileNotFoundException">The cfg or weights file is missing.</exception>
+    /// <exception cref="CfgException">The cfg is malformed.</exception>
+    /// <exception cref="DatasetException">The .names file is missing, empty or has another class count than the cfg.</exception>
+    /// <exception cref="WeightsMismatchException">The weights do not fit the cfg.</exception>
+    /// <exception cref="ArgumentException">The image size is not a positive multiple of 32.</exception>
+    public static Detector Load(string cfgPath, string weightsPath, string namesPath, DetectorOptions? options = null,
+        Action<string>? notice = null)
+    {
+        options ??= new DetectorOptions();
+        if (options.ImageSize <= 0 || options.ImageSize % 32 != 0)
+            throw new ArgumentException($"image size {options.ImageSize} must be a positive multiple of 32");
+        Backend.Initialize();
+        using var model = DarkNet.FromCfgFile(cfgPath);
+        var names = DataFiles.ReadNames(namesPath);
+        if (names.Length != model.NumClasses)
+            throw new DatasetException([$"{namesPath}: {names.Length} class names but {cfgPath} has {model.NumClasses} classes"]);
+        ModelWeights.LoadExact(model, weightsPath);
+        var device = Backend.ResolveDevice(options.Device, notice);
+        var fused = model.Fuse();
+        fused.to(device);
+        fused.eval();
+        return new Detector(fused, names, options, device);
+    }
+
+    /// <summary>Detects objects in an image file.</summary>
+    /// <exception cref="InvalidDataException">The file is not a readable image.</exception>
+    public IReadOnlyList<Detection> Detect(string imagePath) => DetectWithTimings(imagePath).Detections;
+
+    /// <summary>Detects objects in an RGB image.</summary>
+    public IReadOnlyList<Detection> Detect(RgbImage image) => DetectWithTimings(image).Detections;
+
+    /// <summary>Detects objects in an image file and reports the time of each stage (decoding counts as pre-processing).</summary>
+    /// <exception cref="InvalidDataException">The file is not a readable image.</exception>
+    public DetectionResult DetectWithTimings(string imagePath)
+    {
+        var watch = Stopwatch.StartNew();
+        var image = RgbImage.Load(imagePath);
+        return Run(image, watch);
+    }
+
+    /// <summary>Detects objects in an RGB image and reports the time of each stage.</summary>
+    public DetectionResult DetectWithTimings(RgbImage image) => Run(image, Stopwatch.StartNew());
+
+    /// <summary>Detects objects in an image file, draws them (see <see cref="Annotator"/>) and writes the picture to <paramref name="outputPath"/> (PNG for .png, else JPEG).</summary>
+    /// <returns>The detections drawn.</returns>
+    public IReadOnlyList<Detection> Annotate(string imagePath, string outputPath)
+    {
+        var image = RgbImage.Load(imagePath);
+        var detections = Detect(image);
+        Annotator.Save(image, detections, outputPath);
+        return detections;
+    }
+
+    DetectionResult Run(RgbImage image, Stopwatch watch)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var options = new Letterbox.Options(Letterbox.Variant.ImgUtils, true, false, true);
+        var plan = Letterbox.plan(options, image.Height, image.Width, Options.ImageSize, Options.ImageSize);
+        // the reference's predict pads with black (color=(0, 0, 0)), not the dataset's grey 114
+        var boxed = image.Letterboxed(plan, 0);
+        var input = ToTensor(boxed).to(_device);
+        var preprocess = watch.Elapsed;
+
+        var pred = _model.forward(input).Detections!;
+        if (_device.type == DeviceType.CUDA) cuda.synchronize(_device);
+        var inference = watch.Elapsed;
+
+        var perImage = Nms.nonMaxSuppression(_nms, pred);
+        var detections = new List<Detection>();
+        if (perImage[0] is { } kept)
+        {
+            var rows = kept.Value.cpu();
+            var ratioPad = new Boxes.RatioPad(plan.RatioW, plan.PadW, plan.PadH);
+            var boxes = Boxes.scaleCoords(boxed.Height, boxed.Width, rows[TensorIndex.Colon, TensorIndex.Slice(0, 4)],
+                image.Height, image.Width, FSharpOption<Boxes.RatioPad>.Some(ratioPad)).round();
+            var b = boxes.data<float>().ToArray();
+            var r = rows.data<float>().ToArray();
+            for (int k = 0; k < rows.shape[0]; k++)
+            {
+                int cls = (int)r[6 * k + 5];
+                detections.Add(new Detection(cls, ClassNames[cls], r[6 * k + 4], b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]));
+            }
+        }
+        var nms = watch.Elapsed;
+        return new DetectionResult(detections, image.Width, image.Height, preprocess, inference - preprocess, nms - inference);
+    }
+
+    /// <summary>HWC RGB bytes → [1, 3, H, W] float in [0, 1], as the reference's img / 255.</summary>
+    static Tensor ToTensor(RgbImage img)
+    {
+        int plane = img.Width * img.Height;
+        var px = img.Pixels;
+        var data = new float[3 * plane];
+        for (int p = 0; p < plane; p++)
+        {
+            data[p] = px[p * 3] / 255f;
+            data[plane + p] = px[p * 3 + 1] / 255f;
+            data[2 * plane + p] = px[p * 3 + 2] / 255f;
+        }
+        return tensor(data, [1, 3, img.Height, img.Width]);
+    }
+
+    /// <summary>Frees the network.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _model.Dispose();
+    }
+}

@@ -1,0 +1,88 @@
+/// `yolospp eval`: the reference's evaluate on the `valid` list of a .data file, with the COCO summary, per-class
+/// AP and timing.
+module YoloSpp.Cli.EvalCommand
+
+open System
+open System.IO
+open Argu
+open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Evaluation
+
+type EvalArgs =
+    | [<Mandatory>] Cfg of path: string
+    | [<Mandatory>] Weights of path: string
+    | [<Mandatory>] Data of path: string
+    | Img_Size of int
+    | Batch_Size of int
+    | Conf of float
+    | Iou of float
+    | Rect
+    | Save_Json of path: string
+    | Device of name: string
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Cfg _ -> "Darknet cfg; its class count must match the .data file"
+            | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors) holding every tensor of the cfg"
+            | Data _ -> ".data file: the valid list is evaluated, class names from its names file"
+            | Img_Size _ -> "input size (long side), a multiple of 32 (default 512)"
+            | Batch_Size _ -> "images per batch (default 16)"
+            | Conf _ -> "NMS confidence threshold (default 0.01, the reference's evaluate)"
+            | Iou _ -> "NMS IoU threshold (default 0.6)"
+            | Rect -> "rectangular batches sorted by aspect ratio (less padding)"
+            | Save_Json _ -> "write the detections as a COCO result list (image_id = index in the valid list)"
+            | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
+
+let private apText (v: float) = if v < 0.0 then "-" else v.ToString("0.000")
+
+/// Runs the command; returns the exit code (2 for bad input, with one line per problem on stderr).
+let run (args: ParseResults<EvalArgs>) : int =
+    let size = args.GetResult(Img_Size, 512)
+    let batch = args.GetResult(Batch_Size, 16)
+    try
+        if size <= 0 || size % 32 <> 0 then raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of 32" size))
+        if batch <= 0 then raise (ArgumentException(sprintf "--batch-size %d must be positive" batch))
+        let device = Backend.ResolveDevice(args.GetResult(Device, "cpu"), fun n -> eprintfn "%s" n)
+        let options =
+            EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6))
+        let data = DataOptions(ImageSize = size, BatchSize = batch, Rect = args.Contains Rect)
+        let r = Evaluator.Evaluate(args.GetResult Cfg, args.GetResult Weights, args.GetResult EvalArgs.Data, options, data, device)
+        printf "%s" r.Summary
+        printfn ""
+        // the COCO categories are the classes that occur in the labels (as the reference's convert_to_coco_api);
+        // every class of the .names gets a row, "-" where it has no ground truth
+        let dataFile = DataFiles.ReadData(args.GetResult EvalArgs.Data)
+        let names = DataFiles.ReadNames(dataFile.Names, dataFile.Classes)
+        let byId = r.PerClass |> Seq.map (fun c -> c.CategoryId, c) |> dict
+        let width = names |> Seq.map String.length |> Seq.fold max 5
+        printfn "%-*s %8s %13s" width "class" "AP@.5" "AP@.5:.95"
+        names
+        |> Array.iteri (fun i name ->
+            match byId.TryGetValue(int64 i) with
+            | true, c -> printfn "%-*s %8s %13s" width name (apText c.Ap50) (apText c.Ap)
+            | _ -> printfn "%-*s %8s %13s" width name "-" "-")
+        printfn ""
+        let ms = r.Elapsed.TotalMilliseconds
+        printfn "%d images, %d detections in %.1f s (%.1f ms per image, %dx%d, batch %d)"
+            r.Images r.Detections.Count (ms / 1000.0) (ms / float (max 1 r.Images)) size size batch
+        args.TryGetResult Save_Json
+        |> Option.iter (fun path ->
+            AtomicFile.WriteAllText(path, CocoJson.serializeDetections (Seq.toArray r.Detections))
+            printfn "detections: %s" path)
+        0
+    with
+    | :? CfgException as e ->
+        for line in Seq.truncate 20 e.Errors do eprintfn "%s" line
+        if e.Errors.Count > 20 then eprintfn "... and %d more problems" (e.Errors.Count - 20)
+        2
+    | :? DatasetException as e ->
+        for line in Seq.truncate 20 e.Errors do eprintfn "%s" line
+        if e.Errors.Count > 20 then eprintfn "... and %d more problems" (e.Errors.Count - 20)
+        2
+    | :? FileNotFoundException
+    | :? WeightsMismatchException
+    | :? FormatException
+    | :? ArgumentException as e ->
+        eprintfn "%s" e.Message
+        2
