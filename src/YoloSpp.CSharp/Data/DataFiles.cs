@@ -2,6 +2,11 @@ using Microsoft.FSharp.Core;
 
 namespace YoloSpp.Data;
 
+/// <summary>A .data file with its class names.</summary>
+/// <param name="Data">The parsed .data file (paths resolved beside it).</param>
+/// <param name="Names">Class names from its names file (as many as <c>classes</c>).</param>
+public sealed record DataDescription(DataConfig.DataFile Data, IReadOnlyList<string> Names);
+
 /// <summary>Reads the reference's dataset description files (<c>.data</c>, <c>.names</c>) for the shell, turning the core's errors into exceptions.</summary>
 public static class DataFiles
 {
@@ -24,5 +29,13 @@ public static class DataFiles
         var names = DataConfig.parseNames(path, expected, File.ReadAllText(path));
         if (names.IsError) throw new DatasetException(names.ErrorValue.Select(e => e.ToString()).ToArray());
         return names.ResultValue;
+    }
+
+    /// <summary>Reads a <c>.data</c> file and its <c>.names</c> file, checking the class count.</summary>
+    /// <exception cref="DatasetException">Every problem, as file:line: reason.</exception>
+    public static DataDescription Load(string path)
+    {
+        var data = ReadData(path);
+        return new DataDescription(data, ReadNames(data.Names, data.Classes));
     }
 }
