@@ -18,6 +18,7 @@ let allTests () =
           CoreTests.tests
           CfgTests.tests
           ModelTests.tests
+          TrainTests.tests
           EvalTests.tests
           ShapesTests.tests
           BuildTests.tests

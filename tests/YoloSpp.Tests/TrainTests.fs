@@ -1,0 +1,132 @@
+/// Tests of the training loop on a tiny shapes set with the tiny cfg (seconds each).
+module YoloSpp.Tests.TrainTests
+
+open System
+open System.IO
+open System.Threading
+open Expecto
+open TorchSharp
+open YoloSpp
+open YoloSpp.Tests
+
+/// A tiny dataset (12 train, 4 val images at 64 px) and the tiny cfg rewritten for its 5 classes, in a temp folder.
+let private setup () =
+    let dir = (Directory.CreateTempSubdirectory "yolospp-train-").FullName
+    let s = ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 3))
+    let cfg = Path.Combine(dir, "tiny5.cfg")
+    ModelCfg.WriteWithClasses(Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg"), cfg, 5)
+    dir, s.DataFile, cfg
+
+let private options dir data cfg =
+    TrainOptions(Cfg = cfg, Data = data, Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"), Epochs = 2, BatchSize = 4,
+                 ImageSize = 64, MultiScale = false, Mosaic = false, Warmup = false, Device = "cpu", OutputDir = Path.Combine(dir, "run"),
+                 Accumulate = Nullable 1)
+
+let private withSetup (f: string -> string -> string -> unit) =
+    let dir, data, cfg = setup ()
+    try f dir data cfg finally try Directory.Delete(dir, true) with _ -> ()
+
+let private stateOf (path: string) =
+    use m = DarkNet.FromCfgFile(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName path), "tiny5.cfg"))
+    ModelWeights.Load(m, path) |> ignore
+    m.state_dict() |> Seq.map (fun kv -> kv.Key, kv.Value.clone()) |> Map.ofSeq
+
+let tests =
+    testList "train" [
+        test "a few training steps on one batch lower the loss" {
+            withSetup (fun dir data cfg ->
+                use _ = torch.NewDisposeScope()
+                torch.manual_seed 0L |> ignore
+                use model = DarkNet.FromCfgFile cfg
+                let hyp = HyperParameters.Load(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).AdjustedFor(5, 64)
+                let ds = YoloSpp.Data.YoloDataset.Open(Path.Combine(Path.GetDirectoryName data, "train.txt"), 5, YoloSpp.Data.DataOptions(ImageSize = 64, BatchSize = 8))
+                use batch = YoloSpp.Data.YoloDataLoader(ds) |> Seq.head
+                let spec: YoloSpp.Training.Loss.YoloSpec = { AnchorVecs = model.AnchorVecs; Nc = 5 }
+                let opt = torch.optim.SGD(model.parameters(), 0.01, momentum = 0.9, nesterov = true)
+                model.train() |> ignore
+                let losses =
+                    [ for _ in 1 .. 15 ->
+                        use _ = torch.NewDisposeScope()
+                        let l = YoloSpp.Training.Loss.computeLoss hyp.LossHyperParameters 1.0 spec (model.forward(batch.Images).Raw) batch.Targets
+                        l.Total.backward()
+                        opt.step() |> ignore
+                        opt.zero_grad()
+                        l.Total.item<float32>() ]
+                Expect.isLessThan (List.last losses) (0.8f * List.head losses) (sprintf "losses %A" losses))
+        }
+        test "a run writes checkpoints, a results line per epoch with 12 stats, a plot and TensorBoard events" {
+            withSetup (fun dir data cfg ->
+                let r = Trainer(options dir data cfg).Run()
+                Expect.equal r.EpochsDone 2 "epochs"
+                Expect.isTrue (File.Exists r.LastCheckpoint) "last.ckpt"
+                Expect.isTrue (File.Exists r.BestCheckpoint) "best.ckpt"
+                let lines = File.ReadAllLines r.ResultsFile
+                Expect.equal lines.Length 2 "one line per epoch"
+                Expect.equal (lines.[1].Split(' ').Length) (1 + 12 + 4 + 1) "epoch, 12 stats, 4 losses, lr"
+                Expect.isTrue (File.ReadAllBytes(r.PlotFile).[1..3] = "PNG"B) "png"
+                Expect.isNonEmpty (Directory.GetFiles(r.TensorBoardDir, "events.out.tfevents*", SearchOption.AllDirectories)) "tfevents"
+                Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
+                Expect.isNotNull r.Final "evaluated")
+        }
+        test "cancellation leaves a loadable checkpoint; resuming continues with the same LR and optimizer state" {
+            withSetup (fun dir data cfg ->
+                let o = options dir data cfg
+                use cts = new CancellationTokenSource()
+                let lrs = Collections.Generic.List<int * float>()
+                let progress = { new IProgress<TrainProgress> with member _.Report p = (if p.Epoch = 1 && p.Batch >= 1 then cts.Cancel()) }
+                let r = Trainer(o).Run(progress, cts.Token)
+                Expect.isTrue r.Cancelled "cancelled"
+                Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 0 "the interrupted epoch is redone on resume"
+                let report = (use m = DarkNet.FromCfgFile cfg in ModelWeights.Load(m, r.LastCheckpoint))
+                Expect.isEmpty report.Skipped "the checkpoint loads completely"
+                // optimizer state: load it into a fresh SGD and save it again: byte-identical
+                use m = DarkNet.FromCfgFile cfg
+                let sgd = torch.optim.SGD(m.parameters(), 0.5, momentum = 0.1, nesterov = true)
+                Expect.isTrue (Checkpoint.LoadOptimizer(r.LastCheckpoint, sgd)) "has optimizer state"
+                let again = Path.Combine(dir, "again.ckpt")
+                Checkpoint.Save(again, m, sgd, Checkpoint.ReadInfo(r.LastCheckpoint))
+                let bytes (p: string) (name: string) =
+                    use z = IO.Compression.ZipFile.OpenRead p
+                    use s = z.GetEntry(name).Open()
+                    use ms = new MemoryStream()
+                    s.CopyTo ms
+                    ms.ToArray()
+                Expect.isTrue (bytes again "optimizer.bin" = bytes r.LastCheckpoint "optimizer.bin") "momentum buffers and lr restored exactly"
+                // resuming trains epoch 1 at the cosine LR of epoch 1
+                let resumed = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 2, BatchSize = 4, ImageSize = 64, MultiScale = false,
+                                           Mosaic = false, Device = "cpu", OutputDir = o.OutputDir, Accumulate = Nullable 1, Weights = r.LastCheckpoint)
+                let seen = Collections.Generic.List<TrainProgress>()
+                let r2 = Trainer(resumed).Run({ new IProgress<TrainProgress> with member _.Report p = seen.Add p })
+                Expect.equal r2.EpochsDone 1 "one epoch left"
+                Expect.isTrue (seen |> Seq.forall (fun p -> p.Epoch = 1)) "starts at epoch 1"
+                let expectedLr = 0.02 * YoloSpp.Training.Schedule.cosine 2 0.01 1
+                Expect.floatClose Accuracy.veryHigh (seen.[0].LearningRate) expectedLr "lr of epoch 1"
+                Expect.equal (File.ReadAllLines r2.ResultsFile).Length 2 "results continue the interrupted run's file")
+        }
+        test "a non-finite loss stops training and names the batch's images" {
+            withSetup (fun dir data cfg ->
+                let hyp = Path.Combine(dir, "inf.yaml")
+                File.WriteAllText(hyp, File.ReadAllText(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).Replace("giou: 3.54", "giou: 1e308"))
+                let o = options dir data cfg
+                let o = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = hyp, Epochs = 1, BatchSize = 4, ImageSize = 64, MultiScale = false, Mosaic = false, Device = "cpu", OutputDir = o.OutputDir)
+                let msg = CoreTests.throwsMessage<NonFiniteLossException> (fun () -> Trainer(o).Run() |> ignore)
+                Expect.stringContains msg "non-finite loss" "reason"
+                Expect.stringContains msg ".jpg" "image paths")
+        }
+        test "on the CPU, amp requested is exactly the plain path" {
+            withSetup (fun dir data cfg ->
+                let run (amp: bool) (out: string) =
+                    let o = options dir data cfg
+                    Trainer(TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 1, BatchSize = 4, ImageSize = 64, MultiScale = false, Mosaic = false,
+                                         Device = "cpu", OutputDir = Path.Combine(dir, out), Accumulate = Nullable 1, Amp = amp, NoTest = true, Seed = 5)).Run().LastCheckpoint
+                let a, b = stateOf (run true "amp"), stateOf (run false "plain")
+                for KeyValue(k, v) in a do
+                    Expect.isTrue (v.eq(b.[k]).all().item<bool>()) (sprintf "%s identical" k))
+        }
+        test "a cfg whose class count differs from the data is a clear error" {
+            withSetup (fun dir data _ ->
+                let o = options dir data (Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg"))
+                let msg = CoreTests.throwsMessage<ArgumentException> (fun () -> Trainer(o).Run() |> ignore)
+                Expect.stringContains msg "has 2 classes but" "message")
+        }
+    ]
