@@ -64,6 +64,7 @@ public static class Engine
         {
             using var scope = NewDisposeScope();
             using var _ = batch;
+            using var guard = NativeCallGuard.Enter();
             // ni as the reference counts it (its epochs are 1-based there)
             int ni = i + nb * (s.Epoch + 1);
             var imgs = batch.Images.to(device);

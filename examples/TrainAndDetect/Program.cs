@@ -1,0 +1,15 @@
+using YoloSpp;
+using YoloSpp.Detection;
+
+// 1. a small synthetic dataset (5 classes of shapes), 2. train one epoch, 3. detect on one validation image
+var data = ShapesDataset.Generate(new ShapesOptions(Path.Combine("runs", "example", "shapes")) { Train = 96, Val = 16, Size = 96 });
+var options = new TrainOptions
+{
+    Cfg = Path.Combine("cfg", "shapes-spp.cfg"), Data = data.DataFile, Hyp = Path.Combine("cfg", "hyp.shapes.yaml"), Epochs = 1,
+    BatchSize = 16, ImageSize = 96, MultiScale = false, Mosaic = false, Device = "cpu", OutputDir = Path.Combine("runs", "example"),
+};
+var result = new Trainer(options, Console.WriteLine).Run(new Progress<TrainProgress>(p => Console.WriteLine($"epoch {p.Epoch}: batch {p.Batch}/{p.Batches}, loss {p.MeanLosses[3]:F3}")));
+Console.WriteLine($"mAP@0.5 {result.Final?.Map50:F4}, weights {result.LastCheckpoint}");
+using var detector = Detector.Load(options.Cfg, result.LastCheckpoint, Path.Combine(data.Directory, "shapes.names"), new DetectorOptions { ImageSize = 96, ConfThreshold = 0.01 });
+var image = Path.Combine(data.Directory, "images", "val", "000000.jpg");
+foreach (var d in detector.Detect(image).Take(5)) Console.WriteLine($"{d.ClassName} {d.Confidence:F3} ({d.X1}, {d.Y1})-({d.X2}, {d.Y2})");
