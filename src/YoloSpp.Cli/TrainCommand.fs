@@ -53,7 +53,7 @@ type TrainArgs =
             | Result_Name _ -> "results file name in the output folder (default results.txt)"
             | Output _ -> "output folder for checkpoints, results, plot, TensorBoard (default runs/train)"
             | Seed _ -> "random seed (default 0)"
-            | Accumulate _ -> "batches per optimizer step (default max(round(64 / batch), 1), as the reference)"
+            | Accumulate _ -> "batches per optimizer step (default 1, which trains the demo faster; the reference: max(round(64 / batch), 1), e.g. 4 for batch 16)"
             | Time_Limit _ -> "stop training after this many minutes (the current epoch is evaluated and saved)"
 
 /// The demo's defaults, relative to the repository root (or the current folder).
@@ -71,7 +71,7 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         Warmup = a.GetResult(Warmup, true), Augment = a.GetResult(Augment, true), Rect = a.Contains Rect,
         Mosaic = a.GetResult(Mosaic, false), Amp = a.GetResult(Amp, true), ResultName = a.GetResult(Result_Name, "results.txt"),
         OutputDir = a.GetResult(Output, Path.Combine("runs", "train")), Seed = a.GetResult(Seed, 0),
-        Accumulate = (a.TryGetResult Accumulate |> Option.toNullable),
+        Accumulate = Nullable(a.GetResult(Accumulate, 1)),
         TimeLimit = (a.TryGetResult Time_Limit |> Option.map TimeSpan.FromMinutes |> Option.toNullable))
 
 /// Generates the shapes dataset when the options point at the default one and it is absent.

@@ -99,7 +99,7 @@ let tests =
                 let r2 = Trainer(resumed).Run({ new IProgress<TrainProgress> with member _.Report p = seen.Add p })
                 Expect.equal r2.EpochsDone 1 "one epoch left"
                 Expect.isTrue (seen |> Seq.forall (fun p -> p.Epoch = 1)) "starts at epoch 1"
-                let expectedLr = 0.02 * YoloSpp.Training.Schedule.cosine 2 0.01 1
+                let expectedLr = HyperParameters.Load(o.Hyp).Lr0 * YoloSpp.Training.Schedule.cosine 2 0.01 1
                 Expect.floatClose Accuracy.veryHigh (seen.[0].LearningRate) expectedLr "lr of epoch 1"
                 Expect.equal (File.ReadAllLines r2.ResultsFile).Length 2 "results continue the interrupted run's file")
         }

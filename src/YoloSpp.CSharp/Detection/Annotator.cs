@@ -21,6 +21,9 @@ public static class Annotator
 
     static readonly Lazy<SKTypeface?> LabelTypeface = new(FindTypeface);
 
+    /// <summary>A typeface with glyphs (Skia's default has none on Linux builds without fontconfig); null if none is installed.</summary>
+    internal static SKTypeface? TextTypeface => LabelTypeface.Value;
+
     // Skia's Linux assets without fontconfig give an empty default typeface (no glyphs): look for a real font
     static SKTypeface? FindTypeface()
     {

@@ -88,8 +88,8 @@ public sealed class TrainingLog : IDisposable
             ("box loss (GIoU)", r => r.MeanLosses[0]), ("objectness loss", r => r.MeanLosses[1]), ("class loss", r => r.MeanLosses[2]),
             ("mAP@0.5", r => r.Stats?[1]), ("mAP@0.5:0.95", r => r.Stats?[0]), ("learning rate", r => r.LearningRate),
         };
-        using var font = new SKFont(SKTypeface.Default, 14);
-        using var small = new SKFont(SKTypeface.Default, 11);
+        using var font = new SKFont(YoloSpp.Detection.Annotator.TextTypeface ?? SKTypeface.Default, 14);
+        using var small = new SKFont(YoloSpp.Detection.Annotator.TextTypeface ?? SKTypeface.Default, 11);
         using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
         using var axis = new SKPaint { Color = SKColors.Gray, StrokeWidth = 1, IsStroke = true };
         using var line = new SKPaint { Color = new SKColor(31, 119, 180), StrokeWidth = 2, IsStroke = true, IsAntialias = true };
