@@ -213,6 +213,14 @@ let private cliTests =
                 Expect.equal code2 0 err2
                 Expect.stringContains out2 "not regenerated" "reused")
         }
+        test "a generated dataset passes yolospp check-data" {
+            withTempDir (fun dir ->
+                let code, _, err = BuildTests.yolospp [ "shapes"; "--out"; dir; "--train"; "8"; "--val"; "4"; "--size"; "64"; "--seed"; "2" ]
+                Expect.equal code 0 err
+                let code2, out2, err2 = BuildTests.yolospp [ "check-data"; "--data"; Path.Combine(dir, "shapes.data") ]
+                Expect.equal code2 0 err2
+                Expect.stringContains out2 "found" "scan summary")
+        }
         test "bad arguments are exit code 2 with a one-line reason" {
             for args, msg in
                 [ [ "--size"; "100" ], "--size 100 must be a multiple of 32 and at least 64"
