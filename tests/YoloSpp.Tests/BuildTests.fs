@@ -168,4 +168,16 @@ let infoTests =
         }
     ]
 
-let tests = testList "build" [ nativeFixTests; cliTests; infoTests ]
+let exampleTests =
+    testList "examples" [
+        test "the C# TrainAndDetect example trains one epoch and detects on an image" {
+            let dll = Path.Combine(TestUtil.repoRoot, "examples", "TrainAndDetect", "bin", "Release", "net10.0", "TrainAndDetect.dll")
+            if not (File.Exists dll) then failtestf "%s is not built (dotnet fsi build.fsx build)" dll
+            let code, out, err = runProcess "dotnet" [ dll ] TestUtil.repoRoot
+            Expect.equal code 0 (out + err)
+            Expect.stringContains out "weights runs/example/last.ckpt" "trained and saved"
+            Expect.stringContains out "detections (after one epoch" "detected"
+        }
+    ]
+
+let tests = testList "build" [ nativeFixTests; cliTests; infoTests; exampleTests ]
