@@ -1,5 +1,5 @@
 // Build script: `dotnet fsi build.fsx <target> [-- extra args]`.
-// Targets: restore, build, test, golden, properties, clean. A plain F# script (FAKE's CLI does not run on .NET 10).
+// Targets: restore, build, test, golden, properties, bench, clean. A plain F# script (FAKE's CLI does not run on .NET 10).
 open System
 open System.Diagnostics
 open System.IO
@@ -33,6 +33,11 @@ let test (extra: string list) =
     build ()
     exit (run "dotnet" ([ "run"; "--project"; "tests/YoloSpp.Tests"; "-c"; config; "--no-build"; "--"; "--colours"; "0" ] @ extra))
 
+/// Builds, then runs the runner's benchmarks (`yolospp bench`); extra arguments go to it.
+let bench (extra: string list) =
+    build ()
+    exit (run "dotnet" ([ "run"; "--project"; "src/YoloSpp.Cli"; "-c"; config; "--no-build"; "--"; "bench" ] @ extra))
+
 let args = fsi.CommandLineArgs |> Array.skip 1 |> Array.toList
 let target, extra =
     match args with
@@ -44,11 +49,12 @@ match target with
 | "build" -> build ()
 | "test" -> test extra
 | "golden" -> test ([ "--filter"; "golden" ] @ extra)
+| "bench" -> bench extra
 | "properties" -> test ([ "--filter"; "properties" ] @ extra)
 | "clean" ->
     for d in Directory.GetDirectories(root, "*", SearchOption.AllDirectories) do
         let name = Path.GetFileName d
         if (name = "bin" || name = "obj") && Directory.Exists d && not (d.Contains "/.git/") then Directory.Delete(d, true)
 | t ->
-    eprintfn "build.fsx: unknown target '%s' (known: restore, build, test, golden, properties, clean)" t
+    eprintfn "build.fsx: unknown target '%s' (known: restore, build, test, golden, properties, bench, clean)" t
     exit 2

@@ -64,6 +64,19 @@ type DatasetCfgArgs =
             | Cfg _ -> "Darknet cfg to rewrite for the class count (yolo classes, head filters)"
             | Output _ -> "folder for my_data.data, my_train_data.txt, my_val_data.txt, my_data_label.names, my_yolov3.cfg"
 
+type CfgArgs =
+    | [<Mandatory>] Topology of name: string
+    | Classes of int
+    | Img_Size of int
+    | [<Mandatory>] Output of path: string
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Topology _ -> "built-in topology: yolov3-spp (the reference's yolov3-spp.cfg) or shapes-spp (the demo's)"
+            | Classes _ -> "number of classes (default 80 for yolov3-spp, 5 for shapes-spp)"
+            | Img_Size _ -> "[net] width and height, a multiple of 32 (default 608 for yolov3-spp, 160 for shapes-spp)"
+            | Output _ -> "cfg file to write"
+
 type Args =
     | [<AltCommandLine("-V")>] Version
     | [<CliPrefix(CliPrefix.None)>] Iou of ParseResults<IouArgs>
@@ -77,6 +90,8 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Cocoeval of ParseResults<CocoEvalCommand.CocoEvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalCommand.EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Detect of ParseResults<DetectCommand.DetectArgs>
+    | [<CliPrefix(CliPrefix.None)>] Cfg of ParseResults<CfgArgs>
+    | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -91,4 +106,6 @@ type Args =
             | Shapes _ -> "generate the default dataset: synthetic shapes in the YOLO layout (deterministic)"
             | Cocoeval _ -> "COCO bbox evaluation of a detection json against a ground-truth json (pycocotools' numbers)"
             | Eval _ -> "evaluate weights on a dataset's valid list: COCO summary, per-class AP, timing (the reference's evaluate)"
+            | Cfg _ -> "write a built-in network as a Darknet cfg file (yolov3-spp, shapes-spp)"
+            | Bench _ -> "benchmark a training step, inference, the loader, NMS and the COCO evaluator (medians, JSON)"
             | Detect _ -> "detect objects in an image or folder: annotated images and detections.json (the reference's predict)"

@@ -37,7 +37,7 @@ let private runHyp (args: ParseResults<HypArgs>) =
             let hyp = HyperParameters.Load path
             let hyp =
                 match args.TryGetResult Nc with
-                | Some nc -> hyp.AdjustedFor(nc, args.GetResult(Img_Size, 512))
+                | Some nc -> hyp.AdjustedFor(nc, args.GetResult(HypArgs.Img_Size, 512))
                 | None -> hyp
             printf "%s" (hyp.ToString())
             0
@@ -55,15 +55,32 @@ let private runCheckData (args: ParseResults<CheckDataArgs>) =
 
 let private runVoc2Yolo (args: ParseResults<Voc2YoloArgs>) =
     YoloSpp.Data.VocToYoloOptions(
-        VocRoot = args.GetResult Voc_Root, Classes = args.GetResult Classes, Output = args.GetResult Voc2YoloArgs.Output,
+        VocRoot = args.GetResult Voc_Root, Classes = args.GetResult Voc2YoloArgs.Classes, Output = args.GetResult Voc2YoloArgs.Output,
         TrainList = args.GetResult(Train_List, "train.txt"), ValList = args.GetResult(Val_List, "val.txt"),
         SkipDifficult = args.Contains Skip_Difficult)
     |> YoloSpp.Data.DatasetTools.VocToYolo
     |> report
 
 let private runDatasetCfg (args: ParseResults<DatasetCfgArgs>) =
-    YoloSpp.Data.DatasetTools.DatasetConfig(args.GetResult Root, args.GetResult Names, args.GetResult Cfg, args.GetResult DatasetCfgArgs.Output)
+    YoloSpp.Data.DatasetTools.DatasetConfig(args.GetResult Root, args.GetResult Names, args.GetResult DatasetCfgArgs.Cfg, args.GetResult DatasetCfgArgs.Output)
     |> report
+
+let private runCfg (args: ParseResults<CfgArgs>) =
+    let name = args.GetResult Topology
+    let isYolo = name.ToLowerInvariant() = "yolov3-spp"
+    let classes = args.GetResult(CfgArgs.Classes, (if isYolo then 80 else 5))
+    try
+        let cfg = ModelCfg.Topology(name, classes)
+        let cfg =
+            match args.TryGetResult CfgArgs.Img_Size with
+            | Some s when s <= 0 || s % 32 <> 0 -> raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of 32" s))
+            | Some s -> { cfg with Net = { cfg.Net with Width = Some s; Height = Some s } }
+            | None -> cfg
+        let path = args.GetResult CfgArgs.Output
+        ModelCfg.Write(cfg, path)
+        printfn "%s: %s, %d classes, %d layers" path name classes cfg.Modules.Length
+        0
+    with :? ArgumentException as e -> badInput e.Message
 
 [<EntryPoint>]
 let main argv =
@@ -86,6 +103,8 @@ let main argv =
             | Some(Cocoeval a) -> CocoEvalCommand.run a
             | Some(Eval a) -> EvalCommand.run a
             | Some(Detect a) -> DetectCommand.run a
+            | Some(Cfg a) -> runCfg a
+            | Some(Bench a) -> BenchCommand.run a
             | Some Version -> 0
             | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
     with

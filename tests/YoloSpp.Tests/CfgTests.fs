@@ -282,4 +282,24 @@ let tests =
             Expect.equal types expected "module types"
             Expect.equal (yoloLayers c) [ for x in root.GetProperty("yolo_layers").EnumerateArray() -> x.GetInt32() ] "yolo layers"
             Expect.equal (List.last (outputChannels c)) 21 "last yolo input channels"
+    
+
+        testCase "Topology: yolov3-spp is golden yolov3-spp.cfg and shapes-spp is cfg/shapes-spp.cfg, module for module" <| fun () ->
+            let golden80 = parsed (File.ReadAllText(golden "yolov3-spp.cfg"))
+            Expect.equal (modulesWithoutLines (Topology.build (Topology.yolov3SppSpec 80))) (modulesWithoutLines golden80) "yolov3-spp"
+            let shapes = parsed (File.ReadAllText(Path.Combine(TestUtil.repoRoot, "cfg", "shapes-spp.cfg")))
+            Expect.equal (modulesWithoutLines (Topology.build (Topology.shapesSppSpec 5))) (modulesWithoutLines shapes) "shapes-spp"
+            // written out, it parses back to the same network
+            let c20 = Topology.build (Topology.yolov3SppSpec 20)
+            Expect.equal (modulesWithoutLines (parsed (CfgWrite.toText c20))) (modulesWithoutLines c20) "toText round trip"
+            Expect.equal (yoloLayers c20) [ 89; 101; 113 ] "yolo layers"
+
+        testCase "Topology: bad specs and names are clear errors" <| fun () ->
+            let s = Topology.yolov3SppSpec 20
+            Expect.isError (Topology.validate { s with Repeats = [ 1; 2 ] }) "repeats"
+            Expect.isError (Topology.validate { s with Widths = [ 32; 64; 128; 256; 512; 1023 ] }) "odd width"
+            Expect.isError (Topology.validate { s with Classes = 0 }) "classes"
+            match Topology.named "yolov4" 20 with
+            | Error e -> Expect.stringContains e "yolov4" "names the topology"
+            | Ok _ -> failtest "unknown topology accepted"
     ]

@@ -98,23 +98,23 @@ let labelTests =
           "0 0.5 0.5 0 0.2", "w = 0 must be > 0"
           "0 0.5 0.5 0.2 0", "h = 0 must be > 0" ]
     testList "labels" [
-        for text, reason in bad ->
-            test (sprintf "'%s' is an error: %s" text reason) {
+        for text, reason in bad do
+            yield test (sprintf "'%s' is an error: %s" text reason) {
                 match parse "x.txt" 3 ("1 0.5 0.5 0.1 0.1\n" + text + "\n") with
                 | Error [ e ] -> Expect.equal (e.ToString()) ("x.txt:2: " + reason) "file:line: reason"
                 | other -> failtestf "expected one error, got %A" other
             }
-        test "duplicate rows are dropped and reported by line; blank lines skipped" {
+        yield test "duplicate rows are dropped and reported by line; blank lines skipped" {
             match parse "x.txt" 2 "0 0.5 0.5 0.2 0.2\n\n1 0.1 0.1 0.1 0.1\n0 0.5 0.5 0.2 0.2\n" with
             | Ok p ->
                 Expect.equal p.Rows.Length 2 "two distinct rows"
                 Expect.equal p.DuplicateLines [ 4 ] "line 4 duplicates line 1"
             | Error e -> failtestf "%A" e
         }
-        test "an empty file has no objects" {
+        yield test "an empty file has no objects" {
             Expect.equal (parse "x.txt" 2 "" |> Result.map (fun p -> p.Rows.Length)) (Ok 0) "no rows"
         }
-        test "label path: images segment → labels, extension → .txt" {
+        yield test "label path: images segment → labels, extension → .txt" {
             Expect.equal (labelPathFor "/d/images/train/a.jpg") "/d/labels/train/a.txt" "segment"
             Expect.equal (labelPathFor "/d/myimages/a.JPG") "/d/myimages/a.txt" "not a segment: unchanged folder"
             Expect.equal (labelPathFor "/d/images/images.png") "/d/labels/images.txt" "file named images kept"

@@ -66,19 +66,42 @@ let private nmsTests =
             Expect.isTrue (r |> Array.pairwise |> Array.forall (fun (a, b) -> a.[4] >= b.[4])) "descending conf"
 
         testCase "the kernel keeps what TorchSharp's torchvision.ops.nms keeps" <| fun () ->
-            use _ = torch.NewDisposeScope()
-            let rng = Random 7
-            let n = 300
-            let boxes =
-                Array.init n (fun _ ->
-                    let x, y = float32 (rng.NextDouble() * 200.0), float32 (rng.NextDouble() * 200.0)
-                    let w, h = float32 (rng.NextDouble() * 60.0 + 1.0), float32 (rng.NextDouble() * 60.0 + 1.0)
-                    [| x; y; x + w; y + h |])
-                |> Array.concat
-            let scores = Array.init n (fun _ -> float32 (rng.NextDouble()))
-            let ours = Nms.nmsKernel boxes scores 0.5 |> Array.map int64
-            let theirs = torchvision.ops.nms(torch.tensor(boxes).view(int64 n, 4L), torch.tensor(scores), 0.5).data<int64>().ToArray()
-            Expect.sequenceEqual ours theirs "same kept indices in the same order"
+            // spread and clustered boxes, distinct and tied (quantised) scores, several thresholds
+            for seed in 1 .. 6 do
+                use _ = torch.NewDisposeScope()
+                let rng = Random seed
+                let n = 300
+                let clustered = seed % 2 = 0
+                let centres = Array.init 8 (fun _ -> rng.NextDouble() * 200.0, rng.NextDouble() * 200.0)
+                let boxes =
+                    Array.init n (fun _ ->
+                        let x, y =
+                            if clustered then let cx, cy = centres.[rng.Next 8] in float32 (cx + rng.NextDouble() * 8.0), float32 (cy + rng.NextDouble() * 8.0)
+                            else float32 (rng.NextDouble() * 200.0), float32 (rng.NextDouble() * 200.0)
+                        let w, h = float32 (rng.NextDouble() * 60.0 + 1.0), float32 (rng.NextDouble() * 60.0 + 1.0)
+                        [| x; y; x + w; y + h |])
+                    |> Array.concat
+                let scores = Array.init n (fun _ -> if seed > 3 then float32 (rng.Next 10) / 10.0f else float32 (rng.NextDouble()))
+                for thr in [ 0.0; 0.3; 0.5; 0.9 ] do
+                    let ours = Nms.nmsKernel boxes scores thr |> Array.map int64
+                    let theirs =
+                        if seed <= 3 then
+                            torchvision.ops.nms(torch.tensor(boxes).view(int64 n, 4L), torch.tensor(scores), thr).data<int64>().ToArray()
+                        else
+                            // tied scores: torchvision's unstable sort leaves their order open; ours keeps index
+                            // order, so compare with the plain greedy loop over a stable descending sort
+                            let order = List.init n id |> List.sortBy (fun i -> -scores.[i]) // List.sortBy is stable
+                            let iou i j =
+                                let b k = boxes.[4 * i + k], boxes.[4 * j + k]
+                                let w = max 0.0f (min (fst (b 2)) (snd (b 2)) - max (fst (b 0)) (snd (b 0)))
+                                let h = max 0.0f (min (fst (b 3)) (snd (b 3)) - max (fst (b 1)) (snd (b 1)))
+                                let area k = (boxes.[4 * k + 2] - boxes.[4 * k]) * (boxes.[4 * k + 3] - boxes.[4 * k + 1])
+                                w * h / (area i + area j - w * h)
+                            let kept = ResizeArray<int>()
+                            for i in order do
+                                if kept |> Seq.forall (fun k -> not (float (iou k i) > thr)) then kept.Add i
+                            kept |> Seq.map int64 |> Array.ofSeq
+                    Expect.sequenceEqual ours theirs (sprintf "seed %d, IoU %g: same kept indices in the same order" seed thr)
 
         testCase "timing: NMS on 10,000 boxes (printed)" <| fun () ->
             let rng = Random 1

@@ -81,7 +81,8 @@ public sealed class YoloLayer : nn.Module
         long bs = p.shape[0], ny = p.shape[2], nx = p.shape[3], no = NumClasses + 5;
         if (p.shape[1] != NumAnchors * no)
             throw new InvalidOperationException($"yolo layer: input has {p.shape[1]} channels, expected {NumAnchors}*({NumClasses}+5) = {NumAnchors * no}");
-        return p.view(bs, NumAnchors, no, ny, nx).permute(0, 1, 3, 4, 2).contiguous();
+        // reshape, not view: a channels-last input is not contiguous in NCHW order
+        return p.reshape(bs, NumAnchors, no, ny, nx).permute(0, 1, 3, 4, 2).contiguous();
     }
 
     Tensor Grid(long ny, long nx, Device device, ScalarType dtype)

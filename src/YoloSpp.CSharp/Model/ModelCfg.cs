@@ -33,6 +33,36 @@ public static class ModelCfg
         return Parse(path, File.ReadAllText(path));
     }
 
+    /// <summary>Names of the built-in topologies (<c>yolov3-spp</c>, <c>shapes-spp</c>).</summary>
+    public static IReadOnlyList<string> TopologyNames => YoloSpp.Model.Topology.names.ToArray();
+
+    /// <summary>
+    /// A built-in topology: <c>yolov3-spp</c> (the reference's yolov3-spp.cfg, module for module) or <c>shapes-spp</c>
+    /// (the training demo's shallow variant), with <paramref name="numClasses"/> classes.
+    /// </summary>
+    /// <exception cref="ArgumentException">Unknown name or a class count below 1.</exception>
+    public static Cfg.NetCfg Topology(string name, int numClasses)
+    {
+        if (numClasses < 1) throw new ArgumentException($"classes must be at least 1, got {numClasses}", nameof(numClasses));
+        var result = YoloSpp.Model.Topology.named(name, numClasses);
+        if (result.IsError) throw new ArgumentException(result.ErrorValue, nameof(name));
+        return result.ResultValue;
+    }
+
+    /// <summary>A cfg file, or, when no such file exists and the name is a built-in topology, that topology.</summary>
+    /// <exception cref="FileNotFoundException">Neither a file nor a topology name.</exception>
+    public static Cfg.NetCfg LoadOrTopology(string pathOrName, int numClasses)
+    {
+        if (!File.Exists(pathOrName) && TopologyNames.Contains(pathOrName.ToLowerInvariant()))
+            return Topology(pathOrName, numClasses);
+        if (!File.Exists(pathOrName))
+            throw new FileNotFoundException($"{pathOrName}: no such cfg file (nor a built-in topology: {string.Join(", ", TopologyNames)})", pathOrName);
+        return Load(pathOrName);
+    }
+
+    /// <summary>Writes a cfg as text (atomically); <see cref="Parse"/> of the file gives the same network.</summary>
+    public static void Write(Cfg.NetCfg cfg, string destinationPath) => AtomicFile.WriteAllText(destinationPath, CfgWrite.toText(cfg));
+
     /// <summary>
     /// Writes a copy of a cfg with another class count (and optionally other anchors): <c>classes</c> in every
     /// [yolo] and <c>filters = len(mask)·(classes + 5)</c> in the convolution before it, as the reference's

@@ -42,6 +42,11 @@ type NmsOptions =
           Classes = None
           Agnostic = false }
 
+/// A float32 as a uint32 with the same order (−0 as +0; not for NaN).
+let inline private sortable (x: float32) =
+    let bits = BitConverter.SingleToInt32Bits(if x = 0.0f then 0.0f else x)
+    if bits >= 0 then uint32 bits ||| 0x80000000u else ~~~(uint32 bits)
+
 /// torchvision's CPU nms kernel (csrc/ops/cpu/nms_kernel.cpp) over xyxy boxes [n·4] and scores [n], float32:
 /// visit boxes by descending score (stable: equal scores keep index order), keep a box unless an already kept box
 /// overlaps it with IoU > iouThres. IoU has no "+1" pixel convention; the float32 IoU is compared to the double
@@ -53,10 +58,17 @@ type NmsOptions =
 let nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
     let n = scores.Length
     if boxes.Length <> 4 * n then invalidArg (nameof boxes) "boxes must hold 4 numbers per score"
-    let order = Array.init n id
-    Array.sortInPlaceWith (fun a b -> let c = compare scores.[b] scores.[a] in if c <> 0 then c else compare a b) order
-    let rank = Array.zeroCreate<int> n
-    order |> Array.iteri (fun r i -> rank.[i] <- r)
+    let order =
+        if Array.exists Single.IsNaN scores then
+            let order = Array.init n id
+            Array.sortInPlaceWith (fun a b -> let c = compare scores.[b] scores.[a] in if c <> 0 then c else compare a b) order
+            order
+        else
+            // one primitive sort of 64-bit keys: descending score in the high half, the index in the low half
+            // (equal scores keep index order: the stable sort's result)
+            let keys = Array.init n (fun i -> (uint64 (~~~(sortable scores.[i])) <<< 32) ||| uint64 (uint32 i))
+            Array.Sort keys
+            keys |> Array.map (fun k -> int (k &&& 0xFFFFFFFFUL))
     let areas = Array.init n (fun i -> (boxes.[4 * i + 2] - boxes.[4 * i]) * (boxes.[4 * i + 3] - boxes.[4 * i + 1]))
     let suppressed = Array.zeroCreate<bool> n
     let keep = ResizeArray<int>()
@@ -67,27 +79,51 @@ let nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
         let ovr = inter / (areas.[i] + areas.[j] - inter)
         if float ovr > iouThres then suppressed.[j] <- true
     if iouThres >= 0.0 && not (Array.exists Single.IsNaN boxes) then
-        let byX = Array.init n id
-        Array.sortInPlaceWith (fun a b -> compare boxes.[4 * a] boxes.[4 * b]) byX
+        // boxes by x1 (ascending), again as one primitive sort of (x1, index) keys
+        let byX =
+            let keys = Array.init n (fun i -> (uint64 (sortable boxes.[4 * i]) <<< 32) ||| uint64 (uint32 i))
+            Array.Sort keys
+            keys |> Array.map (fun k -> int (k &&& 0xFFFFFFFFUL))
         let xs = byX |> Array.map (fun i -> float boxes.[4 * i])
-        let widest = Seq.init n (fun i -> float boxes.[4 * i + 2] - float boxes.[4 * i]) |> Seq.fold max 0.0
+        let posOf = Array.zeroCreate<int> n
+        byX |> Array.iteri (fun p i -> posOf.[i] <- p)
+        let mutable widest = 0.0
+        for i in 0 .. n - 1 do
+            widest <- max widest (float boxes.[4 * i + 2] - float boxes.[4 * i])
+        // Boxes already visited in score order (kept or suppressed) can no longer be suppressed by anyone: they
+        // leave the x-sorted list. next.[p] leads to the first position ≥ p still in it (union-find with path
+        // compression; position n is the end), so a scan touches only boxes that are still undecided.
+        let next = Array.init (n + 1) id
+        let find (p: int) =
+            let mutable r = p
+            while next.[r] <> r do r <- next.[r]
+            let mutable q = p
+            while next.[q] <> r do
+                let t = next.[q]
+                next.[q] <- r
+                q <- t
+            r
+        let remove (p: int) = next.[p] <- p + 1
         for oi in 0 .. n - 1 do
             let i = order.[oi]
             if not suppressed.[i] then
                 keep.Add i
+                remove posOf.[i]
                 let x1, x2 = float boxes.[4 * i], float boxes.[4 * i + 2]
                 // a box intersecting i has x1 < i's x2 and x2 > i's x1, hence x1 > i's x1 − widest (with slack)
                 let lo = x1 - widest - 1e-6 * (abs x1 + widest) - 1e-6
-                let mutable s =
+                let start =
                     let mutable a, b = 0, n
                     while a < b do
                         let mid = (a + b) / 2
                         if xs.[mid] < lo then a <- mid + 1 else b <- mid
                     a
-                while s < n && xs.[s] < x2 do
-                    let j = byX.[s]
-                    if rank.[j] > oi && not suppressed.[j] then visit i j
-                    s <- s + 1
+                let mutable p = find start
+                while p < n && xs.[p] < x2 do
+                    let j = byX.[p]
+                    visit i j
+                    if suppressed.[j] then remove p
+                    p <- find (p + 1)
     else
         for oi in 0 .. n - 1 do
             let i = order.[oi]
@@ -137,29 +173,56 @@ let private candidates (options: NmsOptions) (nc: int) (rows: float32[]) (m: int
 let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (image: int) : Tensor option =
     use _ = torch.NewDisposeScope()
     let x = prediction.index(TI.Single(int64 image)).to_type(torch.float32)
-    // steps 1–2 on the prediction's device: obj > conf_thres (float32 compare), min_wh < w, h < max_wh (strict)
-    let wh = x.index(TI.Colon, TI.Slice(2L, 4L))
-    let keep =
-        x.index(TI.Colon, TI.Single 4L).gt(sc options.ConfThres)
-            .logical_and(wh.gt(sc options.MinWh).logical_and(wh.lt(sc options.MaxWh)).all(1L))
-    let rows = x.index(TI.Tensor keep).cpu().contiguous()
-    let m = int rows.shape.[0]
+    // steps 1–2: obj > conf_thres (float32 compare), min_wh < w, h < max_wh (strict)
+    let rows, m =
+        if x.device_type = DeviceType.CPU then
+            // on the CPU one pass over the rows in managed code beats five tensor ops and a masked copy
+            let all = toFloat32Array x
+            let width = 5 + nc
+            let n = all.Length / width
+            let conf, minWh, maxWh = float32 options.ConfThres, float32 options.MinWh, float32 options.MaxWh
+            let kept = Array.zeroCreate<float32> all.Length
+            let mutable m = 0
+            for r in 0 .. n - 1 do
+                let o = r * width
+                let w, h = all.[o + 2], all.[o + 3]
+                if all.[o + 4] > conf && w > minWh && w < maxWh && h > minWh && h < maxWh then
+                    Array.blit all o kept (m * width) width
+                    m <- m + 1
+            kept, m
+        else
+            let wh = x.index(TI.Colon, TI.Slice(2L, 4L))
+            let keep =
+                x.index(TI.Colon, TI.Single 4L).gt(sc options.ConfThres)
+                    .logical_and(wh.gt(sc options.MinWh).logical_and(wh.lt(sc options.MaxWh)).all(1L))
+            let rows = x.index(TI.Tensor keep).cpu().contiguous()
+            toFloat32Array rows, int rows.shape.[0]
     if m = 0 then None
     else
-        let cands = candidates options nc (rows.data<float32>().ToArray()) m
+        let cands = candidates options nc rows m
         if cands.Length = 0 then None
         else
             let offset = float32 options.MaxWh
-            let boxes =
-                cands
-                |> Array.collect (fun c ->
-                    // class offset in float32: boxes + cls * max_wh
-                    let o = if options.Agnostic then 0.0f else float32 c.Cls * offset
-                    [| c.X1 + o; c.Y1 + o; c.X2 + o; c.Y2 + o |])
+            let boxes = Array.zeroCreate<float32> (4 * cands.Length)
+            for k in 0 .. cands.Length - 1 do
+                let c = cands.[k]
+                // class offset in float32: boxes + cls * max_wh
+                let o = if options.Agnostic then 0.0f else float32 c.Cls * offset
+                boxes.[4 * k] <- c.X1 + o
+                boxes.[4 * k + 1] <- c.Y1 + o
+                boxes.[4 * k + 2] <- c.X2 + o
+                boxes.[4 * k + 3] <- c.Y2 + o
             let kept = nmsKernel boxes (cands |> Array.map (fun c -> c.Conf)) options.IouThres
             let kept = Array.truncate options.MaxDet kept
-            let data =
-                kept |> Array.collect (fun i -> let c = cands.[i] in [| c.X1; c.Y1; c.X2; c.Y2; c.Conf; float32 c.Cls |])
+            let data = Array.zeroCreate<float32> (6 * kept.Length)
+            kept |> Array.iteri (fun r i ->
+                let c = cands.[i]
+                data.[6 * r] <- c.X1
+                data.[6 * r + 1] <- c.Y1
+                data.[6 * r + 2] <- c.X2
+                data.[6 * r + 3] <- c.Y2
+                data.[6 * r + 4] <- c.Conf
+                data.[6 * r + 5] <- float32 c.Cls)
             let out = torch.tensor(data).view(int64 kept.Length, 6L).``to``(x.device)
             Some(out.MoveToOuterDisposeScope())
 
