@@ -62,7 +62,9 @@ let accumulate = opt.Accumulate |> Option.ofNullable |> Option.defaultValue (Yol
 // compute_loss of the reference (F# core): GIoU box loss, objectness BCE with a GIoU target, class BCE
 let lossHyp = hyp.LossHyperParameters
 let spec: YoloSpp.Training.Loss.YoloSpec = { AnchorVecs = model.AnchorVecs |> Array.map (fun a -> a.``to``(device)); Nc = nc }
-let scaler = LossScaler(opt.Amp && device.``type`` = DeviceType.CUDA) // mixed precision on CUDA only, as the reference
+// mixed precision: float16 convolutions + loss scaling on CUDA with --amp (as the reference), opt-in bfloat16 with --bf16
+let precision = MixedPrecision.For(opt.Amp, opt.Bf16, device)
+let scaler = precision.CreateScaler()
 
 // ================================ step 5/5 train ================================
 let log = new TrainingLog(opt.OutputDir, opt.ResultName, resume |> Option.map (fun r -> r.TrainingResults) |> Option.toObj)
@@ -76,7 +78,7 @@ printfn "starting training for %d epochs..." (epochs - startEpoch)
 for epoch in startEpoch .. epochs - 1 do
     if not stop then
         let timeLeft = opt.TimeLimit |> Option.ofNullable |> Option.map (fun l -> l - started.Elapsed) |> Option.toNullable
-        let settings = EpochSettings(epoch, epochs, hyp, accumulate, opt.Warmup, grid, trainSize, Random(opt.Seed + epoch), timeLeft)
+        let settings = EpochSettings(epoch, epochs, hyp, accumulate, opt.Warmup, grid, trainSize, Random(opt.Seed + epoch), timeLeft, ComputeType = precision.ComputeType)
         let outcome = Engine.TrainOneEpoch(model, optimizer, trainLoader, lossHyp, spec, scaler, device, settings, TrainCommand.progressPrinter ())
         match outcome.NonFinite with
         | null -> ()

@@ -32,6 +32,7 @@ type BenchArgs =
     | Only of names: string list
     | Output of path: string
     | Baseline of path: string
+    | Bf16
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -49,6 +50,7 @@ type BenchArgs =
             | Only _ -> "run only these figures: train_step (with rss_growth), inference (with inference_fused), loader, nms, cocoeval"
             | Output _ -> "JSON file for the figures (default runs/bench/bench-<time>.json)"
             | Baseline _ -> "a previous bench JSON: print each figure's ratio to it"
+            | Bf16 -> "run the training step and inference with bfloat16 convolutions (float32 master weights)"
 
 /// One measured figure: median, min and max over n runs.
 type Figure = { Name: string; Median: float; Min: float; Max: float; Unit: string; Runs: int }
@@ -90,9 +92,10 @@ let private syntheticBatch (rnd: Random) (bs: int) (size: int) (nc: int) =
     images, torch.tensor(rows).view(-1L, 6L)
 
 /// (a) and (f): SGD training steps (forward, the core's loss, backward, step) and the process RSS after each.
-let private benchTrain (cfg: Model.Cfg.NetCfg) bs size warmup steps (log: string -> unit) =
+let private benchTrain (cfg: Model.Cfg.NetCfg) computeType bs size warmup steps (log: string -> unit) =
     use model = new DarkNet(cfg)
     model.train()
+    model.ComputeType <- computeType
     let nc = model.NumClasses
     let hyp = HyperParameters.Default.AdjustedFor(nc, size)
     let trainable = model.parameters() |> Seq.filter (fun p -> p.requires_grad) |> Array.ofSeq
@@ -128,9 +131,10 @@ let private benchTrain (cfg: Model.Cfg.NetCfg) bs size warmup steps (log: string
       figure "rss_train" "MiB" (rss |> Array.map (fun b -> b / 1048576.0)) ]
 
 /// (b): batch-1 inference in eval mode (decoded detections included), unfused and with conv+BN folded.
-let private benchInference (cfg: Model.Cfg.NetCfg) size warmup repeats =
+let private benchInference (cfg: Model.Cfg.NetCfg) computeType size warmup repeats =
     use model = new DarkNet(cfg)
     model.eval()
+    model.ComputeType <- computeType
     use x = torch.rand(1L, 3L, int64 size, int64 size)
     let run (m: DarkNet) () =
         use _ = torch.NewDisposeScope()
@@ -138,6 +142,7 @@ let private benchInference (cfg: Model.Cfg.NetCfg) size warmup repeats =
         m.forward(x).Detections |> ignore
     let plain = figure "inference" "s" (timed warmup repeats (run model))
     use fused = model.Fuse()
+    fused.ComputeType <- computeType
     let f = figure "inference_fused" "s" (timed warmup repeats (run fused))
     [ plain; f ]
 
@@ -261,15 +266,16 @@ let run (args: ParseResults<BenchArgs>) : int =
         args.TryGetResult Threads |> Option.iter torch.set_num_threads
         let cfg = ModelCfg.LoadOrTopology(cfgName, classes)
         let baseline = args.TryGetResult Baseline |> Option.map readBaseline
+        let computeType = if args.Contains Bf16 then Nullable torch.ScalarType.BFloat16 else Nullable()
         let output = args.GetResult(Output, Path.Combine("runs", "bench", sprintf "bench-%s.json" (DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture))))
         let log (s: string) = if not Console.IsErrorRedirected then eprintf "\r%-70s" s
         let settings: (string * obj) list =
             [ "cfg", box cfgName; "classes", box classes; "batch_size", box bs; "img_size", box size; "repeats", box repeats
-              "warmup", box warmup; "train_steps", box steps; "threads", box (torch.get_num_threads ())
+              "warmup", box warmup; "train_steps", box steps; "compute", box (if args.Contains Bf16 then "bfloat16" else "float32"); "threads", box (torch.get_num_threads ())
               "cores", box Environment.ProcessorCount; "os", box Runtime.InteropServices.RuntimeInformation.OSDescription
               "date", box (DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture)) ]
-        printfn "bench: %s, batch %d, %d px, %d threads, %d cores; medians of %d runs (training: %d steps) after %d warm-up"
-            cfgName bs size (torch.get_num_threads ()) Environment.ProcessorCount repeats steps warmup
+        printfn "bench: %s, batch %d, %d px, %s, %d threads, %d cores; medians of %d runs (training: %d steps) after %d warm-up"
+            cfgName bs size (if args.Contains Bf16 then "bfloat16 convolutions" else "float32") (torch.get_num_threads ()) Environment.ProcessorCount repeats steps warmup
         let figures = ResizeArray<Figure>()
         let show (fs: Figure list) =
             if not Console.IsErrorRedirected then eprintf "\r%-70s\r" ""
@@ -280,12 +286,12 @@ let run (args: ParseResults<BenchArgs>) : int =
                     | Some b when b <> 0.0 -> sprintf "   (%.2fx baseline %s)" (f.Median / b) (inv b)
                     | _ -> ""
                 printfn "%s: %s %s   [min %s, max %s, n %d]%s" f.Name (inv f.Median) f.Unit (inv f.Min) (inv f.Max) f.Runs ratio
-        if List.contains "inference" only then show (benchInference cfg size warmup repeats)
+        if List.contains "inference" only then show (benchInference cfg computeType size warmup repeats)
         // NMS runs once per image in an evaluation: warm it up as many times so that the JIT has tiered up, as it has there
         if List.contains "nms" only then show (benchNms size (args.GetResult(Nms_Boxes, 10000)) (max warmup 30) (max repeats 20))
         if List.contains "cocoeval" only then show (benchCoco (args.GetResult(Coco_Images, 5000)) warmup repeats)
         if List.contains "loader" only then show (benchLoader bs size (args.GetResult(Loader_Images, 64)) warmup repeats)
-        if List.contains "train_step" only then show (benchTrain cfg bs size warmup steps log)
+        if List.contains "train_step" only then show (benchTrain cfg computeType bs size warmup steps log)
         // how much faster the loader produces training images than a training step consumes them
         let find n = figures |> Seq.tryFind (fun f -> f.Name = n)
         match find "loader_train", find "train_step" with

@@ -25,6 +25,7 @@ type TrainArgs =
     | Rect
     | Mosaic of bool
     | Amp of bool
+    | Bf16
     | Result_Name of string
     | Output of dir: string
     | Seed of int
@@ -49,7 +50,8 @@ type TrainArgs =
             | Augment _ -> "augment training images (default true)"
             | Rect -> "rectangular training batches (no shuffle, no mosaic)"
             | Mosaic _ -> "mosaic augmentation (default false for the demo; the reference: true)"
-            | Amp _ -> "mixed precision on CUDA (default true; no effect on the CPU)"
+            | Amp _ -> "mixed precision on CUDA: float16 convolutions, float32 master weights, dynamic loss scaling (default true; no effect on the CPU)"
+            | Bf16 -> "opt-in bfloat16 convolutions with float32 master weights, on any device (fast only where the CPU or GPU has bf16 units)"
             | Result_Name _ -> "results file name in the output folder (default results.txt)"
             | Output _ -> "output folder for checkpoints, results, plot, TensorBoard (default runs/train)"
             | Seed _ -> "random seed (default 0)"
@@ -69,7 +71,7 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         ImageSize = a.GetResult(Img_Size, 160), SaveBest = a.GetResult(Savebest, true), NoTest = a.Contains Notest,
         FreezeLayers = a.Contains Freeze_Layers, Device = a.GetResult(Device, "cuda:0"), MultiScale = a.GetResult(Multi_Scale, false),
         Warmup = a.GetResult(Warmup, true), Augment = a.GetResult(Augment, true), Rect = a.Contains Rect,
-        Mosaic = a.GetResult(Mosaic, false), Amp = a.GetResult(Amp, true), ResultName = a.GetResult(Result_Name, "results.txt"),
+        Mosaic = a.GetResult(Mosaic, false), Amp = a.GetResult(Amp, true), Bf16 = a.Contains Bf16, ResultName = a.GetResult(Result_Name, "results.txt"),
         OutputDir = a.GetResult(Output, Path.Combine("runs", "train")), Seed = a.GetResult(Seed, 0),
         Accumulate = Nullable(a.GetResult(Accumulate, 1)),
         TimeLimit = (a.TryGetResult Time_Limit |> Option.map TimeSpan.FromMinutes |> Option.toNullable))

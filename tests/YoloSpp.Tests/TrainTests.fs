@@ -123,6 +123,51 @@ let tests =
                 for KeyValue(k, v) in a do
                     Expect.isTrue (v.eq(b.[k]).all().item<bool>()) (sprintf "%s identical" k))
         }
+        test "mixed precision: float16 and bfloat16 convolutions keep float32 outputs, losses and last-layer gradients close to float32" {
+            use _ = torch.NewDisposeScope()
+            torch.manual_seed 1L |> ignore
+            use m = DarkNet.FromCfgFile(Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg"))
+            m.train() |> ignore
+            let x = torch.rand(2L, 3L, 64L, 64L)
+            let lossOf () = m.forward(x).Raw |> Array.map (fun t -> t.square().mean()) |> Array.reduce (fun a b -> a.add(b))
+            let lastGrad () = (m.parameters() |> Seq.last).grad.flatten().clone()
+            let l32 = lossOf ()
+            l32.backward()
+            let g32 = lastGrad ()
+            let weights32 = m.parameters() |> Seq.map (fun p -> p.dtype) |> Array.ofSeq
+            for dt in [ torch.ScalarType.Float16; torch.ScalarType.BFloat16 ] do
+                m.zero_grad()
+                m.ComputeType <- Nullable dt
+                let raw = m.forward(x).Raw
+                Expect.isTrue (raw |> Array.forall (fun r -> r.dtype = torch.ScalarType.Float32)) (sprintf "%A: heads are float32" dt)
+                let l = lossOf ()
+                l.backward()
+                let rel = abs (l.item<float32>() - l32.item<float32>()) / l32.item<float32>()
+                Expect.isLessThan rel 0.01f (sprintf "%A: loss within 1%% of float32" dt)
+                let cos = torch.nn.functional.cosine_similarity(lastGrad (), g32, 0L).item<float32>()
+                Expect.isGreaterThan cos 0.999f (sprintf "%A: prediction-layer gradient matches float32" dt)
+                Expect.sequenceEqual (m.parameters() |> Seq.map (fun p -> p.dtype)) weights32 "master weights stay float32"
+            m.ComputeType <- Nullable()
+            Expect.isTrue (m.ComputeType = Nullable()) "back to float32"
+            Expect.throws (fun () -> m.ComputeType <- Nullable torch.ScalarType.Int64) "integer compute type rejected"
+        }
+        test "bf16 training runs the epoch in bfloat16, restores float32 after it and lowers the loss" {
+            withSetup (fun dir data cfg ->
+                let o = options dir data cfg
+                let messages = ResizeArray<string>()
+                let r =
+                    Trainer(TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 3, BatchSize = 4, ImageSize = 64, MultiScale = false, Mosaic = false,
+                                         Device = "cpu", OutputDir = Path.Combine(dir, "bf16"), Accumulate = Nullable 1, Bf16 = true, NoTest = true, Seed = 5),
+                            Action<string>(fun m -> messages.Add m)).Run()
+                Expect.exists messages (fun m -> m.Contains "bfloat16") (sprintf "announces the mode: %A" messages)
+                let lines = File.ReadAllLines r.ResultsFile
+                Expect.equal lines.Length 3 "a results line per epoch"
+                // columns: 12 COCO stats, mean box/obj/cls/total loss, LR
+                let total (l: string) = Double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[15], Globalization.CultureInfo.InvariantCulture)
+                Expect.isLessThan (total lines.[2]) (total lines.[0]) (sprintf "total loss falls: %A" lines)
+                Expect.isTrue (MixedPrecision.For(true, false, torch.CPU) = MixedPrecision(Nullable(), false)) "amp on the CPU: the plain path"
+                Expect.isTrue (MixedPrecision.For(false, true, torch.CPU).ComputeType = Nullable torch.ScalarType.BFloat16) "bf16 opt-in")
+        }
         test "a cfg whose class count differs from the data is a clear error" {
             withSetup (fun dir data _ ->
                 let o = options dir data (Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg"))

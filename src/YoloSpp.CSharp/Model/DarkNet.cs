@@ -38,6 +38,25 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     /// <summary>Whether conv+BN pairs have been folded (see <see cref="Fuse"/>).</summary>
     public bool IsFused { get; }
 
+    /// <summary>
+    /// Mixed precision: when set (float16 on CUDA, bfloat16 anywhere), every convolution runs in this type on its
+    /// float32 weights cast per call, as autocast does, and returns float32; BatchNorm, activations and the heads stay
+    /// float32, and gradients reach the float32 master weights through the casts. Null (default): plain float32.
+    /// </summary>
+    public ScalarType? ComputeType
+    {
+        get => _computeType;
+        set
+        {
+            if (value is { } t && t != ScalarType.Float16 && t != ScalarType.BFloat16 && t != ScalarType.Float32)
+                throw new ArgumentException($"compute type must be Float16, BFloat16 or Float32, got {t}", nameof(value));
+            _computeType = value == ScalarType.Float32 ? null : value;
+        }
+    }
+    ScalarType? _computeType;
+    // per module: the conv of a conv block (stride, padding) and the modules after it, for the mixed-precision path
+    readonly (Conv2d Conv, long Stride, long Pad, nn.Module<Tensor, Tensor>[] After)?[] _convBlocks;
+
     /// <summary>Builds the network for a parsed cfg. Strides are assigned 32, 16, 8 by yolo order, as the reference does.</summary>
     public DarkNet(CfgM.NetCfg cfg) : this(cfg, fused: false) { }
 
@@ -95,6 +114,14 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         YoloLayerIndices = CfgM.yoloLayers(cfg).ToArray();
         NumClasses = yolos.Count > 0 ? yolos[0].NumClasses : 0;
         Routs = CfgM.routs(cfg).ToArray();
+        _convBlocks = new (Conv2d, long, long, nn.Module<Tensor, Tensor>[])?[defs.Length];
+        for (int i = 0; i < defs.Length; i++)
+        {
+            if (defs[i].Layer is not CfgM.Layer.Convolutional c || modules[i] is not Sequential seq) continue;
+            var children = seq.named_children().Select(ch => ch.module).ToArray();
+            _convBlocks[i] = ((Conv2d)children[0], c.Item.Stride, c.Item.Pad ? c.Item.Size / 2 : 0,
+                children.Skip(1).Cast<nn.Module<Tensor, Tensor>>().ToArray());
+        }
         _keep = new bool[defs.Length];
         foreach (var r in Routs) _keep[r] = true;
         RegisterComponents();
@@ -156,8 +183,15 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
             throw new ArgumentException($"input must be [bs, {Config.Net.Channels}, H, W], got [{string.Join(", ", x.shape)}]", nameof(x));
         var outputs = new Tensor?[module_list.Count];
         var raw = new List<Tensor>(YoloLayers.Count);
+        var lowPrecision = _computeType;
         for (int i = 0; i < module_list.Count; i++)
         {
+            if (lowPrecision is { } dt && _convBlocks[i] is { } block)
+            {
+                x = LowPrecisionConvBlock(block, x, dt);
+                if (_keep[i]) outputs[i] = x;
+                continue;
+            }
             switch (module_list[i])
             {
                 case FeatureConcat route: x = route.Forward(outputs); break;
@@ -172,6 +206,17 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         if (training) return new DarkNetOutput(raw.ToArray(), null);
         var decoded = raw.Select((p, k) => YoloLayers[k].Decode(p)).ToArray();
         return new DarkNetOutput(raw.ToArray(), cat(decoded, 1));
+    }
+
+    /// <summary>A conv block with the convolution in <paramref name="dt"/>: input and weights cast, output back to float32.</summary>
+    static Tensor LowPrecisionConvBlock((Conv2d Conv, long Stride, long Pad, nn.Module<Tensor, Tensor>[] After) block, Tensor x, ScalarType dt)
+    {
+        var conv = block.Conv;
+        var y = nn.functional.conv2d(x.to(dt), conv.weight!.to(dt), conv.bias?.to(dt),
+            strides: new[] { block.Stride, block.Stride }, padding: new[] { block.Pad, block.Pad }, dilation: new[] { 1L, 1L }, groups: 1)
+            .to(ScalarType.Float32);
+        foreach (var m in block.After) y = m.call(y);
+        return y;
     }
 
     /// <summary>The PyTorch class name of a module as the reference builds it (Sequential, FeatureConcat, YOLOLayer, …).</summary>

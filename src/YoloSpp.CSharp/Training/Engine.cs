@@ -17,7 +17,11 @@ namespace YoloSpp;
 /// <param name="Random">Draws of the multi-scale sizes.</param>
 /// <param name="TimeLeft">Stop the epoch early once this much time has passed; null for no limit.</param>
 public sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp, int Accumulate, bool Warmup,
-    (int Min, int Max)? MultiScaleGrid, int ImageSize, Random Random, TimeSpan? TimeLeft);
+    (int Min, int Max)? MultiScaleGrid, int ImageSize, Random Random, TimeSpan? TimeLeft)
+{
+    /// <summary>Convolutions' type during the epoch (<see cref="MixedPrecision.ComputeType"/>); null: float32.</summary>
+    public ScalarType? ComputeType { get; init; }
+}
 
 /// <summary>What an epoch did.</summary>
 /// <param name="MeanLosses">Mean box, objectness, class and total loss.</param>
@@ -46,6 +50,20 @@ public static class Engine
     {
         const int gs = 32;
         model.train();
+        var previousComputeType = model.ComputeType;
+        model.ComputeType = s.ComputeType;
+        try
+        {
+            return TrainBatches(model, optimizer, loader, lossHyp, spec, scaler, device, s, progress, cancellation);
+        }
+        finally { model.ComputeType = previousComputeType; }
+    }
+
+    static EpochOutcome TrainBatches(DarkNet model, optim.Optimizer optimizer, YoloDataLoader loader, Loss.LossHyp lossHyp,
+        Loss.YoloSpec spec, LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress,
+        CancellationToken cancellation)
+    {
+        const int gs = 32;
         int nb = loader.BatchCount;
         var hyp = s.Hyp;
         double epochLr = hyp.Lr0 * Schedule.cosine(s.Epochs, hyp.Lrf, s.Epoch);

@@ -39,6 +39,8 @@ public sealed record TrainOptions
     public bool Mosaic { get; init; } = true;
     /// <summary>Mixed precision with dynamic loss scaling on CUDA; ignored on the CPU (the plain path, as the reference).</summary>
     public bool Amp { get; init; } = true;
+    /// <summary>Opt-in bfloat16 convolutions with float32 master weights on any device (see <see cref="MixedPrecision"/>); off by default.</summary>
+    public bool Bf16 { get; init; }
     /// <summary>Folder for checkpoints, results, plot and TensorBoard events.</summary>
     public string OutputDir { get; init; } = Path.Combine("runs", "train");
     /// <summary>Results file name inside <see cref="OutputDir"/>.</summary>

@@ -89,7 +89,9 @@ public sealed class Trainer
         // ---- optimizer: SGD nesterov over what is trainable
         var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
         var optimizer = optim.SGD(trainable, hyp.Lr0, momentum: hyp.Momentum, weight_decay: hyp.WeightDecay, nesterov: true);
-        var scaler = new LossScaler(_o.Amp && device.type == DeviceType.CUDA);
+        var precision = MixedPrecision.For(_o.Amp, _o.Bf16, device);
+        var scaler = precision.CreateScaler();
+        if (precision.ComputeType is not null) _log?.Invoke(precision.ToString());
         if (resume is not null)
         {
             Checkpoint.LoadOptimizer(_o.Weights!, optimizer);
@@ -125,7 +127,7 @@ public sealed class Trainer
         for (; epoch < epochs && !cancelled && !timeUp; epoch++)
         {
             var settings = new EpochSettings(epoch, epochs, hyp, accumulate, _o.Warmup, _o.MultiScale ? (gridMin, gridMax) : null, trainSize, rng,
-                _o.TimeLimit is { } limit ? limit - started.Elapsed : null);
+                _o.TimeLimit is { } limit ? limit - started.Elapsed : null) { ComputeType = precision.ComputeType };
             var outcome = Engine.TrainOneEpoch(model, optimizer, trainLoader, lossHyp, spec, scaler, device, settings, progress, cancellation);
             cancelled = outcome.Cancelled;
             timeUp = outcome.TimeUp;

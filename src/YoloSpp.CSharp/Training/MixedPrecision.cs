@@ -1,0 +1,32 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace YoloSpp;
+
+/// <summary>
+/// How a training run computes: plain float32 (the CPU default, as the reference), float16 convolutions with
+/// dynamic loss scaling on CUDA when amp is on (what autocast + GradScaler do in the reference), or opt-in bfloat16
+/// convolutions on any device (float32's range: no loss scaling needed). Master weights, BatchNorm and the loss stay
+/// float32 in every mode (see <see cref="DarkNet.ComputeType"/>).
+/// </summary>
+/// <param name="ComputeType">The convolutions' type, or null for float32.</param>
+/// <param name="ScaleLoss">Whether the loss is scaled dynamically (float16 only).</param>
+public readonly record struct MixedPrecision(ScalarType? ComputeType, bool ScaleLoss)
+{
+    /// <summary>The mode for the options: bf16 wins; amp means float16 on CUDA and nothing on the CPU.</summary>
+    public static MixedPrecision For(bool amp, bool bf16, Device device) =>
+        bf16 ? new(ScalarType.BFloat16, false)
+        : amp && device.type == DeviceType.CUDA ? new(ScalarType.Float16, true)
+        : new(null, false);
+
+    /// <summary>A loss scaler for this mode (disabled unless float16).</summary>
+    public LossScaler CreateScaler() => new(ScaleLoss);
+
+    /// <summary>"float32", "float16 convolutions with loss scaling" or "bfloat16 convolutions".</summary>
+    public override string ToString() => ComputeType switch
+    {
+        null => "float32",
+        ScalarType.Float16 => "mixed precision: float16 convolutions, float32 master weights, dynamic loss scaling",
+        _ => "mixed precision: bfloat16 convolutions, float32 master weights",
+    };
+}
