@@ -467,5 +467,34 @@ let cliTests =
         }
     ]
 
+let hsvTests =
+    testList "hsv" [
+        test "the augment_hsv pixel loop gives the bytes of FromRgb, the tables and ToRgb for every sampled colour and gain" {
+            let colours =
+                [| for r in 0 .. 5 .. 255 do
+                     for g in 0 .. 3 .. 255 do
+                         for b in 0 .. 7 .. 255 do
+                             yield! [| byte r; byte g; byte b |] |]
+            for gains in [ (1.0, 1.0, 1.0); (1.0138, 0.322, 1.36); (0.9862, 1.678, 0.64); (1.005, 1.2, 0.9) ] do
+                let lh, ls, lv = YoloSpp.Data.Augment.hsvLuts gains
+                let fast = Array.copy colours
+                YoloSpp.Data.Hsv.Apply(fast, lh, ls, lv)
+                for i in 0 .. 3 .. colours.Length - 3 do
+                    let struct (h, s, v) = YoloSpp.Data.Hsv.FromRgb(int colours.[i], int colours.[i + 1], int colours.[i + 2])
+                    let struct (r, g, b) = YoloSpp.Data.Hsv.ToRgb(lh.[int h], ls.[int s], lv.[int v])
+                    if (fast.[i], fast.[i + 1], fast.[i + 2]) <> (r, g, b) then
+                        failtestf "gains %A, colour %A: %A, expected %A" gains (colours.[i], colours.[i + 1], colours.[i + 2]) (fast.[i], fast.[i + 1], fast.[i + 2]) (r, g, b)
+        }
+        test "unit gains leave colours within the 8-bit HSV round trip error (hue in 2-degree steps: at most 8)" {
+            let lh, ls, lv = YoloSpp.Data.Augment.hsvLuts (1.0, 1.0, 1.0)
+            let rnd = Random 4
+            let px = Array.init (3 * 5000) (fun _ -> byte (rnd.Next 256))
+            let out = Array.copy px
+            YoloSpp.Data.Hsv.Apply(out, lh, ls, lv)
+            let worst = Array.map2 (fun (a: byte) (b: byte) -> abs (int a - int b)) px out |> Array.max
+            Expect.isLessThanOrEqual worst 8 "8-bit HSV quantisation only"
+        }
+    ]
+
 let tests =
-    testList "data" [ labelTests; configTests; geometryTests; scanTests; augmentTests; loaderTests; cliTests ]
+    testList "data" [ labelTests; configTests; geometryTests; scanTests; augmentTests; hsvTests; loaderTests; cliTests ]

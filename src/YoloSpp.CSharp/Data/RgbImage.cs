@@ -211,11 +211,6 @@ public sealed class RgbImage
     public void AugmentHsv(double gainH, double gainS, double gainV)
     {
         var (lh, ls, lv) = Augment.hsvLuts(gainH, gainS, gainV).ToValueTuple();
-        var p = Pixels;
-        for (int i = 0; i < p.Length; i += 3)
-        {
-            var (h, s, v) = Hsv.FromRgb(p[i], p[i + 1], p[i + 2]);
-            (p[i], p[i + 1], p[i + 2]) = Hsv.ToRgb(lh[h], ls[s], lv[v]);
-        }
+        Hsv.Apply(Pixels, lh, ls, lv);
     }
 }

@@ -137,7 +137,8 @@ let hsvLuts (rh: float, rs: float, rv: float) : byte[] * byte[] * byte[] =
 /// [1, 1]; the shape is ceil(factor · imgSize / 32 + pad) · 32 as (h, w). Returns the order and the shapes.
 let rectShapes (sizes: (int * int)[]) (batchSize: int) (imgSize: int) (pad: float) : int[] * (int * int)[] =
     let ratios = sizes |> Array.map (fun (h, w) -> float h / float w)
-    let order = Array.init sizes.Length id |> Array.sortBy (fun i -> ratios[i]) // Array.sortBy is stable
+    // a stable sort (List.sortBy is; Array.sortBy is not)
+    let order = List.init sizes.Length id |> List.sortBy (fun i -> ratios[i]) |> Array.ofList
     let nb = (sizes.Length + batchSize - 1) / batchSize
     let shapes =
         Array.init nb (fun b ->
