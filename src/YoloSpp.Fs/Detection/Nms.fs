@@ -139,32 +139,34 @@ let nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
 type private Candidate =
     { X1: float32; Y1: float32; X2: float32; Y2: float32; Conf: float32; Cls: int }
 
-/// Steps 4–5 of the reference on the rows that passed the obj and size filters ([m, 5 + nc], float32, row-major).
-let private candidates (options: NmsOptions) (nc: int) (rows: float32[]) (m: int) : Candidate[] =
+/// Steps 4–5 of the reference on rows [m, 5 + nc] (float32, row-major). With `filter`, steps 1–2 are applied
+/// here first (obj > conf_thres, min_wh < w, h < max_wh, float32 compares); without, the rows have passed them.
+let private candidates (options: NmsOptions, nc: int, rows: ReadOnlySpan<float32>, m: int, filter: bool) : Candidate[] =
     let width = 5 + nc
     let conf = float32 options.ConfThres
+    let minWh, maxWh = float32 options.MinWh, float32 options.MaxWh
     let multiLabel = options.MultiLabel && nc > 1
-    let out = ResizeArray<Candidate>()
+    let out = ResizeArray<Candidate>(if multiLabel then 16 else m)
     for r in 0 .. m - 1 do
         let o = r * width
         let cx, cy, w, h, obj = rows.[o], rows.[o + 1], rows.[o + 2], rows.[o + 3], rows.[o + 4]
-        // xywh2xyxy in float32, as the reference's tensor ops
-        let x1, y1, x2, y2 = cx - w / 2.0f, cy - h / 2.0f, cx + w / 2.0f, cy + h / 2.0f
-        let add c k = out.Add { X1 = x1; Y1 = y1; X2 = x2; Y2 = y2; Conf = c; Cls = k }
-        if multiLabel then
-            for k in 0 .. nc - 1 do
-                let c = rows.[o + 5 + k] * obj
-                if c > conf then add c k
-        else
-            // max(1): the first index wins ties
-            let mutable best = rows.[o + 5] * obj
-            let mutable bestK = 0
-            for k in 1 .. nc - 1 do
-                let c = rows.[o + 5 + k] * obj
-                if c > best then
-                    best <- c
-                    bestK <- k
-            if best > conf then add best bestK
+        if not filter || (obj > conf && w > minWh && w < maxWh && h > minWh && h < maxWh) then
+            // xywh2xyxy in float32, as the reference's tensor ops
+            let x1, y1, x2, y2 = cx - w / 2.0f, cy - h / 2.0f, cx + w / 2.0f, cy + h / 2.0f
+            if multiLabel then
+                for k in 0 .. nc - 1 do
+                    let c = rows.[o + 5 + k] * obj
+                    if c > conf then out.Add { X1 = x1; Y1 = y1; X2 = x2; Y2 = y2; Conf = c; Cls = k }
+            else
+                // max(1): the first index wins ties
+                let mutable best = rows.[o + 5] * obj
+                let mutable bestK = 0
+                for k in 1 .. nc - 1 do
+                    let c = rows.[o + 5 + k] * obj
+                    if c > best then
+                        best <- c
+                        bestK <- k
+                if best > conf then out.Add { X1 = x1; Y1 = y1; X2 = x2; Y2 = y2; Conf = best; Cls = bestK }
     match options.Classes with
     | None -> out.ToArray()
     | Some keepClasses -> out.ToArray() |> Array.filter (fun c -> Array.contains c.Cls keepClasses)
@@ -173,58 +175,46 @@ let private candidates (options: NmsOptions) (nc: int) (rows: float32[]) (m: int
 let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (image: int) : Tensor option =
     use _ = torch.NewDisposeScope()
     let x = prediction.index(TI.Single(int64 image)).to_type(torch.float32)
-    // steps 1–2: obj > conf_thres (float32 compare), min_wh < w, h < max_wh (strict)
-    let rows, m =
+    // steps 1–2: obj > conf_thres (float32 compare), min_wh < w, h < max_wh (strict); on the CPU inside the
+    // candidates pass (one pass in managed code beats five tensor ops and a masked copy), elsewhere on the device
+    let cands =
         if x.device_type = DeviceType.CPU then
-            // on the CPU one pass over the rows in managed code beats five tensor ops and a masked copy
-            let all = toFloat32Array x
-            let width = 5 + nc
-            let n = all.Length / width
-            let conf, minWh, maxWh = float32 options.ConfThres, float32 options.MinWh, float32 options.MaxWh
-            let kept = Array.zeroCreate<float32> all.Length
-            let mutable m = 0
-            for r in 0 .. n - 1 do
-                let o = r * width
-                let w, h = all.[o + 2], all.[o + 3]
-                if all.[o + 4] > conf && w > minWh && w < maxWh && h > minWh && h < maxWh then
-                    Array.blit all o kept (m * width) width
-                    m <- m + 1
-            kept, m
+            // read the rows where they are: no copy of the prediction (x stays alive in this scope)
+            let c = x.contiguous()
+            let all = Runtime.InteropServices.MemoryMarshal.Cast<byte, float32>(Span<byte>.op_Implicit c.bytes)
+            candidates (options, nc, all, all.Length / (5 + nc), true)
         else
             let wh = x.index(TI.Colon, TI.Slice(2L, 4L))
             let keep =
                 x.index(TI.Colon, TI.Single 4L).gt(sc options.ConfThres)
                     .logical_and(wh.gt(sc options.MinWh).logical_and(wh.lt(sc options.MaxWh)).all(1L))
             let rows = x.index(TI.Tensor keep).cpu().contiguous()
-            toFloat32Array rows, int rows.shape.[0]
-    if m = 0 then None
+            candidates (options, nc, ReadOnlySpan<float32>(toFloat32Array rows), int rows.shape.[0], false)
+    if cands.Length = 0 then None
     else
-        let cands = candidates options nc rows m
-        if cands.Length = 0 then None
-        else
-            let offset = float32 options.MaxWh
-            let boxes = Array.zeroCreate<float32> (4 * cands.Length)
-            for k in 0 .. cands.Length - 1 do
-                let c = cands.[k]
-                // class offset in float32: boxes + cls * max_wh
-                let o = if options.Agnostic then 0.0f else float32 c.Cls * offset
-                boxes.[4 * k] <- c.X1 + o
-                boxes.[4 * k + 1] <- c.Y1 + o
-                boxes.[4 * k + 2] <- c.X2 + o
-                boxes.[4 * k + 3] <- c.Y2 + o
-            let kept = nmsKernel boxes (cands |> Array.map (fun c -> c.Conf)) options.IouThres
-            let kept = Array.truncate options.MaxDet kept
-            let data = Array.zeroCreate<float32> (6 * kept.Length)
-            kept |> Array.iteri (fun r i ->
-                let c = cands.[i]
-                data.[6 * r] <- c.X1
-                data.[6 * r + 1] <- c.Y1
-                data.[6 * r + 2] <- c.X2
-                data.[6 * r + 3] <- c.Y2
-                data.[6 * r + 4] <- c.Conf
-                data.[6 * r + 5] <- float32 c.Cls)
-            let out = torch.tensor(data).view(int64 kept.Length, 6L).``to``(x.device)
-            Some(out.MoveToOuterDisposeScope())
+        let offset = float32 options.MaxWh
+        let boxes = Array.zeroCreate<float32> (4 * cands.Length)
+        for k in 0 .. cands.Length - 1 do
+            let c = cands.[k]
+            // class offset in float32: boxes + cls * max_wh
+            let o = if options.Agnostic then 0.0f else float32 c.Cls * offset
+            boxes.[4 * k] <- c.X1 + o
+            boxes.[4 * k + 1] <- c.Y1 + o
+            boxes.[4 * k + 2] <- c.X2 + o
+            boxes.[4 * k + 3] <- c.Y2 + o
+        let kept = nmsKernel boxes (cands |> Array.map (fun c -> c.Conf)) options.IouThres
+        let kept = Array.truncate options.MaxDet kept
+        let data = Array.zeroCreate<float32> (6 * kept.Length)
+        kept |> Array.iteri (fun r i ->
+            let c = cands.[i]
+            data.[6 * r] <- c.X1
+            data.[6 * r + 1] <- c.Y1
+            data.[6 * r + 2] <- c.X2
+            data.[6 * r + 3] <- c.Y2
+            data.[6 * r + 4] <- c.Conf
+            data.[6 * r + 5] <- float32 c.Cls)
+        let out = torch.tensor(data).view(int64 kept.Length, 6L).``to``(x.device)
+        Some(out.MoveToOuterDisposeScope())
 
 /// non_max_suppression of the reference: prediction [bs, N, 5 + nc] (eval-mode layout: cx, cy, w, h in pixels,
 /// obj and class probabilities already sigmoid-ed) -> per image None (nothing kept) or a float32 tensor [n, 6] of
