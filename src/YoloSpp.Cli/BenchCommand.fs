@@ -140,11 +140,17 @@ let private benchInference (cfg: Model.Cfg.NetCfg) computeType size warmup repea
         use _ = torch.NewDisposeScope()
         use _ = torch.no_grad()
         m.forward(x).Detections |> ignore
-    let plain = figure "inference" "s" (timed warmup repeats (run model))
     use fused = model.Fuse()
     fused.ComputeType <- computeType
-    let f = figure "inference_fused" "s" (timed warmup repeats (run fused))
-    [ plain; f ]
+    // interleaved (plain, fused, plain, ...) so that a drift in the machine's speed hits both alike
+    for _ in 1 .. warmup do
+        run model ()
+        run fused ()
+    let plain, folded = Array.zeroCreate<float> repeats, Array.zeroCreate<float> repeats
+    for k in 0 .. repeats - 1 do
+        plain.[k] <- (timed 0 1 (run model)).[0]
+        folded.[k] <- (timed 0 1 (run fused)).[0]
+    [ figure "inference" "s" plain; figure "inference_fused" "s" folded ]
 
 /// (c): loader throughput on a generated shapes set at the bench size: mosaic training batches (HSV, affine,
 /// flips) and letterboxed evaluation batches; one warm-up epoch, then the median epoch.
