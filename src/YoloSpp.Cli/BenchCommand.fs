@@ -41,7 +41,7 @@ type BenchArgs =
             | Batch_Size _ -> "training step and loader batch size (default 4)"
             | Img_Size _ -> "training step, inference and loader image size, a multiple of 32 (default 512)"
             | Repeats _ -> "timed repeats of inference, NMS and the COCO evaluator (default 5)"
-            | Warmup _ -> "untimed runs before each figure (default 1)"
+            | Warmup _ -> "untimed runs before each figure (default 1; NMS at least 30, so that the JIT has optimised it as during an evaluation)"
             | Train_Steps _ -> "timed training steps; RSS growth is measured over them (default 50)"
             | Loader_Images _ -> "images in the generated loader dataset (default 64)"
             | Nms_Boxes _ -> "candidate boxes in the dense NMS prediction (default 10000)"
