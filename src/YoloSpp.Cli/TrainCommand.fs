@@ -38,7 +38,7 @@ type TrainArgs =
             | Data _ -> "dataset .data file (default data/shapes/shapes.data, generated with `yolospp shapes` when absent)"
             | Hyp _ -> "hyperparameters yaml (default cfg/hyp.shapes.yaml; the reference's is cfg/hyp.yaml)"
             | Weights _ -> "start from weights: a .ckpt resumes exactly; .weights/.pt/.safetensors load the tensors whose sizes match"
-            | Epochs _ -> "epochs to train (default 28, about 9 minutes of the demo on 2 cores; below a resumed checkpoint's epoch: that many more)"
+            | Epochs _ -> "epochs to train (default 30, about 10 minutes of the demo on 2 cores; below a resumed checkpoint's epoch: that many more)"
             | Batch_Size _ -> "images per batch (default 8: twice the optimizer steps of 16 per epoch, which the demo learns from faster)"
             | Img_Size _ -> "train and test image size, a multiple of 32 (default 160)"
             | Savebest _ -> "keep only the best checkpoint besides last.ckpt (default true); false keeps one per epoch"
@@ -67,7 +67,7 @@ let defaultData = Path.Combine("data", "shapes", "shapes.data")
 let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
     TrainOptions(
         Cfg = a.GetResult(Cfg, defaultCfg), Data = a.GetResult(Data, defaultData), Hyp = a.GetResult(Hyp, defaultHyp),
-        Weights = (a.TryGetResult Weights |> Option.toObj), Epochs = a.GetResult(Epochs, 28), BatchSize = a.GetResult(Batch_Size, 8),
+        Weights = (a.TryGetResult Weights |> Option.toObj), Epochs = a.GetResult(Epochs, 30), BatchSize = a.GetResult(Batch_Size, 8),
         ImageSize = a.GetResult(Img_Size, 160), SaveBest = a.GetResult(Savebest, true), NoTest = a.Contains Notest,
         FreezeLayers = a.Contains Freeze_Layers, Device = a.GetResult(Device, "cuda:0"), MultiScale = a.GetResult(Multi_Scale, false),
         Warmup = a.GetResult(Warmup, true), Augment = a.GetResult(Augment, true), Rect = a.Contains Rect,
