@@ -184,7 +184,7 @@ let benchTests =
         }
     ]
 
-let private goldenFile name = Path.Combine(TestUtil.goldenDir, name)
+let private goldenFile name = Path.Combine(TestUtil.repoGoldenDir, name)
 
 let infoTests =
     testList "cli-info" [

@@ -160,7 +160,7 @@ let private checkAgainstSummary (cfg: NetCfg) (summary: JsonElement) =
         | Yolo y -> Expect.equal (maskedAnchors y) expected (sprintf "yolo %d anchors[mask]" i)
         | l -> failtestf "module %d is %A, the summary says yolo" i l
 
-let private golden name = Path.Combine(TestUtil.goldenDir, name)
+let private golden name = Path.Combine(TestUtil.repoGoldenDir, name)
 let private readJson name = JsonDocument.Parse(File.ReadAllText(golden name))
 
 let private modulesWithoutLines (c: NetCfg) = c.Modules |> List.map (fun m -> m.Index, m.Layer)

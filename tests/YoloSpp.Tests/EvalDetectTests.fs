@@ -20,7 +20,7 @@ let private withTempDir (f: string -> unit) =
 
 // ---------------------------------------------------------------- cocoeval
 
-let private golden = Path.Combine(TestUtil.goldenDir, "cocoeval_crafted.json")
+let private golden = Path.Combine(TestUtil.repoGoldenDir, "cocoeval_crafted.json")
 
 /// Writes the golden case's gt and detections to files; returns (gt path, dt path, expected stats).
 let private goldenFiles (dir: string) =
@@ -134,7 +134,7 @@ let private fixture =
          AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(dir, true) with _ -> ())
          let s = ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "shapes"), Train = 1, Val = 8, Size = 96, Seed = 3))
          let cfg = Path.Combine(dir, "tiny-spp-5.cfg")
-         ModelCfg.WriteWithClasses(Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg"), cfg, 5)
+         ModelCfg.WriteWithClasses(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"), cfg, 5)
          let weights = Path.Combine(dir, "random.safetensors")
          Backend.Initialize()
          TorchSharp.torch.manual_seed 0L |> ignore
@@ -195,14 +195,14 @@ let private evalTests =
         }
         test "a cfg with another class count than the .data: exit 2" {
             let f = fixture.Force()
-            let cfg2 = Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg")
+            let cfg2 = Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg")
             expectOneLineError
                 (let c, _, e = yolospp [ "eval"; "--cfg"; cfg2; "--weights"; f.Weights; "--data"; f.Data; "--img-size"; "64" ] in c, e.Trim())
                 "the cfg has 2 classes but"
         }
         test "weights of another network: exit 2" {
             let f = fixture.Force()
-            let w = Path.Combine(TestUtil.goldenDir, "tiny-spp-random.weights")
+            let w = Path.Combine(TestUtil.repoGoldenDir, "tiny-spp-random.weights")
             let code, _, err = yolospp [ "eval"; "--cfg"; f.Cfg; "--weights"; w; "--data"; f.Data; "--img-size"; "64" ]
             Expect.equal code 2 err
             Expect.stringContains err "tiny-spp-random.weights" "names the file"

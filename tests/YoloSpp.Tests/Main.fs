@@ -13,6 +13,7 @@ let private propertyList name (props: (string * FsCheck.Property) list) =
 let allTests () =
     TestList(
         [ Golden.Runner.goldenTests TestUtil.goldenDir
+          Golden.Runner.copyTests TestUtil.repoGoldenDir
           propertyList "properties.iou" Properties.IouProperties.properties
           propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
           CoreTests.tests

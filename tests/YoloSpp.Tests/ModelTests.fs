@@ -8,7 +8,7 @@ open TorchSharp
 open YoloSpp
 open YoloSpp.Tests
 
-let private golden name = Path.Combine(TestUtil.goldenDir, name)
+let private golden name = Path.Combine(TestUtil.repoGoldenDir, name)
 let private tinyCfg () = golden "tiny-spp.cfg"
 let private tinyWeights () = golden "tiny-spp-random.weights"
 

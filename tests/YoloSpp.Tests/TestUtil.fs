@@ -12,8 +12,14 @@ let repoRoot =
         else up d.Parent
     up (DirectoryInfo AppContext.BaseDirectory)
 
-/// The golden folder: env YOLOSPP_GOLDEN_DIR, else ../shared/golden beside the repository.
+/// The repository's copy of the golden vectors (tests/golden).
+let repoGoldenDir = Path.Combine(repoRoot, "tests", "golden")
+
+/// The golden folder the runner reads: env YOLOSPP_GOLDEN_DIR, else the repository's copy.
 let goldenDir =
     match Environment.GetEnvironmentVariable "YOLOSPP_GOLDEN_DIR" with
-    | null | "" -> Path.GetFullPath(Path.Combine(repoRoot, "..", "shared", "golden"))
+    | null | "" -> repoGoldenDir
     | d -> Path.GetFullPath d
+
+/// The data files the tests use (cfgs, weights) from the repository's copy, wherever the runner's cases come from.
+let goldenFile (name: string) = Path.Combine(repoGoldenDir, name)

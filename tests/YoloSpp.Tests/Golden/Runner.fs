@@ -24,7 +24,8 @@ let handlers: Map<string, string -> JsonElement -> unit> =
           "darknet_forward", DarknetForwardCases.run
           "model_summary", ModelSummaryCases.run
           "nms", (fun _ c -> NmsCases.run c)
-          "cocoeval", (fun _ c -> CocoEvalCases.run c) ]
+          "cocoeval", (fun _ c -> CocoEvalCases.run c)
+          "darknet_grad", DarknetGradCases.run ]
 
 let private caseTest (folder: string) (file: string) =
     let name = Path.GetFileNameWithoutExtension file
@@ -56,3 +57,21 @@ let goldenTests (folder: string) =
         if files.Length = 0 then
             testList "golden" [ testCase "folder" (fun () -> failtestf "golden folder %s has no case file" folder) ]
         else testList "golden" [ for f in files -> caseTest folder f ]
+
+/// The repository's copy of the golden vectors against the project's shared folder beside the checkout, where
+/// there is one: every shared file must be in the copy, byte for byte (the copy may hold cases of its own).
+let copyTests (copy: string) =
+    let shared = Path.GetFullPath(Path.Combine(copy, "..", "..", "..", "shared", "golden"))
+    if not (Directory.Exists shared) then
+        testList "golden-copy" [ ptestCase (sprintf "no shared golden folder at %s to compare with" shared) ignore ]
+    else
+        testList "golden-copy" [
+            testCase "tests/golden holds every shared golden file unchanged" (fun () ->
+                let stale =
+                    [ for f in Directory.GetFiles shared do
+                        let mine = Path.Combine(copy, Path.GetFileName f)
+                        if not (File.Exists mine) then yield sprintf "%s is missing" (Path.GetFileName f)
+                        elif File.ReadAllBytes mine <> File.ReadAllBytes f then yield sprintf "%s differs" (Path.GetFileName f) ]
+                if not stale.IsEmpty then
+                    failtestf "tests/golden is out of date with %s (copy the files again):\n%s" shared (String.Join("\n", stale)))
+        ]
