@@ -52,7 +52,7 @@ model.``to``(device) |> ignore
 
 // ================================ step 3/5 optimizer and learning rate ================================
 let trainable = model.parameters() |> Seq.filter (fun p -> p.requires_grad) |> Seq.toArray
-let optimizer = torch.optim.SGD(trainable, hyp.Lr0, momentum = hyp.Momentum, weight_decay = hyp.WeightDecay, nesterov = true)
+let optimizer = new Sgd(trainable, hyp.Lr0, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
 let startEpoch = match resume with Some r -> (Checkpoint.LoadOptimizer(opt.Weights, optimizer) |> ignore; r.Epoch + 1) | None -> 0
 let epochs = if startEpoch > opt.Epochs then startEpoch + opt.Epochs else opt.Epochs
 let accumulate = opt.Accumulate |> Option.ofNullable |> Option.defaultValue (YoloSpp.Training.Schedule.accumulate opt.BatchSize)

@@ -99,19 +99,18 @@ let private benchTrain (cfg: Model.Cfg.NetCfg) computeType bs size warmup steps 
     let nc = model.NumClasses
     let hyp = HyperParameters.Default.AdjustedFor(nc, size)
     let trainable = model.parameters() |> Seq.filter (fun p -> p.requires_grad) |> Array.ofSeq
-    use optimizer = torch.optim.SGD(trainable, hyp.Lr0, momentum = hyp.Momentum, weight_decay = hyp.WeightDecay, nesterov = true)
+    use optimizer = new Sgd(trainable, hyp.Lr0, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
     let spec: Loss.YoloSpec = { AnchorVecs = model.AnchorVecs; Nc = nc }
     let lossHyp = hyp.LossHyperParameters
     let rnd = Random 0
     let images, targets = syntheticBatch rnd bs size nc
     let step () =
         use _ = torch.NewDisposeScope()
-        use _ = NativeCallGuard.Enter()
         let pred = model.forward(images).Raw
         let parts = Loss.computeLoss lossHyp 1.0 spec pred targets
         parts.Total.backward()
-        optimizer.step() |> ignore
-        optimizer.zero_grad()
+        optimizer.Step()
+        optimizer.ZeroGrad()
     for k in 1 .. warmup do
         step ()
         log (sprintf "train_step warm-up %d/%d" k warmup)

@@ -1,10 +1,12 @@
 /// Small helpers that make TorchSharp read well from F# and keep it safe under concurrency.
 ///
-/// TorchSharp converts a double to a native Scalar implicitly and leaves that Scalar to the finalizer. The
-/// temporary is unreachable while the native operation that reads it runs, so when another thread allocates
-/// (a parallel data loader, parallel tests) a GC can finalize it mid-call and libtorch reads freed memory
-/// ("toDouble ... Expected false to be true"). The operators below own their Scalar and dispose it after
-/// the call, which also keeps it alive during the call. Use them instead of `tensor * 2.0` and friends.
+/// TorchSharp converts a number to a native Scalar implicitly and leaves that Scalar to the finalizer; it does
+/// so even inside `a + b` of two tensors (`add(b)` passes a temporary `alpha = 1`). The temporary is
+/// unreachable while the native operation that reads it runs, so when another thread allocates (a parallel data
+/// loader, parallel tests) a GC can finalize it mid-call and libtorch reads freed memory ("toDouble ... Expected
+/// false to be true"). The operators below own their Scalars: a number becomes a Scalar that is disposed after
+/// the call (which keeps it alive during the call), and additions pass the process-wide `one` as alpha. Use them
+/// instead of `tensor * 2.0`, `tensor + tensor` and friends; `-`, `*` and `/` of two tensors create no Scalar.
 [<AutoOpen>]
 module YoloSpp.Tensors
 
@@ -18,8 +20,28 @@ let inline sc (x: float) : Scalar = x.ToScalar()
 /// An int64 as a TorchSharp Scalar. The caller owns it: bind it with `use` around the call that reads it.
 let inline sci (x: int64) : Scalar = x.ToScalar()
 
+/// The integer 1 as a Scalar that lives as long as the process: the `alpha` of every addition (an integral
+/// alpha suits integer and floating tensors alike, as TorchSharp's own implicit one). Never dispose it.
+let one: Scalar = sci 1L
+/// The integer 0 as a process-wide Scalar (see `one`). Never dispose it.
+let zero: Scalar = sci 0L
+/// The integer 2 as a process-wide Scalar (see `one`). Never dispose it.
+let private two: Scalar = sci 2L
+
+/// Element-wise square, as TorchSharp's `square()` (pow 2) but with an owned exponent.
+let square (t: T) : T = t.pow(two)
+
+/// 0, 1, …, n − 1 (torch.arange(n) with owned Scalars: TorchSharp's overload creates three temporaries).
+let arangeN (n: int64) (dtype: torch.ScalarType) (device: torch.Device) : T =
+    use stop = sci n
+    torch.arange(zero, stop, one, dtype = dtype, device = device)
+
+/// tensor + tensor, with an owned alpha (TorchSharp's `+` leaves a temporary alpha Scalar to the finalizer).
+let ( +! ) (a: T) (b: T) : T = a.add(b, one)
+/// In-place tensor += tensor, with an owned alpha.
+let addInPlace (a: T) (b: T) : T = a.add_(b, one)
 /// tensor + number
-let ( +. ) (t: T) (x: float) : T = use s = sc x in t.add(s)
+let ( +. ) (t: T) (x: float) : T = use s = sc x in t.add(s, one)
 /// tensor − number
 let ( -. ) (t: T) (x: float) : T = use s = sc x in t.sub(s)
 /// tensor × number
@@ -27,9 +49,9 @@ let ( *. ) (t: T) (x: float) : T = use s = sc x in t.mul(s)
 /// tensor ÷ number
 let ( /. ) (t: T) (x: float) : T = use s = sc x in t.div(s)
 /// number − tensor (IEEE: x − t equals (−t) + x exactly)
-let ( .- ) (x: float) (t: T) : T = use s = sc x in t.neg().add_(s)
+let ( .- ) (x: float) (t: T) : T = use s = sc x in t.neg().add_(s, one)
 /// number + tensor
-let ( .+ ) (x: float) (t: T) : T = use s = sc x in t.add(s)
+let ( .+ ) (x: float) (t: T) : T = use s = sc x in t.add(s, one)
 /// number × tensor
 let ( .* ) (x: float) (t: T) : T = use s = sc x in t.mul(s)
 

@@ -20,6 +20,7 @@ let allTests () =
           CfgTests.tests
           ModelTests.tests
           TrainTests.tests
+          NativeSafetyTests.tests
           EvalTests.tests
           ShapesTests.tests
           BuildTests.tests

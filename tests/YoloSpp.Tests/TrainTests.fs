@@ -14,7 +14,7 @@ let private setup () =
     let dir = (Directory.CreateTempSubdirectory "yolospp-train-").FullName
     let s = ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 3))
     let cfg = Path.Combine(dir, "tiny5.cfg")
-    ModelCfg.WriteWithClasses(Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg"), cfg, 5)
+    ModelCfg.WriteWithClasses(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"), cfg, 5)
     dir, s.DataFile, cfg
 
 let private options dir data cfg =
@@ -42,15 +42,15 @@ let tests =
                 let ds = YoloSpp.Data.YoloDataset.Open(Path.Combine(Path.GetDirectoryName data, "train.txt"), 5, YoloSpp.Data.DataOptions(ImageSize = 64, BatchSize = 8))
                 use batch = YoloSpp.Data.YoloDataLoader(ds) |> Seq.head
                 let spec: YoloSpp.Training.Loss.YoloSpec = { AnchorVecs = model.AnchorVecs; Nc = 5 }
-                let opt = torch.optim.SGD(model.parameters(), 0.01, momentum = 0.9, nesterov = true)
+                use opt = new Sgd(model.parameters(), 0.01, momentum = 0.9, nesterov = true)
                 model.train() |> ignore
                 let losses =
                     [ for _ in 1 .. 15 ->
                         use _ = torch.NewDisposeScope()
                         let l = YoloSpp.Training.Loss.computeLoss hyp.LossHyperParameters 1.0 spec (model.forward(batch.Images).Raw) batch.Targets
                         l.Total.backward()
-                        opt.step() |> ignore
-                        opt.zero_grad()
+                        opt.Step()
+                        opt.ZeroGrad()
                         l.Total.item<float32>() ]
                 Expect.isLessThan (List.last losses) (0.8f * List.head losses) (sprintf "losses %A" losses))
         }
@@ -81,8 +81,10 @@ let tests =
                 Expect.isEmpty report.Skipped "the checkpoint loads completely"
                 // optimizer state: load it into a fresh SGD and save it again: byte-identical
                 use m = DarkNet.FromCfgFile cfg
-                let sgd = torch.optim.SGD(m.parameters(), 0.5, momentum = 0.1, nesterov = true)
+                let hyp = HyperParameters.Load(o.Hyp)
+                use sgd = new Sgd(m.parameters(), 0.5, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
                 Expect.isTrue (Checkpoint.LoadOptimizer(r.LastCheckpoint, sgd)) "has optimizer state"
+                Expect.isTrue (sgd.MomentumBuffers |> Seq.forall (fun b -> not (isNull b))) "every momentum buffer restored"
                 let again = Path.Combine(dir, "again.ckpt")
                 Checkpoint.Save(again, m, sgd, Checkpoint.ReadInfo(r.LastCheckpoint))
                 let bytes (p: string) (name: string) =
@@ -91,7 +93,8 @@ let tests =
                     use ms = new MemoryStream()
                     s.CopyTo ms
                     ms.ToArray()
-                Expect.isTrue (bytes again "optimizer.bin" = bytes r.LastCheckpoint "optimizer.bin") "momentum buffers and lr restored exactly"
+                Expect.isTrue (bytes again "optimizer.safetensors" = bytes r.LastCheckpoint "optimizer.safetensors") "momentum buffers restored exactly"
+                Expect.isTrue (bytes again "optimizer.json" = bytes r.LastCheckpoint "optimizer.json") "lr and step count restored exactly"
                 // resuming trains epoch 1 at the cosine LR of epoch 1
                 let resumed = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 2, BatchSize = 4, ImageSize = 64, MultiScale = false,
                                            Mosaic = false, Device = "cpu", OutputDir = o.OutputDir, Accumulate = Nullable 1, Weights = r.LastCheckpoint)
@@ -126,7 +129,7 @@ let tests =
         test "mixed precision: float16 and bfloat16 convolutions keep float32 outputs, losses and last-layer gradients close to float32" {
             use _ = torch.NewDisposeScope()
             torch.manual_seed 1L |> ignore
-            use m = DarkNet.FromCfgFile(Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg"))
+            use m = DarkNet.FromCfgFile(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
             m.train() |> ignore
             let x = torch.rand(2L, 3L, 64L, 64L)
             let lossOf () = m.forward(x).Raw |> Array.map (fun t -> t.square().mean()) |> Array.reduce (fun a b -> a.add(b))
@@ -170,7 +173,7 @@ let tests =
         }
         test "a cfg whose class count differs from the data is a clear error" {
             withSetup (fun dir data _ ->
-                let o = options dir data (Path.Combine(TestUtil.goldenDir, "tiny-spp.cfg"))
+                let o = options dir data (Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
                 let msg = CoreTests.throwsMessage<ArgumentException> (fun () -> Trainer(o).Run() |> ignore)
                 Expect.stringContains msg "has 2 classes but" "message")
         }

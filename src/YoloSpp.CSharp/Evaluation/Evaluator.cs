@@ -106,7 +106,6 @@ public static class Evaluator
                 using var scope = NewDisposeScope();
                 using var _ = batch;
                 using var noGrad = no_grad();
-                using var guard = NativeCallGuard.Enter();
                 var images = batch.Images.to(device);
                 var pred = model.forward(images).Detections!;
                 var perImage = Nms.nonMaxSuppression(nms, pred);

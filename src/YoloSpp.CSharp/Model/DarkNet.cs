@@ -138,8 +138,8 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         {
             ("Conv2d", nn.Conv2d(inChannels, c.Filters, c.Size, stride: c.Stride, padding: c.Pad ? c.Size / 2 : 0, bias: !withBn)),
         };
-        if (withBn) layers.Add(("BatchNorm2d", nn.BatchNorm2d(c.Filters)));
-        if (c.Activation.IsLeaky) layers.Add(("activation", nn.LeakyReLU(0.1, inplace: true)));
+        if (withBn) layers.Add(("BatchNorm2d", new Model.BatchNorm2d(c.Filters)));
+        if (c.Activation.IsLeaky) layers.Add(("activation", new Model.LeakyReLU(0.1)));
         return nn.Sequential(layers.ToArray());
     }
 
@@ -166,10 +166,10 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
             if (conv.bias is null) continue;
             var yolo = (YoloLayer)module_list[idx];
             var b = conv.bias.view(yolo.NumAnchors, -1);
-            using (var s = (-4.5).ToScalar()) b[TensorIndex.Colon, 4].add_(s);
+            using (var s = (-4.5).ToScalar()) b[TensorIndex.Colon, 4].add_(s, Tensors.one);
             if (yolo.NumClasses > 0)
                 using (var s = Math.Log(0.6 / (yolo.NumClasses - 0.99)).ToScalar())
-                    b[TensorIndex.Colon, TensorIndex.Slice(5, null)].add_(s);
+                    b[TensorIndex.Colon, TensorIndex.Slice(5, null)].add_(s, Tensors.one);
         }
     }
 
@@ -247,7 +247,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
             if (!children.TryGetValue("Conv2d", out var c0) || c0 is not Conv2d conv) continue;
             var target = (Conv2d)((Sequential)fused.module_list[i]).named_children().First(c => c.name == "Conv2d").module;
             using var scope = NewDisposeScope();
-            var (weight, bias) = children.TryGetValue("BatchNorm2d", out var b) && b is BatchNorm2d bn
+            var (weight, bias) = children.TryGetValue("BatchNorm2d", out var b) && b is Model.BatchNorm2d bn
                 ? Fusion.FuseConvBn(conv, bn)
                 : (conv.weight!, conv.bias!);
             target.weight!.copy_(weight);

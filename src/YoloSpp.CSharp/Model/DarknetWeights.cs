@@ -32,7 +32,7 @@ public static class DarknetWeights
     /// <summary>The cutoff of darknet53.conv.74: the backbone's first 75 modules.</summary>
     public const int Darknet53Cutoff = 75;
 
-    static IEnumerable<(int Index, Conv2d Conv, BatchNorm2d? Bn)> Convs(DarkNet model, int cutoff)
+    static IEnumerable<(int Index, Conv2d Conv, TorchSharp.Modules.BatchNorm? Bn)> Convs(DarkNet model, int cutoff)
     {
         var modules = model.Modules;
         for (int i = 0; i < Math.Min(cutoff, modules.Count); i++)
@@ -41,11 +41,11 @@ public static class DarknetWeights
             var children = seq.named_children().ToDictionary(c => c.name, c => c.module);
             if (!children.TryGetValue("Conv2d", out var conv)) continue;
             children.TryGetValue("BatchNorm2d", out var bn);
-            yield return (i, (Conv2d)conv, (BatchNorm2d?)bn);
+            yield return (i, (Conv2d)conv, (TorchSharp.Modules.BatchNorm?)bn);
         }
     }
 
-    static IEnumerable<(string What, Tensor Tensor)> Arrays(Conv2d conv, BatchNorm2d? bn)
+    static IEnumerable<(string What, Tensor Tensor)> Arrays(Conv2d conv, TorchSharp.Modules.BatchNorm? bn)
     {
         if (bn is not null)
         {

@@ -35,7 +35,7 @@ public sealed class WeightedFeatureFusion : nn.Module
             if (a.shape[1] != x.shape[1])
                 throw new InvalidOperationException(
                     $"shortcut from layer {l}: {a.shape[1]} channels cannot be added to {x.shape[1]}");
-            x = x + a;
+            x = x.add(a, Tensors.one);
         }
         return x;
     }
@@ -91,8 +91,8 @@ public sealed class YoloLayer : nn.Module
         if (_grid is null || _gridKey != key)
         {
             _grid?.Dispose();
-            var ys = arange(ny, dtype: dtype, device: device);
-            var xs = arange(nx, dtype: dtype, device: device);
+            var ys = Tensors.arangeN(ny, dtype, device);
+            var xs = Tensors.arangeN(nx, dtype, device);
             var mesh = meshgrid(new[] { ys, xs }, indexing: "ij");
             // cell (x, y) = (column along W, row along H)
             _grid = stack(new[] { mesh[1], mesh[0] }, 2).view(1, 1, ny, nx, 2).DetachFromDisposeScope();
@@ -111,7 +111,7 @@ public sealed class YoloLayer : nn.Module
         var grid = Grid(ny, nx, raw.device, raw.dtype);
         var anchorWh = AnchorVec.to(raw.dtype, raw.device).view(1, NumAnchors, 1, 1, 2);
         using var stride = ((double)Stride).ToScalar();
-        var xy = (raw[TensorIndex.Ellipsis, TensorIndex.Slice(0, 2)].sigmoid() + grid).mul(stride);
+        var xy = raw[TensorIndex.Ellipsis, TensorIndex.Slice(0, 2)].sigmoid().add(grid, Tensors.one).mul(stride);
         var wh = (raw[TensorIndex.Ellipsis, TensorIndex.Slice(2, 4)].exp() * anchorWh).mul(stride);
         var rest = raw[TensorIndex.Ellipsis, TensorIndex.Slice(4, null)].sigmoid();
         return cat(new[] { xy, wh, rest }, -1).view(bs, -1, NumClasses + 5);

@@ -17,13 +17,14 @@ public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingRe
 
 /// <summary>
 /// The trainer's checkpoint: one zip file (.ckpt) holding <c>model.safetensors</c> (the reference's state-dict
-/// names), <c>optimizer.bin</c> (TorchSharp's SGD state: momentum buffers, lr), and <c>meta.json</c>
-/// (<see cref="CheckpointInfo"/>). Written atomically: a crash never leaves a torn checkpoint.
+/// names), <c>optimizer.safetensors</c> and <c>optimizer.json</c> (the SGD momentum buffers <c>momentum_buffer.N</c>
+/// in parameter order, and its settings), and <c>meta.json</c> (<see cref="CheckpointInfo"/>). Written atomically:
+/// a crash never leaves a torn checkpoint. Checkpoints of version 0.1 (TorchSharp's <c>optimizer.bin</c>) still load.
 /// </summary>
 public static class Checkpoint
 {
     /// <summary>Saves model, optimizer and run state.</summary>
-    public static void Save(string path, DarkNet model, TorchSharp.Modules.OptimizerHelper? optimizer, CheckpointInfo info)
+    public static void Save(string path, DarkNet model, Sgd? optimizer, CheckpointInfo info)
     {
         AtomicFile.Write(path, stream =>
         {
@@ -31,9 +32,16 @@ public static class Checkpoint
             using (var e = zip.CreateEntry("model.safetensors", CompressionLevel.NoCompression).Open())
                 model.save_safetensors(e, leaveOpen: true);
             if (optimizer is not null)
-                using (var e = zip.CreateEntry("optimizer.bin", CompressionLevel.NoCompression).Open())
-                using (var w = new BinaryWriter(e))
-                    optimizer.save_state_dict(w);
+            {
+                var buffers = new Dictionary<string, Tensor>();
+                for (int i = 0; i < optimizer.MomentumBuffers.Count; i++)
+                    if (optimizer.MomentumBuffers[i] is { } b) buffers[$"momentum_buffer.{i}"] = b.cpu();
+                using (var e = zip.CreateEntry("optimizer.safetensors", CompressionLevel.NoCompression).Open())
+                    Safetensors.SaveStateDict(e, buffers, leaveOpen: true);
+                using (var e = zip.CreateEntry("optimizer.json").Open())
+                    JsonSerializer.Serialize(e, new OptimizerMeta(optimizer.Parameters.Count, optimizer.Steps, optimizer.LearningRate,
+                        optimizer.Momentum, optimizer.WeightDecay, optimizer.Nesterov, optimizer.Dampening), new JsonSerializerOptions { WriteIndented = true });
+            }
             using (var e = zip.CreateEntry("meta.json").Open())
                 JsonSerializer.Serialize(e, info, new JsonSerializerOptions { WriteIndented = true });
         });
@@ -62,18 +70,52 @@ public static class Checkpoint
         return ModelWeights.LoadStateDict(model, state);
     }
 
-    /// <summary>Loads the optimizer state of a checkpoint (false when it has none).</summary>
-    public static bool LoadOptimizer(string path, TorchSharp.Modules.OptimizerHelper optimizer)
+    sealed record OptimizerMeta(int Parameters, long Steps, double LearningRate, double Momentum, double WeightDecay, bool Nesterov, double Dampening);
+
+    /// <summary>Loads the optimizer state (momentum buffers and learning rate) of a checkpoint; false when it has none.
+    /// The optimizer must be over the same trainable parameters, in the same order, as the one saved.</summary>
+    public static bool LoadOptimizer(string path, Sgd optimizer)
     {
         using var zip = Open(path);
-        var entry = zip.GetEntry("optimizer.bin");
-        if (entry is null) return false;
+        using var scope = NewDisposeScope();
+        if (zip.GetEntry("optimizer.safetensors") is { } entry)
+        {
+            var meta = JsonSerializer.Deserialize<OptimizerMeta>(ReadAll(zip, path, "optimizer.json"))
+                ?? throw new FormatException($"{path}: empty optimizer.json");
+            if (meta.Parameters != optimizer.Parameters.Count)
+                throw new FormatException($"{path}: the optimizer was saved over {meta.Parameters} trainable parameters, this run has {optimizer.Parameters.Count} (were other layers frozen?)");
+            using var ms = new MemoryStream(ReadAll(zip, path, "optimizer.safetensors"));
+            var state = Safetensors.LoadStateDict(ms, leaveOpen: true);
+            var buffers = Enumerable.Range(0, meta.Parameters).Select(i => state.TryGetValue($"momentum_buffer.{i}", out var b) ? b : null).ToArray();
+            optimizer.LoadMomentumBuffers(buffers, meta.Steps);
+            optimizer.LearningRate = meta.LearningRate;
+            return true;
+        }
+        if (zip.GetEntry("optimizer.bin") is not null)
+        {
+            // version 0.1: TorchSharp's SGD state, read through a TorchSharp SGD over the same parameters
+            using var legacy = optim.SGD(optimizer.Parameters, optimizer.LearningRate, optimizer.Momentum, weight_decay: optimizer.WeightDecay, nesterov: optimizer.Nesterov);
+            using var ms = new MemoryStream(ReadAll(zip, path, "optimizer.bin"));
+            using var r = new BinaryReader(ms);
+            try { legacy.load_state_dict(r); }
+            catch (Exception e) when (e is ArgumentException or InvalidDataException or EndOfStreamException or InvalidOperationException)
+            {
+                throw new FormatException($"{path}: its optimizer state does not fit this run's {optimizer.Parameters.Count} trainable parameters ({e.Message})", e);
+            }
+            var sd = legacy.state_dict();
+            var buffers = sd.State.Select(st => (st as TorchSharp.Modules.SGD.State)?.momentum_buffer).ToArray();
+            optimizer.LoadMomentumBuffers(buffers, 0);
+            optimizer.LearningRate = legacy.ParamGroups.First().LearningRate;
+            return true;
+        }
+        return false;
+    }
+
+    static byte[] ReadAll(ZipArchive zip, string path, string name)
+    {
         using var ms = new MemoryStream();
-        using (var e = entry.Open()) e.CopyTo(ms);
-        ms.Position = 0;
-        using var r = new BinaryReader(ms);
-        optimizer.load_state_dict(r);
-        return true;
+        using (var e = Entry(zip, path, name).Open()) e.CopyTo(ms);
+        return ms.ToArray();
     }
 
     static ZipArchive Open(string path)

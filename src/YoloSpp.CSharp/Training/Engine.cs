@@ -44,11 +44,10 @@ public static class Engine
     /// optimizer step every <c>accumulate</c> batches, and the warmup LR in epoch 0. The cosine LR of the epoch is
     /// set at its start (what LambdaLR stepped once per epoch shows).
     /// </summary>
-    public static EpochOutcome TrainOneEpoch(DarkNet model, optim.Optimizer optimizer, YoloDataLoader loader, Loss.LossHyp lossHyp,
+    public static EpochOutcome TrainOneEpoch(DarkNet model, Sgd optimizer, YoloDataLoader loader, Loss.LossHyp lossHyp,
         Loss.YoloSpec spec, LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress = null,
         CancellationToken cancellation = default)
     {
-        const int gs = 32;
         model.train();
         var previousComputeType = model.ComputeType;
         model.ComputeType = s.ComputeType;
@@ -59,7 +58,7 @@ public static class Engine
         finally { model.ComputeType = previousComputeType; }
     }
 
-    static EpochOutcome TrainBatches(DarkNet model, optim.Optimizer optimizer, YoloDataLoader loader, Loss.LossHyp lossHyp,
+    static EpochOutcome TrainBatches(DarkNet model, Sgd optimizer, YoloDataLoader loader, Loss.LossHyp lossHyp,
         Loss.YoloSpec spec, LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress,
         CancellationToken cancellation)
     {
@@ -71,18 +70,16 @@ public static class Engine
         int warmupIters = Schedule.warmupIterations(nb);
         int acc = warm ? 1 : s.Accumulate;
         SetLr(optimizer, warm ? hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, 0) : epochLr);
-        var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
         var mloss = new double[4];
         double nowLr = epochLr;
         int imgSize = s.ImageSize, seen = 0, i = 0, warmStep = 0;
         var watch = Stopwatch.StartNew();
         bool cancelled = false, timeUp = false;
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         foreach (var batch in loader.Epoch(s.Epoch))
         {
             using var scope = NewDisposeScope();
             using var _ = batch;
-            using var guard = NativeCallGuard.Enter();
             // ni as the reference counts it (its epochs are 1-based there)
             int ni = i + nb * (s.Epoch + 1);
             var imgs = batch.Images.to(device);
@@ -108,11 +105,11 @@ public static class Engine
             using (var inv = (1.0 / acc).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
             if (ni % acc == 0)
             {
-                scaler.Step(optimizer, trainable);
+                scaler.Step(optimizer);
                 scaler.Update();
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
             }
-            nowLr = optimizer.ParamGroups.First().LearningRate;
+            nowLr = optimizer.LearningRate;
             if (warm && ni % acc == 0) SetLr(optimizer, hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, ++warmStep));
             seen += (int)imgs.shape[0];
             i++;
@@ -132,9 +129,6 @@ public static class Engine
     public static (int Min, int Max) MultiScaleGrid(int imageSize) =>
         ((int)Math.Floor(Math.Floor(imageSize / 1.5) / 32), (int)Math.Floor(Math.Floor(imageSize / 0.667) / 32));
 
-    /// <summary>Sets the learning rate of every parameter group.</summary>
-    public static void SetLr(optim.Optimizer optimizer, double lr)
-    {
-        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
-    }
+    /// <summary>Sets the learning rate.</summary>
+    public static void SetLr(Sgd optimizer, double lr) => optimizer.LearningRate = lr;
 }

@@ -43,21 +43,21 @@ public sealed class LossScaler
     }
 
     /// <summary>Unscales the gradients, and steps the optimizer unless one of them is inf/NaN.</summary>
-    public void Step(optim.Optimizer optimizer, IEnumerable<Tensor> parameters)
+    public void Step(Sgd optimizer)
     {
         LastStepSkipped = false;
-        if (!Enabled) { optimizer.step(); return; }
+        if (!Enabled) { optimizer.Step(); return; }
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         using var inv = (1.0 / Scale).ToScalar();
         bool finite = true;
-        foreach (var p in parameters)
+        foreach (var p in optimizer.Parameters)
         {
             if (p.grad is null) continue;
             p.grad.mul_(inv);
             if (!p.grad.isfinite().all().item<bool>()) finite = false;
         }
-        if (finite) optimizer.step();
+        if (finite) optimizer.Step();
         LastStepSkipped = !finite;
     }
 

@@ -88,7 +88,7 @@ public sealed class Trainer
 
         // ---- optimizer: SGD nesterov over what is trainable
         var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
-        var optimizer = optim.SGD(trainable, hyp.Lr0, momentum: hyp.Momentum, weight_decay: hyp.WeightDecay, nesterov: true);
+        using var optimizer = new Sgd(trainable, hyp.Lr0, momentum: hyp.Momentum, weightDecay: hyp.WeightDecay, nesterov: true);
         var precision = MixedPrecision.For(_o.Amp, _o.Bf16, device);
         var scaler = precision.CreateScaler();
         if (precision.ComputeType is not null) _log?.Invoke(precision.ToString());

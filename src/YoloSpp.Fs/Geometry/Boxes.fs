@@ -28,12 +28,12 @@ let private col (b: Tensor) (i: int) = b.index(Ellipsis, Single(int64 i))
 /// [.., 4] (cx, cy, w, h) -> (x1, y1, x2, y2), as the reference's xywh2xyxy.
 let xywh2xyxy (x: Tensor) : Tensor =
     let cx, cy, w, h = col x 0, col x 1, col x 2, col x 3
-    torch.stack([| cx - (w /. 2.0); cy - (h /. 2.0); cx + (w /. 2.0); cy + (h /. 2.0) |], -1)
+    torch.stack([| cx - (w /. 2.0); cy - (h /. 2.0); cx +! (w /. 2.0); cy +! (h /. 2.0) |], -1)
 
 /// [.., 4] (x1, y1, x2, y2) -> (cx, cy, w, h), as the reference's xyxy2xywh.
 let xyxy2xywh (x: Tensor) : Tensor =
     let x1, y1, x2, y2 = col x 0, col x 1, col x 2, col x 3
-    torch.stack([| (x1 + x2) /. 2.0; (y1 + y2) /. 2.0; x2 - x1; y2 - y1 |], -1)
+    torch.stack([| (x1 +! x2) /. 2.0; (y1 +! y2) /. 2.0; x2 - x1; y2 - y1 |], -1)
 
 /// Clamps xyxy boxes [n, 4] to an image of height h and width w (x to [0, w], y to [0, h]); returns a new tensor.
 let clipCoords (boxes: Tensor) (h: int, w: int) : Tensor =
@@ -75,15 +75,15 @@ let bboxIou (kind: IouKind) (format: BoxFormat) (box1: Tensor) (box2: Tensor) : 
         | Xywh ->
             let c1x, c1y, c1w, c1h = col box1 0, col box1 1, col box1 2, col box1 3
             let c2x, c2y, c2w, c2h = col box2 0, col box2 1, col box2 2, col box2 3
-            c1x - (c1w /. 2.0), c1y - (c1h /. 2.0), c1x + (c1w /. 2.0), c1y + (c1h /. 2.0),
-            c2x - (c2w /. 2.0), c2y - (c2h /. 2.0), c2x + (c2w /. 2.0), c2y + (c2h /. 2.0)
+            c1x - (c1w /. 2.0), c1y - (c1h /. 2.0), c1x +! (c1w /. 2.0), c1y +! (c1h /. 2.0),
+            c2x - (c2w /. 2.0), c2y - (c2h /. 2.0), c2x +! (c2w /. 2.0), c2y +! (c2h /. 2.0)
     let inter =
         (torch.min(b1x2, b2x2) - torch.max(b1x1, b2x1) |> clampMin 0.0)
         * (torch.min(b1y2, b2y2) - torch.max(b1y1, b2y1) |> clampMin 0.0)
     // widths and heights recomputed from the corners, as the reference does
     let w1, h1 = b1x2 - b1x1, b1y2 - b1y1
     let w2, h2 = b2x2 - b2x1, b2y2 - b2y1
-    let union = (w1 * h1 +. 1e-16) + w2 * h2 - inter
+    let union = (w1 * h1 +. 1e-16) +! w2 * h2 - inter
     let iou = inter / union
     match kind with
     | Iou -> iou
@@ -95,16 +95,16 @@ let bboxIou (kind: IouKind) (format: BoxFormat) (box1: Tensor) (box2: Tensor) : 
             let cArea = cw * ch +. 1e-16
             iou - (cArea - union) / cArea
         | _ ->
-            let c2 = cw.square() + ch.square() +. 1e-16
-            let rho2 = ((b2x1 + b2x2) - (b1x1 + b1x2)).square() /. 4.0 + ((b2y1 + b2y2) - (b1y1 + b1y2)).square() /. 4.0
+            let c2 = square cw +! square ch +. 1e-16
+            let rho2 = square ((b2x1 +! b2x2) - (b1x1 +! b1x2)) /. 4.0 +! square ((b2y1 +! b2y2) - (b1y1 +! b1y2)) /. 4.0
             match kind with
             | DIoU -> iou - rho2 / c2
             | _ ->
-                let v = (4.0 / (Math.PI ** 2.0)) .* (torch.atan(w2 / h2) - torch.atan(w1 / h1)).square()
+                let v = (4.0 / (Math.PI ** 2.0)) .* square (torch.atan(w2 / h2) - torch.atan(w1 / h1))
                 let alpha =
                     use _ = torch.no_grad()
-                    v / ((1.0 .- iou) + v)
-                iou - (rho2 / c2 + v * alpha.detach())
+                    v / ((1.0 .- iou) +! v)
+                iou - (rho2 / c2 +! v * alpha.detach())
 
 /// IoU of widths/heights as if the boxes shared a corner: wh1 [n, 2], wh2 [m, 2] -> [n, m]; the reference's
 /// wh_iou (no epsilon). Used to match targets to anchors by shape.
@@ -112,7 +112,7 @@ let whIou (wh1: Tensor) (wh2: Tensor) : Tensor =
     let a = wh1.unsqueeze(1) // [n, 1, 2]
     let b = wh2.unsqueeze(0) // [1, m, 2]
     let inter = torch.min(a, b).prod(2)
-    inter / (wh1.prod(1).unsqueeze(1) + wh2.prod(1).unsqueeze(0) - inter)
+    inter / (wh1.prod(1).unsqueeze(1) +! wh2.prod(1).unsqueeze(0) - inter)
 
 /// Pairwise IoU of xyxy boxes: box1 [N, 4], box2 [M, 4] -> [N, M] (the reference's box_iou, no epsilon).
 let boxIou (box1: Tensor) (box2: Tensor) : Tensor =
@@ -124,4 +124,4 @@ let boxIou (box1: Tensor) (box2: Tensor) : Tensor =
     let lt = torch.max(b1.index(Ellipsis, Slice(0L, 2L)), b2.index(Ellipsis, Slice(0L, 2L)))
     let rb = torch.min(b1.index(Ellipsis, Slice(2L, 4L)), b2.index(Ellipsis, Slice(2L, 4L)))
     let inter = (rb - lt |> clampMin 0.0).prod(2)
-    inter / (a1.unsqueeze(1) + a2.unsqueeze(0) - inter)
+    inter / (a1.unsqueeze(1) +! a2.unsqueeze(0) - inter)

@@ -28,8 +28,8 @@ let focal (gamma: float) (alpha: float) (inner: Criterion) : Criterion =
     fun logits targets ->
         let loss = inner logits targets
         let prob = torch.sigmoid logits
-        let pT = targets * prob + (1.0 .- targets) * (1.0 .- prob)
-        let alphaFactor = targets *. alpha + (1.0 .- targets) *. (1.0 - alpha)
+        let pT = targets * prob +! (1.0 .- targets) * (1.0 .- prob)
+        let alphaFactor = targets *. alpha +! (1.0 .- targets) *. (1.0 - alpha)
         let modulating = powS (1.0 .- pT) gamma
         loss * (alphaFactor * modulating)
 
@@ -74,9 +74,9 @@ let objectnessTarget (gr: float) (pi: Tensor) (lt: Targets.LayerTargets) (giou: 
         use _ = torch.no_grad()
         let s = pi.shape
         let n = int64 lt.Count
-        let lin = mulI (mulI (mulI lt.B s.[1] + lt.A) s.[2] + lt.Gj) s.[3] + lt.Gi
+        let lin = mulI (mulI (mulI lt.B s.[1] +! lt.A) s.[2] +! lt.Gj) s.[3] +! lt.Gi
         // sort by (cell, row) descending: the first row of each cell's run is its last write
-        let struct (key, _) = (mulI lin n + torch.arange(n, dtype = torch.int64, device = pi.device)).sort(descending = true)
+        let struct (key, _) = (mulI lin n +! arangeN n torch.int64 pi.device).sort(descending = true)
         let cell, row = divFloorI key n, remI key n
         let first =
             torch.cat([| torch.ones([| 1L |], dtype = torch.bool, device = pi.device)
@@ -108,17 +108,17 @@ let computeLoss (hyp: LossHyp) (gr: float) (model: YoloSpec) (p: Tensor[]) (targ
                 let pwh = (ps.index(Colon, Slice(2L, 4L)).exp() |> clampMax 1e3) * lt.Anchors
                 let pbox = torch.cat([| pxy; pwh |], 1L)
                 let giou = YoloSpp.Geometry.Boxes.bboxIou YoloSpp.Geometry.Boxes.GIoU YoloSpp.Geometry.Boxes.Xywh pbox lt.Tbox
-                lbox <- lbox + (1.0 .- giou).mean()
+                lbox <- lbox +! (1.0 .- giou).mean()
                 if model.Nc > 1 then
                     let logits = ps.index(Colon, Slice(5L))
                     let t = (fullLike cn logits).scatter(1L, lt.Tcls.unsqueeze(1), fullOf [| int64 lt.Count; 1L |] cp dtype device)
-                    lcls <- lcls + bceCls logits t
+                    lcls <- lcls +! bceCls logits t
                 giou
             else
                 torch.empty([| 0L |], dtype = dtype, device = device)
         let tobj = objectnessTarget gr pi lt giou
-        lobj <- lobj + bceObj (pi.index(Ellipsis, Single 4L)) tobj
+        lobj <- lobj +! bceObj (pi.index(Ellipsis, Single 4L)) tobj
     let lbox = (lbox *. hyp.Giou).squeeze()
     let lobj = (lobj *. hyp.Obj).squeeze()
     let lcls = (lcls *. hyp.Cls).squeeze()
-    { Box = lbox; Obj = lobj; Cls = lcls; Total = lbox + lobj + lcls }
+    { Box = lbox; Obj = lobj; Cls = lcls; Total = lbox +! lobj +! lcls }

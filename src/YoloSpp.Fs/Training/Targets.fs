@@ -54,7 +54,7 @@ let buildLayerTargets (iouT: float) (anchorVec: Tensor) (pShape: int64[]) (targe
         if nt > 0L then
             // shape-only match, strictly greater than iou_t; no best-anchor fallback, no neighbour cells
             let j = YoloSpp.Geometry.Boxes.whIou anchorVec (t0.index(Colon, Slice(4L, 6L))) |> gtS iouT
-            let at = torch.arange(na, dtype = torch.int64, device = targets.device).view(na, 1L).repeat(1L, nt)
+            let at = (arangeN na torch.int64 targets.device).view(na, 1L).repeat(1L, nt)
             // boolean mask over [na, nt]: anchor-major order (all targets of anchor 0, then anchor 1, ...)
             at.index(torch.TensorIndex.Tensor j), t0.repeat(na, 1L, 1L).index(torch.TensorIndex.Tensor j)
         else

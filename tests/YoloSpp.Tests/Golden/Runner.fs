@@ -25,7 +25,8 @@ let handlers: Map<string, string -> JsonElement -> unit> =
           "model_summary", ModelSummaryCases.run
           "nms", (fun _ c -> NmsCases.run c)
           "cocoeval", (fun _ c -> CocoEvalCases.run c)
-          "darknet_grad", DarknetGradCases.run ]
+          "darknet_grad", DarknetGradCases.run
+          "sgd", (fun _ c -> SgdCases.run c) ]
 
 let private caseTest (folder: string) (file: string) =
     let name = Path.GetFileNameWithoutExtension file
