@@ -92,6 +92,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Detect of ParseResults<DetectCommand.DetectArgs>
     | [<CliPrefix(CliPrefix.None)>] Cfg of ParseResults<CfgArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
+    | [<CliPrefix(CliPrefix.None)>] Doctor of ParseResults<DoctorCommand.DoctorArgs>
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -108,4 +109,5 @@ type Args =
             | Eval _ -> "evaluate weights on a dataset's valid list: COCO summary, per-class AP, timing (the reference's evaluate)"
             | Cfg _ -> "write a built-in network as a Darknet cfg file (yolov3-spp, shapes-spp)"
             | Bench _ -> "benchmark a training step, inference, the loader, NMS and the COCO evaluator (medians, JSON)"
+            | Doctor _ -> "check this machine first: versions, CPU, threads, CUDA, whether convolutions compute correctly, speed"
             | Detect _ -> "detect objects in an image or folder: annotated images and detections.json (the reference's predict)"

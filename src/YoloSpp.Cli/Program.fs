@@ -105,6 +105,7 @@ let main argv =
             | Some(Detect a) -> DetectCommand.run a
             | Some(Cfg a) -> runCfg a
             | Some(Bench a) -> BenchCommand.run a
+            | Some(Doctor a) -> DoctorCommand.run a
             | Some Version -> 0
             | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
     with

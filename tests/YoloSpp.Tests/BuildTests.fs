@@ -94,6 +94,16 @@ let cliTests =
             Expect.stringContains out "USAGE: yolospp" "usage"
             Expect.stringContains out "iou" "iou command"
         }
+        test "doctor prints versions, the CPU, the guard's decision and a fresh conv check, and exits 0 when they are right" {
+            let code, out, err = yolospp [ "doctor"; "--no-speed" ]
+            for line in [ "TorchSharp 0.107"; "libtorch 2.10"; "CPU: "; "instruction set: oneDNN "; "threads: "; "CUDA: "; "conv guard: YOLOSPP_CONV=auto"; "conv check now" ] do
+                Expect.stringContains out line (sprintf "prints '%s'" line)
+            // exit 0 only when the fresh check finds every convolution on the kernels in use right
+            if out.Contains "OK: convolutions compute correctly here" then Expect.equal code 0 "exit code"
+            else
+                Expect.equal code 1 "exit code of a problem"
+                Expect.stringContains err "problem:" "the reason"
+        }
         test "--version prints the version" {
             let code, out, _ = yolospp [ "--version" ]
             Expect.equal code 0 "exit code"

@@ -21,6 +21,7 @@ let allTests () =
           ModelTests.tests
           TrainTests.tests
           NativeSafetyTests.tests
+          ConvGuardTests.tests
           EvalTests.tests
           ShapesTests.tests
           BuildTests.tests

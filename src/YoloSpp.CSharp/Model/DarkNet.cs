@@ -54,8 +54,9 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         }
     }
     ScalarType? _computeType;
-    // per module: the conv of a conv block (stride, padding) and the modules after it, for the mixed-precision path
-    readonly (Conv2d Conv, long Stride, long Pad, nn.Module<Tensor, Tensor>[] After)?[] _convBlocks;
+    // per module: the conv of a conv block, its configuration and the modules after it (BatchNorm, activation):
+    // convolutions run through the ConvGuard, and in the mixed-precision type when one is set
+    readonly (Conv2d Conv, ConvConfig Config, nn.Module<Tensor, Tensor>[] After)?[] _convBlocks;
 
     /// <summary>Builds the network for a parsed cfg. Strides are assigned 32, 16, 8 by yolo order, as the reference does.</summary>
     public DarkNet(CfgM.NetCfg cfg) : this(cfg, fused: false) { }
@@ -114,18 +115,41 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         YoloLayerIndices = CfgM.yoloLayers(cfg).ToArray();
         NumClasses = yolos.Count > 0 ? yolos[0].NumClasses : 0;
         Routs = CfgM.routs(cfg).ToArray();
-        _convBlocks = new (Conv2d, long, long, nn.Module<Tensor, Tensor>[])?[defs.Length];
+        _convBlocks = new (Conv2d, ConvConfig, nn.Module<Tensor, Tensor>[])?[defs.Length];
+        var configs = ConvConfigsByModule(cfg);
         for (int i = 0; i < defs.Length; i++)
         {
-            if (defs[i].Layer is not CfgM.Layer.Convolutional c || modules[i] is not Sequential seq) continue;
+            if (configs[i] is not { } config || modules[i] is not Sequential seq) continue;
             var children = seq.named_children().Select(ch => ch.module).ToArray();
-            _convBlocks[i] = ((Conv2d)children[0], c.Item.Stride, c.Item.Pad ? c.Item.Size / 2 : 0,
-                children.Skip(1).Cast<nn.Module<Tensor, Tensor>>().ToArray());
+            _convBlocks[i] = ((Conv2d)children[0], config, children.Skip(1).Cast<nn.Module<Tensor, Tensor>>().ToArray());
         }
         _keep = new bool[defs.Length];
         foreach (var r in Routs) _keep[r] = true;
         RegisterComponents();
         InitializeYoloBiases();
+        // libtorch's kernels are checked on this CPU before the network computes (see ConvGuard)
+        ConvGuard.Prepare(ConvConfigs);
+    }
+
+    /// <summary>The configuration of every convolution, in module order.</summary>
+    public IReadOnlyList<ConvConfig> ConvConfigs => _convBlocks.Where(b => b is not null).Select(b => b!.Value.Config).ToArray();
+
+    /// <summary>The configuration of every convolution a cfg builds, in module order, without building it.</summary>
+    public static IReadOnlyList<ConvConfig> ConvConfigsOf(CfgM.NetCfg cfg) => ConvConfigsByModule(cfg).OfType<ConvConfig>().ToArray();
+
+    static ConvConfig?[] ConvConfigsByModule(CfgM.NetCfg cfg)
+    {
+        var defs = cfg.Modules.ToArray();
+        var channels = CfgM.outputChannels(cfg).ToArray();
+        var result = new ConvConfig?[defs.Length];
+        int input = cfg.Net.Channels;
+        for (int i = 0; i < defs.Length; i++)
+        {
+            if (defs[i].Layer is CfgM.Layer.Convolutional c)
+                result[i] = new ConvConfig(input, c.Item.Filters, c.Item.Size, c.Item.Stride, c.Item.Pad ? c.Item.Size / 2 : 0);
+            input = channels[i];
+        }
+        return result;
     }
 
     /// <summary>Builds the network described by a cfg file.</summary>
@@ -186,9 +210,9 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         var lowPrecision = _computeType;
         for (int i = 0; i < module_list.Count; i++)
         {
-            if (lowPrecision is { } dt && _convBlocks[i] is { } block)
+            if (_convBlocks[i] is { } block)
             {
-                x = LowPrecisionConvBlock(block, x, dt);
+                x = ConvBlockForward(block, x, lowPrecision);
                 if (_keep[i]) outputs[i] = x;
                 continue;
             }
@@ -208,13 +232,16 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         return new DarkNetOutput(raw.ToArray(), cat(decoded, 1));
     }
 
-    /// <summary>A conv block with the convolution in <paramref name="dt"/>: input and weights cast, output back to float32.</summary>
-    static Tensor LowPrecisionConvBlock((Conv2d Conv, long Stride, long Pad, nn.Module<Tensor, Tensor>[] After) block, Tensor x, ScalarType dt)
+    /// <summary>
+    /// A conv block: the convolution through the <see cref="ConvGuard"/> (in <paramref name="dt"/> when set: input and
+    /// weights cast, output back to float32), then BatchNorm and the activation.
+    /// </summary>
+    static Tensor ConvBlockForward((Conv2d Conv, ConvConfig Config, nn.Module<Tensor, Tensor>[] After) block, Tensor x, ScalarType? dt)
     {
         var conv = block.Conv;
-        var y = nn.functional.conv2d(x.to(dt), conv.weight!.to(dt), conv.bias?.to(dt),
-            strides: new[] { block.Stride, block.Stride }, padding: new[] { block.Pad, block.Pad }, dilation: new[] { 1L, 1L }, groups: 1)
-            .to(ScalarType.Float32);
+        var y = dt is { } t
+            ? ConvGuard.Conv2d(x.to(t), conv.weight!.to(t), conv.bias?.to(t), block.Config).to(ScalarType.Float32)
+            : ConvGuard.Conv2d(x, conv.weight!, conv.bias, block.Config);
         foreach (var m in block.After) y = m.call(y);
         return y;
     }
