@@ -8,7 +8,7 @@ var options = new TrainOptions
     Cfg = Path.Combine("cfg", "shapes-spp.cfg"), Data = data.DataFile, Hyp = Path.Combine("cfg", "hyp.shapes.yaml"), Epochs = 1,
     BatchSize = 16, ImageSize = 96, MultiScale = false, Mosaic = false, Device = "cpu", OutputDir = Path.Combine("runs", "example"),
 };
-var result = new Trainer(options, Console.WriteLine).Run(new Progress<TrainProgress>(p => Console.WriteLine($"epoch {p.Epoch}: batch {p.Batch}/{p.Batches}, loss {p.MeanLosses[3]:F3}")));
+var result = new Trainer(options, Console.WriteLine).Run(new Progress<TrainProgress>(p => Console.WriteLine($"epoch {p.Epoch}: batch {p.Batch}/{p.Batches}, loss {p.MeanLosses.Total:F3}")));
 Console.WriteLine($"mAP@0.5 {result.Final?.Map50:F4}, weights {result.LastCheckpoint}");
 using var detector = Detector.Load(options.Cfg, result.LastCheckpoint, Path.Combine(data.Directory, "shapes.names"), new DetectorOptions { ImageSize = 96, ConfThreshold = 0.001 });
 var detections = detector.Detect(Path.Combine(data.Directory, "images", "val", "000000.jpg"));

@@ -100,17 +100,12 @@ let private benchTrain (cfg: Model.Cfg.NetCfg) computeType bs size warmup steps 
     let hyp = HyperParameters.Default.AdjustedFor(nc, size)
     let trainable = model.parameters() |> Seq.filter (fun p -> p.requires_grad) |> Array.ofSeq
     use optimizer = new Sgd(trainable, hyp.Lr0, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
-    let spec: Loss.YoloSpec = { AnchorVecs = model.AnchorVecs; Nc = nc }
-    let lossHyp = hyp.LossHyperParameters
+    let loss = YoloLoss.For(model, hyp)
+    let scaler = LossScaler(false)
     let rnd = Random 0
     let images, targets = syntheticBatch rnd bs size nc
-    let step () =
-        use _ = torch.NewDisposeScope()
-        let pred = model.forward(images).Raw
-        let parts = Loss.computeLoss lossHyp 1.0 spec pred targets
-        parts.Total.backward()
-        optimizer.Step()
-        optimizer.ZeroGrad()
+    // the trainer's own step (Engine.TrainStep): forward, loss, backward, SGD step
+    let step () = Engine.TrainStep(model, optimizer, loss, scaler, images, targets, 1.0, 1, true) |> ignore
     for k in 1 .. warmup do
         step ()
         log (sprintf "train_step warm-up %d/%d" k warmup)

@@ -7,6 +7,11 @@ open System.Threading
 open Argu
 open YoloSpp
 
+/// The defaults of `yolospp train` and scripts/train.fsx: the shapes demo preset of the library.
+let demo = TrainOptions.ShapesDemo
+
+let private onOff (b: bool) = if b then "true" else "false"
+
 type TrainArgs =
     | Cfg of path: string
     | Data of path: string
@@ -34,51 +39,52 @@ type TrainArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Cfg _ -> "Darknet cfg (default cfg/shapes-spp.cfg, the demo's small SPP network)"
-            | Data _ -> "dataset .data file (default data/shapes/shapes.data, generated with `yolospp shapes` when absent)"
-            | Hyp _ -> "hyperparameters yaml (default cfg/hyp.shapes.yaml; the reference's is cfg/hyp.yaml)"
+            | Cfg _ -> sprintf "Darknet cfg (default %s, the demo's small SPP network)" demo.Cfg
+            | Data _ -> sprintf "dataset .data file (default %s, generated with `yolospp shapes` when absent)" demo.Data
+            | Hyp _ -> sprintf "hyperparameters yaml (default %s; the reference's is cfg/hyp.yaml)" demo.Hyp
             | Weights _ -> "start from weights: a .ckpt resumes exactly; .weights/.pt/.safetensors load the tensors whose sizes match"
-            | Epochs _ -> "epochs to train (default 30, about 10 minutes of the demo on 2 cores; below a resumed checkpoint's epoch: that many more)"
-            | Batch_Size _ -> "images per batch (default 8: twice the optimizer steps of 16 per epoch, which the demo learns from faster)"
-            | Img_Size _ -> "train and test image size, a multiple of 32 (default 160)"
-            | Savebest _ -> "keep only the best checkpoint besides last.ckpt (default true); false keeps one per epoch"
+            | Epochs _ -> sprintf "epochs to train (default %d; below a resumed checkpoint's epoch: that many more)" demo.Epochs
+            | Batch_Size _ -> sprintf "images per batch (default %d)" demo.BatchSize
+            | Img_Size _ -> sprintf "train and test image size, a multiple of %d (default %d)" Engine.GridStride demo.ImageSize
+            | Savebest _ -> sprintf "keep only the best checkpoint besides last.ckpt (default %s); false keeps one per epoch" (onOff demo.SaveBest)
             | Notest -> "evaluate only after the last epoch"
             | Freeze_Layers -> "train only the three prediction convs"
-            | Device _ -> "cpu, cuda or cuda:N (default cuda:0; falls back to the CPU with a notice)"
-            | Multi_Scale _ -> "multi-scale batches in [img/1.5, img/0.667] (default false for the demo; the reference: true)"
-            | Warmup _ -> "epoch-0 LR warmup (default true)"
-            | Augment _ -> "augment training images (default true)"
+            | Device _ -> sprintf "cpu, cuda or cuda:N (default %s; falls back to the CPU with a notice)" demo.Device
+            | Multi_Scale _ -> sprintf "multi-scale batches in [img/1.5, img/0.667] (default %s for the demo; the reference: true)" (onOff demo.MultiScale)
+            | Warmup _ -> sprintf "epoch-0 LR warmup (default %s)" (onOff demo.Warmup)
+            | Augment _ -> sprintf "augment training images (default %s)" (onOff demo.Augment)
             | Rect -> "rectangular training batches (no shuffle, no mosaic)"
-            | Mosaic _ -> "mosaic augmentation (default false for the demo; the reference: true)"
-            | Amp _ -> "mixed precision on CUDA: float16 convolutions, float32 master weights, dynamic loss scaling (default true; no effect on the CPU)"
+            | Mosaic _ -> sprintf "mosaic augmentation (default %s for the demo; the reference: true)" (onOff demo.Mosaic)
+            | Amp _ -> sprintf "mixed precision on CUDA: float16 convolutions, float32 master weights, dynamic loss scaling (default %s, as the reference; no effect on the CPU)" (onOff demo.Amp)
             | Bf16 -> "opt-in bfloat16 convolutions with float32 master weights, on any device (fast only where the CPU or GPU has bf16 units)"
-            | Result_Name _ -> "results file name in the output folder (default results.txt)"
-            | Output _ -> "output folder for checkpoints, results, plot, TensorBoard (default runs/train)"
-            | Seed _ -> "random seed (default 0)"
-            | Accumulate _ -> "batches per optimizer step (default 1, which trains the demo faster; the reference: max(round(64 / batch), 1), e.g. 4 for batch 16)"
+            | Result_Name _ -> sprintf "results file name in the output folder (default %s)" demo.ResultName
+            | Output _ -> sprintf "output folder for checkpoints, results, plot, TensorBoard (default %s)" demo.OutputDir
+            | Seed _ -> sprintf "random seed (default %d)" demo.Seed
+            | Accumulate _ ->
+                sprintf "batches per optimizer step (default %s; the reference: max(round(64 / batch), 1), e.g. 4 for batch 16)"
+                    (match Option.ofNullable demo.Accumulate with Some n -> string n | None -> "max(round(64 / batch), 1)")
             | Time_Limit _ -> "stop training after this many minutes (the current epoch is evaluated and saved)"
 
-/// The demo's defaults, relative to the repository root (or the current folder).
-let defaultCfg = Path.Combine("cfg", "shapes-spp.cfg")
-let defaultHyp = Path.Combine("cfg", "hyp.shapes.yaml")
-let defaultData = Path.Combine("data", "shapes", "shapes.data")
-
-/// Training options from parsed arguments.
+/// Training options from parsed arguments: the demo preset with what was given.
 let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
     TrainOptions(
-        Cfg = a.GetResult(Cfg, defaultCfg), Data = a.GetResult(Data, defaultData), Hyp = a.GetResult(Hyp, defaultHyp),
-        Weights = (a.TryGetResult Weights |> Option.toObj), Epochs = a.GetResult(Epochs, 30), BatchSize = a.GetResult(Batch_Size, 8),
-        ImageSize = a.GetResult(Img_Size, 160), SaveBest = a.GetResult(Savebest, true), NoTest = a.Contains Notest,
-        FreezeLayers = a.Contains Freeze_Layers, Device = a.GetResult(Device, "cuda:0"), MultiScale = a.GetResult(Multi_Scale, false),
-        Warmup = a.GetResult(Warmup, true), Augment = a.GetResult(Augment, true), Rect = a.Contains Rect,
-        Mosaic = a.GetResult(Mosaic, false), Amp = a.GetResult(Amp, true), Bf16 = a.Contains Bf16, ResultName = a.GetResult(Result_Name, "results.txt"),
-        OutputDir = a.GetResult(Output, Path.Combine("runs", "train")), Seed = a.GetResult(Seed, 0),
-        Accumulate = Nullable(a.GetResult(Accumulate, 1)),
-        TimeLimit = (a.TryGetResult Time_Limit |> Option.map TimeSpan.FromMinutes |> Option.toNullable))
+        Cfg = a.GetResult(Cfg, demo.Cfg), Data = a.GetResult(Data, demo.Data), Hyp = a.GetResult(Hyp, demo.Hyp),
+        Weights = (a.TryGetResult Weights |> Option.toObj), Epochs = a.GetResult(Epochs, demo.Epochs),
+        BatchSize = a.GetResult(Batch_Size, demo.BatchSize), ImageSize = a.GetResult(Img_Size, demo.ImageSize),
+        SaveBest = a.GetResult(Savebest, demo.SaveBest), NoTest = (a.Contains Notest || demo.NoTest),
+        FreezeLayers = (a.Contains Freeze_Layers || demo.FreezeLayers), FreezeBackbone = demo.FreezeBackbone,
+        Device = a.GetResult(Device, demo.Device), MultiScale = a.GetResult(Multi_Scale, demo.MultiScale),
+        Warmup = a.GetResult(Warmup, demo.Warmup), Augment = a.GetResult(Augment, demo.Augment), Rect = (a.Contains Rect || demo.Rect),
+        Mosaic = a.GetResult(Mosaic, demo.Mosaic), Amp = a.GetResult(Amp, demo.Amp), Bf16 = (a.Contains Bf16 || demo.Bf16),
+        ResultName = a.GetResult(Result_Name, demo.ResultName), OutputDir = a.GetResult(Output, demo.OutputDir),
+        Seed = a.GetResult(Seed, demo.Seed),
+        Accumulate = (match a.TryGetResult Accumulate with Some n -> Nullable n | None -> demo.Accumulate),
+        TimeLimit = (a.TryGetResult Time_Limit |> Option.map TimeSpan.FromMinutes |> Option.toNullable),
+        EvalBatchSize = demo.EvalBatchSize)
 
 /// Generates the shapes dataset when the options point at the default one and it is absent.
 let ensureDefaultData (o: TrainOptions) (log: string -> unit) =
-    if Path.GetFullPath o.Data = Path.GetFullPath defaultData && not (File.Exists o.Data) then
+    if Path.GetFullPath o.Data = Path.GetFullPath demo.Data && not (File.Exists o.Data) then
         log (sprintf "generating the default shapes dataset in %s" (Path.GetDirectoryName o.Data))
         ShapesDataset.Generate(ShapesOptions(Path.GetDirectoryName o.Data)) |> ignore
 
@@ -88,7 +94,8 @@ let progressPrinter () =
     let mutable lastQuarter = (-1, -1)
     { new IProgress<TrainProgress> with
         member _.Report p =
-            let losses = p.MeanLosses |> Seq.map (fun v -> v.ToString("F3")) |> String.concat " "
+            let m = p.MeanLosses
+            let losses = [ m.Box; m.Objectness; m.Class; m.Total ] |> List.map (fun v -> v.ToString("F3")) |> String.concat " "
             match p.Evaluation with
             | null ->
                 let line =
@@ -118,24 +125,21 @@ let printSummary (r: TrainResult) =
     printfn "plot: %s" r.PlotFile
     printfn "tensorboard: %s" r.TensorBoardDir
 
-/// Runs the command; Ctrl+C stops after the current batch and keeps a resumable checkpoint.
+/// Cancels the returned token on Ctrl+C (training stops after the current batch and saves a resumable checkpoint);
+/// dispose the second value to remove the handler.
+let cancelOnCtrlC () : CancellationToken * IDisposable =
+    let cts = new CancellationTokenSource()
+    let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel(); eprintfn "stopping after this batch...")
+    Console.CancelKeyPress.AddHandler handler
+    cts.Token, { new IDisposable with member _.Dispose() = Console.CancelKeyPress.RemoveHandler handler; cts.Dispose() }
+
+/// Runs the command; Ctrl+C stops after the current batch and keeps a resumable checkpoint (exit 130).
 let run (args: ParseResults<TrainArgs>) : int =
-    try
+    Errors.run (fun () ->
         let o = toOptions args
         ensureDefaultData o (printfn "%s")
-        use cts = new CancellationTokenSource()
-        let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel(); eprintfn "stopping after this batch...")
-        Console.CancelKeyPress.AddHandler handler
-        try
-            let r = Trainer(o, (fun m -> printfn "%s" m)).Run(progressPrinter (), cts.Token)
-            printSummary r
-            if r.Cancelled then 130 else 0
-        finally Console.CancelKeyPress.RemoveHandler handler
-    with
-    | :? NonFiniteLossException as e -> eprintfn "%s" e.Message; 1
-    | :? CfgException as e -> (for l in Seq.truncate 20 e.Errors do eprintfn "%s" l); 2
-    | :? YoloSpp.Data.DatasetException as e -> (for l in Seq.truncate 20 e.Errors do eprintfn "%s" l); 2
-    | :? FileNotFoundException as e -> eprintfn "%s" e.Message; 2
-    | :? WeightsMismatchException as e -> eprintfn "%s" e.Message; 2
-    | :? FormatException as e -> eprintfn "%s" e.Message; 2
-    | :? ArgumentException as e -> eprintfn "%s" e.Message; 2
+        let token, ctrlC = cancelOnCtrlC ()
+        use _ = ctrlC
+        let r = Trainer(o, (fun m -> printfn "%s" m)).Run(progressPrinter (), token)
+        printSummary r
+        if r.Cancelled then 130 else 0)

@@ -144,6 +144,31 @@ let cliTests =
 
 let benchTests =
     testList "cli-bench" [
+        test "yolospp train and scripts/train.fsx give bit-identical results for the same options" {
+            let dir = (Directory.CreateTempSubdirectory "yolospp-one-loop-").FullName
+            try
+                let data = YoloSpp.ShapesDataset.Generate(YoloSpp.ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 4)).DataFile
+                let cfg = Path.Combine(dir, "tiny5.cfg")
+                YoloSpp.ModelCfg.WriteWithClasses(TestUtil.goldenFile "tiny-spp.cfg", cfg, 5)
+                let args out =
+                    [ "--cfg"; cfg; "--data"; data; "--epochs"; "2"; "--batch-size"; "4"; "--img-size"; "64"; "--device"; "cpu"
+                      "--multi-scale"; "true"; "--mosaic"; "true"; "--accumulate"; "2"; "--seed"; "3"; "--output"; Path.Combine(dir, out) ]
+                let code, out, err = yolospp ("train" :: args "cli")
+                Expect.equal code 0 (sprintf "yolospp train: %s %s" out err)
+                let code, out, err = runProcess "dotnet" ([ "fsi"; Path.Combine(TestUtil.repoRoot, "scripts", "train.fsx") ] @ args "script") TestUtil.repoRoot
+                Expect.equal code 0 (sprintf "scripts/train.fsx: %s %s" out err)
+                let entry (run: string) (name: string) =
+                    use z = IO.Compression.ZipFile.OpenRead(Path.Combine(dir, run, "last.ckpt"))
+                    use s = z.GetEntry(name).Open()
+                    use ms = new MemoryStream()
+                    s.CopyTo ms
+                    ms.ToArray()
+                for name in [ "model.safetensors"; "optimizer.safetensors" ] do
+                    Expect.isTrue (entry "cli" name = entry "script" name) (sprintf "%s bit-identical" name)
+                Expect.equal (File.ReadAllText(Path.Combine(dir, "script", "results.txt"))) (File.ReadAllText(Path.Combine(dir, "cli", "results.txt"))) "results.txt"
+            finally
+                try Directory.Delete(dir, true) with _ -> ()
+        }
         test "bench runs every figure on a tiny setting, prints one line each and writes them to JSON" {
             let dir = Directory.CreateTempSubdirectory "yolospp-bench-test-"
             try

@@ -111,14 +111,15 @@ let private trainStepsIn (window: (unit -> unit) -> unit) : Run =
     use model = DarkNet.FromCfgFile cfg
     let trainable = model.parameters() |> Seq.filter (fun p -> p.requires_grad) |> Seq.toArray
     use sgd = new Sgd(trainable, hyp.Lr0, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
-    let spec: YoloSpp.Training.Loss.YoloSpec = { AnchorVecs = model.AnchorVecs; Nc = 5 }
+    let loss = YoloLoss.For(model, hyp)
     let settings = EpochSettings(1, 3, hyp, 1, false, Nullable(Engine.MultiScaleGrid 64), 96, Random 5, Nullable())
     let mutable outcome = Unchecked.defaultof<EpochOutcome>
-    window (fun () -> outcome <- Engine.TrainOneEpoch(model, sgd, loader, hyp.LossHyperParameters, spec, LossScaler(false), torch.CPU, settings))
+    window (fun () -> outcome <- Engine.TrainOneEpoch(model, sgd, loader, loss, LossScaler(false), torch.CPU, settings))
     Expect.equal outcome.Batches 50 "50 steps"
     use _ = torch.NewDisposeScope()
     let tensors = Seq.append (trainable |> Seq.cast<torch.Tensor>) (sgd.MomentumBuffers |> Seq.filter (isNull >> not))
-    { Losses = outcome.MeanLosses |> Array.map BitConverter.DoubleToInt64Bits
+    let m = outcome.MeanLosses
+    { Losses = [| m.Box; m.Objectness; m.Class; m.Total |] |> Array.map BitConverter.DoubleToInt64Bits
       Weights = tensors |> Seq.collect (fun t -> t.cpu().contiguous().bytes.ToArray()) |> Seq.toArray }
 
 let private trainSteps () = trainStepsIn (fun f -> f ())

@@ -171,6 +171,62 @@ let tests =
                 Expect.isTrue (MixedPrecision.For(true, false, torch.CPU) = MixedPrecision(Nullable(), false)) "amp on the CPU: the plain path"
                 Expect.isTrue (MixedPrecision.For(false, true, torch.CPU).ComputeType = Nullable torch.ScalarType.BFloat16) "bf16 opt-in")
         }
+        test "accumulation as the reference: ni = i + nb·epoch, a step after every ni divisible by accumulate, leftovers carry over" {
+            // train_one_epoch: ni = i + nb * epoch; `if ni % accumulate == 0: optimizer.step()`; no zero_grad at an
+            // epoch's start; the warmup epoch forces accumulate 1. For nb = 10 and accumulate 4 the optimizer steps after
+            // ni = 0, 4, 8 | 12, 16 | 20, 24, 28, i.e. batches i = 0, 4, 8 | 2, 6 | 0, 4, 8.
+            let steps warmup =
+                [ for epoch in 0 .. 2 do
+                      let acc = if warmup && epoch = 0 then 1 else 4
+                      yield [ for i in 0 .. 9 do if YoloSpp.Training.Schedule.isBoundary acc (YoloSpp.Training.Schedule.integratedBatch 10 epoch i) then yield i ] ]
+            Expect.equal (steps false) [ [ 0; 4; 8 ]; [ 2; 6 ]; [ 0; 4; 8 ] ] "steps without warmup"
+            Expect.equal (steps true) [ [ 0 .. 9 ]; [ 2; 6 ]; [ 0; 4; 8 ] ] "steps with the warmup epoch"
+            // and the engine takes exactly those steps: 10 batches of one image, accumulate 4
+            withSetup (fun dir data cfg ->
+                use _ = torch.NewDisposeScope()
+                let hyp = HyperParameters.Load(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).AdjustedFor(5, 64)
+                // ten of the training images, one a batch
+                let list = Path.Combine(dir, "ten.txt")
+                let images = Directory.GetFiles(Path.Combine(Path.GetDirectoryName data, "images", "train")) |> Array.sort |> Array.truncate 10
+                File.WriteAllLines(list, images)
+                let train = YoloSpp.Data.YoloDataset.Open(list, 5, YoloSpp.Data.DataOptions(ImageSize = 64, BatchSize = 1, Hyp = hyp, Seed = 1))
+                let loader = YoloSpp.Data.YoloDataLoader(train)
+                Expect.equal loader.BatchCount 10 "10 batches"
+                for warmup, expected in [ false, [ 3L; 5L; 8L ]; true, [ 10L; 12L; 15L ] ] do
+                    use model = DarkNet.FromCfgFile cfg
+                    use sgd = new Sgd(model.parameters(), 0.001, momentum = 0.9, nesterov = true)
+                    let loss = YoloLoss.For(model, hyp)
+                    let counts =
+                        [ for epoch in 0 .. 2 do
+                              let st = EpochSettings(epoch, 3, hyp, 4, warmup, Nullable(), 64, Random 0, Nullable())
+                              Engine.TrainOneEpoch(model, sgd, loader, loss, LossScaler(false), torch.CPU, st) |> ignore
+                              yield sgd.Steps ]
+                    Expect.equal counts expected (sprintf "optimizer steps after each epoch (warmup %b)" warmup))
+        }
+        test "resuming a run that froze layers trains the same parameters with its optimizer state" {
+            withSetup (fun dir data cfg ->
+                let o = options dir data cfg
+                let frozen = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 1, BatchSize = 4, ImageSize = 64, MultiScale = false,
+                                          Mosaic = false, Device = "cpu", OutputDir = Path.Combine(dir, "frozen"), Accumulate = Nullable 1,
+                                          FreezeLayers = true, NoTest = true)
+                let r = Trainer(frozen).Run()
+                let info = Checkpoint.ReadInfo r.LastCheckpoint
+                Expect.equal info.Trainable.Count 6 "three prediction convs: weight and bias each"
+                // resume without --freeze-layers: the checkpoint's frozen set comes back, and the optimizer state fits it
+                let resumed = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 2, BatchSize = 4, ImageSize = 64, MultiScale = false,
+                                           Mosaic = false, Device = "cpu", OutputDir = Path.Combine(dir, "frozen"), Accumulate = Nullable 1,
+                                           Weights = r.LastCheckpoint, NoTest = true)
+                let before = stateOf r.LastCheckpoint
+                let r2 = Trainer(resumed).Run()
+                Expect.equal r2.EpochsDone 1 "epoch 1 trained"
+                let after = stateOf r2.LastCheckpoint
+                let trainable = set info.Trainable
+                for KeyValue(k, v) in before do
+                    if k.EndsWith ".weight" || k.EndsWith ".bias" then
+                        let same = v.eq(after.[k]).all().item<bool>()
+                        if trainable.Contains k then Expect.isFalse same (sprintf "%s trained" k)
+                        else Expect.isTrue same (sprintf "%s frozen" k))
+        }
         test "a cfg whose class count differs from the data is a clear error" {
             withSetup (fun dir data _ ->
                 let o = options dir data (Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))

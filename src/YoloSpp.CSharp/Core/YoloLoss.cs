@@ -38,7 +38,37 @@ public sealed record LossOptions
 /// <param name="Objectness">Objectness BCE loss.</param>
 /// <param name="Class">Class BCE loss (exactly 0 when there is one class).</param>
 /// <param name="Total">Box + objectness + class: the value to back-propagate.</param>
-public sealed record LossResult(Tensor Box, Tensor Objectness, Tensor Class, Tensor Total);
+public sealed record LossResult(Tensor Box, Tensor Objectness, Tensor Class, Tensor Total)
+{
+    /// <summary>The four values as numbers (one device-to-host copy).</summary>
+    public LossParts ToValues()
+    {
+        using var scope = NewDisposeScope();
+        var v = stack(new[] { Box.detach(), Objectness.detach(), Class.detach(), Total.detach() }).to(float64).cpu().data<double>().ToArray();
+        return new LossParts(v[0], v[1], v[2], v[3]);
+    }
+}
+
+/// <summary>The loss terms as numbers: box (GIoU), objectness and class, each multiplied by its gain, and their sum.</summary>
+/// <param name="Box">GIoU box loss.</param>
+/// <param name="Objectness">Objectness BCE loss.</param>
+/// <param name="Class">Class BCE loss.</param>
+/// <param name="Total">Their sum.</param>
+public readonly record struct LossParts(double Box, double Objectness, double Class, double Total)
+{
+    /// <summary>Whether the total is a finite number.</summary>
+    public bool IsFinite => double.IsFinite(Total);
+
+    /// <summary>The running mean after <paramref name="count"/> values: (this·count + next) / (count + 1), per term.</summary>
+    public LossParts RunningMean(LossParts next, int count) => new(
+        (Box * count + next.Box) / (count + 1), (Objectness * count + next.Objectness) / (count + 1),
+        (Class * count + next.Class) / (count + 1), (Total * count + next.Total) / (count + 1));
+
+    /// <summary>"box 1.234 obj 1.234 cls 1.234 total 3.702" with <paramref name="format"/> per number.</summary>
+    public string ToString(string format) =>
+        $"box {Box.ToString(format, System.Globalization.CultureInfo.InvariantCulture)} obj {Objectness.ToString(format, System.Globalization.CultureInfo.InvariantCulture)} " +
+        $"cls {Class.ToString(format, System.Globalization.CultureInfo.InvariantCulture)} total {Total.ToString(format, System.Globalization.CultureInfo.InvariantCulture)}";
+}
 
 /// <summary>
 /// The reference's <c>compute_loss</c>: GIoU box loss, objectness BCE whose target is the detached GIoU
@@ -60,6 +90,15 @@ public sealed class YoloLoss
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "need at least one class");
         _hyp = options.ToCore();
         _spec = new Loss.YoloSpec(anchorsInGridUnits.ToArray(), numClasses);
+    }
+
+    /// <summary>The loss of a network's yolo layers (their anchors moved to <paramref name="device"/>).</summary>
+    public static YoloLoss For(DarkNet model, HyperParameters hyp, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(hyp);
+        device ??= model.parameters().First().device;
+        return new YoloLoss(LossOptions.From(hyp), model.AnchorVecs.Select(a => a.to(device).DetachFromDisposeScope()).ToArray(), model.NumClasses);
     }
 
     /// <summary>Computes the loss.</summary>

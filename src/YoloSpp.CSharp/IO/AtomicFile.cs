@@ -31,4 +31,8 @@ public static class AtomicFile
 
     /// <summary>Writes bytes atomically.</summary>
     public static void WriteAllBytes(string path, byte[] bytes) => Write(path, s => s.Write(bytes));
+
+    /// <summary>Copies a file atomically: the target is either the old file or a whole copy.</summary>
+    public static void Copy(string source, string destination) =>
+        Write(destination, s => { using var from = File.OpenRead(source); from.CopyTo(s); });
 }

@@ -114,4 +114,12 @@ public static class ModelWeights
             if (freeze) foreach (var p in model.Modules[i].parameters()) p.requires_grad_(false);
         }
     }
+
+    /// <summary>Freezes every parameter whose name is not in <paramref name="trainable"/> (a checkpoint's trained set).</summary>
+    public static void FreezeAllBut(DarkNet model, IEnumerable<string> trainable)
+    {
+        var keep = trainable.ToHashSet(StringComparer.Ordinal);
+        foreach (var (name, p) in model.named_parameters())
+            if (!keep.Contains(name)) p.requires_grad_(false);
+    }
 }

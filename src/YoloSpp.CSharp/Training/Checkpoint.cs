@@ -13,7 +13,9 @@ namespace YoloSpp;
 /// <param name="LossScale">Loss scaler's scale.</param>
 /// <param name="LossScaleGrowthTracker">Loss scaler's good-step counter.</param>
 /// <param name="Cfg">The cfg text the network was built from.</param>
-public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingResults, double LossScale, int LossScaleGrowthTracker, string Cfg);
+/// <param name="Trainable">Names of the parameters that were trained (the others were frozen); null: all of them.</param>
+public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingResults, double LossScale, int LossScaleGrowthTracker, string Cfg,
+    IReadOnlyList<string>? Trainable = null);
 
 /// <summary>
 /// The trainer's checkpoint: one zip file (.ckpt) holding <c>model.safetensors</c> (the reference's state-dict

@@ -32,20 +32,47 @@ public sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp, i
 /// <param name="Cancelled">Stopped by the cancellation token.</param>
 /// <param name="TimeUp">Stopped by the time limit.</param>
 /// <param name="NonFinite">Set when a loss was not finite: the parts and the batch's image paths (training must stop).</param>
-public sealed record EpochOutcome(double[] MeanLosses, double LearningRate, int Batches, int Images, TimeSpan Elapsed,
+public sealed record EpochOutcome(LossParts MeanLosses, double LearningRate, int Batches, int Images, TimeSpan Elapsed,
     bool Cancelled, bool TimeUp, string? NonFinite);
 
 /// <summary>The reference's engine: train_one_epoch with its collaborators passed in (evaluation is <see cref="Evaluator"/>).</summary>
 public static class Engine
 {
+    /// <summary>The grid stride every input size is a multiple of (the coarsest yolo layer's).</summary>
+    public const int GridStride = 32;
+
+    /// <summary>
+    /// One batch of the reference's train_one_epoch: forward in train mode, compute_loss, backward of
+    /// loss / accumulate (through the loss scaler), and, when <paramref name="step"/>, the optimizer step and
+    /// zero_grad. Returns the loss values; a non-finite total is returned without backward (training must stop).
+    /// </summary>
+    public static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+        double gr, int accumulate, bool step)
+    {
+        using var scope = NewDisposeScope();
+        var pred = model.forward(images).Raw;
+        var parts = loss.Compute(pred, targets, gr);
+        var values = parts.ToValues();
+        if (!values.IsFinite) return values;
+        using (var inv = (1.0 / accumulate).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
+        if (step)
+        {
+            scaler.Step(optimizer);
+            scaler.Update();
+            optimizer.ZeroGrad();
+        }
+        return values;
+    }
+
     /// <summary>
     /// One epoch of the reference's train_one_epoch: per batch, optional multi-scale resize (bilinear, to a
-    /// 32-multiple), forward, the F# core's loss, backward of loss/accumulate (through the loss scaler), an
-    /// optimizer step every <c>accumulate</c> batches, and the warmup LR in epoch 0. The cosine LR of the epoch is
-    /// set at its start (what LambdaLR stepped once per epoch shows).
+    /// 32-multiple), <see cref="TrainStep"/>, an optimizer step after every batch with ni mod accumulate = 0
+    /// (ni = i + nb·epoch, as the reference counts; gradients left over at the end of an epoch carry into the next,
+    /// as there), and the warmup LR in epoch 0. The cosine LR of the epoch is set at its start (what LambdaLR stepped
+    /// once per epoch shows).
     /// </summary>
-    public static EpochOutcome TrainOneEpoch(DarkNet model, Sgd optimizer, YoloDataLoader loader, Loss.LossHyp lossHyp,
-        Loss.YoloSpec spec, LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress = null,
+    public static EpochOutcome TrainOneEpoch(DarkNet model, Sgd optimizer, YoloDataLoader loader, YoloLoss loss,
+        LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress = null,
         CancellationToken cancellation = default)
     {
         model.train();
@@ -53,68 +80,57 @@ public static class Engine
         model.ComputeType = s.ComputeType;
         try
         {
-            return TrainBatches(model, optimizer, loader, lossHyp, spec, scaler, device, s, progress, cancellation);
+            return TrainBatches(model, optimizer, loader, loss, scaler, device, s, progress, cancellation);
         }
         finally { model.ComputeType = previousComputeType; }
     }
 
-    static EpochOutcome TrainBatches(DarkNet model, Sgd optimizer, YoloDataLoader loader, Loss.LossHyp lossHyp,
-        Loss.YoloSpec spec, LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress,
+    static EpochOutcome TrainBatches(DarkNet model, Sgd optimizer, YoloDataLoader loader, YoloLoss loss,
+        LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress,
         CancellationToken cancellation)
     {
-        const int gs = 32;
         int nb = loader.BatchCount;
         var hyp = s.Hyp;
         double epochLr = hyp.Lr0 * Schedule.cosine(s.Epochs, hyp.Lrf, s.Epoch);
         bool warm = s.Warmup && s.Epoch == 0;
         int warmupIters = Schedule.warmupIterations(nb);
         int acc = warm ? 1 : s.Accumulate;
-        SetLr(optimizer, warm ? hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, 0) : epochLr);
-        var mloss = new double[4];
-        double nowLr = epochLr;
+        optimizer.LearningRate = warm ? hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, 0) : epochLr;
+        var mloss = default(LossParts);
+        double nowLr = optimizer.LearningRate;
         int imgSize = s.ImageSize, seen = 0, i = 0, warmStep = 0;
         var watch = Stopwatch.StartNew();
         bool cancelled = false, timeUp = false;
-        optimizer.ZeroGrad();
         foreach (var batch in loader.Epoch(s.Epoch))
         {
             using var scope = NewDisposeScope();
             using var _ = batch;
-            // ni as the reference counts it (its epochs are 1-based there)
-            int ni = i + nb * (s.Epoch + 1);
+            int ni = Schedule.integratedBatch(nb, s.Epoch, i);
+            bool boundary = Schedule.isBoundary(acc, ni);
             var imgs = batch.Images.to(device);
             var targets = batch.Targets.to(device);
             if (s.MultiScaleGrid is { } grid)
             {
-                if (ni % acc == 0) imgSize = s.Random.Next(grid.Min, grid.Max + 1) * gs;
+                if (boundary) imgSize = s.Random.Next(grid.Min, grid.Max + 1) * GridStride;
                 double sf = imgSize / (double)Math.Max(imgs.shape[2], imgs.shape[3]);
                 if (sf != 1)
                 {
-                    var ns = new[] { imgs.shape[2], imgs.shape[3] }.Select(x => (long)Math.Ceiling(x * sf / gs) * gs).ToArray();
+                    var ns = new[] { imgs.shape[2], imgs.shape[3] }.Select(x => (long)Math.Ceiling(x * sf / GridStride) * GridStride).ToArray();
                     imgs = nn.functional.interpolate(imgs, size: ns, mode: InterpolationMode.Bilinear, align_corners: false);
                 }
             }
-            var pred = model.forward(imgs).Raw;
-            var parts = Loss.computeLoss(lossHyp, hyp.GrAt(ni - nb), spec, pred, targets);
-            var items = new[] { parts.Box, parts.Obj, parts.Cls, parts.Total }.Select(t => t.detach().cpu().to(float64).item<double>()).ToArray();
-            for (int k = 0; k < 4; k++) mloss[k] = (mloss[k] * i + items[k]) / (i + 1);
-            if (!double.IsFinite(items[3]))
+            var values = TrainStep(model, optimizer, loss, scaler, imgs, targets, hyp.GrAt(ni), acc, boundary);
+            mloss = mloss.RunningMean(values, i);
+            if (!values.IsFinite)
                 return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, false, false,
-                    $"non-finite loss, ending training: box {items[0]}, obj {items[1]}, cls {items[2]}, total {items[3]}; " +
+                    $"non-finite loss, ending training: box {values.Box}, obj {values.Objectness}, cls {values.Class}, total {values.Total}; " +
                     $"training image paths: {string.Join(",", batch.Paths)}");
-            using (var inv = (1.0 / acc).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
-            if (ni % acc == 0)
-            {
-                scaler.Step(optimizer);
-                scaler.Update();
-                optimizer.ZeroGrad();
-            }
             nowLr = optimizer.LearningRate;
-            if (warm && ni % acc == 0) SetLr(optimizer, hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, ++warmStep));
+            if (warm && boundary) optimizer.LearningRate = hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, ++warmStep);
             seen += (int)imgs.shape[0];
             i++;
             if (progress is not null && (i % 5 == 0 || i == nb))
-                progress.Report(new TrainProgress(s.Epoch, s.Epochs, i, nb, mloss.ToArray(), nowLr, seen / watch.Elapsed.TotalSeconds,
+                progress.Report(new TrainProgress(s.Epoch, s.Epochs, i, nb, mloss, nowLr, seen / watch.Elapsed.TotalSeconds,
                     TimeSpan.FromSeconds((nb - i) * watch.Elapsed.TotalSeconds / i), null));
             if (cancellation.IsCancellationRequested) { cancelled = true; break; }
             if (s.TimeLeft is { } left && watch.Elapsed >= left) { timeUp = true; break; }
@@ -127,8 +143,5 @@ public static class Engine
     /// floor(img // 0.667 / 32) (train.py); training loads images at the maximum and resizes batches down.
     /// </summary>
     public static (int Min, int Max) MultiScaleGrid(int imageSize) =>
-        ((int)Math.Floor(Math.Floor(imageSize / 1.5) / 32), (int)Math.Floor(Math.Floor(imageSize / 0.667) / 32));
-
-    /// <summary>Sets the learning rate.</summary>
-    public static void SetLr(Sgd optimizer, double lr) => optimizer.LearningRate = lr;
+        ((int)Math.Floor(Math.Floor(imageSize / 1.5) / GridStride), (int)Math.Floor(Math.Floor(imageSize / 0.667) / GridStride));
 }

@@ -1,6 +1,10 @@
 namespace YoloSpp;
 
-/// <summary>Options of a training run: the reference train.py's arguments, plus what a from-scratch run needs.</summary>
+/// <summary>
+/// Options of a training run: the reference train.py's arguments, plus what a from-scratch run needs. The defaults
+/// are the reference's (warmup on, multi-scale, mosaic, float32, accumulation to 64 images); <see cref="ShapesDemo"/>
+/// is the demo's preset, which <c>yolospp train</c> and <c>scripts/train.fsx</c> start from.
+/// </summary>
 public sealed record TrainOptions
 {
     /// <summary>Darknet cfg of the network (its class count must match the data).</summary>
@@ -15,7 +19,7 @@ public sealed record TrainOptions
     public int Epochs { get; init; } = 30;
     /// <summary>Images per batch.</summary>
     public int BatchSize { get; init; } = 4;
-    /// <summary>Training and test image size (a multiple of 32).</summary>
+    /// <summary>Training and test image size (a multiple of <see cref="Engine.GridStride"/>).</summary>
     public int ImageSize { get; init; } = 512;
     /// <summary>Keep only the best checkpoint (by mAP@0.5:0.95) besides last.ckpt; false keeps one per epoch.</summary>
     public bool SaveBest { get; init; } = true;
@@ -23,22 +27,23 @@ public sealed record TrainOptions
     public bool NoTest { get; init; }
     /// <summary>Train only the three prediction convs (the reference's --freeze-layers).</summary>
     public bool FreezeLayers { get; init; }
-    /// <summary>When starting from pretrained weights on a 114-module yolov3-spp cfg, freeze the Darknet-53 backbone (modules 0..74) as the reference does.</summary>
+    /// <summary>When starting from pretrained weights on a network with yolov3-spp's Darknet-53 backbone, freeze that
+    /// backbone (modules 0..74) as the reference does (see <see cref="TrainSteps.Model"/>).</summary>
     public bool FreezeBackbone { get; init; } = true;
     /// <summary>Device: "cpu", "cuda", "cuda:1"… CUDA falls back to the CPU with a notice when absent.</summary>
     public string Device { get; init; } = "cuda:0";
     /// <summary>Draw each batch's size in [img/1.5, img/0.667], rounded to 32, every <c>accumulate</c> batches.</summary>
     public bool MultiScale { get; init; } = true;
-    /// <summary>Epoch-0 warmup: LR factor from 1/1000 to 1 over min(1000, batches − 1) iterations, accumulate 1.</summary>
-    public bool Warmup { get; init; }
+    /// <summary>Epoch-0 warmup: LR factor from 1/1000 to 1 over min(1000, batches − 1) iterations, accumulate 1 (always on in the reference).</summary>
+    public bool Warmup { get; init; } = true;
     /// <summary>Augment training images (HSV, flip, affine, mosaic).</summary>
     public bool Augment { get; init; } = true;
     /// <summary>Rectangular training batches (no shuffle, no mosaic).</summary>
     public bool Rect { get; init; }
     /// <summary>Mosaic of four images (with <see cref="Augment"/>).</summary>
     public bool Mosaic { get; init; } = true;
-    /// <summary>Mixed precision with dynamic loss scaling on CUDA; ignored on the CPU (the plain path, as the reference).</summary>
-    public bool Amp { get; init; } = true;
+    /// <summary>Mixed precision with dynamic loss scaling on CUDA (off by default, as the reference's --amp); the CPU ignores it.</summary>
+    public bool Amp { get; init; }
     /// <summary>Opt-in bfloat16 convolutions with float32 master weights on any device (see <see cref="MixedPrecision"/>); off by default.</summary>
     public bool Bf16 { get; init; }
     /// <summary>Folder for checkpoints, results, plot and TensorBoard events.</summary>
@@ -53,6 +58,35 @@ public sealed record TrainOptions
     public TimeSpan? TimeLimit { get; init; }
     /// <summary>Evaluation batch size; null for <see cref="BatchSize"/>.</summary>
     public int? EvalBatchSize { get; init; }
+
+    /// <summary>
+    /// The training demo: the generated shapes dataset (<c>data/shapes/shapes.data</c>), <c>cfg/shapes-spp.cfg</c> and
+    /// <c>cfg/hyp.shapes.yaml</c> at 160 px, batch 8, 30 epochs, one batch per optimizer step, no mosaic and no
+    /// multi-scale (paths relative to the repository root). Every other option as the reference.
+    /// </summary>
+    public static TrainOptions ShapesDemo { get; } = new()
+    {
+        Cfg = Path.Combine("cfg", "shapes-spp.cfg"),
+        Data = Path.Combine("data", "shapes", "shapes.data"),
+        Hyp = Path.Combine("cfg", "hyp.shapes.yaml"),
+        Epochs = 30,
+        BatchSize = 8,
+        ImageSize = 160,
+        MultiScale = false,
+        Mosaic = false,
+        Accumulate = 1,
+    };
+
+    /// <summary>Checks the numbers; throws <see cref="ArgumentException"/> naming the option.</summary>
+    public void Validate()
+    {
+        if (ImageSize <= 0 || ImageSize % Engine.GridStride != 0)
+            throw new ArgumentException($"--img-size {ImageSize} must be a positive multiple of {Engine.GridStride}");
+        if (BatchSize < 1) throw new ArgumentException($"--batch-size {BatchSize} must be >= 1");
+        if (Epochs < 1) throw new ArgumentException($"--epochs {Epochs} must be >= 1");
+        if (Accumulate is < 1) throw new ArgumentException($"--accumulate {Accumulate} must be >= 1");
+        if (EvalBatchSize is < 1) throw new ArgumentException($"eval batch size {EvalBatchSize} must be >= 1");
+    }
 }
 
 /// <summary>Progress of a training run, reported every few batches and at the end of each epoch.</summary>
@@ -65,7 +99,7 @@ public sealed record TrainOptions
 /// <param name="ImagesPerSecond">Training throughput over the epoch so far.</param>
 /// <param name="Eta">Estimated time to the end of the epoch.</param>
 /// <param name="Evaluation">Set once the epoch's evaluation is done (null otherwise).</param>
-public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches, IReadOnlyList<double> MeanLosses,
+public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches, LossParts MeanLosses,
     double LearningRate, double ImagesPerSecond, TimeSpan Eta, EvaluationResult? Evaluation);
 
 /// <summary>Where a finished (or stopped) run left its outputs, and its final numbers.</summary>

@@ -10,7 +10,7 @@ namespace YoloSpp;
 /// <param name="Stats">The 12 COCO stats (null when the epoch was not evaluated).</param>
 /// <param name="MeanLosses">Mean box, objectness, class, total loss.</param>
 /// <param name="LearningRate">LR at the end of the epoch.</param>
-public sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, IReadOnlyList<double> MeanLosses, double LearningRate);
+public sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, LossParts MeanLosses, double LearningRate);
 
 /// <summary>
 /// The run's logs: the results file (one line per epoch: "epoch:N" then the 12 COCO stats, the four mean
@@ -60,7 +60,7 @@ public sealed class TrainingLog : IDisposable
         double P(string s) => double.Parse(s, CultureInfo.InvariantCulture);
         var stats = parts.Skip(1).Take(12).Select(P).ToArray();
         return new EpochRecord(int.Parse(parts[0][6..], CultureInfo.InvariantCulture),
-            stats.All(double.IsNaN) ? null : stats, parts.Skip(13).Take(4).Select(P).ToArray(), P(parts[17]));
+            stats.All(double.IsNaN) ? null : stats, new LossParts(P(parts[13]), P(parts[14]), P(parts[15]), P(parts[16])), P(parts[17]));
     }
 
     /// <summary>Records an epoch in every log.</summary>
@@ -68,9 +68,10 @@ public sealed class TrainingLog : IDisposable
     {
         _records.Add(r);
         var stats = r.Stats ?? Enumerable.Repeat(double.NaN, 12).ToArray();
-        _lines.Add($"epoch:{r.Epoch} {string.Join(' ', stats.Select(R4))} {string.Join(' ', r.MeanLosses.Select(R4))} {R4(r.LearningRate)}");
+        var losses = new[] { r.MeanLosses.Box, r.MeanLosses.Objectness, r.MeanLosses.Class, r.MeanLosses.Total };
+        _lines.Add($"epoch:{r.Epoch} {string.Join(' ', stats.Select(R4))} {string.Join(' ', losses.Select(R4))} {R4(r.LearningRate)}");
         AtomicFile.WriteAllText(ResultsFile, ResultsText);
-        var values = r.MeanLosses.Concat(new[] { r.LearningRate }).ToList();
+        var values = losses.Concat(new[] { r.LearningRate }).ToList();
         if (r.Stats is not null) values.AddRange(new[] { r.Stats[0], r.Stats[1], r.Stats[8] });
         for (int i = 0; i < values.Count; i++) _tb.add_scalar(Tags[i], (float)values[i], r.Epoch);
         Plot();
@@ -85,7 +86,7 @@ public sealed class TrainingLog : IDisposable
         c.Clear(SKColors.White);
         var series = new (string Title, Func<EpochRecord, double?> Get)[]
         {
-            ("box loss (GIoU)", r => r.MeanLosses[0]), ("objectness loss", r => r.MeanLosses[1]), ("class loss", r => r.MeanLosses[2]),
+            ("box loss (GIoU)", r => r.MeanLosses.Box), ("objectness loss", r => r.MeanLosses.Objectness), ("class loss", r => r.MeanLosses.Class),
             ("mAP@0.5", r => r.Stats?[1]), ("mAP@0.5:0.95", r => r.Stats?[0]), ("learning rate", r => r.LearningRate),
         };
         using var font = new SKFont(YoloSpp.Detection.Annotator.TextTypeface ?? SKTypeface.Default, 14);

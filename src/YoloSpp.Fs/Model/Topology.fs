@@ -102,3 +102,14 @@ let named (name: string) (classes: int) : Result<NetCfg, string> =
 
 /// Names accepted by `named`.
 let names = [ "yolov3-spp"; "shapes-spp" ]
+
+/// Modules of yolov3-spp's Darknet-53 backbone (0..74: the stem, five downsampling convs and 23 residual blocks),
+/// the modules the reference's train.py freezes when it fine-tunes.
+let darknet53Modules = 75
+
+/// Whether a cfg begins with yolov3-spp's Darknet-53 backbone, module for module (kinds, filters, sizes, strides,
+/// shortcuts): where freezing modules 0..74 freezes exactly that backbone. Decided by structure, whatever the
+/// head, class count or module count.
+let hasDarknet53Backbone (cfg: NetCfg) : bool =
+    let layers (c: NetCfg) = c.Modules |> List.truncate darknet53Modules |> List.map (fun m -> m.Layer)
+    cfg.Modules.Length > darknet53Modules && layers cfg = layers (build (yolov3SppSpec 1))

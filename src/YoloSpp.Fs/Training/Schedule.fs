@@ -22,3 +22,11 @@ let warmupIterations (batchesPerEpoch: int) = min 1000 (batchesPerEpoch - 1)
 /// (Python's round: half to even).
 let accumulate (batchSize: int) =
     max (int (Math.Round(64.0 / float batchSize, MidpointRounding.ToEven))) 1
+
+/// The reference's count of batches since the start of training, ni = i + nb·epoch (train_one_epoch, epochs
+/// 0-based): multi-scale redraws before, and the optimizer steps after, every batch with ni mod accumulate = 0.
+let integratedBatch (batchesPerEpoch: int) (epoch: int) (batch: int) = batch + batchesPerEpoch * epoch
+
+/// Whether batch `ni` is an accumulation boundary (ni mod accumulate = 0): the optimizer steps after it and
+/// multi-scale draws a new size before it. In the warmup epoch accumulate is 1, so every batch is one.
+let isBoundary (accumulate: int) (ni: int) = ni % accumulate = 0

@@ -1,0 +1,225 @@
+using System.Diagnostics;
+using TorchSharp;
+using YoloSpp.Data;
+using YoloSpp.Model;
+using static TorchSharp.torch;
+
+namespace YoloSpp;
+
+/// <summary>What step 1 (data) prepares: the dataset description, the hyperparameters adjusted for it, and the
+/// training and validation sets with the training loader.</summary>
+public sealed class TrainingData
+{
+    internal TrainingData(DataDescription files, HyperParameters hyp, YoloDataset train, YoloDataset valid, int trainSize,
+        (int Min, int Max)? multiScaleGrid)
+    {
+        (Files, Hyp, Train, Valid, TrainSize, MultiScaleGrid) = (files, hyp, train, valid, trainSize, multiScaleGrid);
+        Loader = new YoloDataLoader(train);
+    }
+
+    /// <summary>The .data file and its class names.</summary>
+    public DataDescription Files { get; }
+    /// <summary>Number of classes.</summary>
+    public int NumClasses => Files.Data.Classes;
+    /// <summary>Class names, in class order.</summary>
+    public IReadOnlyList<string> ClassNames => Files.Names;
+    /// <summary>Hyperparameters with train.py's adjustments (cls × nc/80, obj × img/320).</summary>
+    public HyperParameters Hyp { get; }
+    /// <summary>The training set (augmented as the options say).</summary>
+    public YoloDataset Train { get; }
+    /// <summary>The validation set (rect batches, no augmentation).</summary>
+    public YoloDataset Valid { get; }
+    /// <summary>The training loader.</summary>
+    public YoloDataLoader Loader { get; }
+    /// <summary>Size the training images are loaded at (the multi-scale maximum, or the image size).</summary>
+    public int TrainSize { get; }
+    /// <summary>Multi-scale range in grid units, or null for fixed-size batches.</summary>
+    public (int Min, int Max)? MultiScaleGrid { get; }
+}
+
+/// <summary>
+/// The reference's train.py as five named steps, the only training loop of the project: <see cref="Trainer"/>,
+/// <c>scripts/train.fsx</c> and <c>yolospp bench</c> call them. 1 <see cref="Data"/>, 2 <see cref="Model"/>,
+/// 3 <see cref="Optimizer"/>, 4 <see cref="Loss"/>, 5 <see cref="Fit"/> (epochs of train_one_epoch, evaluate, log,
+/// checkpoint). Options come from <see cref="TrainOptions"/>; resuming is a .ckpt in <see cref="TrainOptions.Weights"/>.
+/// </summary>
+public static class TrainSteps
+{
+    /// <summary>Step 1: the .data file and names, the hyperparameters, the training set and loader (at the multi-scale
+    /// maximum when multi-scale is on, as the reference) and the validation set (rect batches).</summary>
+    public static TrainingData Data(TrainOptions o, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        o.Validate();
+        var files = DataFiles.Load(o.Data);
+        int nc = files.Data.Classes;
+        var hyp = (o.Hyp is null ? HyperParameters.Default : HyperParameters.Load(o.Hyp)).AdjustedFor(nc, o.ImageSize);
+        (int Min, int Max)? grid = null;
+        int trainSize = o.ImageSize;
+        if (o.MultiScale)
+        {
+            grid = Engine.MultiScaleGrid(o.ImageSize);
+            trainSize = grid.Value.Max * Engine.GridStride;
+            log?.Invoke($"multi-scale training, image sizes [{grid.Value.Min * Engine.GridStride}, {trainSize}]");
+        }
+        var train = YoloDataset.Open(files.Data.Train, nc, new DataOptions
+        {
+            ImageSize = trainSize, BatchSize = o.BatchSize, Augment = o.Augment, Mosaic = o.Mosaic, Rect = o.Rect,
+            Hyp = hyp, Shuffle = !o.Rect, Seed = o.Seed,
+        });
+        var valid = YoloDataset.Open(files.Data.Valid, nc, new DataOptions
+        {
+            ImageSize = o.ImageSize, BatchSize = o.EvalBatchSize ?? o.BatchSize, Rect = true, Hyp = hyp,
+        });
+        log?.Invoke(train.Scan.Summary);
+        log?.Invoke(valid.Scan.Summary);
+        return new TrainingData(files, hyp, train, valid, trainSize, grid);
+    }
+
+    /// <summary>
+    /// Step 2: the network from the cfg (seeded with <see cref="TrainOptions.Seed"/>), its starting weights, and what is
+    /// frozen, on <paramref name="device"/>. A .ckpt restores every tensor and the frozen set it was trained with;
+    /// other weights load the tensors whose sizes match (a report goes to <paramref name="log"/>). Freezing, one rule:
+    /// <see cref="TrainOptions.FreezeLayers"/> trains only the prediction convs (the reference's --freeze-layers);
+    /// otherwise, starting from pretrained weights (not a checkpoint) on a network with yolov3-spp's Darknet-53
+    /// backbone, modules 0..74 are frozen as the reference does when it fine-tunes (<see cref="TrainOptions.FreezeBackbone"/>
+    /// false keeps them trainable). A network trained from random initialisation is never frozen.
+    /// </summary>
+    public static DarkNet Model(TrainOptions o, TrainingData data, Device device, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        ArgumentNullException.ThrowIfNull(data);
+        manual_seed(o.Seed);
+        var model = DarkNet.FromCfgFile(o.Cfg);
+        try
+        {
+            if (model.NumClasses != data.NumClasses)
+                throw new ArgumentException($"{o.Cfg} has {model.NumClasses} classes but {o.Data} has {data.NumClasses}: write a matching cfg with `yolospp dataset-cfg`");
+            if (!string.IsNullOrEmpty(o.Weights))
+            {
+                if (Checkpoint.IsCheckpoint(o.Weights))
+                {
+                    var info = Checkpoint.ReadInfo(o.Weights);
+                    log?.Invoke($"{o.Weights}: {Checkpoint.LoadModel(o.Weights, model)}");
+                    if (info.Trainable is { } trainable) ModelWeights.FreezeAllBut(model, trainable);
+                }
+                else
+                {
+                    log?.Invoke($"{o.Weights}: {ModelWeights.Load(model, o.Weights)}");
+                    if (!o.FreezeLayers && o.FreezeBackbone && Topology.hasDarknet53Backbone(model.Config))
+                    {
+                        ModelWeights.Freeze(model, onlyPredictors: false, lastFrozen: Topology.darknet53Modules - 1);
+                        log?.Invoke($"freezing the Darknet-53 backbone (modules 0..{Topology.darknet53Modules - 1}) as the reference does when fine-tuning");
+                    }
+                }
+            }
+            if (o.FreezeLayers) ModelWeights.Freeze(model, onlyPredictors: true);
+            model.to(device);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Step 3: SGD with Nesterov momentum over the trainable parameters (lr0, momentum and weight decay of the
+    /// hyperparameters), with a checkpoint's momentum buffers when resuming.</summary>
+    public static Sgd Optimizer(TrainOptions o, DarkNet model, TrainingData data)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        ArgumentNullException.ThrowIfNull(model);
+        var hyp = data.Hyp;
+        var optimizer = new Sgd(model.parameters().Where(p => p.requires_grad), hyp.Lr0, momentum: hyp.Momentum,
+            weightDecay: hyp.WeightDecay, nesterov: true);
+        if (!string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights)) Checkpoint.LoadOptimizer(o.Weights, optimizer);
+        return optimizer;
+    }
+
+    /// <summary>Step 4: the reference's compute_loss over the network's yolo layers, with the hyperparameters' gains.</summary>
+    public static YoloLoss Loss(DarkNet model, TrainingData data, Device device) => YoloLoss.For(model, data.Hyp, device);
+
+    /// <summary>
+    /// Step 5: the epochs. Each trains one epoch (<see cref="Engine.TrainOneEpoch"/>: cosine LR, epoch-0 warmup,
+    /// accumulation, multi-scale draws seeded by seed + epoch so that a resumed run draws as an uninterrupted one),
+    /// evaluates on the validation set (every epoch, or only the last with <see cref="TrainOptions.NoTest"/>), appends
+    /// the results line, TensorBoard scalars and the plot, and writes last.ckpt (and best.ckpt when the mAP@0.5:0.95 is
+    /// the best so far). A .ckpt in <see cref="TrainOptions.Weights"/> continues after its last completed epoch.
+    /// Cancellation stops after the current batch and saves a checkpoint that redoes the interrupted epoch; a
+    /// non-finite loss saves one and throws <see cref="NonFiniteLossException"/>.
+    /// </summary>
+    public static TrainResult Fit(TrainOptions o, TrainingData data, DarkNet model, Sgd optimizer, YoloLoss loss, Device device,
+        IProgress<TrainProgress>? progress = null, CancellationToken cancellation = default, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        ArgumentNullException.ThrowIfNull(data);
+        var resume = !string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights) ? Checkpoint.ReadInfo(o.Weights) : null;
+        int startEpoch = resume is null ? 0 : resume.Epoch + 1, epochs = o.Epochs;
+        if (resume is not null && epochs < startEpoch)
+        {
+            log?.Invoke($"{o.Weights} has been trained for {startEpoch} epochs; fine-tuning for {epochs} more");
+            epochs += startEpoch;
+        }
+        double bestMap = resume?.BestMap ?? 0;
+        var precision = MixedPrecision.For(o.Amp, o.Bf16, device);
+        if (precision.ComputeType is not null) log?.Invoke(precision.ToString());
+        var scaler = resume is null ? precision.CreateScaler() : new LossScaler(precision.ScaleLoss, resume.LossScale, resume.LossScaleGrowthTracker);
+        int accumulate = o.Accumulate ?? YoloSpp.Training.Schedule.accumulate(o.BatchSize);
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToArray();
+
+        Directory.CreateDirectory(o.OutputDir);
+        using var logs = new TrainingLog(o.OutputDir, o.ResultName, resume?.TrainingResults);
+        var cfgText = File.ReadAllText(o.Cfg);
+        string last = Path.Combine(o.OutputDir, "last.ckpt"), bestPath = Path.Combine(o.OutputDir, "best.ckpt");
+        string? best = File.Exists(bestPath) && resume is not null ? bestPath : null;
+        EvaluationResult? final = null;
+        var started = Stopwatch.StartNew();
+        bool cancelled = false, timeUp = false;
+        int epochsDone = 0;
+        void Save(string path, int completedEpoch) =>
+            Checkpoint.Save(path, model, optimizer,
+                new CheckpointInfo(completedEpoch, bestMap, logs.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText, trainable));
+
+        for (int epoch = startEpoch; epoch < epochs && !cancelled && !timeUp; epoch++)
+        {
+            var settings = new EpochSettings(epoch, epochs, data.Hyp, accumulate, o.Warmup, data.MultiScaleGrid, data.TrainSize,
+                new Random(o.Seed + epoch), o.TimeLimit is { } limit ? limit - started.Elapsed : null) { ComputeType = precision.ComputeType };
+            var outcome = Engine.TrainOneEpoch(model, optimizer, data.Loader, loss, scaler, device, settings, progress, cancellation);
+            cancelled = outcome.Cancelled;
+            timeUp = outcome.TimeUp;
+            if (outcome.NonFinite is { } why)
+            {
+                Save(last, epoch - 1);
+                throw new NonFiniteLossException($"{why}; {last} holds the weights and optimizer state at that point");
+            }
+            if (cancelled)
+            {
+                // the interrupted epoch is redone on resume: record the previous one as the last completed
+                Save(last, epoch - 1);
+                break;
+            }
+            bool lastEpoch = epoch == epochs - 1 || timeUp;
+            EvaluationResult? eval = null;
+            if (!o.NoTest || lastEpoch)
+            {
+                eval = Evaluator.Evaluate(model, data.Valid, device, new EvaluationOptions(), data.ClassNames, cancellation);
+                final = eval;
+            }
+            logs.Add(new EpochRecord(epoch, eval?.Stats, outcome.MeanLosses, outcome.LearningRate));
+            progress?.Report(new TrainProgress(epoch, epochs, outcome.Batches, data.Loader.BatchCount, outcome.MeanLosses, outcome.LearningRate,
+                outcome.Images / outcome.Elapsed.TotalSeconds, TimeSpan.Zero, eval));
+            if (eval is not null && eval.Map > bestMap) bestMap = eval.Map;
+            Save(last, epoch);
+            // as the reference: best.ckpt whenever this epoch's mAP equals the best so far (the first evaluation included)
+            if (eval is not null && (bestMap == eval.Map || best is null) && o.SaveBest)
+            {
+                AtomicFile.Copy(last, bestPath);
+                best = bestPath;
+            }
+            if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(o.OutputDir, $"epoch-{epoch}.ckpt"));
+            epochsDone++;
+        }
+        return new TrainResult(last, best, logs.ResultsFile, logs.PlotFile, logs.TensorBoardDir, epochsDone, final, cancelled);
+    }
+}
