@@ -261,7 +261,7 @@ let run (args: ParseResults<BenchArgs>) : int =
         for p in problems do eprintfn "%s" p
         2
     else
-    try
+    Errors.run (fun () ->
         Backend.Initialize()
         args.TryGetResult Threads |> Option.iter torch.set_num_threads
         let cfg = ModelCfg.LoadOrTopology(cfgName, classes)
@@ -301,8 +301,4 @@ let run (args: ParseResults<BenchArgs>) : int =
         | _ -> ()
         writeJson output settings (List.ofSeq figures)
         printfn "json: %s" (Path.GetFullPath output)
-        0
-    with
-    | :? CfgException as e -> eprintfn "%s" e.Message; 2
-    | :? FileNotFoundException as e -> eprintfn "%s" e.Message; 2
-    | :? ArgumentException as e -> eprintfn "%s" e.Message; 2
+        0)

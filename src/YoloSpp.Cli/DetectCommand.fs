@@ -92,7 +92,7 @@ let private counts (detections: Detection seq) =
 /// Runs the command; returns the exit code (2 for bad input or an unreadable image, naming the file on stderr).
 let run (args: ParseResults<DetectArgs>) : int =
     let outDir = args.GetResult(Out, Path.Combine("runs", "detect"))
-    try
+    Errors.run (fun () ->
         match sources (args.GetResult Source) with
         | Error e ->
             eprintfn "%s" e
@@ -122,25 +122,11 @@ let run (args: ParseResults<DetectArgs>) : int =
                               image r.Width r.Height found (decode + r.Preprocess).TotalMilliseconds r.Inference.TotalMilliseconds
                               r.Nms.TotalMilliseconds target
                           yield image, r
-                      with :? InvalidDataException as e ->
+                      with :? InvalidInputException as e ->
                           // the rest of the folder is still processed; the run reports failure at the end
-                          eprintfn "%s" e.Message
+                          for problem in e.Errors do eprintfn "%O" problem
                           failed <- failed + 1 ]
             let json = Path.Combine(outDir, "detections.json")
             writeJson json results
             printfn "%d images, %d detections -> %s" results.Length (results |> List.sumBy (fun (_, r) -> r.Detections.Count)) json
-            if failed > 0 then 2 else 0
-    with
-    | :? CfgException as e ->
-        for line in Seq.truncate 20 e.Errors do eprintfn "%s" line
-        if e.Errors.Count > 20 then eprintfn "... and %d more problems" (e.Errors.Count - 20)
-        2
-    | :? DatasetException as e ->
-        for line in e.Errors do eprintfn "%s" line
-        2
-    | :? FileNotFoundException
-    | :? WeightsMismatchException
-    | :? FormatException
-    | :? ArgumentException as e ->
-        eprintfn "%s" e.Message
-        2
+            if failed > 0 then 2 else 0)

@@ -15,18 +15,14 @@ let private printLines (lines: seq<string>) =
     for l in Seq.truncate maxLines all do eprintfn "%s" l
     if all.Length > maxLines then eprintfn "... and %d more problems" (all.Length - maxLines)
 
-/// The exit code of a failure, after printing it to stderr; None for an exception that is a bug (it propagates).
+/// The exit code of a failure, after printing it to stderr; None for an exception that is a bug (it propagates
+/// with its stack trace).
 let exitCodeOf (e: exn) : int option =
     match e with
-    | :? NonFiniteLossException -> eprintfn "%s" e.Message; Some 1
-    | :? CfgException as c -> printLines c.Errors; Some 2
-    | :? YoloSpp.Data.DatasetException as d -> printLines d.Errors; Some 2
-    | :? WeightsMismatchException
-    | :? FileNotFoundException
-    | :? DirectoryNotFoundException
-    | :? InvalidDataException
-    | :? FormatException
+    | :? InvalidInputException as bad -> printLines (bad.Errors |> Seq.map string); Some 2
     | :? ArgumentException -> printLines (e.Message.Split('\n')); Some 2
+    | :? NonFiniteLossException -> eprintfn "%s" e.Message; Some 1
+    | :? IOException -> eprintfn "%s" e.Message; Some 1
     | _ -> None
 
 /// Runs a command body; a failure becomes its exit code (see `exitCodeOf`).

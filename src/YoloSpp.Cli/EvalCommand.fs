@@ -40,7 +40,7 @@ let private apText (v: float) = if v < 0.0 then "-" else v.ToString("0.000")
 let run (args: ParseResults<EvalArgs>) : int =
     let size = args.GetResult(Img_Size, 512)
     let batch = args.GetResult(Batch_Size, 16)
-    try
+    Errors.run (fun () ->
         if size <= 0 || size % 32 <> 0 then raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of 32" size))
         if batch <= 0 then raise (ArgumentException(sprintf "--batch-size %d must be positive" batch))
         let device = Backend.ResolveDevice(args.GetResult(Device, "cpu"), fun n -> eprintfn "%s" n)
@@ -70,19 +70,4 @@ let run (args: ParseResults<EvalArgs>) : int =
         |> Option.iter (fun path ->
             AtomicFile.WriteAllText(path, CocoJson.serializeDetections (Seq.toArray r.Detections))
             printfn "detections: %s" path)
-        0
-    with
-    | :? CfgException as e ->
-        for line in Seq.truncate 20 e.Errors do eprintfn "%s" line
-        if e.Errors.Count > 20 then eprintfn "... and %d more problems" (e.Errors.Count - 20)
-        2
-    | :? DatasetException as e ->
-        for line in Seq.truncate 20 e.Errors do eprintfn "%s" line
-        if e.Errors.Count > 20 then eprintfn "... and %d more problems" (e.Errors.Count - 20)
-        2
-    | :? FileNotFoundException
-    | :? WeightsMismatchException
-    | :? FormatException
-    | :? ArgumentException as e ->
-        eprintfn "%s" e.Message
-        2
+        0)

@@ -27,7 +27,7 @@ let private shape (s: int64[]) = String.Join("x", s)
 let run (args: ParseResults<InfoArgs>) : int =
     let cfgPath = args.GetResult Cfg
     let size = args.GetResult(Img_Size, 512)
-    try
+    Errors.run (fun () ->
         if size <= 0 || size % 32 <> 0 then raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of 32" size))
         Backend.Initialize()
         use model = DarkNet.FromCfgFile cfgPath
@@ -53,22 +53,4 @@ let run (args: ParseResults<InfoArgs>) : int =
                 s.Layers.Count s.ParameterTensors (s.Parameters.ToString("N0")) (s.Gradients.ToString("N0")) s.Gflops size size
             printfn "Fused for inference (conv+BN folded): %d parameter tensors" s.FusedParameterTensors
             report |> Option.iter (fun r -> printfn "Weights: %O" r)
-        0
-    with
-    | :? CfgException as e ->
-        // every problem, one line each; a file that is not a cfg at all would flood the terminal
-        for line in Seq.truncate 20 e.Errors do eprintfn "%s" line
-        if e.Errors.Count > 20 then eprintfn "... and %d more problems" (e.Errors.Count - 20)
-        2
-    | :? FileNotFoundException as e ->
-        eprintfn "%s" e.Message
-        2
-    | :? WeightsMismatchException as e ->
-        eprintfn "%s" e.Message
-        2
-    | :? FormatException as e ->
-        eprintfn "%s" e.Message
-        2
-    | :? ArgumentException as e ->
-        eprintfn "%s" e.Message
-        2
+        0)

@@ -33,15 +33,14 @@ let private runHyp (args: ParseResults<HypArgs>) =
     let path = args.GetResult File
     if not (IO.File.Exists path) then badInput (sprintf "%s: no such file" path)
     else
-        try
+        Errors.run (fun () ->
             let hyp = HyperParameters.Load path
             let hyp =
                 match args.TryGetResult Nc with
                 | Some nc -> hyp.AdjustedFor(nc, args.GetResult(HypArgs.Img_Size, 512))
                 | None -> hyp
             printf "%s" (hyp.ToString())
-            0
-        with :? FormatException as e -> badInput e.Message
+            0)
 
 /// Prints a dataset tool's report: warnings and lines to stdout, errors to stderr; exit 2 on any error.
 let private report (r: YoloSpp.Data.ToolReport) =
@@ -69,18 +68,17 @@ let private runCfg (args: ParseResults<CfgArgs>) =
     let name = args.GetResult Topology
     let isYolo = name.ToLowerInvariant() = "yolov3-spp"
     let classes = args.GetResult(CfgArgs.Classes, (if isYolo then 80 else 5))
-    try
+    Errors.run (fun () ->
         let cfg = ModelCfg.Topology(name, classes)
         let cfg =
             match args.TryGetResult CfgArgs.Img_Size with
-            | Some s when s <= 0 || s % 32 <> 0 -> raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of 32" s))
+            | Some s when s <= 0 || s % Engine.GridStride <> 0 -> raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of %d" s Engine.GridStride))
             | Some s -> { cfg with Net = { cfg.Net with Width = Some s; Height = Some s } }
             | None -> cfg
         let path = args.GetResult CfgArgs.Output
         ModelCfg.Write(cfg, path)
         printfn "%s: %s, %d classes, %d layers" path name classes cfg.Modules.Length
-        0
-    with :? ArgumentException as e -> badInput e.Message
+        0)
 
 [<EntryPoint>]
 let main argv =

@@ -46,7 +46,7 @@ let run (args: ParseResults<ShapesArgs>) : int =
             Size = args.GetResult(Size, 160),
             Seed = args.GetResult(Seed, 0)
         )
-    try
+    Errors.run (fun () ->
         options.Validate()
         let s = ShapesDataset.Generate(options, Option.toObj (terminalProgress (options.Train + options.Val)))
         if s.Reused then
@@ -60,7 +60,4 @@ let run (args: ParseResults<ShapesArgs>) : int =
         printfn "sizes (COCO areas at %d px): small %d, medium %d, large %d"
             options.Size s.ObjectsPerSize[0] s.ObjectsPerSize[1] s.ObjectsPerSize[2]
         printfn "data: %s" s.DataFile
-        0
-    with :? ArgumentException as e ->
-        eprintfn "%s" e.Message
-        2
+        0)

@@ -227,7 +227,7 @@ let facadeTests =
             let f = Path.Combine(Path.GetTempPath(), sprintf "yolospp-hyp-%d.yaml" (Random.Shared.Next()))
             File.WriteAllText(f, hypText.Replace("lr0: 0.001", "lr0: x") + "bogus: 1\n")
             try
-                let msg = throwsMessage<FormatException> (fun () -> HyperParameters.Load f |> ignore)
+                let msg = throwsMessage<InvalidInputException> (fun () -> HyperParameters.Load f |> ignore)
                 Expect.stringContains msg (f + ":") "file"
                 Expect.stringContains msg "lr0: 'x' is not a number" "lr0"
                 Expect.stringContains msg "unknown key 'bogus'" "bogus"

@@ -212,13 +212,13 @@ let scanTests =
             File.AppendAllLines(Path.Combine(dir, "list.txt"), [ "images/bad.jpg"; "images/none.png"; "notes.txt" ])
             let r = LabelScan.Scan(Path.Combine(dir, "list.txt"), 1)
             let list = Path.Combine(dir, "list.txt")
-            Expect.sequenceEqual r.Errors
+            Expect.sequenceEqual (r.Errors |> Seq.map string)
                 [ sprintf "%s:5: image not found: %s" list (Path.Combine(dir, "images", "none.png"))
                   sprintf "%s:6: 'notes.txt' has no image extension (%s)" list (String.Join(" ", imageExtensions)) ] "list errors"
             File.WriteAllLines(list, [ "images/a.png"; "images/bad.jpg" ])
             let r2 = LabelScan.Scan(list, 1)
             Expect.equal r2.Errors.Count 1 "one error"
-            Expect.stringStarts r2.Errors[0] (Path.Combine(dir, "images", "bad.jpg") + ": not a readable image") "corrupt"
+            Expect.stringStarts (string r2.Errors[0]) (Path.Combine(dir, "images", "bad.jpg") + ": not a readable image") "corrupt"
         }
     ]
 

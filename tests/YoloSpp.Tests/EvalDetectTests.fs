@@ -312,7 +312,7 @@ let private facadeTests =
             let f = fixture.Force()
             let names = Path.Combine(f.Dir, "three.names")
             File.WriteAllText(names, "a\nb\nc\n")
-            Expect.throwsT<DatasetException> (fun () -> Detector.Load(f.Cfg, f.Weights, names) |> ignore) "3 names, 5 classes"
+            Expect.throwsT<InvalidInputException> (fun () -> Detector.Load(f.Cfg, f.Weights, names) |> ignore) "3 names, 5 classes"
         }
         test "the Evaluator over files gives the CLI's 12 stats" {
             let f = fixture.Force()

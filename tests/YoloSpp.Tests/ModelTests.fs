@@ -73,7 +73,7 @@ let tests =
             withTemp ".weights" (fun p ->
                 let bytes = File.ReadAllBytes(tinyWeights ())
                 File.WriteAllBytes(p, bytes.[.. bytes.Length - 1001])
-                let msg = throwsMessage<WeightsMismatchException> (fun () -> DarknetWeights.Load(m, p) |> ignore)
+                let msg = throwsMessage<InvalidInputException> (fun () -> DarknetWeights.Load(m, p) |> ignore)
                 Expect.stringContains msg "ran out at layer 54 ([convolutional] at cfg line" "layer"
                 Expect.stringContains msg "Conv2d.weight needs" "array")
         }
@@ -81,14 +81,14 @@ let tests =
             use m = DarkNet.FromCfgFile(tinyCfg ())
             withTemp ".weights" (fun p ->
                 File.WriteAllBytes(p, Array.append (File.ReadAllBytes(tinyWeights ())) (Array.zeroCreate 12))
-                let msg = throwsMessage<WeightsMismatchException> (fun () -> DarknetWeights.Load(m, p) |> ignore)
+                let msg = throwsMessage<InvalidInputException> (fun () -> DarknetWeights.Load(m, p) |> ignore)
                 Expect.stringContains msg "12 surplus bytes after the last convolution" "surplus")
         }
         test "a weights file shorter than its header is an error" {
             use m = DarkNet.FromCfgFile(tinyCfg ())
             withTemp ".weights" (fun p ->
                 File.WriteAllBytes(p, Array.zeroCreate 10)
-                let msg = throwsMessage<WeightsMismatchException> (fun () -> DarknetWeights.Load(m, p) |> ignore)
+                let msg = throwsMessage<InvalidInputException> (fun () -> DarknetWeights.Load(m, p) |> ignore)
                 Expect.stringContains msg "10 bytes is too short for a Darknet weights header" "header")
         }
         test "a cutoff loads only the first modules and tolerates the rest of the file" {

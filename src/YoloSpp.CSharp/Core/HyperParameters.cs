@@ -12,13 +12,13 @@ public sealed class HyperParameters
     /// <summary>The reference's defaults (cfg/hyp.yaml, gr = 1).</summary>
     public static HyperParameters Default { get; } = new(Hyp.defaults);
 
-    /// <summary>Reads a hyp.yaml file. Throws <see cref="FormatException"/> listing every problem as file:line: reason.</summary>
+    /// <summary>Reads a hyp.yaml file. Throws <see cref="InvalidInputException"/> listing every problem as file:line: reason.</summary>
     public static HyperParameters Load(string path)
     {
         var text = File.ReadAllText(path);
         var result = Hyp.parse(path, text);
         if (result.IsError)
-            throw new FormatException(string.Join(Environment.NewLine, result.ErrorValue.Select(e => e.ToString())));
+            throw InvalidInputException.From(result.ErrorValue);
         return new HyperParameters(result.ResultValue);
     }
 

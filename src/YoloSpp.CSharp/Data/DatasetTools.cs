@@ -158,7 +158,7 @@ public static class DatasetTools
         {
             if (!File.Exists(path) && !Directory.Exists(path)) { report.Errors.Add($"{dataFile}: {key} list not found: {path}"); continue; }
             var scan = LabelScan.Scan(path, d.Classes);
-            report.Errors.AddRange(scan.Errors);
+            report.Errors.AddRange(scan.Errors.Select(e => e.ToString()));
             report.Warnings.AddRange(scan.Warnings);
             if (scan.Errors.Count == 0) report.Lines.Add($"{key}: {scan.Summary}");
         }

@@ -22,8 +22,8 @@ public sealed class ScanResult
     public int Empty { get; init; }
     /// <summary>Label files that had duplicate rows (dropped).</summary>
     public int Duplicate { get; init; }
-    /// <summary>Every problem as "file:line: reason" or "file: reason"; empty when the data is usable.</summary>
-    public required IReadOnlyList<string> Errors { get; init; }
+    /// <summary>Every problem (file, line, reason); empty when the data is usable.</summary>
+    public required IReadOnlyList<InputError> Errors { get; init; }
     /// <summary>Non-fatal notes (duplicate rows dropped), "file:line: reason".</summary>
     public required IReadOnlyList<string> Warnings { get; init; }
     /// <summary>Whether the result came from the cache file.</summary>
@@ -50,16 +50,16 @@ public static class LabelScan
     /// The images of a list file (one path a line, relative to the list's folder or absolute; blank lines skipped)
     /// or of a folder (its image files, sorted). Errors name list:line.
     /// </summary>
-    public static IReadOnlyList<string> ResolveImages(string source, List<string> errors)
+    public static IReadOnlyList<string> ResolveImages(string source, List<InputError> errors)
     {
         var images = new List<string>();
         if (Directory.Exists(source))
         {
             images.AddRange(Directory.EnumerateFiles(source).Where(isImagePath).Select(Path.GetFullPath).Order(StringComparer.Ordinal));
-            if (images.Count == 0) errors.Add($"{source}: no images in the folder");
+            if (images.Count == 0) errors.Add(new(source, 0, "no images in the folder"));
             return images;
         }
-        if (!File.Exists(source)) { errors.Add($"{source}: no such image list or folder"); return images; }
+        if (!File.Exists(source)) { errors.Add(new(source, 0, "no such image list or folder")); return images; }
         var dir = Path.GetDirectoryName(Path.GetFullPath(source))!;
         var lines = File.ReadAllLines(source);
         for (int i = 0; i < lines.Length; i++)
@@ -67,11 +67,11 @@ public static class LabelScan
             var line = lines[i].Trim();
             if (line.Length == 0 || line.StartsWith('#')) continue;
             var full = Path.GetFullPath(Path.IsPathRooted(line) ? line : Path.Combine(dir, line));
-            if (!isImagePath(full)) errors.Add($"{source}:{i + 1}: '{line}' has no image extension ({string.Join(" ", imageExtensions)})");
-            else if (!File.Exists(full)) errors.Add($"{source}:{i + 1}: image not found: {full}");
+            if (!isImagePath(full)) errors.Add(new(source, i + 1, $"'{line}' has no image extension ({string.Join(" ", imageExtensions)})"));
+            else if (!File.Exists(full)) errors.Add(new(source, i + 1, $"image not found: {full}"));
             else images.Add(full);
         }
-        if (images.Count == 0 && errors.Count == 0) errors.Add($"{source}: the list names no images");
+        if (images.Count == 0 && errors.Count == 0) errors.Add(new(source, 0, "the list names no images"));
         return images;
     }
 
@@ -88,7 +88,7 @@ public static class LabelScan
     /// <summary>Scans a list or folder for <paramref name="numClasses"/> classes, using and refreshing the cache.</summary>
     public static ScanResult Scan(string source, int numClasses, bool useCache = true)
     {
-        var errors = new List<string>();
+        var errors = new List<InputError>();
         var images = ResolveImages(source, errors);
         if (errors.Count > 0) return Failed(source, errors);
         var stamps = images.Select(StampOf).ToArray();
@@ -105,14 +105,14 @@ public static class LabelScan
             var labelPath = labelPathFor(img);
             int w = 0, h = 0;
             try { (w, h) = RgbImage.ReadSize(img); }
-            catch (InvalidDataException e) { errors.Add(e.Message); }
-            catch (IOException e) { errors.Add($"{img}: {e.Message}"); }
+            catch (InvalidInputException e) { errors.AddRange(e.Errors); }
+            catch (IOException e) { errors.Add(new(img, 0, e.Message)); }
             LabelRow[] rows = [];
             if (stamps[i].LabelSize < 0) missing++;
             else
             {
                 var parsed = parse(labelPath, numClasses, File.ReadAllText(labelPath));
-                if (parsed.IsError) { errors.AddRange(parsed.ErrorValue.Select(e => e.ToString())); continue; }
+                if (parsed.IsError) { errors.AddRange(parsed.ErrorValue.Select(InputError.Of)); continue; }
                 rows = parsed.ResultValue.Rows;
                 if (rows.Length == 0) empty++; else found++;
                 if (!parsed.ResultValue.DuplicateLines.IsEmpty)
@@ -133,7 +133,7 @@ public static class LabelScan
         return result;
     }
 
-    static ScanResult Failed(string source, List<string> errors) =>
+    static ScanResult Failed(string source, List<InputError> errors) =>
         new() { Source = source, Items = [], Errors = errors, Warnings = [] };
 
     static CacheFile? TryReadCache(string path, int nc, Stamp[] stamps)

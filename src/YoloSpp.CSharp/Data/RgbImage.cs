@@ -32,19 +32,19 @@ public sealed class RgbImage
     }
 
     /// <summary>The stored size of an image file, read from its header only (no pixel decode).</summary>
-    /// <exception cref="InvalidDataException">The file is not an image Skia can read.</exception>
+    /// <exception cref="InvalidInputException">The file is not an image Skia can read.</exception>
     public static (int Width, int Height) ReadSize(string path)
     {
         using var codec = SKCodec.Create(path, out var result);
-        if (codec is null) throw new InvalidDataException($"{path}: not a readable image ({result})");
-        if (codec.Info.Width <= 0 || codec.Info.Height <= 0) throw new InvalidDataException($"{path}: empty image");
+        if (codec is null) throw new InvalidInputException(path, $"not a readable image ({result})");
+        if (codec.Info.Width <= 0 || codec.Info.Height <= 0) throw new InvalidInputException(path, $"empty image");
         return (codec.Info.Width, codec.Info.Height);
     }
 
     static SKBitmap DecodeBitmap(string path)
     {
         using var codec = SKCodec.Create(path, out var result)
-            ?? throw new InvalidDataException($"{path}: not a readable image ({result})");
+            ?? throw new InvalidInputException(path, $"not a readable image ({result})");
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var bmp = new SKBitmap(info);
         var r = codec.GetPixels(info, bmp.GetPixels());
@@ -52,7 +52,7 @@ public sealed class RgbImage
         if (r != SKCodecResult.Success && r != SKCodecResult.IncompleteInput)
         {
             bmp.Dispose();
-            throw new InvalidDataException($"{path}: cannot decode image ({r})");
+            throw new InvalidInputException(path, $"cannot decode image ({r})");
         }
         return bmp;
     }
@@ -80,7 +80,7 @@ public sealed class RgbImage
             ? new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear)
             : new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.None);
         using var resized = bmp.Resize(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul), sampling)
-            ?? throw new InvalidDataException($"{path}: resize to {w}x{h} failed");
+            ?? throw new InvalidInputException(path, $"resize to {w}x{h} failed");
         return FromRgba(resized);
     }
 

@@ -35,14 +35,6 @@ public readonly record struct ImageShape(int Height0, int Width0, double RatioH,
 /// <summary>One prepared image: RGB pixels, its objects (normalised to the prepared image) and where it came from.</summary>
 public sealed record Sample(RgbImage Image, LabelRow[] Labels, string Path, int Index, ImageShape? Shape);
 
-/// <summary>Thrown when a dataset cannot be used; <see cref="Errors"/> lists every problem as "file:line: reason".</summary>
-public sealed class DatasetException(IReadOnlyList<string> errors)
-    : Exception(string.Join(Environment.NewLine, errors))
-{
-    /// <summary>Every problem found.</summary>
-    public IReadOnlyList<string> Errors { get; } = errors;
-}
-
 /// <summary>
 /// The reference's LoadImagesAndLabels: scanned items plus __getitem__ (load_image, letterbox or mosaic, random
 /// affine, HSV, flip). Item preparation is thread-safe and deterministic for (seed, epoch, index).
@@ -83,11 +75,11 @@ public sealed class YoloDataset
         }
     }
 
-    /// <summary>Scans an image list or folder and opens it. Throws <see cref="DatasetException"/> listing every bad row and image.</summary>
+    /// <summary>Scans an image list or folder and opens it. Throws <see cref="InvalidInputException"/> listing every bad row and image.</summary>
     public static YoloDataset Open(string source, int numClasses, DataOptions options)
     {
         var scan = LabelScan.Scan(source, numClasses);
-        if (scan.Errors.Count > 0) throw new DatasetException(scan.Errors);
+        if (scan.Errors.Count > 0) throw new InvalidInputException(scan.Errors);
         return new YoloDataset(scan, numClasses, options);
     }
 

@@ -75,10 +75,10 @@ public sealed class Detector : IDisposable
     /// <param name="namesPath">.names file: one class a line, as many as the cfg's classes.</param>
     /// <param name="options">Input size, thresholds, device; default <see cref="DetectorOptions"/>.</param>
     /// <param name="notice">Receives notices such as a CUDA fallback (optional).</param>
-    /// <exception cref="FileNotFoundException">The cfg or weights file is missing.</exception>
-    /// <exception cref="CfgException">The cfg is malformed.</exception>
-    /// <exception cref="DatasetException">The .names file is missing, empty or has another class count than the cfg.</exception>
-    /// <exception cref="WeightsMismatchException">The weights do not fit the cfg.</exception>
+    /// <exception cref="InvalidInputException">The cfg or weights file is missing.</exception>
+    /// <exception cref="InvalidInputException">The cfg is malformed.</exception>
+    /// <exception cref="InvalidInputException">The .names file is missing, empty or has another class count than the cfg.</exception>
+    /// <exception cref="InvalidInputException">The weights do not fit the cfg.</exception>
     /// <exception cref="ArgumentException">The image size is not a positive multiple of 32.</exception>
     public static Detector Load(string cfgPath, string weightsPath, string namesPath, DetectorOptions? options = null,
         Action<string>? notice = null)
@@ -90,7 +90,7 @@ public sealed class Detector : IDisposable
         using var model = DarkNet.FromCfgFile(cfgPath);
         var names = DataFiles.ReadNames(namesPath);
         if (names.Length != model.NumClasses)
-            throw new DatasetException([$"{namesPath}: {names.Length} class names but {cfgPath} has {model.NumClasses} classes"]);
+            throw new InvalidInputException(namesPath, $"{names.Length} class names but {cfgPath} has {model.NumClasses} classes");
         ModelWeights.LoadExact(model, weightsPath);
         var device = Backend.ResolveDevice(options.Device, notice);
         var fused = model.Fuse();
@@ -100,14 +100,14 @@ public sealed class Detector : IDisposable
     }
 
     /// <summary>Detects objects in an image file.</summary>
-    /// <exception cref="InvalidDataException">The file is not a readable image.</exception>
+    /// <exception cref="InvalidInputException">The file is not a readable image.</exception>
     public IReadOnlyList<Detection> Detect(string imagePath) => DetectWithTimings(imagePath).Detections;
 
     /// <summary>Detects objects in an RGB image.</summary>
     public IReadOnlyList<Detection> Detect(RgbImage image) => DetectWithTimings(image).Detections;
 
     /// <summary>Detects objects in an image file and reports the time of each stage (decoding counts as pre-processing).</summary>
-    /// <exception cref="InvalidDataException">The file is not a readable image.</exception>
+    /// <exception cref="InvalidInputException">The file is not a readable image.</exception>
     public DetectionResult DetectWithTimings(string imagePath)
     {
         var watch = Stopwatch.StartNew();

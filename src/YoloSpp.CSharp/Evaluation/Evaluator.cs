@@ -56,11 +56,11 @@ public static class Evaluator
     /// <param name="dataOptions">Image size, batch size and rect batching; augmentation is always off.</param>
     /// <param name="device">Device to run on (default the CPU).</param>
     /// <param name="cancellation">Stops between batches.</param>
-    /// <exception cref="FileNotFoundException">The cfg or weights file is missing.</exception>
-    /// <exception cref="CfgException">The cfg is malformed.</exception>
-    /// <exception cref="DatasetException">The .data/.names file or the valid list is missing or malformed.</exception>
-    /// <exception cref="WeightsMismatchException">The weights do not fit the cfg.</exception>
-    /// <exception cref="FormatException">The cfg and the .data file disagree on the class count, or the weights file is unreadable.</exception>
+    /// <exception cref="InvalidInputException">The cfg or weights file is missing.</exception>
+    /// <exception cref="InvalidInputException">The cfg is malformed.</exception>
+    /// <exception cref="InvalidInputException">The .data/.names file or the valid list is missing or malformed.</exception>
+    /// <exception cref="InvalidInputException">The weights do not fit the cfg.</exception>
+    /// <exception cref="InvalidInputException">The cfg and the .data file disagree on the class count, or the weights file is unreadable.</exception>
     public static EvaluationResult Evaluate(string cfgPath, string weightsPath, string dataPath,
         EvaluationOptions? options = null, DataOptions? dataOptions = null, Device? device = null,
         CancellationToken cancellation = default)
@@ -70,12 +70,12 @@ public static class Evaluator
         Backend.Initialize();
         using var model = DarkNet.FromCfgFile(cfgPath);
         if (model.NumClasses != data.Classes)
-            throw new FormatException($"{cfgPath}: the cfg has {model.NumClasses} classes but {dataPath} says classes={data.Classes}");
+            throw new InvalidInputException(cfgPath, $"the cfg has {model.NumClasses} classes but {dataPath} says classes={data.Classes}");
         ModelWeights.LoadExact(model, weightsPath);
         device ??= CPU;
         model.to(device);
         if (!File.Exists(data.Valid) && !Directory.Exists(data.Valid))
-            throw new DatasetException([$"{dataPath}: valid list not found: {data.Valid}"]);
+            throw new InvalidInputException(dataPath, $"valid list not found: {data.Valid}");
         var d = dataOptions ?? new DataOptions();
         var dataset = YoloDataset.Open(data.Valid, data.Classes, new DataOptions
         {

@@ -96,7 +96,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
                     break;
                 case CfgM.Layer.Yolo y:
                     if (yolos.Count >= yoloStrides.Length)
-                        throw new CfgException(new[] { $"layer {i}: more than {yoloStrides.Length} [yolo] layers (the reference assigns strides 32, 16, 8 only)" });
+                        throw new InvalidInputException("cfg", def.Line, $"layer {i}: more than {yoloStrides.Length} [yolo] layers (the reference assigns strides 32, 16, 8 only)");
                     var anchors = CfgM.maskedAnchors(y.Item).ToArray();
                     var a = new double[anchors.Length, 2];
                     for (int k = 0; k < anchors.Length; k++) { a[k, 0] = anchors[k].Item1; a[k, 1] = anchors[k].Item2; }
@@ -105,7 +105,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
                     m = yolo;
                     break;
                 default:
-                    throw new CfgException(new[] { $"layer {i}: unsupported layer {def.Layer}" });
+                    throw new InvalidInputException("cfg", def.Line, $"layer {i}: unsupported layer {def.Layer}");
             }
             modules.Add(m);
             inChannels = channels[i];

@@ -19,9 +19,6 @@ public sealed record DarknetHeader(int Major, int Minor, int Revision, long Seen
     internal int Size => 12 + (SeenIs64 ? 8 : 4);
 }
 
-/// <summary>The weights file does not fit the network: where it ran out, or how many bytes are left over.</summary>
-public sealed class WeightsMismatchException(string message) : Exception(message);
-
 /// <summary>
 /// Darknet .weights files: int32 major, minor, revision; seen; then float32 arrays per [convolutional] in module
 /// order — BN bias, BN weight, running mean, running var, conv weight (OIHW) with batch_normalize, else conv bias
@@ -63,13 +60,13 @@ public static class DarknetWeights
     /// exactly the network's convolutions; with it (e.g. 75 for darknet53.conv.74, which is also picked from the
     /// file name) only modules before the cutoff are read and extra bytes are allowed.
     /// </summary>
-    /// <exception cref="WeightsMismatchException">The file ends early (naming the layer) or has surplus bytes.</exception>
+    /// <exception cref="InvalidInputException">The file ends early (naming the layer) or has surplus bytes.</exception>
     public static DarknetHeader Load(DarkNet model, string path, int? cutoff = null)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such weights file", path);
+        if (!File.Exists(path)) throw new InvalidInputException(path, "no such weights file");
         if (cutoff is null && Path.GetFileName(path) == "darknet53.conv.74") cutoff = Darknet53Cutoff;
         var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 16) throw new WeightsMismatchException($"{path}: {bytes.Length} bytes is too short for a Darknet weights header");
+        if (bytes.Length < 16) throw new InvalidInputException(path, $"{bytes.Length} bytes is too short for a Darknet weights header");
         var major = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(0));
         var minor = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(4));
         var revision = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8));
@@ -86,8 +83,8 @@ public static class DarknetWeights
                 long n = t.numel();
                 long left = (bytes.Length - offset) / 4;
                 if (left < n)
-                    throw new WeightsMismatchException(
-                        $"{path}: ran out at layer {index} ([convolutional] at cfg line {defs[index].Line}): " +
+                    throw new InvalidInputException(path,
+                        $"ran out at layer {index} ([convolutional] at cfg line {defs[index].Line}): " +
                         $"{what} needs {n} floats, {left} left");
                 var floats = new float[n];
                 Buffer.BlockCopy(bytes, (int)offset, floats, 0, (int)(n * 4));
@@ -100,8 +97,8 @@ public static class DarknetWeights
             }
         }
         if (cutoff is null && offset != bytes.Length)
-            throw new WeightsMismatchException(
-                $"{path}: {bytes.Length - offset} surplus bytes after the last convolution: the file does not fit this cfg");
+            throw new InvalidInputException(path,
+                $"{bytes.Length - offset} surplus bytes after the last convolution: the file does not fit this cfg");
         return header;
     }
 

@@ -2,34 +2,24 @@ using YoloSpp.Model;
 
 namespace YoloSpp;
 
-/// <summary>A Darknet cfg file (or text) could not be used: every problem found, as file:line: reason lines.</summary>
-public sealed class CfgException : FormatException
-{
-    /// <summary>The problems, one per entry, formatted file:line: reason.</summary>
-    public IReadOnlyList<string> Errors { get; }
-
-    /// <summary>Creates the exception from the parser's errors.</summary>
-    public CfgException(IReadOnlyList<string> errors) : base(string.Join(Environment.NewLine, errors)) => Errors = errors;
-}
-
 /// <summary>Reads Darknet cfg files into the F# core's typed representation.</summary>
 public static class ModelCfg
 {
     /// <summary>Parses cfg text; <paramref name="file"/> only names the source in errors.</summary>
-    /// <exception cref="CfgException">The text is not a valid cfg for the reference model.</exception>
+    /// <exception cref="InvalidInputException">The text is not a valid cfg for the reference model.</exception>
     public static Cfg.NetCfg Parse(string file, string text)
     {
         var result = Cfg.parse(file, text);
-        if (result.IsError) throw new CfgException(result.ErrorValue.Select(e => e.ToString()).ToArray());
+        if (result.IsError) throw InvalidInputException.From(result.ErrorValue);
         return result.ResultValue;
     }
 
     /// <summary>Reads and parses a cfg file.</summary>
-    /// <exception cref="CfgException">The file is not a valid cfg for the reference model.</exception>
-    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidInputException">The file is not a valid cfg for the reference model.</exception>
+    /// <exception cref="InvalidInputException">The file does not exist.</exception>
     public static Cfg.NetCfg Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such cfg file", path);
+        if (!File.Exists(path)) throw new InvalidInputException(path, "no such cfg file");
         return Parse(path, File.ReadAllText(path));
     }
 
@@ -50,13 +40,13 @@ public static class ModelCfg
     }
 
     /// <summary>A cfg file, or, when no such file exists and the name is a built-in topology, that topology.</summary>
-    /// <exception cref="FileNotFoundException">Neither a file nor a topology name.</exception>
+    /// <exception cref="InvalidInputException">Neither a file nor a topology name.</exception>
     public static Cfg.NetCfg LoadOrTopology(string pathOrName, int numClasses)
     {
         if (!File.Exists(pathOrName) && TopologyNames.Contains(pathOrName.ToLowerInvariant()))
             return Topology(pathOrName, numClasses);
         if (!File.Exists(pathOrName))
-            throw new FileNotFoundException($"{pathOrName}: no such cfg file (nor a built-in topology: {string.Join(", ", TopologyNames)})", pathOrName);
+            throw new InvalidInputException(pathOrName, $"no such cfg file (nor a built-in topology: {string.Join(", ", TopologyNames)})");
         return Load(pathOrName);
     }
 
@@ -77,7 +67,7 @@ public static class ModelCfg
             : Microsoft.FSharp.Core.FSharpOption<Microsoft.FSharp.Collections.FSharpList<Tuple<double, double>>>.Some(
                 Microsoft.FSharp.Collections.ListModule.OfSeq(anchors.Select(a => Tuple.Create(a.W, a.H))));
         var result = CfgWrite.withClasses(sourcePath, numClasses, anchorList, text);
-        if (result.IsError) throw new CfgException(result.ErrorValue.Select(e => e.ToString()).ToArray());
+        if (result.IsError) throw InvalidInputException.From(result.ErrorValue);
         AtomicFile.WriteAllText(destinationPath, result.ResultValue);
     }
 }

@@ -32,7 +32,7 @@ public static class ModelWeights
     /// </summary>
     public static LoadReport Load(DarkNet model, string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such weights file", path);
+        if (!File.Exists(path)) throw new InvalidInputException(path, "no such weights file");
         var name = Path.GetFileName(path).ToLowerInvariant();
         if (name.EndsWith(".weights") || name == "darknet53.conv.74" || name.Contains(".conv."))
         {
@@ -50,15 +50,15 @@ public static class ModelWeights
     /// Loads weights for inference (evaluation, detection): like <see cref="Load"/>, but every tensor of the network
     /// must come from the file, since a predictor left at its initial values would quietly give wrong boxes.
     /// </summary>
-    /// <exception cref="WeightsMismatchException">A network tensor is absent from the file or has another size.</exception>
+    /// <exception cref="InvalidInputException">A network tensor is absent from the file or has another size.</exception>
     public static LoadReport LoadExact(DarkNet model, string path)
     {
         var report = Load(model, path);
         if (report.Skipped.Count > 0)
         {
             var (name, reason) = report.Skipped[0];
-            throw new WeightsMismatchException(
-                $"{path}: does not fit the cfg: {report.Skipped.Count} tensors not loaded, first {name} ({reason})");
+            throw new InvalidInputException(path,
+                $"does not fit the cfg: {report.Skipped.Count} tensors not loaded, first {name} ({reason})");
         }
         return report;
     }
@@ -67,13 +67,13 @@ public static class ModelWeights
     {
         Hashtable table;
         try { table = PyTorchUnpickler.UnpickleStateDict(path); }
-        catch (Exception e) { throw new FormatException($"{path}: not a PyTorch state dict or checkpoint ({e.Message})", e); }
+        catch (Exception e) when (e is not InvalidInputException) { throw new InvalidInputException(path, $"not a PyTorch state dict or checkpoint ({e.Message})", e); }
         // the reference's checkpoints are {"model": state_dict, "optimizer": ..., "epoch": ...}
         IDictionary source = table["model"] is IDictionary inner ? inner : table;
         var result = new Dictionary<string, Tensor>();
         foreach (DictionaryEntry e in source)
             if (e.Key is string k && e.Value is Tensor t) result[k] = t;
-        if (result.Count == 0) throw new FormatException($"{path}: no tensors found (expected a state dict or a dict with 'model')");
+        if (result.Count == 0) throw new InvalidInputException(path, "no tensors found (expected a state dict or a dict with 'model')");
         return result;
     }
 

@@ -57,7 +57,8 @@ public static class Checkpoint
     {
         using var zip = Open(path);
         using var e = Entry(zip, path, "meta.json").Open();
-        return JsonSerializer.Deserialize<CheckpointInfo>(e) ?? throw new FormatException($"{path}: empty meta.json");
+        try { return JsonSerializer.Deserialize<CheckpointInfo>(e) ?? throw new InvalidInputException(path, "empty meta.json"); }
+        catch (JsonException j) { throw new InvalidInputException(path, $"unreadable meta.json ({j.Message})", j); }
     }
 
     /// <summary>Loads the model tensors of a checkpoint (only those whose size matches, as the reference).</summary>
@@ -83,13 +84,14 @@ public static class Checkpoint
         if (zip.GetEntry("optimizer.safetensors") is { } entry)
         {
             var meta = JsonSerializer.Deserialize<OptimizerMeta>(ReadAll(zip, path, "optimizer.json"))
-                ?? throw new FormatException($"{path}: empty optimizer.json");
+                ?? throw new InvalidInputException(path, "empty optimizer.json");
             if (meta.Parameters != optimizer.Parameters.Count)
-                throw new FormatException($"{path}: the optimizer was saved over {meta.Parameters} trainable parameters, this run has {optimizer.Parameters.Count} (were other layers frozen?)");
+                throw new InvalidInputException(path, $"the optimizer was saved over {meta.Parameters} trainable parameters, this run has {optimizer.Parameters.Count} (were other layers frozen?)");
             using var ms = new MemoryStream(ReadAll(zip, path, "optimizer.safetensors"));
             var state = Safetensors.LoadStateDict(ms, leaveOpen: true);
             var buffers = Enumerable.Range(0, meta.Parameters).Select(i => state.TryGetValue($"momentum_buffer.{i}", out var b) ? b : null).ToArray();
-            optimizer.LoadMomentumBuffers(buffers, meta.Steps);
+            try { optimizer.LoadMomentumBuffers(buffers, meta.Steps); }
+            catch (ArgumentException e) { throw new InvalidInputException(path, e.Message, e); }
             optimizer.LearningRate = meta.LearningRate;
             return true;
         }
@@ -102,7 +104,7 @@ public static class Checkpoint
             try { legacy.load_state_dict(r); }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or EndOfStreamException or InvalidOperationException)
             {
-                throw new FormatException($"{path}: its optimizer state does not fit this run's {optimizer.Parameters.Count} trainable parameters ({e.Message})", e);
+                throw new InvalidInputException(path, $"its optimizer state does not fit this run's {optimizer.Parameters.Count} trainable parameters ({e.Message})", e);
             }
             var sd = legacy.state_dict();
             var buffers = sd.State.Select(st => (st as TorchSharp.Modules.SGD.State)?.momentum_buffer).ToArray();
@@ -122,11 +124,11 @@ public static class Checkpoint
 
     static ZipArchive Open(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such checkpoint", path);
+        if (!File.Exists(path)) throw new InvalidInputException(path, "no such checkpoint");
         try { return ZipFile.OpenRead(path); }
-        catch (InvalidDataException e) { throw new FormatException($"{path}: not a YoloSpp checkpoint ({e.Message})", e); }
+        catch (InvalidDataException e) { throw new InvalidInputException(path, $"not a YoloSpp checkpoint ({e.Message})", e); }
     }
 
     static ZipArchiveEntry Entry(ZipArchive zip, string path, string name) =>
-        zip.GetEntry(name) ?? throw new FormatException($"{path}: not a YoloSpp checkpoint (no {name})");
+        zip.GetEntry(name) ?? throw new InvalidInputException(path, $"not a YoloSpp checkpoint (no {name})");
 }

@@ -102,12 +102,12 @@ public sealed class Sgd : IDisposable
     public void LoadMomentumBuffers(IReadOnlyList<Tensor?> buffers, long steps)
     {
         if (buffers.Count != _params.Length)
-            throw new FormatException($"optimizer state has {buffers.Count} momentum buffers, the model {_params.Length} trainable parameters");
+            throw new ArgumentException($"optimizer state has {buffers.Count} momentum buffers, the model {_params.Length} trainable parameters");
         for (int i = 0; i < _params.Length; i++)
         {
             var b = buffers[i];
             if (b is not null && !b.shape.SequenceEqual(_params[i].shape))
-                throw new FormatException($"momentum buffer {i} is [{string.Join(", ", b.shape)}], its parameter [{string.Join(", ", _params[i].shape)}]");
+                throw new ArgumentException($"momentum buffer {i} is [{string.Join(", ", b.shape)}], its parameter [{string.Join(", ", _params[i].shape)}]");
         }
         for (int i = 0; i < _params.Length; i++)
         {

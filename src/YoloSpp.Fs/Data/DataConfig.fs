@@ -2,16 +2,10 @@
 /// Pure: the shell reads the text and passes the file's path only to name it in errors and resolve relative paths.
 module YoloSpp.Data.DataConfig
 
+open YoloSpp
 open System
 open System.Globalization
 open System.IO
-
-/// A problem in a data description file, with its 1-based line (0 when it concerns the whole file).
-type DataError =
-    { File: string; Line: int; Reason: string }
-    override this.ToString() =
-        if this.Line > 0 then sprintf "%s:%d: %s" this.File this.Line this.Reason
-        else sprintf "%s: %s" this.File this.Reason
 
 /// A parsed `.data` file. Paths are resolved against the `.data` file's folder (the reference resolves them
 /// against the working directory; resolving beside the file makes a dataset folder relocatable).
@@ -34,9 +28,9 @@ let private resolve (baseDir: string) (p: string) =
 /// Parses `.data` text as parse_data_cfg does (blank lines and `#` comments skipped, `key = value` trimmed), with
 /// line-numbered errors: a line without '=', a duplicate key, a missing `classes`/`train`/`valid`/`names`, a class
 /// count that is not a positive integer.
-let parseData (file: string) (text: string) : Result<DataFile, DataError list> =
+let parseData (file: string) (text: string) : Result<DataFile, SourceError list> =
     let err line reason = { File = file; Line = line; Reason = reason }
-    let errors = ResizeArray<DataError>()
+    let errors = ResizeArray<SourceError>()
     let values = Collections.Generic.Dictionary<string, string * int>()
     text.Split('\n')
     |> Array.iteri (fun i raw ->
@@ -72,7 +66,7 @@ let parseData (file: string) (text: string) : Result<DataFile, DataError list> =
 
 /// Parses `.names` text: one class name per line, blank lines ignored (the reference's load_classes), and checks
 /// the count against `classes` of the `.data` file when given.
-let parseNames (file: string) (expected: int option) (text: string) : Result<string[], DataError list> =
+let parseNames (file: string) (expected: int option) (text: string) : Result<string[], SourceError list> =
     let names = text.Split('\n') |> Array.map (fun l -> l.Trim()) |> Array.filter (fun l -> l <> "")
     match expected with
     | Some nc when names.Length <> nc ->

@@ -2,6 +2,7 @@
 /// file:line errors; the shell reads the files.
 module YoloSpp.Data.Labels
 
+open YoloSpp
 open System
 open System.Globalization
 open System.IO
@@ -9,13 +10,6 @@ open System.IO
 /// One object: class index and a normalised centre/size box.
 [<Struct>]
 type LabelRow = { Class: int; Cx: float; Cy: float; W: float; H: float }
-
-/// A bad row (or an unreadable file when Line = 0).
-type LabelError =
-    { File: string; Line: int; Reason: string }
-    override this.ToString() =
-        if this.Line > 0 then sprintf "%s:%d: %s" this.File this.Line this.Reason
-        else sprintf "%s: %s" this.File this.Reason
 
 /// The rows of a label file, and the 1-based lines of the rows dropped as exact duplicates of an earlier row.
 type Parsed = { Rows: LabelRow[]; DuplicateLines: int list }
@@ -74,8 +68,8 @@ let parseRow (nc: int) (line: string) : Result<LabelRow, string> =
 
 /// Parses a label file's text. Blank lines are skipped; every bad row is an error naming file:line; exact
 /// duplicate rows are dropped (the reference counts them: `np.unique(l, axis=0)`) and reported by line.
-let parse (file: string) (nc: int) (text: string) : Result<Parsed, LabelError list> =
-    let errors = ResizeArray<LabelError>()
+let parse (file: string) (nc: int) (text: string) : Result<Parsed, SourceError list> =
+    let errors = ResizeArray<SourceError>()
     let rows = ResizeArray<LabelRow>()
     let seen = Collections.Generic.HashSet<LabelRow>()
     let dups = ResizeArray<int>()

@@ -1,18 +1,12 @@
 /// Pascal VOC annotations → YOLO rows: the reference's trans_voc2yolo.py, pure (XML text in, rows out).
 module YoloSpp.Data.Voc
 
+open YoloSpp
 open System
 open System.Globalization
 open System.Xml
 open System.Xml.Linq
 open YoloSpp.Data.Labels
-
-/// A problem in an annotation or class file, with its line (0 = the whole file).
-type VocError =
-    { File: string; Line: int; Reason: string }
-    override this.ToString() =
-        if this.Line > 0 then sprintf "%s:%d: %s" this.File this.Line this.Reason
-        else sprintf "%s: %s" this.File this.Reason
 
 /// What converting one annotation gives: the rows, and warnings (the reference prints them and goes on).
 type Converted = { Rows: LabelRow[]; Warnings: string list; ObjectCount: int }
@@ -21,7 +15,7 @@ let private lineOf (x: XObject) = match box x with :? IXmlLineInfo as li when li
 
 /// The class table: either pascal_voc_classes.json ({"name": 1-based id, ...}; the reference uses id - 1) or a
 /// `.names` list (one name a line, 0-based by order). Returns name → 0-based index, in index order.
-let parseClasses (file: string) (text: string) : Result<(string * int)[], VocError list> =
+let parseClasses (file: string) (text: string) : Result<(string * int)[], SourceError list> =
     let err line reason = Error [ { File = file; Line = line; Reason = reason } ]
     if text.TrimStart().StartsWith "{" then
         try
@@ -47,7 +41,7 @@ let parseClasses (file: string) (text: string) : Result<(string * int)[], VocErr
 /// centre/size box normalised and rounded to 6 decimals, class = table index, boxes with xmax <= xmin or
 /// ymax <= ymin skipped with a warning. `skipDifficult` drops objects with <difficult>1</difficult>.
 /// An unknown class name, a missing or non-numeric field is an error naming file:line.
-let convert (file: string) (classes: (string * int)[]) (skipDifficult: bool) (xml: string) : Result<Converted, VocError list> =
+let convert (file: string) (classes: (string * int)[]) (skipDifficult: bool) (xml: string) : Result<Converted, SourceError list> =
     let err (x: XObject) reason = { File = file; Line = lineOf x; Reason = reason }
     try
         let doc = XDocument.Parse(xml, LoadOptions.SetLineInfo)

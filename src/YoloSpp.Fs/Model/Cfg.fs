@@ -2,15 +2,9 @@
 /// `key=value` lines, `#`/`;` comments, typed into layer records. Pure: text in, `Result` with line-numbered errors out.
 module YoloSpp.Model.Cfg
 
+open YoloSpp
 open System
 open System.Globalization
-
-/// A problem in a cfg file, with its 1-based line (0 when it concerns the whole file).
-type CfgError =
-    { File: string; Line: int; Reason: string }
-    override this.ToString() =
-        if this.Line > 0 then sprintf "%s:%d: %s" this.File this.Line this.Reason
-        else sprintf "%s: %s" this.File this.Reason
 
 /// The activations the reference model builds: leaky = LeakyReLU(0.1), linear = none.
 /// Darknet's others (logistic, mish, swish, relu, ...) are rejected as unknown.
@@ -84,8 +78,8 @@ let private stripComment (s: string) =
 
 /// Splits text into sections. Comments (`#`/`;`, whole-line or trailing) and blank lines are skipped; surrounding
 /// spaces are trimmed (the reference strips lines, keys and values).
-let internal lex (file: string) (text: string) : Section list * CfgError list =
-    let errors = ResizeArray<CfgError>()
+let internal lex (file: string) (text: string) : Section list * SourceError list =
+    let errors = ResizeArray<SourceError>()
     let fail line reason = errors.Add { File = file; Line = line; Reason = reason }
     let sections = ResizeArray<Section>()
     let lines = text.TrimStart('\uFEFF').Split('\n')
@@ -173,7 +167,7 @@ let private list (parse: string -> Result<'a, string>) (s: string) =
     go [] (List.ofArray (s.Split ','))
 
 /// Reads one section's keys, recording each problem; a layer comes out only when every key read cleanly.
-type private Reader(file: string, sec: Section, errors: ResizeArray<CfgError>) =
+type private Reader(file: string, sec: Section, errors: ResizeArray<SourceError>) =
     member _.Fail(line, reason) = errors.Add { File = file; Line = line; Reason = reason }
     member _.Entry(key) = sec.Entries |> List.tryFind (fun e -> e.Key = key)
 
@@ -253,7 +247,7 @@ let private typeLayer (r: Reader) (sec: Section) : Layer option =
     | _ -> None
 
 /// Types a layer section: unknown sections and unsupported keys are reported, then the keys are read.
-let private layerOf file (errors: ResizeArray<CfgError>) (sec: Section) : Layer option =
+let private layerOf file (errors: ResizeArray<SourceError>) (sec: Section) : Layer option =
     let r = Reader(file, sec, errors)
     if sec.Bad then None
     elif sec.Name = "net" then r.Fail(sec.Line, "[net] may only appear once, as the first section"); None
@@ -272,7 +266,7 @@ let private layerOf file (errors: ResizeArray<CfgError>) (sec: Section) : Layer 
             | Some l when unsupported.IsEmpty -> Some l
             | _ -> None
 
-let private netOf file (errors: ResizeArray<CfgError>) (sec: Section) : NetOptions =
+let private netOf file (errors: ResizeArray<SourceError>) (sec: Section) : NetOptions =
     let r = Reader(file, sec, errors)
     let typed = [ "batch"; "subdivisions"; "width"; "height"; "channels" ]
     let opt key = match r.Get(key, positive key) with Got v -> Some v | _ -> None
@@ -333,7 +327,7 @@ let maskedAnchors (y: YoloCfg) : (float * float) list = y.Mask |> List.map (fun 
 
 /// Checks what spans modules: route/shortcut entries must point back at a feature map, a yolo must directly follow
 /// its prediction conv with filters = len(mask)·(classes+5), and no layer may consume a yolo output.
-let private validateGraph file (errors: ResizeArray<CfgError>) (secs: Section[]) (layers: Layer option[]) =
+let private validateGraph file (errors: ResizeArray<SourceError>) (secs: Section[]) (layers: Layer option[]) =
     let fail line reason = errors.Add { File = file; Line = line; Reason = reason }
     let entryLine (s: Section) key =
         s.Entries |> List.tryFind (fun e -> e.Key = key) |> Option.map (fun e -> e.Line) |> Option.defaultValue s.Line
@@ -375,9 +369,9 @@ let private validateGraph file (errors: ResizeArray<CfgError>) (secs: Section[])
 
 /// Parses and validates a Darknet cfg. `file` only names the source in errors. All problems found are returned,
 /// in line order; the first section must be `[net]` (as Darknet requires) and at least one layer must follow.
-let parse (file: string) (text: string) : Result<NetCfg, CfgError list> =
+let parse (file: string) (text: string) : Result<NetCfg, SourceError list> =
     let sections, lexErrors = lex file text
-    let errors = ResizeArray<CfgError>(lexErrors)
+    let errors = ResizeArray<SourceError>(lexErrors)
     let fail line reason = errors.Add { File = file; Line = line; Reason = reason }
     let net, layerSecs =
         match sections with

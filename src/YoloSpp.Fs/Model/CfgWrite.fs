@@ -1,6 +1,7 @@
 /// Writing Darknet cfg text: the reference's calculate_dataset class-count rewrite, and a NetCfg serializer.
 module YoloSpp.Model.CfgWrite
 
+open YoloSpp
 open System
 open System.Globalization
 open YoloSpp.Model.Cfg
@@ -33,7 +34,7 @@ let private replaceValue (line: string) (value: string) =
 /// any error of the input (or an anchor list the masks no longer fit) comes back with its line.
 let withClasses
     (file: string) (nc: int) (anchors: (float * float) list option) (text: string)
-    : Result<string, CfgError list> =
+    : Result<string, SourceError list> =
     if nc < 1 then Error [ { File = file; Line = 0; Reason = sprintf "class count must be >= 1, got %d" nc } ]
     else
         let sections, _ = lex file text

@@ -1,6 +1,7 @@
 /// Training hyperparameters: the reference's hyp.yaml as a typed record, read with line-numbered errors.
 module YoloSpp.Training.Hyp
 
+open YoloSpp
 open System
 open System.Globalization
 open System.IO
@@ -87,13 +88,6 @@ let requiredKeys = fields |> List.filter (fun f -> f.Required) |> List.map (fun 
 /// The keys a hyp file may contain.
 let knownKeys = fields |> List.map (fun f -> f.Key)
 
-/// A problem in a hyp file, with its 1-based line (0 when it concerns the whole file).
-type HypError =
-    { File: string; Line: int; Reason: string }
-    override this.ToString() =
-        if this.Line > 0 then sprintf "%s:%d: %s" this.File this.Line this.Reason
-        else sprintf "%s: %s" this.File this.Reason
-
 let private domainError (key: string) (v: float) =
     match key with
     | "lr0" when v <= 0.0 -> Some "must be > 0"
@@ -108,7 +102,7 @@ let private domainError (key: string) (v: float) =
     | _ -> None
 
 /// Parses hyp.yaml text (a flat mapping of key: number). `file` only names the source in errors.
-let parse (file: string) (text: string) : Result<Hyp, HypError list> =
+let parse (file: string) (text: string) : Result<Hyp, SourceError list> =
     let err line reason = { File = file; Line = line; Reason = reason }
     try
         let stream = YamlStream()
