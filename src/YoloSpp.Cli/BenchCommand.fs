@@ -92,7 +92,7 @@ let private syntheticBatch (rnd: Random) (bs: int) (size: int) (nc: int) =
     images, torch.tensor(rows).view(-1L, 6L)
 
 /// (a) and (f): SGD training steps (forward, the core's loss, backward, step) and the process RSS after each.
-let private benchTrain (cfg: Model.Cfg.NetCfg) computeType bs size warmup steps (log: string -> unit) =
+let private benchTrain (cfg: DarknetConfig) computeType bs size warmup steps (log: string -> unit) =
     use model = new DarkNet(cfg)
     model.train()
     model.ComputeType <- computeType
@@ -125,7 +125,7 @@ let private benchTrain (cfg: Model.Cfg.NetCfg) computeType bs size warmup steps 
       figure "rss_train" "MiB" (rss |> Array.map (fun b -> b / 1048576.0)) ]
 
 /// (b): batch-1 inference in eval mode (decoded detections included), unfused and with conv+BN folded.
-let private benchInference (cfg: Model.Cfg.NetCfg) computeType size warmup repeats =
+let private benchInference (cfg: DarknetConfig) computeType size warmup repeats =
     use model = new DarkNet(cfg)
     model.eval()
     model.ComputeType <- computeType
@@ -163,8 +163,8 @@ let private benchLoader bs size images warmup repeats =
                     epoch <- epoch + 1)
             times |> Array.map (fun t -> float images / t)
         let hyp = HyperParameters.Default
-        let train = rate data.Data.Train (DataOptions(ImageSize = size, BatchSize = bs, Augment = true, Mosaic = true, Shuffle = true, Hyp = hyp))
-        let eval = rate data.Data.Valid (DataOptions(ImageSize = size, BatchSize = bs, Hyp = hyp))
+        let train = rate data.Train (DataOptions(ImageSize = size, BatchSize = bs, Augment = true, Mosaic = true, Shuffle = true, Hyp = hyp))
+        let eval = rate data.Valid (DataOptions(ImageSize = size, BatchSize = bs, Hyp = hyp))
         [ figure "loader_train" "img/s" train; figure "loader_eval" "img/s" eval ]
     finally
         try dir.Delete true with _ -> ()
@@ -250,7 +250,7 @@ let run (args: ParseResults<BenchArgs>) : int =
     let steps = args.GetResult(Train_Steps, 50)
     let only = args.GetResult(Only, known)
     let problems =
-        [ if size <= 0 || size % 32 <> 0 then sprintf "--img-size %d must be a positive multiple of 32" size
+        [ yield! (match YoloSpp.Model.Cfg.checkImageSize "--img-size" size with Error e -> [ e ] | Ok _ -> [])
           if bs < 1 then sprintf "--batch-size %d must be at least 1" bs
           if repeats < 1 then sprintf "--repeats %d must be at least 1" repeats
           if warmup < 0 then sprintf "--warmup %d must be at least 0" warmup

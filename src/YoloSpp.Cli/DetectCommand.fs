@@ -29,12 +29,11 @@ type DetectArgs =
             | Out _ -> "output folder: annotated images and detections.json (default runs/detect)"
             | Conf _ -> "NMS confidence threshold (default 0.3)"
             | Iou _ -> "NMS IoU threshold (default 0.6)"
-            | Img_Size _ -> "input size (long side), a multiple of 32 (default 512)"
+            | Img_Size _ -> sprintf "input size (long side), a multiple of %d (default 512)" DarkNet.GridStride
             | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
 
-let private imageExtensions = set [ ".jpg"; ".jpeg"; ".png"; ".bmp"; ".webp"; ".gif" ]
-
-let private isImage (path: string) = imageExtensions.Contains(Path.GetExtension(path).ToLowerInvariant())
+// the one list of image extensions, as the dataset reads them
+let private isImage (path: string) = YoloSpp.Data.Labels.isImagePath path
 
 /// The annotated picture's path: same name in the output folder; formats Skia cannot write become .jpg.
 let private outputPath (outDir: string) (image: string) =
@@ -53,7 +52,7 @@ let private sources (source: string) : Result<string[], string> =
         if images.Length = 0 then Error(sprintf "%s: no images in this folder" source) else Ok images
     elif File.Exists source then
         if isImage source then Ok [| source |]
-        else Error(sprintf "%s: not an image (expected %s)" source (String.Join(", ", imageExtensions)))
+        else Error(sprintf "%s: not an image (expected %s)" source (String.Join(", ", YoloSpp.Data.Labels.imageExtensions)))
     else Error(sprintf "%s: no such file or folder" source)
 
 let private writeJson (path: string) (results: (string * DetectionResult) list) =

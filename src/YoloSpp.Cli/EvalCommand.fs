@@ -41,7 +41,7 @@ let run (args: ParseResults<EvalArgs>) : int =
     let size = args.GetResult(Img_Size, 512)
     let batch = args.GetResult(Batch_Size, 16)
     Errors.run (fun () ->
-        if size <= 0 || size % 32 <> 0 then raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of 32" size))
+        DarkNet.CheckImageSize(size, "--img-size")
         if batch <= 0 then raise (ArgumentException(sprintf "--batch-size %d must be positive" batch))
         let device = Backend.ResolveDevice(args.GetResult(Device, "cpu"), fun n -> eprintfn "%s" n)
         let options =
@@ -53,7 +53,7 @@ let run (args: ParseResults<EvalArgs>) : int =
         // the COCO categories are the classes that occur in the labels (as the reference's convert_to_coco_api);
         // every class of the .names gets a row, "-" where it has no ground truth
         let dataFile = DataFiles.ReadData(args.GetResult EvalArgs.Data)
-        let names = DataFiles.ReadNames(dataFile.Names, dataFile.Classes)
+        let names = DataFiles.ReadNames(dataFile.NamesFile, dataFile.Classes)
         let byId = r.PerClass |> Seq.map (fun c -> c.CategoryId, c) |> dict
         let width = names |> Seq.map String.length |> Seq.fold max 5
         printfn "%-*s %8s %13s" width "class" "AP@.5" "AP@.5:.95"
@@ -68,6 +68,6 @@ let run (args: ParseResults<EvalArgs>) : int =
             r.Images r.Detections.Count (ms / 1000.0) (ms / float (max 1 r.Images)) size size batch
         args.TryGetResult Save_Json
         |> Option.iter (fun path ->
-            AtomicFile.WriteAllText(path, CocoJson.serializeDetections (Seq.toArray r.Detections))
+            AtomicFile.WriteAllText(path, r.DetectionsJson())
             printfn "detections: %s" path)
         0)

@@ -28,7 +28,7 @@ let run (args: ParseResults<InfoArgs>) : int =
     let cfgPath = args.GetResult Cfg
     let size = args.GetResult(Img_Size, 512)
     Errors.run (fun () ->
-        if size <= 0 || size % 32 <> 0 then raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of 32" size))
+        DarkNet.CheckImageSize(size, "--img-size")
         Backend.Initialize()
         use model = DarkNet.FromCfgFile cfgPath
         let report = args.TryGetResult Weights |> Option.map (fun w -> ModelWeights.Load(model, w))

@@ -72,12 +72,11 @@ let private runCfg (args: ParseResults<CfgArgs>) =
         let cfg = ModelCfg.Topology(name, classes)
         let cfg =
             match args.TryGetResult CfgArgs.Img_Size with
-            | Some s when s <= 0 || s % Engine.GridStride <> 0 -> raise (ArgumentException(sprintf "--img-size %d must be a positive multiple of %d" s Engine.GridStride))
-            | Some s -> { cfg with Net = { cfg.Net with Width = Some s; Height = Some s } }
+            | Some s -> cfg.WithImageSize s
             | None -> cfg
         let path = args.GetResult CfgArgs.Output
         ModelCfg.Write(cfg, path)
-        printfn "%s: %s, %d classes, %d layers" path name classes cfg.Modules.Length
+        printfn "%s: %s, %d classes, %d layers" path name classes cfg.ModuleCount
         0)
 
 [<EntryPoint>]

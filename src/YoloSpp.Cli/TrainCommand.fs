@@ -45,7 +45,7 @@ type TrainArgs =
             | Weights _ -> "start from weights: a .ckpt resumes exactly; .weights/.pt/.safetensors load the tensors whose sizes match"
             | Epochs _ -> sprintf "epochs to train (default %d; below a resumed checkpoint's epoch: that many more)" demo.Epochs
             | Batch_Size _ -> sprintf "images per batch (default %d)" demo.BatchSize
-            | Img_Size _ -> sprintf "train and test image size, a multiple of %d (default %d)" Engine.GridStride demo.ImageSize
+            | Img_Size _ -> sprintf "train and test image size, a multiple of %d (default %d)" DarkNet.GridStride demo.ImageSize
             | Savebest _ -> sprintf "keep only the best checkpoint besides last.ckpt (default %s); false keeps one per epoch" (onOff demo.SaveBest)
             | Notest -> "evaluate only after the last epoch"
             | Freeze_Layers -> "train only the three prediction convs"

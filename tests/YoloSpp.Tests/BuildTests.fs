@@ -211,7 +211,7 @@ let benchTests =
                 Expect.equal code 0 err
                 Expect.stringContains out "114 layers" "layer count"
                 let c = YoloSpp.ModelCfg.Load f
-                Expect.equal (YoloSpp.Model.Cfg.yoloLayers c) [ 89; 101; 113 ] "yolo layers"
+                Expect.sequenceEqual c.YoloLayerIndices [ 89; 101; 113 ] "yolo layers"
                 let code2, _, err2 = yolospp [ "cfg"; "--topology"; "yolov9"; "--output"; f ]
                 Expect.equal code2 2 "unknown topology is bad input"
                 Expect.stringContains err2 "yolov9" "names it"

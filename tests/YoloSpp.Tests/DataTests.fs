@@ -53,7 +53,7 @@ let private isRed (img: RgbImage) x y =
 let private checkBoxesOnPixels (s: Sample) =
     let img = s.Image
     let boxes =
-        s.Labels |> Array.map (fun r ->
+        s.Labels |> Seq.toArray |> Array.map (fun r ->
             (r.Cx - r.W / 2.0) * float img.Width, (r.Cy - r.H / 2.0) * float img.Height,
             (r.Cx + r.W / 2.0) * float img.Width, (r.Cy + r.H / 2.0) * float img.Height)
     for x1, y1, x2, y2 in boxes do
@@ -248,7 +248,7 @@ let augmentTests =
                 for i in 0 .. ds.Count - 1 do
                     let s = ds.GetItem(i)
                     checkBoxesOnPixels s
-                    if i = 0 && s.Labels.Length = 1 && s.Labels[0].Cx > 0.5 then flipped <- flipped + 1
+                    if i = 0 && s.Labels.Count = 1 && s.Labels[0].Cx > 0.5 then flipped <- flipped + 1
             Expect.isGreaterThan flipped 0 "some seeds flip image a (its box starts on the left)"
         }
         test "evaluation letterbox: boxes on pixels, pad 114, shape maps back to the original" {

@@ -22,6 +22,7 @@ let allTests () =
           TrainTests.tests
           NativeSafetyTests.tests
           ConvGuardTests.tests
+          Api.PublicApiTests.tests
           EvalTests.tests
           ShapesTests.tests
           BuildTests.tests

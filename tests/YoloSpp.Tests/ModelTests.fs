@@ -44,7 +44,7 @@ let tests =
             let after = (use _ = torch.no_grad() in f.forward x)
             Expect.isLessThan (maxAbsDiff before.Detections after.Detections) 1e-3f "decoded boxes (pixels)"
             Array.iter2 (fun a b -> Expect.isLessThan (maxAbsDiff a b) 1e-4f "raw heads") before.Raw after.Raw
-            let bnCount = m.Config.Modules |> List.filter (fun d -> match d.Layer with YoloSpp.Model.Cfg.Convolutional c -> c.BatchNormalize | _ -> false) |> List.length
+            let bnCount = m.Config.Core.Modules |> List.filter (fun d -> match d.Layer with YoloSpp.Model.Cfg.Convolutional c -> c.BatchNormalize | _ -> false) |> List.length
             Expect.equal (f.parameters() |> Seq.length) (tensorsBefore - bnCount) "one tensor fewer per folded pair"
             Expect.equal (m.parameters() |> Seq.length) tensorsBefore "the original is unchanged"
         }

@@ -105,7 +105,7 @@ let private trainStepsIn (window: (unit -> unit) -> unit) : Run =
     let data, cfg = fixture.Force()
     let files = DataFiles.Load data
     let hyp = HyperParameters.Load(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).AdjustedFor(5, 64)
-    let ds = YoloDataset.Open(files.Data.Train, 5, DataOptions(ImageSize = 96, BatchSize = 2, Augment = true, Mosaic = true, Hyp = hyp, Shuffle = true, Seed = 1))
+    let ds = YoloDataset.Open(files.Train, 5, DataOptions(ImageSize = 96, BatchSize = 2, Augment = true, Mosaic = true, Hyp = hyp, Shuffle = true, Seed = 1))
     let loader = YoloDataLoader(ds)
     torch.manual_seed 3L |> ignore
     use model = DarkNet.FromCfgFile cfg
@@ -153,7 +153,7 @@ let tests =
             let data, cfg = fixture.Force()
             let files = DataFiles.Load data
             let hyp = HyperParameters.Default.AdjustedFor(5, 64)
-            let valid = YoloDataset.Open(files.Data.Valid, 5, DataOptions(ImageSize = 64, BatchSize = 4, Rect = true, Hyp = hyp))
+            let valid = YoloDataset.Open(files.Valid, 5, DataOptions(ImageSize = 64, BatchSize = 4, Rect = true, Hyp = hyp))
             use model = DarkNet.FromCfgFile cfg
             use m = new FinalizerMonitor()
             let scalars, tensors =

@@ -165,8 +165,8 @@ let tests =
                 Expect.exists messages (fun m -> m.Contains "bfloat16") (sprintf "announces the mode: %A" messages)
                 let lines = File.ReadAllLines r.ResultsFile
                 Expect.equal lines.Length 3 "a results line per epoch"
-                // columns: 12 COCO stats, mean box/obj/cls/total loss, LR
-                let total (l: string) = Double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[15], Globalization.CultureInfo.InvariantCulture)
+                // columns: epoch, 12 COCO stats, mean box/obj/cls/total loss, LR
+                let total (l: string) = Double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[16], Globalization.CultureInfo.InvariantCulture)
                 Expect.isLessThan (total lines.[2]) (total lines.[0]) (sprintf "total loss falls: %A" lines)
                 Expect.isTrue (MixedPrecision.For(true, false, torch.CPU) = MixedPrecision(Nullable(), false)) "amp on the CPU: the plain path"
                 Expect.isTrue (MixedPrecision.For(false, true, torch.CPU).ComputeType = Nullable torch.ScalarType.BFloat16) "bf16 opt-in")

@@ -38,7 +38,7 @@ public sealed class HyperParameters
     public double Gr => Core.Gr;
 
     /// <summary>The loss's view of these hyperparameters (gains, positive weights, iou_t, fl_gamma).</summary>
-    public Loss.LossHyp LossHyperParameters => Hyp.toLossHyp(Core);
+    internal Loss.LossHyp LossHyperParameters => Hyp.toLossHyp(Core);
 
     /// <summary>Objectness-target GIoU ratio at a global iteration: <see cref="Gr"/>, or its linear ramp from 0 (hyp gr_ramp).</summary>
     public double GrAt(int iteration) => Hyp.grAt(Math.Max(iteration, 0), Core);

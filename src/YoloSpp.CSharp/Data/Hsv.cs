@@ -1,7 +1,7 @@
 namespace YoloSpp.Data;
 
 /// <summary>OpenCV's 8-bit RGB ↔ HSV conversions (COLOR_BGR2HSV / COLOR_HSV2BGR): H = hue / 2 in [0, 180), S and V in [0, 255].</summary>
-public static class Hsv
+internal static class Hsv
 {
     // per hue byte: the sector floor(h/30) mod 6 and its fraction, exactly as ToRgb computes them
     static readonly int[] Sector = Enumerable.Range(0, 256).Select(h8 => (int)Math.Floor(h8 * 2.0 / 60.0) % 6).ToArray();

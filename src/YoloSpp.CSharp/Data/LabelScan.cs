@@ -4,8 +4,36 @@ using static YoloSpp.Data.Labels;
 
 namespace YoloSpp.Data;
 
-/// <summary>One image of a dataset: its files, original size and objects (normalised rows).</summary>
-public sealed record DatasetItem(string ImagePath, string LabelPath, int Width0, int Height0, LabelRow[] Labels);
+/// <summary>One object of a label file: its class and box (centre, size) normalised to the image (0..1).</summary>
+/// <param name="Class">Class index.</param>
+/// <param name="Cx">Box centre x.</param>
+/// <param name="Cy">Box centre y.</param>
+/// <param name="W">Box width.</param>
+/// <param name="H">Box height.</param>
+public readonly record struct ObjectLabel(int Class, double Cx, double Cy, double W, double H)
+{
+    internal static ObjectLabel Of(LabelRow r) => new(r.Class, r.Cx, r.Cy, r.W, r.H);
+    internal static ObjectLabel[] Of(LabelRow[] rows) => Array.ConvertAll(rows, Of);
+}
+
+/// <summary>One image of a dataset: its files, original size and objects.</summary>
+public sealed class DatasetItem
+{
+    internal DatasetItem(string imagePath, string labelPath, int width0, int height0, LabelRow[] rows) =>
+        (ImagePath, LabelPath, Width0, Height0, Rows) = (imagePath, labelPath, width0, height0, rows);
+
+    /// <summary>The image file.</summary>
+    public string ImagePath { get; }
+    /// <summary>Its label file (which may not exist: no objects).</summary>
+    public string LabelPath { get; }
+    /// <summary>Original width in pixels.</summary>
+    public int Width0 { get; }
+    /// <summary>Original height in pixels.</summary>
+    public int Height0 { get; }
+    /// <summary>The objects of the label file.</summary>
+    public IReadOnlyList<ObjectLabel> Labels => ObjectLabel.Of(Rows);
+    internal LabelRow[] Rows { get; }
+}
 
 /// <summary>What a label scan found: the items and the reference's counts, or every error.</summary>
 public sealed class ScanResult
@@ -38,7 +66,7 @@ public sealed class ScanResult
 /// resolves the image list, reads every image header (size; corrupt files are errors here, not mid-training) and
 /// label file, and keeps a cache next to the list, valid while no image or label file changes size or mtime.
 /// </summary>
-public static class LabelScan
+internal static class LabelScan
 {
     const int CacheVersion = 1;
 
@@ -168,7 +196,7 @@ public static class LabelScan
     static void TryWriteCache(string path, int nc, Stamp[] stamps, ScanResult r)
     {
         var entries = r.Items.Select(it => new CacheEntry(it.Width0, it.Height0,
-            it.Labels.SelectMany(l => new[] { l.Class, l.Cx, l.Cy, l.W, l.H }).ToArray())).ToArray();
+            it.Rows.SelectMany(l => new[] { l.Class, l.Cx, l.Cy, l.W, l.H }).ToArray())).ToArray();
         var c = new CacheFile(CacheVersion, nc, stamps, entries, r.Found, r.Missing, r.Empty, r.Duplicate, r.Warnings.ToArray());
         var tmp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
         try

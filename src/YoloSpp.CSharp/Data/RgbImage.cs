@@ -129,10 +129,10 @@ public sealed class RgbImage
     }
 
     /// <summary>The reference's letterbox pixels for a plan: the (already resized) image padded with 114.</summary>
-    public RgbImage Letterboxed(Letterbox.Plan plan) => Letterboxed(plan, 114);
+    internal RgbImage Letterboxed(Letterbox.Plan plan) => Letterboxed(plan, 114);
 
     /// <summary>The letterbox pixels for a plan, padded with grey level <paramref name="pad"/> (the reference's predict pads with 0).</summary>
-    public RgbImage Letterboxed(Letterbox.Plan plan, byte pad)
+    internal RgbImage Letterboxed(Letterbox.Plan plan, byte pad)
     {
         var img = this;
         if (plan.ResizedW != Width || plan.ResizedH != Height)

@@ -7,7 +7,7 @@ namespace YoloSpp.Data;
 /// <summary>Options of a dataset and its loader (the reference's LoadImagesAndLabels and DataLoader arguments).</summary>
 public sealed class DataOptions
 {
-    /// <summary>Target image size (long side), a multiple of 32. Default 512.</summary>
+    /// <summary>Target image size (long side), a multiple of <see cref="DarkNet.GridStride"/>. Default 512.</summary>
     public int ImageSize { get; init; } = 512;
     /// <summary>Images per batch. Default 4.</summary>
     public int BatchSize { get; init; } = 4;
@@ -33,7 +33,7 @@ public sealed class DataOptions
 public readonly record struct ImageShape(int Height0, int Width0, double RatioH, double RatioW, double PadW, double PadH);
 
 /// <summary>One prepared image: RGB pixels, its objects (normalised to the prepared image) and where it came from.</summary>
-public sealed record Sample(RgbImage Image, LabelRow[] Labels, string Path, int Index, ImageShape? Shape);
+public sealed record Sample(RgbImage Image, IReadOnlyList<ObjectLabel> Labels, string Path, int Index, ImageShape? Shape);
 
 /// <summary>
 /// The reference's LoadImagesAndLabels: scanned items plus __getitem__ (load_image, letterbox or mosaic, random
@@ -61,7 +61,7 @@ public sealed class YoloDataset
     YoloDataset(ScanResult scan, int nc, DataOptions o)
     {
         (Scan, NumClasses, Options) = (scan, nc, o);
-        if (o.ImageSize % 32 != 0 || o.ImageSize <= 0) throw new ArgumentException($"image size {o.ImageSize} must be a positive multiple of 32");
+        DarkNet.CheckImageSize(o.ImageSize);
         if (o.BatchSize < 1) throw new ArgumentException("batch size must be >= 1");
         _items = scan.Items.ToArray();
         _batchOf = Enumerable.Range(0, _items.Length).Select(i => i / o.BatchSize).ToArray();
@@ -122,7 +122,7 @@ public sealed class YoloDataset
             // the total ratio (load_image's × letterbox's), so scaleCoords maps boxes straight back to (h0, w0); the
             // reference's tuple holds load_image's h/h0 only and its evaluate recomputes the gain instead
             shape = new ImageShape(h0, w0, plan.RatioH * loaded.Height / h0, plan.RatioW * loaded.Width / w0, plan.PadW, plan.PadH);
-            boxes = toPixels(item.Labels, loaded.Width, loaded.Height, plan.RatioW, plan.RatioH, plan.PadW, plan.PadH);
+            boxes = toPixels(item.Rows, loaded.Width, loaded.Height, plan.RatioW, plan.RatioH, plan.PadW, plan.PadH);
         }
         if (Options.Augment)
         {
@@ -137,7 +137,7 @@ public sealed class YoloDataset
             img.FlipLeftRight();
             rows = flipLr(rows);
         }
-        return new Sample(img, rows, item.ImagePath, index, shape);
+        return new Sample(img, ObjectLabel.Of(rows), item.ImagePath, index, shape);
     }
 
     /// <summary>random_affine: draws (a, s, tx, ty, shear x, shear y) in the reference's order, warps when needed, moves the boxes.</summary>
@@ -168,13 +168,13 @@ public sealed class YoloDataset
             var tile = RgbImage.LoadResized(it.ImagePath, s, Options.Augment, out _, out _);
             var (dst, src) = mosaicTile(s, xc, yc, i, tile.Height, tile.Width).ToValueTuple();
             canvas.Paste(tile, src.X1, src.Y1, src.X2, src.Y2, dst.X1, dst.Y1);
-            boxes.AddRange(mosaicLabels(s, dst, src, tile.Height, tile.Width, it.Labels));
+            boxes.AddRange(mosaicLabels(s, dst, src, tile.Height, tile.Width, it.Rows));
         }
         // border = -s // 2 (Python floor division; s is even)
         return RandomAffine(canvas, boxes.ToArray(), rnd, -s / 2);
     }
 
     /// <summary>The reference's convert_to_coco_api over this dataset (image ids = dataset order, original sizes).</summary>
-    public YoloSpp.Evaluation.CocoDataset ToCocoGroundTruth(IReadOnlyList<string>? names = null) =>
-        CocoGroundTruth.convert((names ?? Array.Empty<string>()).ToArray(), _items.Select(it => new CocoGroundTruth.SourceImage(it.ImagePath, it.Height0, it.Width0, it.Labels)).ToArray());
+    internal YoloSpp.Evaluation.CocoDataset ToCocoGroundTruth(IReadOnlyList<string>? names = null) =>
+        CocoGroundTruth.convert((names ?? Array.Empty<string>()).ToArray(), _items.Select(it => new CocoGroundTruth.SourceImage(it.ImagePath, it.Height0, it.Width0, it.Rows)).ToArray());
 }

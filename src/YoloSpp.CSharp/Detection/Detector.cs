@@ -10,7 +10,7 @@ namespace YoloSpp.Detection;
 /// <summary>Settings of a <see cref="Detector"/>; the defaults are the reference's predict (512 px, IoU 0.6, multi-label).</summary>
 public sealed record DetectorOptions
 {
-    /// <summary>Network input size (long side), a multiple of 32. Default 512.</summary>
+    /// <summary>Network input size (long side), a multiple of <see cref="DarkNet.GridStride"/>. Default 512.</summary>
     public int ImageSize { get; init; } = 512;
     /// <summary>Objectness and class-confidence threshold of NMS. Default 0.3.</summary>
     public double ConfThreshold { get; init; } = 0.3;
@@ -79,13 +79,12 @@ public sealed class Detector : IDisposable
     /// <exception cref="InvalidInputException">The cfg is malformed.</exception>
     /// <exception cref="InvalidInputException">The .names file is missing, empty or has another class count than the cfg.</exception>
     /// <exception cref="InvalidInputException">The weights do not fit the cfg.</exception>
-    /// <exception cref="ArgumentException">The image size is not a positive multiple of 32.</exception>
+    /// <exception cref="ArgumentException">The image size is not a positive multiple of <see cref="DarkNet.GridStride"/>.</exception>
     public static Detector Load(string cfgPath, string weightsPath, string namesPath, DetectorOptions? options = null,
         Action<string>? notice = null)
     {
         options ??= new DetectorOptions();
-        if (options.ImageSize <= 0 || options.ImageSize % 32 != 0)
-            throw new ArgumentException($"image size {options.ImageSize} must be a positive multiple of 32");
+        DarkNet.CheckImageSize(options.ImageSize);
         Backend.Initialize();
         using var model = DarkNet.FromCfgFile(cfgPath);
         var names = DataFiles.ReadNames(namesPath);

@@ -21,6 +21,26 @@ public sealed record EvaluationOptions
     public int MaxDetections { get; init; } = 100;
 }
 
+/// <summary>AP of one class over all areas at maxDets 100.</summary>
+/// <param name="CategoryId">Class index (the COCO category id).</param>
+/// <param name="Name">Class name.</param>
+/// <param name="Ap">AP@[.5:.95]; −1 when the class has no ground truth.</param>
+/// <param name="Ap50">AP@.5; −1 when the class has no ground truth.</param>
+public sealed record ClassAp(long CategoryId, string Name, double Ap, double Ap50);
+
+/// <summary>One detection in COCO's result format: the image, the class and the box in original-image pixels.</summary>
+/// <param name="ImageId">Image id (its index in the dataset).</param>
+/// <param name="CategoryId">Class index.</param>
+/// <param name="X">Left edge.</param>
+/// <param name="Y">Top edge.</param>
+/// <param name="W">Width.</param>
+/// <param name="H">Height.</param>
+/// <param name="Score">Confidence (objectness × class score).</param>
+public readonly record struct ImageDetection(long ImageId, long CategoryId, double X, double Y, double W, double H, double Score)
+{
+    internal CocoDetection ToCoco() => new(ImageId, CategoryId, new CocoBox(X, Y, W, H), Score);
+}
+
 /// <summary>The 12 COCO numbers of a dataset, the per-class AP, and the detections they came from.</summary>
 /// <param name="Stats">pycocotools' 12 stats (AP@[.5:.95], AP@.5, AP@.75, AP S/M/L, AR@1/10/100, AR S/M/L); −1 = undefined.</param>
 /// <param name="Summary">The table pycocotools prints.</param>
@@ -28,13 +48,16 @@ public sealed record EvaluationOptions
 /// <param name="Detections">The detections in original-image pixels (COCO xywh), ready to save as JSON.</param>
 /// <param name="Images">Images evaluated.</param>
 /// <param name="Elapsed">Wall time: loading, inference, NMS and the COCO evaluation.</param>
-public sealed record EvaluationResult(IReadOnlyList<double> Stats, string Summary, IReadOnlyList<CategoryAp> PerClass,
-    IReadOnlyList<CocoDetection> Detections, int Images, TimeSpan Elapsed)
+public sealed record EvaluationResult(IReadOnlyList<double> Stats, string Summary, IReadOnlyList<ClassAp> PerClass,
+    IReadOnlyList<ImageDetection> Detections, int Images, TimeSpan Elapsed)
 {
     /// <summary>AP@[.5:.95] (stats[0]).</summary>
     public double Map => Stats[0];
     /// <summary>AP@.5 (stats[1]).</summary>
     public double Map50 => Stats[1];
+
+    /// <summary>The detections as a COCO result json (a list of {image_id, category_id, bbox, score}).</summary>
+    public string DetectionsJson() => CocoJson.serializeDetections(Detections.Select(d => d.ToCoco()).ToArray());
 }
 
 /// <summary>
@@ -66,7 +89,7 @@ public static class Evaluator
         CancellationToken cancellation = default)
     {
         var data = DataFiles.ReadData(dataPath);
-        var names = DataFiles.ReadNames(data.Names, data.Classes);
+        var names = DataFiles.ReadNames(data.NamesFile, data.Classes);
         Backend.Initialize();
         using var model = DarkNet.FromCfgFile(cfgPath);
         if (model.NumClasses != data.Classes)
@@ -97,7 +120,7 @@ public static class Evaluator
             d.MinWh, d.MaxWh, d.Classes, d.Agnostic);
         var wasTraining = model.training;
         model.eval();
-        var detections = new List<CocoDetection>();
+        var detections = new List<ImageDetection>();
         try
         {
             foreach (var batch in new YoloDataLoader(dataset).Epoch(0))
@@ -122,8 +145,7 @@ public static class Evaluator
                     for (int k = 0; k < rows.shape[0]; k++)
                     {
                         float x1 = b[4 * k], y1 = b[4 * k + 1], x2 = b[4 * k + 2], y2 = b[4 * k + 3];
-                        detections.Add(new CocoDetection(batch.Indices[i], (long)r[6 * k + 5],
-                            new CocoBox(x1, y1, x2 - x1, y2 - y1), r[6 * k + 4]));
+                        detections.Add(new ImageDetection(batch.Indices[i], (long)r[6 * k + 5], x1, y1, x2 - x1, y2 - y1, r[6 * k + 4]));
                     }
                 }
             }
@@ -134,7 +156,8 @@ public static class Evaluator
         }
         var gt = dataset.ToCocoGroundTruth(classNames);
         var detArray = detections.ToArray();
-        var result = CocoEval.evaluate(gt, detArray);
-        return new EvaluationResult(result.Stats, result.Summary, result.PerCategory, detArray, dataset.Count, watch.Elapsed);
+        var result = CocoEval.evaluate(gt, detArray.Select(d => d.ToCoco()).ToArray());
+        var perClass = result.PerCategory.Select(c => new ClassAp(c.CategoryId, c.Name, c.Ap, c.Ap50)).ToArray();
+        return new EvaluationResult(result.Stats, result.Summary, perClass, detArray, dataset.Count, watch.Elapsed);
     }
 }

@@ -11,7 +11,7 @@ namespace YoloSpp.Model;
 /// with <c>num_batches_tracked.add_(1)</c>, two temporary Scalars left to the finalizer that a GC on another
 /// thread can free while libtorch reads them. This one counts with an owned Scalar.
 /// </summary>
-public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
+internal sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
 {
     /// <summary>A BatchNorm2d over <paramref name="features"/> channels.</summary>
     public BatchNorm2d(long features, double eps = 1e-5, double momentum = 0.1)
@@ -34,7 +34,7 @@ public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
 
 /// <summary>LeakyReLU (in place, as the reference builds it) whose negative slope is an owned Scalar: TorchSharp's
 /// module converts the slope to a temporary Scalar on every call and leaves it to the finalizer.</summary>
-public sealed class LeakyReLU : nn.Module<Tensor, Tensor>
+internal sealed class LeakyReLU : nn.Module<Tensor, Tensor>
 {
     readonly Scalar _slope;
 

@@ -19,12 +19,25 @@ public sealed record DarkNetOutput(Tensor[] Raw, Tensor? Detections);
 /// </summary>
 public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
 {
+    /// <summary>The coarsest yolo layer's stride: input sizes are multiples of it (the reference's gs = 32).</summary>
+    public const int GridStride = CfgM.GridStride;
+
+    /// <summary>Checks a network input size (positive, a multiple of <see cref="GridStride"/>); the message names <paramref name="what"/>.</summary>
+    /// <exception cref="ArgumentException">The size does not fit.</exception>
+    public static void CheckImageSize(int size, string what = "image size")
+    {
+        var r = CfgM.checkImageSize(what, size);
+        if (r.IsError) throw new ArgumentException(r.ErrorValue);
+    }
+
     // the field name is the state-dict prefix, as in the reference
     readonly ModuleList<nn.Module> module_list;
     readonly bool[] _keep;
 
     /// <summary>The parsed cfg the network was built from.</summary>
-    public CfgM.NetCfg Config { get; }
+    public DarknetConfig Config { get; }
+
+    internal CfgM.NetCfg Cfg => Config.Core;
     /// <summary>Number of classes (of the yolo layers).</summary>
     public int NumClasses { get; }
     /// <summary>Module indices of the yolo layers.</summary>
@@ -59,14 +72,15 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     readonly (Conv2d Conv, ConvConfig Config, nn.Module<Tensor, Tensor>[] After)?[] _convBlocks;
 
     /// <summary>Builds the network for a parsed cfg. Strides are assigned 32, 16, 8 by yolo order, as the reference does.</summary>
-    public DarkNet(CfgM.NetCfg cfg) : this(cfg, fused: false) { }
+    public DarkNet(DarknetConfig cfg) : this(cfg, fused: false) { }
 
     /// <summary>Builds the network; <paramref name="fused"/> builds convs with a bias and no BatchNorm (see <see cref="Fuse"/>).</summary>
-    DarkNet(CfgM.NetCfg cfg, bool fused) : base(nameof(DarkNet))
+    DarkNet(DarknetConfig config, bool fused) : base(nameof(DarkNet))
     {
         IsFused = fused;
         Backend.Initialize();
-        Config = cfg;
+        Config = config ?? throw new ArgumentNullException(nameof(config));
+        var cfg = config.Core;
         var defs = cfg.Modules.ToArray();
         var channels = CfgM.outputChannels(cfg).ToArray();
         var yoloStrides = new[] { 32, 16, 8 };
@@ -119,9 +133,9 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         var configs = ConvConfigsByModule(cfg);
         for (int i = 0; i < defs.Length; i++)
         {
-            if (configs[i] is not { } config || modules[i] is not Sequential seq) continue;
+            if (configs[i] is not { } convConfig || modules[i] is not Sequential seq) continue;
             var children = seq.named_children().Select(ch => ch.module).ToArray();
-            _convBlocks[i] = ((Conv2d)children[0], config, children.Skip(1).Cast<nn.Module<Tensor, Tensor>>().ToArray());
+            _convBlocks[i] = ((Conv2d)children[0], convConfig, children.Skip(1).Cast<nn.Module<Tensor, Tensor>>().ToArray());
         }
         _keep = new bool[defs.Length];
         foreach (var r in Routs) _keep[r] = true;
@@ -135,7 +149,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     public IReadOnlyList<ConvConfig> ConvConfigs => _convBlocks.Where(b => b is not null).Select(b => b!.Value.Config).ToArray();
 
     /// <summary>The configuration of every convolution a cfg builds, in module order, without building it.</summary>
-    public static IReadOnlyList<ConvConfig> ConvConfigsOf(CfgM.NetCfg cfg) => ConvConfigsByModule(cfg).OfType<ConvConfig>().ToArray();
+    public static IReadOnlyList<ConvConfig> ConvConfigsOf(DarknetConfig cfg) => ConvConfigsByModule(cfg.Core).OfType<ConvConfig>().ToArray();
 
     static ConvConfig?[] ConvConfigsByModule(CfgM.NetCfg cfg)
     {
@@ -203,8 +217,8 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     /// </summary>
     public override DarkNetOutput forward(Tensor x)
     {
-        if (x.dim() != 4 || x.shape[1] != Config.Net.Channels)
-            throw new ArgumentException($"input must be [bs, {Config.Net.Channels}, H, W], got [{string.Join(", ", x.shape)}]", nameof(x));
+        if (x.dim() != 4 || x.shape[1] != Config.Channels)
+            throw new ArgumentException($"input must be [bs, {Config.Channels}, H, W], got [{string.Join(", ", x.shape)}]", nameof(x));
         var outputs = new Tensor?[module_list.Count];
         var raw = new List<Tensor>(YoloLayers.Count);
         var lowPrecision = _computeType;

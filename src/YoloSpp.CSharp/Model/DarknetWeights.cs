@@ -74,7 +74,7 @@ public static class DarknetWeights
         var seen = header.SeenIs64 ? BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(12)) : BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(12));
         header = header with { Seen = seen };
         long offset = header.Size;
-        var defs = model.Config.Modules.ToArray();
+        var defs = model.Cfg.Modules.ToArray();
         using var _ = no_grad();
         foreach (var (index, conv, bn) in Convs(model, cutoff ?? int.MaxValue))
         {

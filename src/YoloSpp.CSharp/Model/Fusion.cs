@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace YoloSpp.Model;
 
 /// <summary>Conv + BatchNorm folding for inference.</summary>
-public static class Fusion
+internal static class Fusion
 {
     /// <summary>
     /// Weight and bias of one conv equal to <paramref name="conv"/> followed by <paramref name="bn"/> in eval mode:

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace YoloSpp.Model;
 
 /// <summary>[route]: concatenates earlier outputs along channels (the reference's FeatureConcat).</summary>
-public sealed class FeatureConcat : nn.Module
+internal sealed class FeatureConcat : nn.Module
 {
     /// <summary>Absolute indices of the layers whose outputs are concatenated, in cfg order.</summary>
     public int[] Layers { get; }
@@ -18,7 +18,7 @@ public sealed class FeatureConcat : nn.Module
 }
 
 /// <summary>[shortcut]: adds earlier outputs to the previous one (the reference's WeightedFeatureFusion, unweighted).</summary>
-public sealed class WeightedFeatureFusion : nn.Module
+internal sealed class WeightedFeatureFusion : nn.Module
 {
     /// <summary>Absolute indices of the layers added to the input.</summary>
     public int[] Layers { get; }

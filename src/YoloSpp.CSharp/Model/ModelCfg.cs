@@ -2,22 +2,62 @@ using YoloSpp.Model;
 
 namespace YoloSpp;
 
-/// <summary>Reads Darknet cfg files into the F# core's typed representation.</summary>
+/// <summary>
+/// A parsed Darknet cfg: the [net] options and the modules a <see cref="DarkNet"/> is built from, module for module
+/// as the reference's parse_model_cfg reads them. Read one with <see cref="ModelCfg"/>.
+/// </summary>
+public sealed class DarknetConfig
+{
+    internal Cfg.NetCfg Core { get; }
+
+    internal DarknetConfig(Cfg.NetCfg core) => Core = core;
+
+    /// <summary>Input channels ([net] channels, 3 for RGB).</summary>
+    public int Channels => Core.Net.Channels;
+    /// <summary>[net] width, or null when the cfg gives none.</summary>
+    public int? Width => Core.Net.Width is { } w ? w.Value : null;
+    /// <summary>[net] height, or null when the cfg gives none.</summary>
+    public int? Height => Core.Net.Height is { } h ? h.Value : null;
+    /// <summary>Number of modules (sections after [net]).</summary>
+    public int ModuleCount => Core.Modules.Length;
+    /// <summary>The cfg section name of each module ("convolutional", "shortcut", "route", "maxpool", "upsample", "yolo").</summary>
+    public IReadOnlyList<string> ModuleTypes => Core.Modules.Select(m => Summary.typeName(m.Layer)).ToArray();
+    /// <summary>Module indices of the [yolo] layers.</summary>
+    public IReadOnlyList<int> YoloLayerIndices => Cfg.yoloLayers(Core).ToArray();
+    /// <summary>Classes of the [yolo] layers (0 without any).</summary>
+    public int NumClasses => Core.Modules.Select(m => m.Layer).OfType<Cfg.Layer.Yolo>().Select(y => y.Item.Classes).FirstOrDefault();
+    /// <summary>Whether the network begins with yolov3-spp's Darknet-53 backbone, module for module (see <see cref="TrainSteps.Model"/>).</summary>
+    public bool HasDarknet53Backbone => Topology.hasDarknet53Backbone(Core);
+
+    /// <summary>The same network with [net] width and height set to <paramref name="size"/> (a multiple of the grid stride).</summary>
+    public DarknetConfig WithImageSize(int size)
+    {
+        DarkNet.CheckImageSize(size);
+        var net = Core.Net;
+        var some = Microsoft.FSharp.Core.FSharpOption<int>.Some(size);
+        return new DarknetConfig(new Cfg.NetCfg(new Cfg.NetOptions(net.Line, net.Batch, net.Subdivisions, some, some, net.Channels, net.Other), Core.Modules));
+    }
+
+    /// <summary>The cfg as Darknet text (parsing it gives the same network).</summary>
+    public string ToCfgText() => CfgWrite.toText(Core);
+}
+
+/// <summary>Reads and writes Darknet cfg files.</summary>
 public static class ModelCfg
 {
     /// <summary>Parses cfg text; <paramref name="file"/> only names the source in errors.</summary>
     /// <exception cref="InvalidInputException">The text is not a valid cfg for the reference model.</exception>
-    public static Cfg.NetCfg Parse(string file, string text)
+    public static DarknetConfig Parse(string file, string text)
     {
         var result = Cfg.parse(file, text);
         if (result.IsError) throw InvalidInputException.From(result.ErrorValue);
-        return result.ResultValue;
+        return new DarknetConfig(result.ResultValue);
     }
 
     /// <summary>Reads and parses a cfg file.</summary>
     /// <exception cref="InvalidInputException">The file is not a valid cfg for the reference model.</exception>
     /// <exception cref="InvalidInputException">The file does not exist.</exception>
-    public static Cfg.NetCfg Load(string path)
+    public static DarknetConfig Load(string path)
     {
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such cfg file");
         return Parse(path, File.ReadAllText(path));
@@ -31,17 +71,17 @@ public static class ModelCfg
     /// (the training demo's shallow variant), with <paramref name="numClasses"/> classes.
     /// </summary>
     /// <exception cref="ArgumentException">Unknown name or a class count below 1.</exception>
-    public static Cfg.NetCfg Topology(string name, int numClasses)
+    public static DarknetConfig Topology(string name, int numClasses)
     {
         if (numClasses < 1) throw new ArgumentException($"classes must be at least 1, got {numClasses}", nameof(numClasses));
         var result = YoloSpp.Model.Topology.named(name, numClasses);
         if (result.IsError) throw new ArgumentException(result.ErrorValue, nameof(name));
-        return result.ResultValue;
+        return new DarknetConfig(result.ResultValue);
     }
 
     /// <summary>A cfg file, or, when no such file exists and the name is a built-in topology, that topology.</summary>
     /// <exception cref="InvalidInputException">Neither a file nor a topology name.</exception>
-    public static Cfg.NetCfg LoadOrTopology(string pathOrName, int numClasses)
+    public static DarknetConfig LoadOrTopology(string pathOrName, int numClasses)
     {
         if (!File.Exists(pathOrName) && TopologyNames.Contains(pathOrName.ToLowerInvariant()))
             return Topology(pathOrName, numClasses);
@@ -51,7 +91,7 @@ public static class ModelCfg
     }
 
     /// <summary>Writes a cfg as text (atomically); <see cref="Parse"/> of the file gives the same network.</summary>
-    public static void Write(Cfg.NetCfg cfg, string destinationPath) => AtomicFile.WriteAllText(destinationPath, CfgWrite.toText(cfg));
+    public static void Write(DarknetConfig cfg, string destinationPath) => AtomicFile.WriteAllText(destinationPath, cfg.ToCfgText());
 
     /// <summary>
     /// Writes a copy of a cfg with another class count (and optionally other anchors): <c>classes</c> in every

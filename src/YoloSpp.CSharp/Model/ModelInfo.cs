@@ -27,16 +27,16 @@ public static class ModelInfo
     /// <summary>Summarises a network at an input size (shapes come from the cfg; no forward pass is run).</summary>
     public static ModelSummary Describe(DarkNet model, int height, int width)
     {
-        if (height % 32 != 0 || width % 32 != 0 || height <= 0 || width <= 0)
-            throw new ArgumentException($"image size {width}x{height} must be a positive multiple of 32");
-        var shapes = Summary.layerShapes(model.Config, height, width).ToArray();
+        DarkNet.CheckImageSize(height, "image height");
+        DarkNet.CheckImageSize(width, "image width");
+        var shapes = Summary.layerShapes(model.Cfg, height, width).ToArray();
         var rows = shapes.Select(s => new LayerSummary(s.Index, s.Type, s.Shape,
             model.Modules[s.Index].parameters().Sum(p => p.numel()))).ToArray();
         var pars = model.parameters().ToArray();
         // folding removes each BN's weight and bias and gives a bias to its conv: one tensor fewer per pair
-        int bnPairs = model.Config.Modules.Count(m => m.Layer is Cfg.Layer.Convolutional c && c.Item.BatchNormalize);
+        int bnPairs = model.Cfg.Modules.Count(m => m.Layer is Cfg.Layer.Convolutional c && c.Item.BatchNormalize);
         int fused = model.IsFused ? pars.Length : pars.Length - bnPairs;
         return new ModelSummary(rows, pars.Length, pars.Sum(p => p.numel()), pars.Where(p => p.requires_grad).Sum(p => p.numel()),
-            Summary.gflops(model.Config, height, width), height, width, fused);
+            Summary.gflops(model.Cfg, height, width), height, width, fused);
     }
 }

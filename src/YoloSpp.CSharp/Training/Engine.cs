@@ -16,7 +16,7 @@ namespace YoloSpp;
 /// <param name="ImageSize">Size the loader produces (multi-scale resizes from it).</param>
 /// <param name="Random">Draws of the multi-scale sizes.</param>
 /// <param name="TimeLeft">Stop the epoch early once this much time has passed; null for no limit.</param>
-public sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp, int Accumulate, bool Warmup,
+internal sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp, int Accumulate, bool Warmup,
     (int Min, int Max)? MultiScaleGrid, int ImageSize, Random Random, TimeSpan? TimeLeft)
 {
     /// <summary>Convolutions' type during the epoch (<see cref="MixedPrecision.ComputeType"/>); null: float32.</summary>
@@ -32,14 +32,14 @@ public sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp, i
 /// <param name="Cancelled">Stopped by the cancellation token.</param>
 /// <param name="TimeUp">Stopped by the time limit.</param>
 /// <param name="NonFinite">Set when a loss was not finite: the parts and the batch's image paths (training must stop).</param>
-public sealed record EpochOutcome(LossParts MeanLosses, double LearningRate, int Batches, int Images, TimeSpan Elapsed,
+internal sealed record EpochOutcome(LossParts MeanLosses, double LearningRate, int Batches, int Images, TimeSpan Elapsed,
     bool Cancelled, bool TimeUp, string? NonFinite);
 
 /// <summary>The reference's engine: train_one_epoch with its collaborators passed in (evaluation is <see cref="Evaluator"/>).</summary>
-public static class Engine
+internal static class Engine
 {
-    /// <summary>The grid stride every input size is a multiple of (the coarsest yolo layer's).</summary>
-    public const int GridStride = 32;
+    /// <summary>The grid stride every input size is a multiple of (<see cref="DarkNet.GridStride"/>).</summary>
+    public const int GridStride = DarkNet.GridStride;
 
     /// <summary>
     /// One batch of the reference's train_one_epoch: forward in train mode, compute_loss, backward of

@@ -9,7 +9,7 @@ namespace YoloSpp;
 /// and the scale backs off, and after <see cref="GrowthInterval"/> good steps it grows. Disabled, it is the plain
 /// path: the loss is not scaled and every step is taken (TorchSharp has no GradScaler of its own).
 /// </summary>
-public sealed class LossScaler
+internal sealed class LossScaler
 {
     /// <summary>Whether scaling is on.</summary>
     public bool Enabled { get; }

@@ -11,7 +11,7 @@ namespace YoloSpp;
 /// </summary>
 /// <param name="ComputeType">The convolutions' type, or null for float32.</param>
 /// <param name="ScaleLoss">Whether the loss is scaled dynamically (float16 only).</param>
-public readonly record struct MixedPrecision(ScalarType? ComputeType, bool ScaleLoss)
+internal readonly record struct MixedPrecision(ScalarType? ComputeType, bool ScaleLoss)
 {
     /// <summary>The mode for the options: bf16 wins; amp means float16 on CUDA and nothing on the CPU.</summary>
     public static MixedPrecision For(bool amp, bool bf16, Device device) =>

@@ -19,7 +19,7 @@ public sealed record TrainOptions
     public int Epochs { get; init; } = 30;
     /// <summary>Images per batch.</summary>
     public int BatchSize { get; init; } = 4;
-    /// <summary>Training and test image size (a multiple of <see cref="Engine.GridStride"/>).</summary>
+    /// <summary>Training and test image size (a multiple of <see cref="DarkNet.GridStride"/>).</summary>
     public int ImageSize { get; init; } = 512;
     /// <summary>Keep only the best checkpoint (by mAP@0.5:0.95) besides last.ckpt; false keeps one per epoch.</summary>
     public bool SaveBest { get; init; } = true;
@@ -80,8 +80,7 @@ public sealed record TrainOptions
     /// <summary>Checks the numbers; throws <see cref="ArgumentException"/> naming the option.</summary>
     public void Validate()
     {
-        if (ImageSize <= 0 || ImageSize % Engine.GridStride != 0)
-            throw new ArgumentException($"--img-size {ImageSize} must be a positive multiple of {Engine.GridStride}");
+        DarkNet.CheckImageSize(ImageSize, "--img-size");
         if (BatchSize < 1) throw new ArgumentException($"--batch-size {BatchSize} must be >= 1");
         if (Epochs < 1) throw new ArgumentException($"--epochs {Epochs} must be >= 1");
         if (Accumulate is < 1) throw new ArgumentException($"--accumulate {Accumulate} must be >= 1");

@@ -20,7 +20,7 @@ public sealed class TrainingData
     /// <summary>The .data file and its class names.</summary>
     public DataDescription Files { get; }
     /// <summary>Number of classes.</summary>
-    public int NumClasses => Files.Data.Classes;
+    public int NumClasses => Files.Classes;
     /// <summary>Class names, in class order.</summary>
     public IReadOnlyList<string> ClassNames => Files.Names;
     /// <summary>Hyperparameters with train.py's adjustments (cls × nc/80, obj × img/320).</summary>
@@ -52,22 +52,22 @@ public static class TrainSteps
         ArgumentNullException.ThrowIfNull(o);
         o.Validate();
         var files = DataFiles.Load(o.Data);
-        int nc = files.Data.Classes;
+        int nc = files.Classes;
         var hyp = (o.Hyp is null ? HyperParameters.Default : HyperParameters.Load(o.Hyp)).AdjustedFor(nc, o.ImageSize);
         (int Min, int Max)? grid = null;
         int trainSize = o.ImageSize;
         if (o.MultiScale)
         {
             grid = Engine.MultiScaleGrid(o.ImageSize);
-            trainSize = grid.Value.Max * Engine.GridStride;
-            log?.Invoke($"multi-scale training, image sizes [{grid.Value.Min * Engine.GridStride}, {trainSize}]");
+            trainSize = grid.Value.Max * DarkNet.GridStride;
+            log?.Invoke($"multi-scale training, image sizes [{grid.Value.Min * DarkNet.GridStride}, {trainSize}]");
         }
-        var train = YoloDataset.Open(files.Data.Train, nc, new DataOptions
+        var train = YoloDataset.Open(files.Train, nc, new DataOptions
         {
             ImageSize = trainSize, BatchSize = o.BatchSize, Augment = o.Augment, Mosaic = o.Mosaic, Rect = o.Rect,
             Hyp = hyp, Shuffle = !o.Rect, Seed = o.Seed,
         });
-        var valid = YoloDataset.Open(files.Data.Valid, nc, new DataOptions
+        var valid = YoloDataset.Open(files.Valid, nc, new DataOptions
         {
             ImageSize = o.ImageSize, BatchSize = o.EvalBatchSize ?? o.BatchSize, Rect = true, Hyp = hyp,
         });
@@ -106,7 +106,7 @@ public static class TrainSteps
                 else
                 {
                     log?.Invoke($"{o.Weights}: {ModelWeights.Load(model, o.Weights)}");
-                    if (!o.FreezeLayers && o.FreezeBackbone && Topology.hasDarknet53Backbone(model.Config))
+                    if (!o.FreezeLayers && o.FreezeBackbone && model.Config.HasDarknet53Backbone)
                     {
                         ModelWeights.Freeze(model, onlyPredictors: false, lastFrozen: Topology.darknet53Modules - 1);
                         log?.Invoke($"freezing the Darknet-53 backbone (modules 0..{Topology.darknet53Modules - 1}) as the reference does when fine-tuning");

@@ -10,14 +10,14 @@ namespace YoloSpp;
 /// <param name="Stats">The 12 COCO stats (null when the epoch was not evaluated).</param>
 /// <param name="MeanLosses">Mean box, objectness, class, total loss.</param>
 /// <param name="LearningRate">LR at the end of the epoch.</param>
-public sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, LossParts MeanLosses, double LearningRate);
+internal sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, LossParts MeanLosses, double LearningRate);
 
 /// <summary>
 /// The run's logs: the results file (one line per epoch: "epoch:N" then the 12 COCO stats, the four mean
 /// losses and the LR, rounded to 4 digits as the reference), TensorBoard scalars with the reference's tags, and a
 /// PNG plot of losses, mAP and LR. Files are rewritten atomically.
 /// </summary>
-public sealed class TrainingLog : IDisposable
+internal sealed class TrainingLog : IDisposable
 {
     static readonly string[] Tags =
         { "train/giou_loss", "train/obj_loss", "train/cls_loss", "train/loss", "learning_rate", "mAP@[IoU=0.50:0.95]", "mAP@[IoU=0.5]", "mAR@[IoU=0.50:0.95]" };

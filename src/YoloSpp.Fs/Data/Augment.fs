@@ -145,6 +145,6 @@ let rectShapes (sizes: (int * int)[]) (batchSize: int) (imgSize: int) (pad: floa
             let ar = order[b * batchSize .. min sizes.Length ((b + 1) * batchSize) - 1] |> Array.map (fun i -> ratios[i])
             let mini, maxi = Array.min ar, Array.max ar
             let fh, fw = if maxi < 1.0 then maxi, 1.0 elif mini > 1.0 then 1.0, 1.0 / mini else 1.0, 1.0
-            let side f = int (Math.Ceiling(f * float imgSize / 32.0 + pad)) * 32
+            let side f = int (Math.Ceiling(f * float imgSize / float YoloSpp.Model.Cfg.GridStride + pad)) * YoloSpp.Model.Cfg.GridStride
             side fh, side fw)
     order, shapes

@@ -6,6 +6,15 @@ open YoloSpp
 open System
 open System.Globalization
 
+/// The coarsest yolo layer's stride (the reference's gs): network input sizes are multiples of it.
+[<Literal>]
+let GridStride = 32
+
+/// Checks a network input size: positive and a multiple of `GridStride`; the error names the option.
+let checkImageSize (what: string) (size: int) : Result<int, string> =
+    if size > 0 && size % GridStride = 0 then Ok size
+    else Error(sprintf "%s %d must be a positive multiple of %d" what size GridStride)
+
 /// The activations the reference model builds: leaky = LeakyReLU(0.1), linear = none.
 /// Darknet's others (logistic, mish, swish, relu, ...) are rejected as unknown.
 type Activation =

@@ -41,7 +41,7 @@ let validate (s: SppSpec) : Result<SppSpec, string> =
     elif s.Repeats |> List.exists (fun r -> r < 1) then Error(sprintf "repeats must be ≥ 1: %A" s.Repeats)
     elif s.Anchors.Length <> 9 then Error(sprintf "anchors: expected 9, got %d" s.Anchors.Length)
     elif s.Classes < 1 then Error(sprintf "classes must be ≥ 1, got %d" s.Classes)
-    elif s.ImageSize < 32 || s.ImageSize % 32 <> 0 then Error(sprintf "image size must be a positive multiple of 32, got %d" s.ImageSize)
+    elif (checkImageSize "image size" s.ImageSize).IsError then Error(sprintf "image size must be a positive multiple of %d, got %d" GridStride s.ImageSize)
     else Ok s
 
 /// The network of a spec, module for module as a cfg file would give it (every ModuleDef's Line is 0).

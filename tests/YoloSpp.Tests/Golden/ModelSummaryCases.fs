@@ -44,8 +44,9 @@ let run (folder: string) (case: JsonElement) =
             | Ok t -> t
             | Error es -> failtestf "%A" es
         | None -> text
-    let cfg = ModelCfg.Parse(cfgPath, text)
-    let model = new DarkNet(cfg)
+    let config = ModelCfg.Parse(cfgPath, text)
+    let cfg = config.Core
+    let model = new DarkNet(config)
     let pars = model.parameters() |> Seq.toArray
     Expect.equal (pars |> Array.sumBy (fun p -> p.numel())) (num "total_params" case |> int64) "total_params"
     Expect.equal pars.Length (int "num_param_tensors" case) "num_param_tensors"
