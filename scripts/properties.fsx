@@ -15,10 +15,15 @@ let maxTest =
 
 let config = Config.Quick.WithMaxTest(maxTest).WithQuietOnSuccess(false)
 let mutable failures = 0
+
 for name, prop in IouProperties.properties do
     printf "%s: " name
-    try Check.One(config.WithQuietOnSuccess(false), prop)
+
+    try
+        Check.One(config.WithQuietOnSuccess(false), prop)
     with e ->
         failures <- failures + 1
         printfn "%s" e.Message
-if failures > 0 then exit 1
+
+if failures > 0 then
+    exit 1

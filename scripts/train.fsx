@@ -21,44 +21,55 @@ open YoloSpp
 open YoloSpp.Cli
 
 Environment.CurrentDirectory <- Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, ".."))
-let parser = ArgumentParser.Create<TrainCommand.TrainArgs>(programName = "dotnet fsi scripts/train.fsx")
+
+let parser =
+    ArgumentParser.Create<TrainCommand.TrainArgs>(programName = "dotnet fsi scripts/train.fsx")
 // the options of `yolospp train`, defaulting to the shapes demo (TrainOptions.ShapesDemo)
 let opt =
-    try TrainCommand.toOptions (parser.ParseCommandLine(fsi.CommandLineArgs |> Array.skip 1))
-    with :? ArguParseException as e -> eprintfn "%s" e.Message; exit (if e.ErrorCode = ErrorCode.HelpText then 0 else 2)
+    try
+        TrainCommand.toOptions (parser.ParseCommandLine(fsi.CommandLineArgs |> Array.skip 1))
+    with :? ArguParseException as e ->
+        eprintfn "%s" e.Message
+        exit (if e.ErrorCode = ErrorCode.HelpText then 0 else 2)
+
 let log = printfn "%s"
 
-exit (Errors.run (fun () ->
-    let device = Backend.ResolveDevice(opt.Device, Action<string> log)
-    printfn "Using %O device training." device
-    TrainCommand.ensureDefaultData opt log
+exit (
+    Errors.run (fun () ->
+        let device = Backend.ResolveDevice(opt.Device, Action<string> log)
+        printfn "Using %O device training." device
+        TrainCommand.ensureDefaultData opt log
 
-    // ================================ step 1/5 data (and augmentation) ================================
-    // the .data file and names, hyp.yaml adjusted as train.py does (cls *= nc/80, obj *= img_size/320), the training
-    // set and loader (at the multi-scale maximum when multi-scale is on), the validation set (rect batches)
-    let data = TrainSteps.Data(opt, log)
+        // ================================ step 1/5 data (and augmentation) ================================
+        // the .data file and names, hyp.yaml adjusted as train.py does (cls *= nc/80, obj *= img_size/320), the training
+        // set and loader (at the multi-scale maximum when multi-scale is on), the validation set (rect batches)
+        let data = TrainSteps.Data(opt, log)
 
-    // ================================ step 2/5 model ================================
-    // DarkNet from the cfg, its starting weights (a .ckpt resumes), and what is frozen
-    use model = TrainSteps.Model(opt, data, device, log)
+        // ================================ step 2/5 model ================================
+        // DarkNet from the cfg, its starting weights (a .ckpt resumes), and what is frozen
+        use model = TrainSteps.Model(opt, data, device, log)
 
-    // ================================ step 3/5 optimizer and learning rate ================================
-    // SGD nesterov over the trainable parameters; the cosine LambdaLR and the epoch-0 warmup are applied per epoch
-    use optimizer = TrainSteps.Optimizer(opt, model, data)
+        // ================================ step 3/5 optimizer and learning rate ================================
+        // SGD nesterov over the trainable parameters; the cosine LambdaLR and the epoch-0 warmup are applied per epoch
+        use optimizer = TrainSteps.Optimizer(opt, model, data)
 
-    // ================================ step 4/5 loss ================================
-    // compute_loss of the reference (F# core): GIoU box loss, objectness BCE with a GIoU target, class BCE
-    let loss = TrainSteps.Loss(model, data, device)
+        // ================================ step 4/5 loss ================================
+        // compute_loss of the reference (F# core): GIoU box loss, objectness BCE with a GIoU target, class BCE
+        let loss = TrainSteps.Loss(model, data, device)
 
-    // ================================ step 5/5 train ================================
-    // per epoch: train_one_epoch, evaluate, results line, TensorBoard, plot, last.ckpt and best.ckpt; Ctrl+C stops
-    // after the current batch with a resumable checkpoint
-    let token, ctrlC = TrainCommand.cancelOnCtrlC ()
-    use _ = ctrlC
-    let started = Diagnostics.Stopwatch.StartNew()
-    printfn "starting training for %d epochs..." opt.Epochs
-    let result = TrainSteps.Fit(opt, data, model, optimizer, loss, device, TrainCommand.progressPrinter (), token, Action<string> log)
-    TrainCommand.printSummary result
-    printfn "training took %s" (started.Elapsed.ToString(@"mm\:ss"))
-    if result.Cancelled then 130 else 0))
+        // ================================ step 5/5 train ================================
+        // per epoch: train_one_epoch, evaluate, results line, TensorBoard, plot, last.ckpt and best.ckpt; Ctrl+C stops
+        // after the current batch with a resumable checkpoint
+        let token, ctrlC = TrainCommand.cancelOnCtrlC ()
+        use _ = ctrlC
+        let started = Diagnostics.Stopwatch.StartNew()
+        printfn "starting training for %d epochs..." opt.Epochs
+
+        let result =
+            TrainSteps.Fit(opt, data, model, optimizer, loss, device, TrainCommand.progressPrinter (), token, Action<string> log)
+
+        TrainCommand.printSummary result
+        printfn "training took %s" (started.Elapsed.ToString(@"mm\:ss"))
+        if result.Cancelled then 130 else 0)
+)
 #endif

@@ -6,6 +6,7 @@ open Argu
 type IouArgs =
     | [<MainCommand; Mandatory>] Boxes of box1: string * box2: string
     | Format of BoxFormatArg
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -20,6 +21,7 @@ type HypArgs =
     | [<MainCommand; Mandatory>] File of path: string
     | Nc of int
     | Img_Size of int
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -29,6 +31,7 @@ type HypArgs =
 
 type CheckDataArgs =
     | [<Mandatory>] Data of path: string
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -41,6 +44,7 @@ type Voc2YoloArgs =
     | Train_List of name: string
     | Val_List of name: string
     | Skip_Difficult
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -56,6 +60,7 @@ type DatasetCfgArgs =
     | [<Mandatory>] Names of path: string
     | [<Mandatory>] Cfg of path: string
     | [<Mandatory>] Output of dir: string
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -69,6 +74,7 @@ type CfgArgs =
     | Classes of int
     | Img_Size of int
     | [<Mandatory>] Output of path: string
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -93,6 +99,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Cfg of ParseResults<CfgArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Doctor of ParseResults<DoctorCommand.DoctorArgs>
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with

@@ -19,6 +19,7 @@ type DetectArgs =
     | Iou of float
     | Img_Size of int
     | Device of name: string
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -38,47 +39,66 @@ let private isImage (path: string) = YoloSpp.Data.Labels.isImagePath path
 /// The annotated picture's path: same name in the output folder; formats Skia cannot write become .jpg.
 let private outputPath (outDir: string) (image: string) =
     let name = Path.GetFileName image
+
     match Path.GetExtension(name).ToLowerInvariant() with
-    | ".jpg" | ".jpeg" | ".png" -> Path.Combine(outDir, name)
+    | ".jpg"
+    | ".jpeg"
+    | ".png" -> Path.Combine(outDir, name)
     | _ -> Path.Combine(outDir, Path.GetFileNameWithoutExtension name + ".jpg")
 
 /// The images to process; a folder's non-image files are skipped with a note.
 let private sources (source: string) : Result<string[], string> =
     if Directory.Exists source then
         let files = Directory.GetFiles source |> Array.sort
+
         for f in files |> Array.filter (isImage >> not) do
             printfn "skipping %s: not an image" f
+
         let images = files |> Array.filter isImage
-        if images.Length = 0 then Error(sprintf "%s: no images in this folder" source) else Ok images
+
+        if images.Length = 0 then
+            Error(sprintf "%s: no images in this folder" source)
+        else
+            Ok images
     elif File.Exists source then
-        if isImage source then Ok [| source |]
-        else Error(sprintf "%s: not an image (expected %s)" source (String.Join(", ", YoloSpp.Data.Labels.imageExtensions)))
-    else Error(sprintf "%s: no such file or folder" source)
+        if isImage source then
+            Ok [| source |]
+        else
+            Error(sprintf "%s: not an image (expected %s)" source (String.Join(", ", YoloSpp.Data.Labels.imageExtensions)))
+    else
+        Error(sprintf "%s: no such file or folder" source)
 
 let private writeJson (path: string) (results: (string * DetectionResult) list) =
     use stream = new MemoryStream()
-    (
-        use w = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
-        w.WriteStartArray()
-        for image, r in results do
-            w.WriteStartObject()
-            w.WriteString("image", image)
-            w.WriteNumber("width", r.Width)
-            w.WriteNumber("height", r.Height)
-            w.WriteStartArray "detections"
-            for d in r.Detections do
-                w.WriteStartObject()
-                w.WriteNumber("class", d.ClassId)
-                w.WriteString("name", d.ClassName)
-                w.WriteNumber("confidence", d.Confidence)
-                w.WriteStartArray "box_xyxy"
-                for v in [| d.X1; d.Y1; d.X2; d.Y2 |] do w.WriteNumberValue v
-                w.WriteEndArray()
-                w.WriteEndObject()
-            w.WriteEndArray()
-            w.WriteEndObject()
-        w.WriteEndArray()
-    )
+
+    (use w = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
+     w.WriteStartArray()
+
+     for image, r in results do
+         w.WriteStartObject()
+         w.WriteString("image", image)
+         w.WriteNumber("width", r.Width)
+         w.WriteNumber("height", r.Height)
+         w.WriteStartArray "detections"
+
+         for d in r.Detections do
+             w.WriteStartObject()
+             w.WriteNumber("class", d.ClassId)
+             w.WriteString("name", d.ClassName)
+             w.WriteNumber("confidence", d.Confidence)
+             w.WriteStartArray "box_xyxy"
+
+             for v in [| d.X1; d.Y1; d.X2; d.Y2 |] do
+                 w.WriteNumberValue v
+
+             w.WriteEndArray()
+             w.WriteEndObject()
+
+         w.WriteEndArray()
+         w.WriteEndObject()
+
+     w.WriteEndArray())
+
     AtomicFile.WriteAllBytes(path, stream.ToArray())
 
 let private counts (detections: Detection seq) =
@@ -91,6 +111,7 @@ let private counts (detections: Detection seq) =
 /// Runs the command; returns the exit code (2 for bad input or an unreadable image, naming the file on stderr).
 let run (args: ParseResults<DetectArgs>) : int =
     let outDir = args.GetResult(Out, Path.Combine("runs", "detect"))
+
     Errors.run (fun () ->
         match sources (args.GetResult Source) with
         | Error e ->
@@ -102,29 +123,52 @@ let run (args: ParseResults<DetectArgs>) : int =
                     ImageSize = args.GetResult(Img_Size, 512),
                     ConfThreshold = args.GetResult(Conf, 0.3),
                     IouThreshold = args.GetResult(Iou, 0.6),
-                    Device = args.GetResult(Device, "cpu"))
+                    Device = args.GetResult(Device, "cpu")
+                )
+
             use detector =
                 Detector.Load(args.GetResult Cfg, args.GetResult Weights, args.GetResult Names, options, fun n -> eprintfn "%s" n)
+
             Directory.CreateDirectory outDir |> ignore
             let mutable failed = 0
+
             let results =
-                [ for image in images do
-                      try
-                          let watch = Diagnostics.Stopwatch.StartNew()
-                          let picture = RgbImage.Load image
-                          let decode = watch.Elapsed
-                          let r = detector.DetectWithTimings picture
-                          let target = outputPath outDir image
-                          Annotator.Save(picture, r.Detections, target)
-                          let found = if r.Detections.Count = 0 then "no detections" else counts r.Detections
-                          printfn "%s: %dx%d, %s; pre-process %.1f ms, inference %.1f ms, NMS %.1f ms -> %s"
-                              image r.Width r.Height found (decode + r.Preprocess).TotalMilliseconds r.Inference.TotalMilliseconds
-                              r.Nms.TotalMilliseconds target
-                          yield image, r
-                      with :? InvalidInputException as e ->
-                          // the rest of the folder is still processed; the run reports failure at the end
-                          for problem in e.Errors do eprintfn "%O" problem
-                          failed <- failed + 1 ]
+                [
+                    for image in images do
+                        try
+                            let watch = Diagnostics.Stopwatch.StartNew()
+                            let picture = RgbImage.Load image
+                            let decode = watch.Elapsed
+                            let r = detector.DetectWithTimings picture
+                            let target = outputPath outDir image
+                            Annotator.Save(picture, r.Detections, target)
+
+                            let found =
+                                if r.Detections.Count = 0 then
+                                    "no detections"
+                                else
+                                    counts r.Detections
+
+                            printfn
+                                "%s: %dx%d, %s; pre-process %.1f ms, inference %.1f ms, NMS %.1f ms -> %s"
+                                image
+                                r.Width
+                                r.Height
+                                found
+                                (decode + r.Preprocess).TotalMilliseconds
+                                r.Inference.TotalMilliseconds
+                                r.Nms.TotalMilliseconds
+                                target
+
+                            yield image, r
+                        with :? InvalidInputException as e ->
+                            // the rest of the folder is still processed; the run reports failure at the end
+                            for problem in e.Errors do
+                                eprintfn "%O" problem
+
+                            failed <- failed + 1
+                ]
+
             let json = Path.Combine(outDir, "detections.json")
             writeJson json results
             printfn "%d images, %d detections -> %s" results.Length (results |> List.sumBy (fun (_, r) -> r.Detections.Count)) json

@@ -10,6 +10,7 @@ open YoloSpp
 type DoctorArgs =
     | No_Speed
     | Verbose
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -24,24 +25,58 @@ let run (args: ParseResults<DoctorArgs>) : int =
     printfn "CPU: %s (%d logical processors)" r.CpuModel r.Processors
     printfn "instruction set: oneDNN %s; AVX-512: %s" r.OneDnnIsa r.Avx512Flags
     printfn "threads: %d libtorch intra-op" r.TorchThreads
-    printfn "CUDA: %s" (if r.CudaDevices > 0 then sprintf "%d device(s)" r.CudaDevices else "not available (CPU backend or no GPU)")
-    let failed (xs: seq<ConvCheckResult>) = xs |> Seq.filter (fun c -> not c.Ok) |> Seq.length
-    let oneDnnChecks = g.Checks |> Seq.filter (fun c -> c.Kernels = "oneDNN") |> Seq.toArray
+
+    printfn
+        "CUDA: %s"
+        (if r.CudaDevices > 0 then
+             sprintf "%d device(s)" r.CudaDevices
+         else
+             "not available (CPU backend or no GPU)")
+
+    let failed (xs: seq<ConvCheckResult>) =
+        xs |> Seq.filter (fun c -> not c.Ok) |> Seq.length
+
+    let oneDnnChecks =
+        g.Checks |> Seq.filter (fun c -> c.Kernels = "oneDNN") |> Seq.toArray
+
     printfn "conv guard: YOLOSPP_CONV=%s; %s" (g.Mode.ToString().ToLowerInvariant()) g.Decision
+
     if oneDnnChecks.Length > 0 then
-        printfn "  libtorch's default (oneDNN) kernels: %d of %d checked convolutions wrong%s" (failed oneDnnChecks) oneDnnChecks.Length
-            (match g.CacheFile with null -> "" | f -> sprintf " (results kept in %s)" f)
-    printfn "conv check now (%s kernels, forward, input and weight gradients against unfold + matmul in float64): %d of %d wrong"
-        (if g.RoutesAll then "unfold + matmul" elif g.OneDnnEnabled then "oneDNN" else "native") (failed r.Checks) r.Checks.Count
+        printfn
+            "  libtorch's default (oneDNN) kernels: %d of %d checked convolutions wrong%s"
+            (failed oneDnnChecks)
+            oneDnnChecks.Length
+            (match g.CacheFile with
+             | null -> ""
+             | f -> sprintf " (results kept in %s)" f)
+
+    printfn
+        "conv check now (%s kernels, forward, input and weight gradients against unfold + matmul in float64): %d of %d wrong"
+        (if g.RoutesAll then "unfold + matmul"
+         elif g.OneDnnEnabled then "oneDNN"
+         else "native")
+        (failed r.Checks)
+        r.Checks.Count
+
     if args.Contains Verbose then
         for c in r.Checks do
-            if not c.Ok then printfn "  %s" (c.Describe())
+            if not c.Ok then
+                printfn "  %s" (c.Describe())
+
     match r.Speed with
     | null -> ()
-    | s -> printfn "speed: conv 3x3 64->64 [8, 64, 40, 40] fwd+bwd %.1f ms (%.1f GFLOP/s); matmul 512^3 %.1f GFLOP/s" s.ConvMilliseconds s.ConvGflops s.MatmulGflops
+    | s ->
+        printfn
+            "speed: conv 3x3 64->64 [8, 64, 40, 40] fwd+bwd %.1f ms (%.1f GFLOP/s); matmul 512^3 %.1f GFLOP/s"
+            s.ConvMilliseconds
+            s.ConvGflops
+            s.MatmulGflops
+
     if r.Ok then
         printfn "OK: convolutions compute correctly here"
         0
     else
-        for p in r.Problems do eprintfn "problem: %s" p
+        for p in r.Problems do
+            eprintfn "problem: %s" p
+
         1

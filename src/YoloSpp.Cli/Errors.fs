@@ -12,22 +12,35 @@ let maxLines = 20
 
 let private printLines (lines: seq<string>) =
     let all = Seq.toArray lines
-    for l in Seq.truncate maxLines all do eprintfn "%s" l
-    if all.Length > maxLines then eprintfn "... and %d more problems" (all.Length - maxLines)
+
+    for l in Seq.truncate maxLines all do
+        eprintfn "%s" l
+
+    if all.Length > maxLines then
+        eprintfn "... and %d more problems" (all.Length - maxLines)
 
 /// The exit code of a failure, after printing it to stderr; None for an exception that is a bug (it propagates
 /// with its stack trace).
 let exitCodeOf (e: exn) : int option =
     match e with
-    | :? InvalidInputException as bad -> printLines (bad.Errors |> Seq.map string); Some 2
-    | :? ArgumentException -> printLines (e.Message.Split('\n')); Some 2
-    | :? NonFiniteLossException -> eprintfn "%s" e.Message; Some 1
-    | :? IOException -> eprintfn "%s" e.Message; Some 1
+    | :? InvalidInputException as bad ->
+        printLines (bad.Errors |> Seq.map string)
+        Some 2
+    | :? ArgumentException ->
+        printLines (e.Message.Split('\n'))
+        Some 2
+    | :? NonFiniteLossException ->
+        eprintfn "%s" e.Message
+        Some 1
+    | :? IOException ->
+        eprintfn "%s" e.Message
+        Some 1
     | _ -> None
 
 /// Runs a command body; a failure becomes its exit code (see `exitCodeOf`).
 let run (body: unit -> int) : int =
-    try body ()
+    try
+        body ()
     with e ->
         match exitCodeOf e with
         | Some code -> code

@@ -20,6 +20,7 @@ type EvalArgs =
     | Rect
     | Save_Json of path: string
     | Device of name: string
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -34,20 +35,32 @@ type EvalArgs =
             | Save_Json _ -> "write the detections as a COCO result list (image_id = index in the valid list)"
             | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
 
-let private apText (v: float) = if v < 0.0 then "-" else v.ToString("0.000")
+let private apText (v: float) =
+    if v < 0.0 then "-" else v.ToString("0.000")
 
 /// Runs the command; returns the exit code (2 for bad input, with one line per problem on stderr).
 let run (args: ParseResults<EvalArgs>) : int =
     let size = args.GetResult(Img_Size, 512)
     let batch = args.GetResult(Batch_Size, 16)
+
     Errors.run (fun () ->
         DarkNet.CheckImageSize(size, "--img-size")
-        if batch <= 0 then raise (ArgumentException(sprintf "--batch-size %d must be positive" batch))
-        let device = Backend.ResolveDevice(args.GetResult(Device, "cpu"), fun n -> eprintfn "%s" n)
+
+        if batch <= 0 then
+            raise (ArgumentException(sprintf "--batch-size %d must be positive" batch))
+
+        let device =
+            Backend.ResolveDevice(args.GetResult(Device, "cpu"), fun n -> eprintfn "%s" n)
+
         let options =
             EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6))
-        let data = DataOptions(ImageSize = size, BatchSize = batch, Rect = args.Contains Rect)
-        let r = Evaluator.Evaluate(args.GetResult Cfg, args.GetResult Weights, args.GetResult EvalArgs.Data, options, data, device)
+
+        let data =
+            DataOptions(ImageSize = size, BatchSize = batch, Rect = args.Contains Rect)
+
+        let r =
+            Evaluator.Evaluate(args.GetResult Cfg, args.GetResult Weights, args.GetResult EvalArgs.Data, options, data, device)
+
         printf "%s" r.Summary
         printfn ""
         // the COCO categories are the classes that occur in the labels (as the reference's convert_to_coco_api);
@@ -57,17 +70,29 @@ let run (args: ParseResults<EvalArgs>) : int =
         let byId = r.PerClass |> Seq.map (fun c -> c.CategoryId, c) |> dict
         let width = names |> Seq.map String.length |> Seq.fold max 5
         printfn "%-*s %8s %13s" width "class" "AP@.5" "AP@.5:.95"
+
         names
         |> Array.iteri (fun i name ->
             match byId.TryGetValue(int64 i) with
             | true, c -> printfn "%-*s %8s %13s" width name (apText c.Ap50) (apText c.Ap)
             | _ -> printfn "%-*s %8s %13s" width name "-" "-")
+
         printfn ""
         let ms = r.Elapsed.TotalMilliseconds
-        printfn "%d images, %d detections in %.1f s (%.1f ms per image, %dx%d, batch %d)"
-            r.Images r.Detections.Count (ms / 1000.0) (ms / float (max 1 r.Images)) size size batch
+
+        printfn
+            "%d images, %d detections in %.1f s (%.1f ms per image, %dx%d, batch %d)"
+            r.Images
+            r.Detections.Count
+            (ms / 1000.0)
+            (ms / float (max 1 r.Images))
+            size
+            size
+            batch
+
         args.TryGetResult Save_Json
         |> Option.iter (fun path ->
             AtomicFile.WriteAllText(path, r.DetectionsJson())
             printfn "detections: %s" path)
+
         0)

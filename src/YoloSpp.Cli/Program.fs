@@ -13,40 +13,68 @@ let private badInput (msg: string) =
 
 let private parseBox (name: string) (text: string) =
     let parts = text.Split(',', StringSplitOptions.TrimEntries)
-    let nums = parts |> Array.map (fun s -> Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture))
+
+    let nums =
+        parts
+        |> Array.map (fun s -> Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture))
+
     if parts.Length <> 4 || nums |> Array.exists (fst >> not) then
         Error(sprintf "%s: '%s' is not four comma-separated numbers" name text)
-    else Ok(nums |> Array.map snd)
+    else
+        Ok(nums |> Array.map snd)
 
 let private runIou (args: ParseResults<IouArgs>) =
     let b1, b2 = args.GetResult Boxes
-    let layout = if args.GetResult(Format, Xywh) = Xyxy then BoxLayout.Xyxy else BoxLayout.Xywh
+
+    let layout =
+        if args.GetResult(Format, Xywh) = Xyxy then
+            BoxLayout.Xyxy
+        else
+            BoxLayout.Xywh
+
     match parseBox "box1" b1, parseBox "box2" b2 with
     | Ok a, Ok b ->
-        for name, t in [ "IoU", IouType.Iou; "GIoU", IouType.GIoU; "DIoU", IouType.DIoU; "CIoU", IouType.CIoU ] do
+        for name, t in
+            [
+                "IoU", IouType.Iou
+                "GIoU", IouType.GIoU
+                "DIoU", IouType.DIoU
+                "CIoU", IouType.CIoU
+            ] do
             printfn "%-5s %s" name ((BoxOps.BboxIou(a, b, t, layout)).ToString("R", CultureInfo.InvariantCulture))
+
         0
     | Error e, _
     | _, Error e -> badInput e
 
 let private runHyp (args: ParseResults<HypArgs>) =
     let path = args.GetResult File
-    if not (IO.File.Exists path) then badInput (sprintf "%s: no such file" path)
+
+    if not (IO.File.Exists path) then
+        badInput (sprintf "%s: no such file" path)
     else
         Errors.run (fun () ->
             let hyp = HyperParameters.Load path
+
             let hyp =
                 match args.TryGetResult Nc with
                 | Some nc -> hyp.AdjustedFor(nc, args.GetResult(HypArgs.Img_Size, 512))
                 | None -> hyp
+
             printf "%s" (hyp.ToString())
             0)
 
 /// Prints a dataset tool's report: warnings and lines to stdout, errors to stderr; exit 2 on any error.
 let private report (r: YoloSpp.Data.ToolReport) =
-    for w in r.Warnings do printfn "warning: %s" w
-    for l in r.Lines do printfn "%s" l
-    for e in r.Errors do eprintfn "%s" e
+    for w in r.Warnings do
+        printfn "warning: %s" w
+
+    for l in r.Lines do
+        printfn "%s" l
+
+    for e in r.Errors do
+        eprintfn "%s" e
+
     if r.Ok then 0 else 2
 
 let private runCheckData (args: ParseResults<CheckDataArgs>) =
@@ -54,9 +82,13 @@ let private runCheckData (args: ParseResults<CheckDataArgs>) =
 
 let private runVoc2Yolo (args: ParseResults<Voc2YoloArgs>) =
     YoloSpp.Data.VocToYoloOptions(
-        VocRoot = args.GetResult Voc_Root, Classes = args.GetResult Voc2YoloArgs.Classes, Output = args.GetResult Voc2YoloArgs.Output,
-        TrainList = args.GetResult(Train_List, "train.txt"), ValList = args.GetResult(Val_List, "val.txt"),
-        SkipDifficult = args.Contains Skip_Difficult)
+        VocRoot = args.GetResult Voc_Root,
+        Classes = args.GetResult Voc2YoloArgs.Classes,
+        Output = args.GetResult Voc2YoloArgs.Output,
+        TrainList = args.GetResult(Train_List, "train.txt"),
+        ValList = args.GetResult(Val_List, "val.txt"),
+        SkipDifficult = args.Contains Skip_Difficult
+    )
     |> YoloSpp.Data.DatasetTools.VocToYolo
     |> report
 
@@ -68,12 +100,15 @@ let private runCfg (args: ParseResults<CfgArgs>) =
     let name = args.GetResult Topology
     let isYolo = name.ToLowerInvariant() = "yolov3-spp"
     let classes = args.GetResult(CfgArgs.Classes, (if isYolo then 80 else 5))
+
     Errors.run (fun () ->
         let cfg = ModelCfg.Topology(name, classes)
+
         let cfg =
             match args.TryGetResult CfgArgs.Img_Size with
             | Some s -> cfg.WithImageSize s
             | None -> cfg
+
         let path = args.GetResult CfgArgs.Output
         ModelCfg.Write(cfg, path)
         printfn "%s: %s, %d classes, %d layers" path name classes cfg.ModuleCount
@@ -82,8 +117,10 @@ let private runCfg (args: ParseResults<CfgArgs>) =
 [<EntryPoint>]
 let main argv =
     let parser = ArgumentParser.Create<Args>(programName = "yolospp")
+
     try
         let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
+
         if results.Contains Version then
             printfn "yolospp %s" (Reflection.Assembly.GetExecutingAssembly().GetName().Version.ToString(3))
             0

@@ -12,6 +12,7 @@ type ShapesArgs =
     | Val of int
     | Size of int
     | Seed of int
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -23,10 +24,12 @@ type ShapesArgs =
 
 /// Progress on stderr, only for a person at a terminal: a log or a test sees the summary alone.
 let private terminalProgress (total: int) : IProgress<int> option =
-    if Console.IsErrorRedirected || total = 0 then None
+    if Console.IsErrorRedirected || total = 0 then
+        None
     else
         let gate = obj ()
         let mutable shown = 0
+
         Some
             { new IProgress<int> with
                 member _.Report done' =
@@ -34,7 +37,8 @@ let private terminalProgress (total: int) : IProgress<int> option =
                         // a line every 5 % at most; workers report out of order
                         if done' > shown && (done' = total || done' - shown >= max 1 (total / 20)) then
                             shown <- done'
-                            eprintf "\rshapes: %d/%d images%s" done' total (if done' = total then "\n" else "")) }
+                            eprintf "\rshapes: %d/%d images%s" done' total (if done' = total then "\n" else ""))
+            }
 
 /// Runs the command; returns the exit code (2 for bad arguments, with a one-line reason on stderr).
 let run (args: ParseResults<ShapesArgs>) : int =
@@ -46,18 +50,33 @@ let run (args: ParseResults<ShapesArgs>) : int =
             Size = args.GetResult(Size, 160),
             Seed = args.GetResult(Seed, 0)
         )
+
     Errors.run (fun () ->
         options.Validate()
-        let s = ShapesDataset.Generate(options, Option.toObj (terminalProgress (options.Train + options.Val)))
+
+        let s =
+            ShapesDataset.Generate(options, Option.toObj (terminalProgress (options.Train + options.Val)))
+
         if s.Reused then
-            printfn "shapes: %s already holds this dataset (train %d, val %d, size %d, seed %d); not regenerated"
-                s.Directory s.TrainImages s.ValImages options.Size options.Seed
+            printfn
+                "shapes: %s already holds this dataset (train %d, val %d, size %d, seed %d); not regenerated"
+                s.Directory
+                s.TrainImages
+                s.ValImages
+                options.Size
+                options.Seed
         else
-            printfn "shapes: generated %d train + %d val images of %dx%d px (seed %d) in %.1f s"
-                s.TrainImages s.ValImages options.Size options.Size options.Seed s.Elapsed.TotalSeconds
+            printfn
+                "shapes: generated %d train + %d val images of %dx%d px (seed %d) in %.1f s"
+                s.TrainImages
+                s.ValImages
+                options.Size
+                options.Size
+                options.Seed
+                s.Elapsed.TotalSeconds
+
         let classes = Seq.map2 (sprintf "%s %d") s.ClassNames s.ObjectsPerClass
         printfn "objects: %d (%s); images without objects: %d" s.Objects (String.Join(", ", classes)) s.EmptyImages
-        printfn "sizes (COCO areas at %d px): small %d, medium %d, large %d"
-            options.Size s.ObjectsPerSize[0] s.ObjectsPerSize[1] s.ObjectsPerSize[2]
+        printfn "sizes (COCO areas at %d px): small %d, medium %d, large %d" options.Size s.ObjectsPerSize[0] s.ObjectsPerSize[1] s.ObjectsPerSize[2]
         printfn "data: %s" s.DataFile
         0)

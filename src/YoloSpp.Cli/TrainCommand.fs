@@ -36,6 +36,7 @@ type TrainArgs =
     | Seed of int
     | Accumulate of int
     | Time_Limit of minutes: float
+
     interface IArgParserTemplate with
         member this.Usage =
             match this with
@@ -55,32 +56,57 @@ type TrainArgs =
             | Augment _ -> sprintf "augment training images (default %s)" (onOff demo.Augment)
             | Rect -> "rectangular training batches (no shuffle, no mosaic)"
             | Mosaic _ -> sprintf "mosaic augmentation (default %s for the demo; the reference: true)" (onOff demo.Mosaic)
-            | Amp _ -> sprintf "mixed precision on CUDA: float16 convolutions, float32 master weights, dynamic loss scaling (default %s, as the reference; no effect on the CPU)" (onOff demo.Amp)
+            | Amp _ ->
+                sprintf
+                    "mixed precision on CUDA: float16 convolutions, float32 master weights, dynamic loss scaling (default %s, as the reference; no effect on the CPU)"
+                    (onOff demo.Amp)
             | Bf16 -> "opt-in bfloat16 convolutions with float32 master weights, on any device (fast only where the CPU or GPU has bf16 units)"
             | Result_Name _ -> sprintf "results file name in the output folder (default %s)" demo.ResultName
             | Output _ -> sprintf "output folder for checkpoints, results, plot, TensorBoard (default %s)" demo.OutputDir
             | Seed _ -> sprintf "random seed (default %d)" demo.Seed
             | Accumulate _ ->
-                sprintf "batches per optimizer step (default %s; the reference: max(round(64 / batch), 1), e.g. 4 for batch 16)"
-                    (match Option.ofNullable demo.Accumulate with Some n -> string n | None -> "max(round(64 / batch), 1)")
+                sprintf
+                    "batches per optimizer step (default %s; the reference: max(round(64 / batch), 1), e.g. 4 for batch 16)"
+                    (match Option.ofNullable demo.Accumulate with
+                     | Some n -> string n
+                     | None -> "max(round(64 / batch), 1)")
             | Time_Limit _ -> "stop training after this many minutes (the current epoch is evaluated and saved)"
 
 /// Training options from parsed arguments: the demo preset with what was given.
 let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
     TrainOptions(
-        Cfg = a.GetResult(Cfg, demo.Cfg), Data = a.GetResult(Data, demo.Data), Hyp = a.GetResult(Hyp, demo.Hyp),
-        Weights = (a.TryGetResult Weights |> Option.toObj), Epochs = a.GetResult(Epochs, demo.Epochs),
-        BatchSize = a.GetResult(Batch_Size, demo.BatchSize), ImageSize = a.GetResult(Img_Size, demo.ImageSize),
-        SaveBest = a.GetResult(Savebest, demo.SaveBest), NoTest = (a.Contains Notest || demo.NoTest),
-        FreezeLayers = (a.Contains Freeze_Layers || demo.FreezeLayers), FreezeBackbone = demo.FreezeBackbone,
-        Device = a.GetResult(Device, demo.Device), MultiScale = a.GetResult(Multi_Scale, demo.MultiScale),
-        Warmup = a.GetResult(Warmup, demo.Warmup), Augment = a.GetResult(Augment, demo.Augment), Rect = (a.Contains Rect || demo.Rect),
-        Mosaic = a.GetResult(Mosaic, demo.Mosaic), Amp = a.GetResult(Amp, demo.Amp), Bf16 = (a.Contains Bf16 || demo.Bf16),
-        ResultName = a.GetResult(Result_Name, demo.ResultName), OutputDir = a.GetResult(Output, demo.OutputDir),
+        Cfg = a.GetResult(Cfg, demo.Cfg),
+        Data = a.GetResult(Data, demo.Data),
+        Hyp = a.GetResult(Hyp, demo.Hyp),
+        Weights = (a.TryGetResult Weights |> Option.toObj),
+        Epochs = a.GetResult(Epochs, demo.Epochs),
+        BatchSize = a.GetResult(Batch_Size, demo.BatchSize),
+        ImageSize = a.GetResult(Img_Size, demo.ImageSize),
+        SaveBest = a.GetResult(Savebest, demo.SaveBest),
+        NoTest = (a.Contains Notest || demo.NoTest),
+        FreezeLayers = (a.Contains Freeze_Layers || demo.FreezeLayers),
+        FreezeBackbone = demo.FreezeBackbone,
+        Device = a.GetResult(Device, demo.Device),
+        MultiScale = a.GetResult(Multi_Scale, demo.MultiScale),
+        Warmup = a.GetResult(Warmup, demo.Warmup),
+        Augment = a.GetResult(Augment, demo.Augment),
+        Rect = (a.Contains Rect || demo.Rect),
+        Mosaic = a.GetResult(Mosaic, demo.Mosaic),
+        Amp = a.GetResult(Amp, demo.Amp),
+        Bf16 = (a.Contains Bf16 || demo.Bf16),
+        ResultName = a.GetResult(Result_Name, demo.ResultName),
+        OutputDir = a.GetResult(Output, demo.OutputDir),
         Seed = a.GetResult(Seed, demo.Seed),
-        Accumulate = (match a.TryGetResult Accumulate with Some n -> Nullable n | None -> demo.Accumulate),
-        TimeLimit = (a.TryGetResult Time_Limit |> Option.map TimeSpan.FromMinutes |> Option.toNullable),
-        EvalBatchSize = demo.EvalBatchSize)
+        Accumulate =
+            (match a.TryGetResult Accumulate with
+             | Some n -> Nullable n
+             | None -> demo.Accumulate),
+        TimeLimit =
+            (a.TryGetResult Time_Limit
+             |> Option.map TimeSpan.FromMinutes
+             |> Option.toNullable),
+        EvalBatchSize = demo.EvalBatchSize
+    )
 
 /// Generates the shapes dataset when the options point at the default one and it is absent.
 let ensureDefaultData (o: TrainOptions) (log: string -> unit) =
@@ -92,24 +118,44 @@ let ensureDefaultData (o: TrainOptions) (log: string -> unit) =
 let progressPrinter () =
     let interactive = not Console.IsOutputRedirected
     let mutable lastQuarter = (-1, -1)
+
     { new IProgress<TrainProgress> with
         member _.Report p =
             let m = p.MeanLosses
-            let losses = [ m.Box; m.Objectness; m.Class; m.Total ] |> List.map (fun v -> v.ToString("F3")) |> String.concat " "
+
+            let losses =
+                [ m.Box; m.Objectness; m.Class; m.Total ]
+                |> List.map (fun v -> v.ToString("F3"))
+                |> String.concat " "
+
             match p.Evaluation with
             | null ->
                 let line =
-                    sprintf "epoch %d/%d  %d/%d  loss (box obj cls total) %s  lr %.5f  %.0f img/s  eta %s"
-                        (p.Epoch + 1) p.Epochs p.Batch p.Batches losses p.LearningRate p.ImagesPerSecond (p.Eta.ToString(@"mm\:ss"))
-                if interactive then Console.Write("\r" + line.PadRight(Console.WindowWidth - 1))
+                    sprintf
+                        "epoch %d/%d  %d/%d  loss (box obj cls total) %s  lr %.5f  %.0f img/s  eta %s"
+                        (p.Epoch + 1)
+                        p.Epochs
+                        p.Batch
+                        p.Batches
+                        losses
+                        p.LearningRate
+                        p.ImagesPerSecond
+                        (p.Eta.ToString(@"mm\:ss"))
+
+                if interactive then
+                    Console.Write("\r" + line.PadRight(Console.WindowWidth - 1))
                 else
                     let quarter = (p.Epoch, p.Batch * 4 / max 1 p.Batches)
+
                     if quarter <> lastQuarter then
                         lastQuarter <- quarter
                         printfn "%s" line
             | e ->
-                if interactive then Console.WriteLine()
-                printfn "epoch %d/%d  mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  (eval %.1f s)" (p.Epoch + 1) p.Epochs e.Map50 e.Map e.Elapsed.TotalSeconds }
+                if interactive then
+                    Console.WriteLine()
+
+                printfn "epoch %d/%d  mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  (eval %.1f s)" (p.Epoch + 1) p.Epochs e.Map50 e.Map e.Elapsed.TotalSeconds
+    }
 
 /// Prints the final summary: mAP and where the outputs are.
 let printSummary (r: TrainResult) =
@@ -117,10 +163,20 @@ let printSummary (r: TrainResult) =
     | null -> printfn "no evaluation ran"
     | e ->
         printfn "%s" e.Summary
-        for c in e.PerClass do printfn "  %-12s AP@0.5 %.4f  AP@0.5:0.95 %.4f" c.Name c.Ap50 c.Ap
+
+        for c in e.PerClass do
+            printfn "  %-12s AP@0.5 %.4f  AP@0.5:0.95 %.4f" c.Name c.Ap50 c.Ap
+
         printfn "mAP@0.5: %.4f" e.Map50
         printfn "mAP@0.5:0.95: %.4f" e.Map
-    printfn "weights: %s%s" r.LastCheckpoint (match r.BestCheckpoint with null -> "" | b -> sprintf " (best: %s)" b)
+
+    printfn
+        "weights: %s%s"
+        r.LastCheckpoint
+        (match r.BestCheckpoint with
+         | null -> ""
+         | b -> sprintf " (best: %s)" b)
+
     printfn "results: %s" r.ResultsFile
     printfn "plot: %s" r.PlotFile
     printfn "tensorboard: %s" r.TensorBoardDir
@@ -129,9 +185,21 @@ let printSummary (r: TrainResult) =
 /// dispose the second value to remove the handler.
 let cancelOnCtrlC () : CancellationToken * IDisposable =
     let cts = new CancellationTokenSource()
-    let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel(); eprintfn "stopping after this batch...")
+
+    let handler =
+        ConsoleCancelEventHandler(fun _ e ->
+            e.Cancel <- true
+            cts.Cancel()
+            eprintfn "stopping after this batch...")
+
     Console.CancelKeyPress.AddHandler handler
-    cts.Token, { new IDisposable with member _.Dispose() = Console.CancelKeyPress.RemoveHandler handler; cts.Dispose() }
+
+    cts.Token,
+    { new IDisposable with
+        member _.Dispose() =
+            Console.CancelKeyPress.RemoveHandler handler
+            cts.Dispose()
+    }
 
 /// Runs the command; Ctrl+C stops after the current batch and keeps a resumable checkpoint (exit 130).
 let run (args: ParseResults<TrainArgs>) : int =

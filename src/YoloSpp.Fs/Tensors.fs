@@ -29,72 +29,83 @@ let zero: Scalar = sci 0L
 let private two: Scalar = sci 2L
 
 /// Element-wise square, as TorchSharp's `square()` (pow 2) but with an owned exponent.
-let square (t: T) : T = t.pow(two)
+let square (t: T) : T = t.pow (two)
 
 /// 0, 1, …, n − 1 (torch.arange(n) with owned Scalars: TorchSharp's overload creates three temporaries).
 let arangeN (n: int64) (dtype: torch.ScalarType) (device: torch.Device) : T =
     use stop = sci n
-    torch.arange(zero, stop, one, dtype = dtype, device = device)
+    torch.arange (zero, stop, one, dtype = dtype, device = device)
 
 /// tensor + tensor, with an owned alpha (TorchSharp's `+` leaves a temporary alpha Scalar to the finalizer).
-let ( +! ) (a: T) (b: T) : T = a.add(b, one)
+let (+!) (a: T) (b: T) : T = a.add (b, one)
 /// In-place tensor += tensor, with an owned alpha.
-let addInPlace (a: T) (b: T) : T = a.add_(b, one)
+let addInPlace (a: T) (b: T) : T = a.add_ (b, one)
 /// tensor + number
-let ( +. ) (t: T) (x: float) : T = use s = sc x in t.add(s, one)
+let (+.) (t: T) (x: float) : T = use s = sc x in t.add (s, one)
 /// tensor − number
-let ( -. ) (t: T) (x: float) : T = use s = sc x in t.sub(s)
+let (-.) (t: T) (x: float) : T = use s = sc x in t.sub (s)
 /// tensor × number
-let ( *. ) (t: T) (x: float) : T = use s = sc x in t.mul(s)
+let ( *. ) (t: T) (x: float) : T = use s = sc x in t.mul (s)
 /// tensor ÷ number
-let ( /. ) (t: T) (x: float) : T = use s = sc x in t.div(s)
+let (/.) (t: T) (x: float) : T = use s = sc x in t.div (s)
 /// number − tensor (IEEE: x − t equals (−t) + x exactly)
-let ( .- ) (x: float) (t: T) : T = use s = sc x in t.neg().add_(s, one)
+let (.-) (x: float) (t: T) : T = use s = sc x in t.neg().add_ (s, one)
 /// number + tensor
-let ( .+ ) (x: float) (t: T) : T = use s = sc x in t.add(s, one)
+let (.+) (x: float) (t: T) : T = use s = sc x in t.add (s, one)
 /// number × tensor
-let ( .* ) (x: float) (t: T) : T = use s = sc x in t.mul(s)
+let (.*) (x: float) (t: T) : T = use s = sc x in t.mul (s)
 
 /// Element-wise power with a number exponent.
-let powS (t: T) (x: float) : T = use s = sc x in t.pow(s)
+let powS (t: T) (x: float) : T = use s = sc x in t.pow (s)
 /// clamp(min = lo)
-let clampMin (lo: float) (t: T) : T = use s = sc lo in t.clamp_min(s)
+let clampMin (lo: float) (t: T) : T = use s = sc lo in t.clamp_min (s)
 /// clamp(max = hi)
-let clampMax (hi: float) (t: T) : T = use s = sc hi in t.clamp_max(s)
+let clampMax (hi: float) (t: T) : T = use s = sc hi in t.clamp_max (s)
+
 /// clamp(lo, hi) of a floating tensor
 let clampF (lo: float) (hi: float) (t: T) : T =
     use a = sc lo
     use b = sc hi
-    t.clamp(a, b)
+    t.clamp (a, b)
+
 /// clamp(lo, hi) of an integer tensor
 let clampI (lo: int64) (hi: int64) (t: T) : T =
     use a = sci lo
     use b = sci hi
-    t.clamp(a, b)
+    t.clamp (a, b)
+
 /// tensor > number
-let gtS (x: float) (t: T) : T = use s = sc x in t.gt(s)
+let gtS (x: float) (t: T) : T = use s = sc x in t.gt (s)
 /// tensor >= number
-let geS (x: float) (t: T) : T = use s = sc x in t.ge(s)
+let geS (x: float) (t: T) : T = use s = sc x in t.ge (s)
 /// tensor < number
-let ltS (x: float) (t: T) : T = use s = sc x in t.lt(s)
+let ltS (x: float) (t: T) : T = use s = sc x in t.lt (s)
 /// A tensor like `t` filled with a number.
-let fullLike (x: float) (t: T) : T = use s = sc x in torch.full_like(t, s)
+let fullLike (x: float) (t: T) : T = use s = sc x in torch.full_like (t, s)
+
 /// A new tensor of the given shape, dtype and device filled with a number.
 let fullOf (shape: int64[]) (x: float) (dtype: torch.ScalarType) (device: torch.Device) : T =
     use s = sc x
-    torch.full(shape, s, dtype = dtype, device = device)
+    torch.full (shape, s, dtype = dtype, device = device)
+
 /// integer tensor × integer
-let mulI (t: T) (x: int64) : T = use s = sci x in t.mul(s)
+let mulI (t: T) (x: int64) : T = use s = sci x in t.mul (s)
+
 /// integer tensor ÷ integer, rounded down
-let divFloorI (t: T) (x: int64) : T = use s = sci x in t.div(s, rounding_mode = torch.RoundingMode.floor)
+let divFloorI (t: T) (x: int64) : T =
+    use s = sci x in t.div (s, rounding_mode = torch.RoundingMode.floor)
+
 /// integer tensor modulo integer
-let remI (t: T) (x: int64) : T = use s = sci x in t.remainder(s)
+let remI (t: T) (x: int64) : T = use s = sci x in t.remainder (s)
 
 /// The elements of a tensor as a float32 array, copied in one block from CPU, contiguous float32 memory
 /// (TorchSharp's `data<float32>().ToArray()` reads element by element: ~5x slower on large tensors).
 let toFloat32Array (t: T) : float32[] =
     use _ = torch.NewDisposeScope()
-    let c = t.``to``(torch.float32).cpu().contiguous()
-    let a = Array.zeroCreate<float32> (int (c.numel()))
-    if a.Length > 0 then System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float32>(c.bytes).CopyTo(System.Span<float32>(a))
+    let c = t.``to``(torch.float32).cpu().contiguous ()
+    let a = Array.zeroCreate<float32> (int (c.numel ()))
+
+    if a.Length > 0 then
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float32>(c.bytes).CopyTo(System.Span<float32>(a))
+
     a

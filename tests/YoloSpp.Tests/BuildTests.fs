@@ -10,7 +10,9 @@ open YoloSpp.Tests
 
 /// Runs a program to completion; returns (exit code, stdout, stderr).
 let runProcess (exe: string) (args: string list) (cwd: string) =
-    let psi = ProcessStartInfo(exe, args, WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    let psi =
+        ProcessStartInfo(exe, args, WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+
     use p = Process.Start psi
     let out = p.StandardOutput.ReadToEndAsync()
     let err = p.StandardError.ReadToEndAsync()
@@ -18,298 +20,566 @@ let runProcess (exe: string) (args: string list) (cwd: string) =
     p.ExitCode, out.Result, err.Result
 
 let private systemHasGlibcxx332 () =
-    [ "/usr/lib/x86_64-linux-gnu"; "/lib/x86_64-linux-gnu"; "/usr/lib64"; "/lib64"; "/usr/lib"; "/lib" ]
+    [
+        "/usr/lib/x86_64-linux-gnu"
+        "/lib/x86_64-linux-gnu"
+        "/usr/lib64"
+        "/lib64"
+        "/usr/lib"
+        "/lib"
+    ]
     |> List.map (fun d -> Path.Combine(d, "libstdc++.so.6"))
-    |> List.exists (fun f -> File.Exists f && (Text.Encoding.ASCII.GetString(File.ReadAllBytes f)).Contains "GLIBCXX_3.4.32\000")
+    |> List.exists (fun f ->
+        File.Exists f
+        && (Text.Encoding.ASCII.GetString(File.ReadAllBytes f)).Contains "GLIBCXX_3.4.32\000")
 
 /// The flags readelf prints for the GLIBCXX_3.4.32 requirement of a library ("WEAK" or "none").
 let private versionFlags (lib: string) =
     let code, out, err = runProcess "readelf" [ "-V"; lib ] "."
-    if code <> 0 then failtestf "readelf -V %s failed: %s" lib err
+
+    if code <> 0 then
+        failtestf "readelf -V %s failed: %s" lib err
+
     out.Split('\n')
     |> Array.tryFind (fun l -> l.Contains "Name: GLIBCXX_3.4.32")
     |> Option.map (fun l -> l.Substring(l.IndexOf "Flags:" + 6).Trim().Split(' ').[0])
 
 let private linuxWithReadelf () =
-    if not (RuntimeInformation.IsOSPlatform OSPlatform.Linux) then skiptest "Linux only"
-    if (try (let c, _, _ = runProcess "readelf" [ "--version" ] "." in c <> 0) with _ -> true) then skiptest "readelf (binutils) not installed"
+    if not (RuntimeInformation.IsOSPlatform OSPlatform.Linux) then
+        skiptest "Linux only"
+
+    if
+        (try
+            (let c, _, _ = runProcess "readelf" [ "--version" ] "." in c <> 0)
+         with _ ->
+             true)
+    then
+        skiptest "readelf (binutils) not installed"
 
 let private pristineGlue () =
     let cache =
         match Environment.GetEnvironmentVariable "NUGET_PACKAGES" with
-        | null | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".nuget", "packages")
+        | null
+        | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".nuget", "packages")
         | d -> d
-    let f = Path.Combine(cache, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
-    if not (File.Exists f) then skiptest (sprintf "%s not in the NuGet cache" f)
+
+    let f =
+        Path.Combine(cache, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
+
+    if not (File.Exists f) then
+        skiptest (sprintf "%s not in the NuGet cache" f)
+
     f
 
 let nativeFixTests =
-    testList "native-fix" [
-        test "the libLibTorchSharp.so this test run loaded has GLIBCXX_3.4.32 weak when the system lacks it" {
-            linuxWithReadelf ()
-            let glue = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
-            Expect.isTrue (File.Exists glue) glue
-            let expected = if systemHasGlibcxx332 () then None else Some "WEAK"
-            if expected.IsSome then Expect.equal (versionFlags glue) expected "flags in the output copy"
-        }
-        test "the build step patches a pristine copy once, changes one byte, and is idempotent" {
-            linuxWithReadelf ()
-            if systemHasGlibcxx332 () then skiptest "the system libstdc++ has GLIBCXX_3.4.32: nothing to patch"
-            let pristine = pristineGlue ()
-            Expect.equal (versionFlags pristine) (Some "none") "the NuGet cache's copy is never patched"
-            let dir = Directory.CreateTempSubdirectory "yolospp-nativefix-"
-            try
-                let native = Directory.CreateDirectory(Path.Combine(dir.FullName, "runtimes", "linux-x64", "native"))
-                let copy = Path.Combine(native.FullName, "libLibTorchSharp.so")
-                File.Copy(pristine, copy)
-                let targets = Path.Combine(TestUtil.repoRoot, "build", "NativeFix.targets")
-                let msbuild () = runProcess "dotnet" [ "msbuild"; targets; "-t:YoloSppNativeFix"; "-nologo"; sprintf "-p:OutDir=%s/" dir.FullName ] dir.FullName
-                let code1, out1, _ = msbuild ()
-                Expect.equal code1 0 out1
-                Expect.stringContains out1 "marked it weak" "one line when it acts"
-                Expect.equal (versionFlags copy) (Some "WEAK") "patched"
-                let a, b = File.ReadAllBytes pristine, File.ReadAllBytes copy
-                Expect.equal a.Length b.Length "same size"
-                Expect.equal (Seq.zip a b |> Seq.filter (fun (x, y) -> x <> y) |> Seq.length) 1 "one byte (the flag) differs"
-                let code2, out2, _ = msbuild ()
-                Expect.equal code2 0 out2
-                Expect.isFalse (out2.Contains "marked it weak") "silent when already patched"
-                Expect.sequenceEqual (File.ReadAllBytes copy) b "unchanged by the second run"
-            finally dir.Delete true
-        }
-    ]
+    testList
+        "native-fix"
+        [
+            test "the libLibTorchSharp.so this test run loaded has GLIBCXX_3.4.32 weak when the system lacks it" {
+                linuxWithReadelf ()
 
-let private cliDll = Path.Combine(TestUtil.repoRoot, "src", "YoloSpp.Cli", "bin", "Release", "net10.0", "yolospp.dll")
+                let glue =
+                    Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
+
+                Expect.isTrue (File.Exists glue) glue
+                let expected = if systemHasGlibcxx332 () then None else Some "WEAK"
+
+                if expected.IsSome then
+                    Expect.equal (versionFlags glue) expected "flags in the output copy"
+            }
+            test "the build step patches a pristine copy once, changes one byte, and is idempotent" {
+                linuxWithReadelf ()
+
+                if systemHasGlibcxx332 () then
+                    skiptest "the system libstdc++ has GLIBCXX_3.4.32: nothing to patch"
+
+                let pristine = pristineGlue ()
+                Expect.equal (versionFlags pristine) (Some "none") "the NuGet cache's copy is never patched"
+                let dir = Directory.CreateTempSubdirectory "yolospp-nativefix-"
+
+                try
+                    let native =
+                        Directory.CreateDirectory(Path.Combine(dir.FullName, "runtimes", "linux-x64", "native"))
+
+                    let copy = Path.Combine(native.FullName, "libLibTorchSharp.so")
+                    File.Copy(pristine, copy)
+                    let targets = Path.Combine(TestUtil.repoRoot, "build", "NativeFix.targets")
+
+                    let msbuild () =
+                        runProcess
+                            "dotnet"
+                            [
+                                "msbuild"
+                                targets
+                                "-t:YoloSppNativeFix"
+                                "-nologo"
+                                sprintf "-p:OutDir=%s/" dir.FullName
+                            ]
+                            dir.FullName
+
+                    let code1, out1, _ = msbuild ()
+                    Expect.equal code1 0 out1
+                    Expect.stringContains out1 "marked it weak" "one line when it acts"
+                    Expect.equal (versionFlags copy) (Some "WEAK") "patched"
+                    let a, b = File.ReadAllBytes pristine, File.ReadAllBytes copy
+                    Expect.equal a.Length b.Length "same size"
+                    Expect.equal (Seq.zip a b |> Seq.filter (fun (x, y) -> x <> y) |> Seq.length) 1 "one byte (the flag) differs"
+                    let code2, out2, _ = msbuild ()
+                    Expect.equal code2 0 out2
+                    Expect.isFalse (out2.Contains "marked it weak") "silent when already patched"
+                    Expect.sequenceEqual (File.ReadAllBytes copy) b "unchanged by the second run"
+                finally
+                    dir.Delete true
+            }
+        ]
+
+let private cliDll =
+    Path.Combine(TestUtil.repoRoot, "src", "YoloSpp.Cli", "bin", "Release", "net10.0", "yolospp.dll")
 
 /// Runs `yolospp` (the Release build of the runner).
 let yolospp (args: string list) =
-    if not (File.Exists cliDll) then failtestf "%s is not built (dotnet fsi build.fsx build)" cliDll
+    if not (File.Exists cliDll) then
+        failtestf "%s is not built (dotnet fsi build.fsx build)" cliDll
+
     runProcess "dotnet" (cliDll :: args) TestUtil.repoRoot
 
 let cliTests =
-    testList "cli" [
-        test "--help lists the commands and exits 0" {
-            let code, out, _ = yolospp [ "--help" ]
-            Expect.equal code 0 "exit code"
-            Expect.stringContains out "USAGE: yolospp" "usage"
-            Expect.stringContains out "iou" "iou command"
-        }
-        test "doctor prints versions, the CPU, the guard's decision and a fresh conv check, and exits 0 when they are right" {
-            let code, out, err = yolospp [ "doctor"; "--no-speed" ]
-            for line in [ "TorchSharp 0.107"; "libtorch 2.10"; "CPU: "; "instruction set: oneDNN "; "threads: "; "CUDA: "; "conv guard: YOLOSPP_CONV=auto"; "conv check now" ] do
-                Expect.stringContains out line (sprintf "prints '%s'" line)
-            // exit 0 only when the fresh check finds every convolution on the kernels in use right
-            if out.Contains "OK: convolutions compute correctly here" then Expect.equal code 0 "exit code"
-            else
-                Expect.equal code 1 "exit code of a problem"
-                Expect.stringContains err "problem:" "the reason"
-        }
-        test "--version prints the version" {
-            let code, out, _ = yolospp [ "--version" ]
-            Expect.equal code 0 "exit code"
-            Expect.stringStarts out "yolospp 0.1.0" "version"
-        }
-        test "iou prints the four IoU kinds of two boxes" {
-            let code, out, err = yolospp [ "iou"; "10,10,4,4"; "12,11,4,6" ]
-            Expect.equal code 0 err
-            Expect.stringContains out "IoU   0.25" "iou"
-            Expect.stringContains out "GIoU  0.1388888888888889" "giou"
-        }
-        test "a malformed box is exit code 2 with a one-line reason" {
-            let code, _, err = yolospp [ "iou"; "10,10,4"; "12,11,4,6" ]
-            Expect.equal code 2 "exit code"
-            Expect.equal (err.Trim()) "box1: '10,10,4' is not four comma-separated numbers" "message"
-        }
-        test "no command is a usage error (exit 2)" {
-            let code, _, err = yolospp []
-            Expect.equal code 2 "exit code"
-            Expect.stringContains err "a command is required" "message"
-        }
-        test "hyp checks a file and prints it adjusted for a dataset" {
-            let code, out, err = yolospp [ "hyp"; "cfg/hyp.yaml"; "--nc"; "20"; "--img-size"; "640" ]
-            Expect.equal code 0 err
-            Expect.stringContains out "cls: 9.35" "cls * 20/80"
-            Expect.stringContains out "obj: 128.6" "obj * 640/320"
-        }
-        test "hyp on a bad file is exit code 2 naming file and line" {
-            let f = Path.Combine(Path.GetTempPath(), sprintf "yolospp-bad-%d.yaml" (Random.Shared.Next()))
-            File.WriteAllText(f, "giou: 3.54\nwat: 1\n")
-            try
-                let code, _, err = yolospp [ "hyp"; f ]
+    testList
+        "cli"
+        [
+            test "--help lists the commands and exits 0" {
+                let code, out, _ = yolospp [ "--help" ]
+                Expect.equal code 0 "exit code"
+                Expect.stringContains out "USAGE: yolospp" "usage"
+                Expect.stringContains out "iou" "iou command"
+            }
+            test "doctor prints versions, the CPU, the guard's decision and a fresh conv check, and exits 0 when they are right" {
+                let code, out, err = yolospp [ "doctor"; "--no-speed" ]
+
+                for line in
+                    [
+                        "TorchSharp 0.107"
+                        "libtorch 2.10"
+                        "CPU: "
+                        "instruction set: oneDNN "
+                        "threads: "
+                        "CUDA: "
+                        "conv guard: YOLOSPP_CONV=auto"
+                        "conv check now"
+                    ] do
+                    Expect.stringContains out line (sprintf "prints '%s'" line)
+                // exit 0 only when the fresh check finds every convolution on the kernels in use right
+                if out.Contains "OK: convolutions compute correctly here" then
+                    Expect.equal code 0 "exit code"
+                else
+                    Expect.equal code 1 "exit code of a problem"
+                    Expect.stringContains err "problem:" "the reason"
+            }
+            test "--version prints the version" {
+                let code, out, _ = yolospp [ "--version" ]
+                Expect.equal code 0 "exit code"
+                Expect.stringStarts out "yolospp 0.1.0" "version"
+            }
+            test "iou prints the four IoU kinds of two boxes" {
+                let code, out, err = yolospp [ "iou"; "10,10,4,4"; "12,11,4,6" ]
+                Expect.equal code 0 err
+                Expect.stringContains out "IoU   0.25" "iou"
+                Expect.stringContains out "GIoU  0.1388888888888889" "giou"
+            }
+            test "a malformed box is exit code 2 with a one-line reason" {
+                let code, _, err = yolospp [ "iou"; "10,10,4"; "12,11,4,6" ]
                 Expect.equal code 2 "exit code"
-                Expect.stringContains err (f + ":2: unknown key 'wat'") "message"
-            finally File.Delete f
-        }
-    ]
+                Expect.equal (err.Trim()) "box1: '10,10,4' is not four comma-separated numbers" "message"
+            }
+            test "no command is a usage error (exit 2)" {
+                let code, _, err = yolospp []
+                Expect.equal code 2 "exit code"
+                Expect.stringContains err "a command is required" "message"
+            }
+            test "hyp checks a file and prints it adjusted for a dataset" {
+                let code, out, err =
+                    yolospp [ "hyp"; "cfg/hyp.yaml"; "--nc"; "20"; "--img-size"; "640" ]
+
+                Expect.equal code 0 err
+                Expect.stringContains out "cls: 9.35" "cls * 20/80"
+                Expect.stringContains out "obj: 128.6" "obj * 640/320"
+            }
+            test "hyp on a bad file is exit code 2 naming file and line" {
+                let f =
+                    Path.Combine(Path.GetTempPath(), sprintf "yolospp-bad-%d.yaml" (Random.Shared.Next()))
+
+                File.WriteAllText(f, "giou: 3.54\nwat: 1\n")
+
+                try
+                    let code, _, err = yolospp [ "hyp"; f ]
+                    Expect.equal code 2 "exit code"
+                    Expect.stringContains err (f + ":2: unknown key 'wat'") "message"
+                finally
+                    File.Delete f
+            }
+        ]
 
 let benchTests =
-    testList "cli-bench" [
-        test "yolospp train and scripts/train.fsx give bit-identical results for the same options" {
-            let dir = (Directory.CreateTempSubdirectory "yolospp-one-loop-").FullName
-            try
-                let data = YoloSpp.ShapesDataset.Generate(YoloSpp.ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 4)).DataFile
-                let cfg = Path.Combine(dir, "tiny5.cfg")
-                YoloSpp.ModelCfg.WriteWithClasses(TestUtil.goldenFile "tiny-spp.cfg", cfg, 5)
-                let args out =
-                    [ "--cfg"; cfg; "--data"; data; "--epochs"; "2"; "--batch-size"; "4"; "--img-size"; "64"; "--device"; "cpu"
-                      "--multi-scale"; "true"; "--mosaic"; "true"; "--accumulate"; "2"; "--seed"; "3"; "--output"; Path.Combine(dir, out) ]
-                let code, out, err = yolospp ("train" :: args "cli")
-                Expect.equal code 0 (sprintf "yolospp train: %s %s" out err)
-                let code, out, err = runProcess "dotnet" ([ "fsi"; Path.Combine(TestUtil.repoRoot, "scripts", "train.fsx") ] @ args "script") TestUtil.repoRoot
-                Expect.equal code 0 (sprintf "scripts/train.fsx: %s %s" out err)
-                let entry (run: string) (name: string) =
-                    use z = IO.Compression.ZipFile.OpenRead(Path.Combine(dir, run, "last.ckpt"))
-                    use s = z.GetEntry(name).Open()
-                    use ms = new MemoryStream()
-                    s.CopyTo ms
-                    ms.ToArray()
-                for name in [ "model.safetensors"; "optimizer.safetensors" ] do
-                    Expect.isTrue (entry "cli" name = entry "script" name) (sprintf "%s bit-identical" name)
-                Expect.equal (File.ReadAllText(Path.Combine(dir, "script", "results.txt"))) (File.ReadAllText(Path.Combine(dir, "cli", "results.txt"))) "results.txt"
-            finally
-                try Directory.Delete(dir, true) with _ -> ()
-        }
-        test "bench runs every figure on a tiny setting, prints one line each and writes them to JSON" {
-            let dir = Directory.CreateTempSubdirectory "yolospp-bench-test-"
-            try
-                let json = Path.Combine(dir.FullName, "b.json")
-                let code, out, err =
-                    yolospp [ "bench"; "--cfg"; "shapes-spp"; "--classes"; "5"; "--img-size"; "64"; "--batch-size"; "2"
-                              "--train-steps"; "2"; "--repeats"; "1"; "--warmup"; "0"; "--loader-images"; "4"
-                              "--nms-boxes"; "300"; "--coco-images"; "20"; "--output"; json ]
-                Expect.equal code 0 (out + err)
-                let names =
-                    [ "train_step"; "rss_growth"; "inference"; "inference_fused"; "loader_train"; "loader_eval"; "nms"; "cocoeval"; "loader_vs_train" ]
-                for n in names do
-                    Expect.isTrue (out.Split('\n') |> Array.exists (fun l -> l.StartsWith(n + ": "))) (sprintf "a '%s: ' line in\n%s" n out)
-                use doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText json)
-                let figures = doc.RootElement.GetProperty "figures"
-                for n in names do
-                    let f = figures.GetProperty n
-                    Expect.isTrue (Double.IsFinite(f.GetProperty("median").GetDouble())) (n + " median is a number")
-                Expect.stringContains out ("json: " + json) "prints the JSON path"
-                // a second run compares with the first
-                let code2, out2, err2 =
-                    yolospp [ "bench"; "--cfg"; "shapes-spp"; "--classes"; "5"; "--only"; "nms"; "--nms-boxes"; "300"
-                              "--repeats"; "1"; "--baseline"; json; "--output"; Path.Combine(dir.FullName, "c.json") ]
-                Expect.equal code2 0 (out2 + err2)
-                Expect.stringContains out2 "x baseline" "ratio to the baseline"
-            finally dir.Delete true
-        }
-        test "bench rejects an unknown figure and a bad size with exit code 2" {
-            let code, _, err = yolospp [ "bench"; "--only"; "gpu" ]
-            Expect.equal code 2 "exit code"
-            Expect.stringContains err "unknown figure 'gpu'" "names the figure"
-            let code2, _, err2 = yolospp [ "bench"; "--img-size"; "100" ]
-            Expect.equal code2 2 "exit code"
-            Expect.stringContains err2 "--img-size 100" "names the option"
-        }
-        test "cfg writes yolov3-spp as a cfg that parses back to the reference's network" {
-            let f = Path.Combine(Path.GetTempPath(), sprintf "yolospp-%d.cfg" (Random.Shared.Next()))
-            try
-                let code, out, err = yolospp [ "cfg"; "--topology"; "yolov3-spp"; "--classes"; "20"; "--output"; f ]
-                Expect.equal code 0 err
-                Expect.stringContains out "114 layers" "layer count"
-                let c = YoloSpp.ModelCfg.Load f
-                Expect.sequenceEqual c.YoloLayerIndices [ 89; 101; 113 ] "yolo layers"
-                let code2, _, err2 = yolospp [ "cfg"; "--topology"; "yolov9"; "--output"; f ]
-                Expect.equal code2 2 "unknown topology is bad input"
-                Expect.stringContains err2 "yolov9" "names it"
-            finally File.Delete f
-        }
-    ]
+    testList
+        "cli-bench"
+        [
+            test "yolospp train and scripts/train.fsx give bit-identical results for the same options" {
+                let dir = (Directory.CreateTempSubdirectory "yolospp-one-loop-").FullName
 
-let private goldenFile name = Path.Combine(TestUtil.repoGoldenDir, name)
+                try
+                    let data =
+                        YoloSpp.ShapesDataset.Generate(YoloSpp.ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 4)).DataFile
+
+                    let cfg = Path.Combine(dir, "tiny5.cfg")
+                    YoloSpp.ModelCfg.WriteWithClasses(TestUtil.goldenFile "tiny-spp.cfg", cfg, 5)
+
+                    let args out =
+                        [
+                            "--cfg"
+                            cfg
+                            "--data"
+                            data
+                            "--epochs"
+                            "2"
+                            "--batch-size"
+                            "4"
+                            "--img-size"
+                            "64"
+                            "--device"
+                            "cpu"
+                            "--multi-scale"
+                            "true"
+                            "--mosaic"
+                            "true"
+                            "--accumulate"
+                            "2"
+                            "--seed"
+                            "3"
+                            "--output"
+                            Path.Combine(dir, out)
+                        ]
+
+                    let code, out, err = yolospp ("train" :: args "cli")
+                    Expect.equal code 0 (sprintf "yolospp train: %s %s" out err)
+
+                    let code, out, err =
+                        runProcess
+                            "dotnet"
+                            ([ "fsi"; Path.Combine(TestUtil.repoRoot, "scripts", "train.fsx") ]
+                             @ args "script")
+                            TestUtil.repoRoot
+
+                    Expect.equal code 0 (sprintf "scripts/train.fsx: %s %s" out err)
+
+                    let entry (run: string) (name: string) =
+                        use z = IO.Compression.ZipFile.OpenRead(Path.Combine(dir, run, "last.ckpt"))
+                        use s = z.GetEntry(name).Open()
+                        use ms = new MemoryStream()
+                        s.CopyTo ms
+                        ms.ToArray()
+
+                    for name in [ "model.safetensors"; "optimizer.safetensors" ] do
+                        Expect.isTrue (entry "cli" name = entry "script" name) (sprintf "%s bit-identical" name)
+
+                    Expect.equal
+                        (File.ReadAllText(Path.Combine(dir, "script", "results.txt")))
+                        (File.ReadAllText(Path.Combine(dir, "cli", "results.txt")))
+                        "results.txt"
+                finally
+                    try
+                        Directory.Delete(dir, true)
+                    with _ ->
+                        ()
+            }
+            test "bench runs every figure on a tiny setting, prints one line each and writes them to JSON" {
+                let dir = Directory.CreateTempSubdirectory "yolospp-bench-test-"
+
+                try
+                    let json = Path.Combine(dir.FullName, "b.json")
+
+                    let code, out, err =
+                        yolospp
+                            [
+                                "bench"
+                                "--cfg"
+                                "shapes-spp"
+                                "--classes"
+                                "5"
+                                "--img-size"
+                                "64"
+                                "--batch-size"
+                                "2"
+                                "--train-steps"
+                                "2"
+                                "--repeats"
+                                "1"
+                                "--warmup"
+                                "0"
+                                "--loader-images"
+                                "4"
+                                "--nms-boxes"
+                                "300"
+                                "--coco-images"
+                                "20"
+                                "--output"
+                                json
+                            ]
+
+                    Expect.equal code 0 (out + err)
+
+                    let names =
+                        [
+                            "train_step"
+                            "rss_growth"
+                            "inference"
+                            "inference_fused"
+                            "loader_train"
+                            "loader_eval"
+                            "nms"
+                            "cocoeval"
+                            "loader_vs_train"
+                        ]
+
+                    for n in names do
+                        Expect.isTrue (out.Split('\n') |> Array.exists (fun l -> l.StartsWith(n + ": "))) (sprintf "a '%s: ' line in\n%s" n out)
+
+                    use doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText json)
+                    let figures = doc.RootElement.GetProperty "figures"
+
+                    for n in names do
+                        let f = figures.GetProperty n
+                        Expect.isTrue (Double.IsFinite(f.GetProperty("median").GetDouble())) (n + " median is a number")
+
+                    Expect.stringContains out ("json: " + json) "prints the JSON path"
+                    // a second run compares with the first
+                    let code2, out2, err2 =
+                        yolospp
+                            [
+                                "bench"
+                                "--cfg"
+                                "shapes-spp"
+                                "--classes"
+                                "5"
+                                "--only"
+                                "nms"
+                                "--nms-boxes"
+                                "300"
+                                "--repeats"
+                                "1"
+                                "--baseline"
+                                json
+                                "--output"
+                                Path.Combine(dir.FullName, "c.json")
+                            ]
+
+                    Expect.equal code2 0 (out2 + err2)
+                    Expect.stringContains out2 "x baseline" "ratio to the baseline"
+                finally
+                    dir.Delete true
+            }
+            test "bench rejects an unknown figure and a bad size with exit code 2" {
+                let code, _, err = yolospp [ "bench"; "--only"; "gpu" ]
+                Expect.equal code 2 "exit code"
+                Expect.stringContains err "unknown figure 'gpu'" "names the figure"
+                let code2, _, err2 = yolospp [ "bench"; "--img-size"; "100" ]
+                Expect.equal code2 2 "exit code"
+                Expect.stringContains err2 "--img-size 100" "names the option"
+            }
+            test "cfg writes yolov3-spp as a cfg that parses back to the reference's network" {
+                let f =
+                    Path.Combine(Path.GetTempPath(), sprintf "yolospp-%d.cfg" (Random.Shared.Next()))
+
+                try
+                    let code, out, err =
+                        yolospp [ "cfg"; "--topology"; "yolov3-spp"; "--classes"; "20"; "--output"; f ]
+
+                    Expect.equal code 0 err
+                    Expect.stringContains out "114 layers" "layer count"
+                    let c = YoloSpp.ModelCfg.Load f
+                    Expect.sequenceEqual c.YoloLayerIndices [ 89; 101; 113 ] "yolo layers"
+                    let code2, _, err2 = yolospp [ "cfg"; "--topology"; "yolov9"; "--output"; f ]
+                    Expect.equal code2 2 "unknown topology is bad input"
+                    Expect.stringContains err2 "yolov9" "names it"
+                finally
+                    File.Delete f
+            }
+        ]
+
+let private goldenFile name =
+    Path.Combine(TestUtil.repoGoldenDir, name)
 
 let infoTests =
-    testList "cli-info" [
-        test "info prints layers, totals, GFLOPs and the fused tensor count" {
-            let code, out, err = yolospp [ "info"; "--cfg"; goldenFile "tiny-spp.cfg"; "--weights"; goldenFile "tiny-spp-random.weights"; "--img-size"; "128" ]
-            Expect.equal code 0 err
-            Expect.stringContains out "Model summary: 56 modules, 102 parameter tensors, 91,303 parameters, 91,303 gradients" "totals"
-            Expect.stringContains out "Fused for inference (conv+BN folded): 70 parameter tensors" "fused count"
-            Expect.stringContains out "Weights: loaded 204/204 tensors" "weights"
-            Expect.stringContains out "   38  yolo           3x4x4x7" "a yolo row"
-        }
-        test "info --json is machine-readable" {
-            let code, out, err = yolospp [ "info"; "--cfg"; goldenFile "yolov3-spp.cfg"; "--json" ]
-            Expect.equal code 0 err
-            use doc = Text.Json.JsonDocument.Parse out
-            Expect.equal (doc.RootElement.GetProperty("parameters").GetInt64()) 62998749L "parameters"
-            Expect.equal (doc.RootElement.GetProperty("layers").GetArrayLength()) 114 "layers"
-        }
-        test "info on a bad cfg is exit 2 with file:line: reason and no stack trace" {
-            let f = Path.Combine(Path.GetTempPath(), sprintf "yolospp-bad-%d.cfg" (Random.Shared.Next()))
-            File.WriteAllText(f, "[net]\nwidth=64\n[convolutional]\nfilters=8\nsize=3\nactivation=swish\n")
-            try
-                let code, out, err = yolospp [ "info"; "--cfg"; f ]
-                Expect.equal code 2 out
-                Expect.equal (err.Trim()) (sprintf "%s:6: unknown activation 'swish' for 'activation' (supported: leaky, linear)" f) "message"
-            finally File.Delete f
-        }
-        test "info with weights that do not fit the cfg is exit 2 naming the layer" {
-            let code, _, err = yolospp [ "info"; "--cfg"; goldenFile "yolov3-spp.cfg"; "--weights"; goldenFile "tiny-spp-random.weights" ]
-            Expect.equal code 2 "exit code"
-            Expect.stringContains err "ran out at layer" "message"
-            Expect.isFalse (err.Contains "   at ") "no stack trace"
-        }
-    ]
+    testList
+        "cli-info"
+        [
+            test "info prints layers, totals, GFLOPs and the fused tensor count" {
+                let code, out, err =
+                    yolospp
+                        [
+                            "info"
+                            "--cfg"
+                            goldenFile "tiny-spp.cfg"
+                            "--weights"
+                            goldenFile "tiny-spp-random.weights"
+                            "--img-size"
+                            "128"
+                        ]
+
+                Expect.equal code 0 err
+                Expect.stringContains out "Model summary: 56 modules, 102 parameter tensors, 91,303 parameters, 91,303 gradients" "totals"
+                Expect.stringContains out "Fused for inference (conv+BN folded): 70 parameter tensors" "fused count"
+                Expect.stringContains out "Weights: loaded 204/204 tensors" "weights"
+                Expect.stringContains out "   38  yolo           3x4x4x7" "a yolo row"
+            }
+            test "info --json is machine-readable" {
+                let code, out, err =
+                    yolospp [ "info"; "--cfg"; goldenFile "yolov3-spp.cfg"; "--json" ]
+
+                Expect.equal code 0 err
+                use doc = Text.Json.JsonDocument.Parse out
+                Expect.equal (doc.RootElement.GetProperty("parameters").GetInt64()) 62998749L "parameters"
+                Expect.equal (doc.RootElement.GetProperty("layers").GetArrayLength()) 114 "layers"
+            }
+            test "info on a bad cfg is exit 2 with file:line: reason and no stack trace" {
+                let f =
+                    Path.Combine(Path.GetTempPath(), sprintf "yolospp-bad-%d.cfg" (Random.Shared.Next()))
+
+                File.WriteAllText(f, "[net]\nwidth=64\n[convolutional]\nfilters=8\nsize=3\nactivation=swish\n")
+
+                try
+                    let code, out, err = yolospp [ "info"; "--cfg"; f ]
+                    Expect.equal code 2 out
+                    Expect.equal (err.Trim()) (sprintf "%s:6: unknown activation 'swish' for 'activation' (supported: leaky, linear)" f) "message"
+                finally
+                    File.Delete f
+            }
+            test "info with weights that do not fit the cfg is exit 2 naming the layer" {
+                let code, _, err =
+                    yolospp
+                        [
+                            "info"
+                            "--cfg"
+                            goldenFile "yolov3-spp.cfg"
+                            "--weights"
+                            goldenFile "tiny-spp-random.weights"
+                        ]
+
+                Expect.equal code 2 "exit code"
+                Expect.stringContains err "ran out at layer" "message"
+                Expect.isFalse (err.Contains "   at ") "no stack trace"
+            }
+        ]
 
 let exampleTests =
-    testList "examples" [
-        test "the C# TrainAndDetect example trains one epoch and detects on an image" {
-            let dll = Path.Combine(TestUtil.repoRoot, "examples", "TrainAndDetect", "bin", "Release", "net10.0", "TrainAndDetect.dll")
-            if not (File.Exists dll) then failtestf "%s is not built (dotnet fsi build.fsx build)" dll
-            let code, out, err = runProcess "dotnet" [ dll ] TestUtil.repoRoot
-            Expect.equal code 0 (out + err)
-            Expect.stringContains out "weights runs/example/last.ckpt" "trained and saved"
-            Expect.stringContains out "detections (after one epoch" "detected"
-        }
-    ]
+    testList
+        "examples"
+        [
+            test "the C# TrainAndDetect example trains one epoch and detects on an image" {
+                let dll =
+                    Path.Combine(TestUtil.repoRoot, "examples", "TrainAndDetect", "bin", "Release", "net10.0", "TrainAndDetect.dll")
+
+                if not (File.Exists dll) then
+                    failtestf "%s is not built (dotnet fsi build.fsx build)" dll
+
+                let code, out, err = runProcess "dotnet" [ dll ] TestUtil.repoRoot
+                Expect.equal code 0 (out + err)
+                Expect.stringContains out "weights runs/example/last.ckpt" "trained and saved"
+                Expect.stringContains out "detections (after one epoch" "detected"
+            }
+        ]
 
 /// Deletes what a test left in the NuGet cache (a prerelease version of the packages packed for it).
 let private forgetPackages (version: string) =
     let cache =
         match Environment.GetEnvironmentVariable "NUGET_PACKAGES" with
-        | null | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".nuget", "packages")
+        | null
+        | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".nuget", "packages")
         | d -> d
+
     for id in [ "yolospp"; "yolospp.fsharp" ] do
         let d = Path.Combine(cache, id, version)
-        if Directory.Exists d then try Directory.Delete(d, true) with _ -> ()
+
+        if Directory.Exists d then
+            try
+                Directory.Delete(d, true)
+            with _ ->
+                ()
 
 let packageTests =
-    testList "package" [
-        test "examples/PackageSample, outside the solution, builds against the packed NuGet packages and runs" {
-            // a version of its own, so that NuGet's cache cannot hand back an older build of the packages
-            let version = sprintf "0.1.0-test.%d" (DateTime.UtcNow.Ticks / 10_000_000L)
-            let feed = Path.Combine(TestUtil.repoRoot, "artifacts", "packages")
-            let sample = Path.Combine(TestUtil.repoRoot, "examples", "PackageSample")
-            let work = (Directory.CreateTempSubdirectory "yolospp-package-").FullName
-            try
-                let code, out, err = runProcess "dotnet" [ "fsi"; "build.fsx"; "pack"; "--"; sprintf "-p:Version=%s" version ] TestUtil.repoRoot
-                Expect.equal code 0 (sprintf "pack: %s %s" out err)
-                for id in [ "YoloSpp"; "YoloSpp.FSharp" ] do
-                    Expect.isTrue (File.Exists(Path.Combine(feed, sprintf "%s.%s.nupkg" id version))) (sprintf "%s packed" id)
-                let code, out, err =
-                    runProcess "dotnet" [ "build"; sample; "-c"; "Release"; "--nologo"; sprintf "-p:YoloSppVersion=%s" version ] TestUtil.repoRoot
-                Expect.equal code 0 (sprintf "the sample builds from the packages: %s %s" out err)
-                let dll = Path.Combine(sample, "bin", "Release", "net10.0", "PackageSample.dll")
-                if OperatingSystem.IsLinux() then
-                    // the package's own buildTransitive step fixed the native glue in the sample's output (see build/NativeFix.targets)
-                    let glue = Path.Combine(sample, "bin", "Release", "net10.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
-                    Expect.isTrue (File.Exists glue) "the sample's output has TorchSharp's native glue"
-                    let hasReadelf = (try (let c, _, _ = runProcess "readelf" [ "--version" ] "." in c = 0) with _ -> false)
-                    if hasReadelf && not (systemHasGlibcxx332 ()) then
-                        Expect.equal (versionFlags glue) (Some "WEAK") "GLIBCXX_3.4.32 marked weak by the package's build step"
-                let code, out, err = runProcess "dotnet" [ dll; work ] TestUtil.repoRoot
-                Expect.equal code 0 (sprintf "the sample runs: %s %s" out err)
-                for line in [ "trained 1 epoch"; "evaluated 8 images"; "detections on 000000.jpg"; "conv guard: " ] do
-                    Expect.stringContains out line (sprintf "prints '%s'" line)
-            finally
-                forgetPackages version
-                for f in Directory.GetFiles(feed, sprintf "*.%s.nupkg" version) do File.Delete f
-                try Directory.Delete(work, true) with _ -> ()
-        }
-    ]
+    testList
+        "package"
+        [
+            test "examples/PackageSample, outside the solution, builds against the packed NuGet packages and runs" {
+                // a version of its own, so that NuGet's cache cannot hand back an older build of the packages
+                let version = sprintf "0.1.0-test.%d" (DateTime.UtcNow.Ticks / 10_000_000L)
+                let feed = Path.Combine(TestUtil.repoRoot, "artifacts", "packages")
+                let sample = Path.Combine(TestUtil.repoRoot, "examples", "PackageSample")
+                let work = (Directory.CreateTempSubdirectory "yolospp-package-").FullName
 
-let tests = testList "build" [ nativeFixTests; cliTests; infoTests; benchTests; exampleTests; packageTests ]
+                try
+                    let code, out, err =
+                        runProcess "dotnet" [ "fsi"; "build.fsx"; "pack"; "--"; sprintf "-p:Version=%s" version ] TestUtil.repoRoot
+
+                    Expect.equal code 0 (sprintf "pack: %s %s" out err)
+
+                    for id in [ "YoloSpp"; "YoloSpp.FSharp" ] do
+                        Expect.isTrue (File.Exists(Path.Combine(feed, sprintf "%s.%s.nupkg" id version))) (sprintf "%s packed" id)
+
+                    let code, out, err =
+                        runProcess
+                            "dotnet"
+                            [
+                                "build"
+                                sample
+                                "-c"
+                                "Release"
+                                "--nologo"
+                                sprintf "-p:YoloSppVersion=%s" version
+                            ]
+                            TestUtil.repoRoot
+
+                    Expect.equal code 0 (sprintf "the sample builds from the packages: %s %s" out err)
+                    let dll = Path.Combine(sample, "bin", "Release", "net10.0", "PackageSample.dll")
+
+                    if OperatingSystem.IsLinux() then
+                        // the package's own buildTransitive step fixed the native glue in the sample's output (see build/NativeFix.targets)
+                        let glue =
+                            Path.Combine(sample, "bin", "Release", "net10.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
+
+                        Expect.isTrue (File.Exists glue) "the sample's output has TorchSharp's native glue"
+
+                        let hasReadelf =
+                            (try
+                                (let c, _, _ = runProcess "readelf" [ "--version" ] "." in c = 0)
+                             with _ ->
+                                 false)
+
+                        if hasReadelf && not (systemHasGlibcxx332 ()) then
+                            Expect.equal (versionFlags glue) (Some "WEAK") "GLIBCXX_3.4.32 marked weak by the package's build step"
+
+                    let code, out, err = runProcess "dotnet" [ dll; work ] TestUtil.repoRoot
+                    Expect.equal code 0 (sprintf "the sample runs: %s %s" out err)
+
+                    for line in
+                        [
+                            "trained 1 epoch"
+                            "evaluated 8 images"
+                            "detections on 000000.jpg"
+                            "conv guard: "
+                        ] do
+                        Expect.stringContains out line (sprintf "prints '%s'" line)
+                finally
+                    forgetPackages version
+
+                    for f in Directory.GetFiles(feed, sprintf "*.%s.nupkg" version) do
+                        File.Delete f
+
+                    try
+                        Directory.Delete(work, true)
+                    with _ ->
+                        ()
+            }
+        ]
+
+let tests =
+    testList "build" [ nativeFixTests; cliTests; infoTests; benchTests; exampleTests; packageTests ]

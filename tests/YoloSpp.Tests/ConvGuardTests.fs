@@ -16,12 +16,16 @@ let private case (name: string) (check: string -> JsonElement -> unit) () =
     use doc = JsonDocument.Parse(File.ReadAllText(TestUtil.goldenFile name))
     check TestUtil.repoGoldenDir doc.RootElement
 
-let private forwardGolden = case "darknet_forward_odd_widths.json" Golden.DarknetForwardCases.run
-let private gradGolden = case "darknet_grad_odd_widths.json" Golden.DarknetGradCases.run
+let private forwardGolden =
+    case "darknet_forward_odd_widths.json" Golden.DarknetForwardCases.run
+
+let private gradGolden =
+    case "darknet_grad_odd_widths.json" Golden.DarknetGradCases.run
 
 /// The faulty configurations: the 3x3 convolutions with 24 or 40 input channels of the odd-widths network
 /// (and of the probe grid), like the wrong kernels seen on an AMD EPYC.
-let private fault (c: ConvConfig) = c.Kernel = 3 && (c.InChannels = 24 || c.InChannels = 40)
+let private fault (c: ConvConfig) =
+    c.Kernel = 3 && (c.InChannels = 24 || c.InChannels = 40)
 
 /// Runs `f` with the guard reset to `mode` and `injected`, collecting its notices; restores the guard after.
 let private withGuard (mode: ConvMode) (injected: (ConvConfig -> bool) option) (f: ResizeArray<string> -> unit) =
@@ -29,95 +33,154 @@ let private withGuard (mode: ConvMode) (injected: (ConvConfig -> bool) option) (
     let previous = ConvGuard.Notice
     ConvGuard.Notice <- Action<string>(notices.Add)
     ConvGuard.Reset(Nullable mode, injected |> Option.map (fun p -> Func<ConvConfig, bool>(p)) |> Option.toObj)
-    try f notices
+
+    try
+        f notices
     finally
         OneDnn.SimulateUnavailable <- false
         ConvGuard.Reset(Nullable())
         ConvGuard.Notice <- previous
 
 let private fails (what: string) (check: unit -> unit) =
-    let failed = try check (); false with :? AssertException -> true
+    let failed =
+        try
+            check ()
+            false
+        with :? AssertException ->
+            true
+
     Expect.isTrue failed what
 
 let tests =
-    testList "conv-guard" [
-        test "unfold + matmul equals libtorch's float64 convolution (forward and both gradients, to float32 rounding) on odd shapes" {
-            use _ = torch.NewDisposeScope()
-            for cin, cout, k, s, h, w in [ 3, 5, 3, 1, 13, 17; 24, 40, 3, 2, 21, 10; 7, 9, 1, 1, 9, 11; 40, 24, 1, 2, 15, 14 ] do
-                let c = ConvConfig(cin, cout, k, s, k / 2)
-                let r = ConvCheck.Run(c, 2, h, w, Func<_, _, _, _>(fun x wt c -> torch.nn.functional.conv2d(x.to_type(torch.float64), wt.to_type(torch.float64), strides = [| int64 s; int64 s |], padding = [| int64 (k / 2); int64 (k / 2) |])), 9UL, "float64")
-                for what, e in [ "forward", r.Forward; "input gradient", r.InputGrad; "weight gradient", r.WeightGrad ] do
-                    // the gradients come back in the inputs' float32, so 1e-6 is float32 rounding
-                    Expect.isLessThan e 1e-6 (sprintf "%O %s" c what)
-        }
-        test "the check catches an injected fault: without the guard the golden cases fail" {
-            withGuard ConvMode.OneDnn (Some fault) (fun _ ->
-                let r = ConvCheck.Run(ConvConfig(24, 16, 3, 1, 1), 2, 40, 40, Func<_, _, _, _>(fun x w c -> ConvGuard.Conv2d(x, w, null, c)), 1UL, "oneDNN")
-                Expect.isFalse r.Ok (sprintf "the faulty configuration is wrong: %s" (r.Describe()))
-                fails "darknet_forward_odd_widths fails on the faulty path" forwardGolden
-                fails "darknet_grad_odd_widths fails on the faulty path" gradGolden)
-        }
-        test "auto: a wrong oneDNN turns oneDNN off, says so in one line, and the golden cases pass" {
-            withGuard ConvMode.Auto (Some fault) (fun notices ->
-                forwardGolden ()
-                gradGolden ()
-                let report = ConvGuard.Report
-                Expect.isFalse report.OneDnnEnabled "oneDNN is off"
-                Expect.isNonEmpty report.Failures "the failures are reported"
-                Expect.isTrue (report.Failures |> Seq.forall (fun f -> fault f.Config)) "only the faulty configurations failed"
-                Expect.isTrue report.Correct "the kernels in use check out"
-                Expect.stringContains report.Decision "native" "decision"
-                Expect.equal (notices |> Seq.filter (fun n -> n.Contains "oneDNN off") |> Seq.length) 1 "one notice of the switch")
-        }
-        test "route: only the configurations that failed go through unfold + matmul, oneDNN stays, the golden cases pass" {
-            withGuard ConvMode.Route (Some fault) (fun notices ->
-                forwardGolden ()
-                gradGolden ()
-                let report = ConvGuard.Report
-                Expect.isTrue report.OneDnnEnabled "oneDNN stays on"
-                Expect.isNonEmpty report.Routed "configurations are routed"
-                Expect.isTrue (report.Routed |> Seq.forall fault) "only faulty configurations are routed"
-                Expect.isTrue (report.Failures |> Seq.forall (fun f -> report.Routed |> Seq.contains f.Config)) "every failure is routed"
-                Expect.isTrue report.Correct "correct"
-                Expect.isNonEmpty notices "says so")
-        }
-        test "auto where oneDNN cannot be turned off: every convolution goes through unfold + matmul, the golden cases pass" {
-            withGuard ConvMode.Auto (Some fault) (fun notices ->
-                OneDnn.SimulateUnavailable <- true
-                forwardGolden ()
-                gradGolden ()
-                let report = ConvGuard.Report
-                Expect.isTrue report.RoutesAll "every convolution routed"
-                Expect.isTrue (notices |> Seq.exists (fun n -> n.Contains "unfold + matmul")) "says so")
-        }
-        test "native: oneDNN is off without checks, the golden cases pass" {
-            withGuard ConvMode.Native None (fun _ ->
-                forwardGolden ()
-                gradGolden ()
-                Expect.isFalse ConvGuard.Report.OneDnnEnabled "oneDNN off"
-                Expect.isEmpty ConvGuard.Report.Checks "nothing checked")
-        }
-        test "on this CPU, after the guard, every check on the kernels in use is right" {
-            withGuard ConvMode.Auto None (fun _ ->
-                use m = DarkNet.FromCfgFile(TestUtil.goldenFile "odd-widths.cfg")
-                let report = ConvGuard.Report
-                Expect.isGreaterThanOrEqual report.Checks.Count ConvGuard.ProbeGrid.Count "the grid and the network were checked"
-                Expect.isTrue report.Correct (sprintf "%s; failures: %s" report.Decision (String.Join("; ", report.Failures |> Seq.map (fun f -> f.Describe())))))
-        }
-        test "doctor: wrong convolutions on the kernels in use are a problem with the reason; auto mends them" {
-            withGuard ConvMode.OneDnn (Some fault) (fun _ ->
-                let r = Doctor.Run(false)
-                Expect.isFalse r.Ok "not ok"
-                Expect.stringContains (String.Join(" ", r.Problems)) "convolution checks are wrong" "reason")
-            withGuard ConvMode.Auto (Some fault) (fun _ ->
-                let r = Doctor.Run(false)
-                Expect.isTrue r.Ok (sprintf "ok after the guard switched: %A" r.Problems)
-                Expect.isFalse r.Guard.OneDnnEnabled "the guard turned oneDNN off")
-        }
-        test "YOLOSPP_CONV values other than auto, onednn, native and route are refused with the variable named" {
-            for v, expected in [ null, ConvMode.Auto; "AUTO", ConvMode.Auto; "onednn", ConvMode.OneDnn; " native ", ConvMode.Native; "route", ConvMode.Route ] do
-                Expect.equal (ConvGuard.ParseMode v) expected (sprintf "%A" v)
-            let message = try ConvGuard.ParseMode "fast" |> ignore; "" with :? ArgumentException as e -> e.Message
-            Expect.stringContains message "YOLOSPP_CONV=fast" "refused, naming the variable and value"
-        }
-    ]
+    testList
+        "conv-guard"
+        [
+            test "unfold + matmul equals libtorch's float64 convolution (forward and both gradients, to float32 rounding) on odd shapes" {
+                use _ = torch.NewDisposeScope()
+
+                for cin, cout, k, s, h, w in
+                    [
+                        3, 5, 3, 1, 13, 17
+                        24, 40, 3, 2, 21, 10
+                        7, 9, 1, 1, 9, 11
+                        40, 24, 1, 2, 15, 14
+                    ] do
+                    let c = ConvConfig(cin, cout, k, s, k / 2)
+
+                    let r =
+                        ConvCheck.Run(
+                            c,
+                            2,
+                            h,
+                            w,
+                            Func<_, _, _, _>(fun x wt c ->
+                                torch.nn.functional.conv2d (
+                                    x.to_type (torch.float64),
+                                    wt.to_type (torch.float64),
+                                    strides = [| int64 s; int64 s |],
+                                    padding = [| int64 (k / 2); int64 (k / 2) |]
+                                )),
+                            9UL,
+                            "float64"
+                        )
+
+                    for what, e in
+                        [
+                            "forward", r.Forward
+                            "input gradient", r.InputGrad
+                            "weight gradient", r.WeightGrad
+                        ] do
+                        // the gradients come back in the inputs' float32, so 1e-6 is float32 rounding
+                        Expect.isLessThan e 1e-6 (sprintf "%O %s" c what)
+            }
+            test "the check catches an injected fault: without the guard the golden cases fail" {
+                withGuard ConvMode.OneDnn (Some fault) (fun _ ->
+                    let r =
+                        ConvCheck.Run(ConvConfig(24, 16, 3, 1, 1), 2, 40, 40, Func<_, _, _, _>(fun x w c -> ConvGuard.Conv2d(x, w, null, c)), 1UL, "oneDNN")
+
+                    Expect.isFalse r.Ok (sprintf "the faulty configuration is wrong: %s" (r.Describe()))
+                    fails "darknet_forward_odd_widths fails on the faulty path" forwardGolden
+                    fails "darknet_grad_odd_widths fails on the faulty path" gradGolden)
+            }
+            test "auto: a wrong oneDNN turns oneDNN off, says so in one line, and the golden cases pass" {
+                withGuard ConvMode.Auto (Some fault) (fun notices ->
+                    forwardGolden ()
+                    gradGolden ()
+                    let report = ConvGuard.Report
+                    Expect.isFalse report.OneDnnEnabled "oneDNN is off"
+                    Expect.isNonEmpty report.Failures "the failures are reported"
+                    Expect.isTrue (report.Failures |> Seq.forall (fun f -> fault f.Config)) "only the faulty configurations failed"
+                    Expect.isTrue report.Correct "the kernels in use check out"
+                    Expect.stringContains report.Decision "native" "decision"
+                    Expect.equal (notices |> Seq.filter (fun n -> n.Contains "oneDNN off") |> Seq.length) 1 "one notice of the switch")
+            }
+            test "route: only the configurations that failed go through unfold + matmul, oneDNN stays, the golden cases pass" {
+                withGuard ConvMode.Route (Some fault) (fun notices ->
+                    forwardGolden ()
+                    gradGolden ()
+                    let report = ConvGuard.Report
+                    Expect.isTrue report.OneDnnEnabled "oneDNN stays on"
+                    Expect.isNonEmpty report.Routed "configurations are routed"
+                    Expect.isTrue (report.Routed |> Seq.forall fault) "only faulty configurations are routed"
+                    Expect.isTrue (report.Failures |> Seq.forall (fun f -> report.Routed |> Seq.contains f.Config)) "every failure is routed"
+                    Expect.isTrue report.Correct "correct"
+                    Expect.isNonEmpty notices "says so")
+            }
+            test "auto where oneDNN cannot be turned off: every convolution goes through unfold + matmul, the golden cases pass" {
+                withGuard ConvMode.Auto (Some fault) (fun notices ->
+                    OneDnn.SimulateUnavailable <- true
+                    forwardGolden ()
+                    gradGolden ()
+                    let report = ConvGuard.Report
+                    Expect.isTrue report.RoutesAll "every convolution routed"
+                    Expect.isTrue (notices |> Seq.exists (fun n -> n.Contains "unfold + matmul")) "says so")
+            }
+            test "native: oneDNN is off without checks, the golden cases pass" {
+                withGuard ConvMode.Native None (fun _ ->
+                    forwardGolden ()
+                    gradGolden ()
+                    Expect.isFalse ConvGuard.Report.OneDnnEnabled "oneDNN off"
+                    Expect.isEmpty ConvGuard.Report.Checks "nothing checked")
+            }
+            test "on this CPU, after the guard, every check on the kernels in use is right" {
+                withGuard ConvMode.Auto None (fun _ ->
+                    use m = DarkNet.FromCfgFile(TestUtil.goldenFile "odd-widths.cfg")
+                    let report = ConvGuard.Report
+                    Expect.isGreaterThanOrEqual report.Checks.Count ConvGuard.ProbeGrid.Count "the grid and the network were checked"
+
+                    Expect.isTrue
+                        report.Correct
+                        (sprintf "%s; failures: %s" report.Decision (String.Join("; ", report.Failures |> Seq.map (fun f -> f.Describe())))))
+            }
+            test "doctor: wrong convolutions on the kernels in use are a problem with the reason; auto mends them" {
+                withGuard ConvMode.OneDnn (Some fault) (fun _ ->
+                    let r = Doctor.Run(false)
+                    Expect.isFalse r.Ok "not ok"
+                    Expect.stringContains (String.Join(" ", r.Problems)) "convolution checks are wrong" "reason")
+
+                withGuard ConvMode.Auto (Some fault) (fun _ ->
+                    let r = Doctor.Run(false)
+                    Expect.isTrue r.Ok (sprintf "ok after the guard switched: %A" r.Problems)
+                    Expect.isFalse r.Guard.OneDnnEnabled "the guard turned oneDNN off")
+            }
+            test "YOLOSPP_CONV values other than auto, onednn, native and route are refused with the variable named" {
+                for v, expected in
+                    [
+                        null, ConvMode.Auto
+                        "AUTO", ConvMode.Auto
+                        "onednn", ConvMode.OneDnn
+                        " native ", ConvMode.Native
+                        "route", ConvMode.Route
+                    ] do
+                    Expect.equal (ConvGuard.ParseMode v) expected (sprintf "%A" v)
+
+                let message =
+                    try
+                        ConvGuard.ParseMode "fast" |> ignore
+                        ""
+                    with :? ArgumentException as e ->
+                        e.Message
+
+                Expect.stringContains message "YOLOSPP_CONV=fast" "refused, naming the variable and value"
+            }
+        ]

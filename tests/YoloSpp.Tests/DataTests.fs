@@ -13,32 +13,56 @@ let private yolospp = BuildTests.yolospp
 /// A fresh temp folder, deleted by the returned disposable.
 let private tempDir () =
     let d = Directory.CreateTempSubdirectory "yolospp-data-"
-    d.FullName, { new IDisposable with member _.Dispose() = try d.Delete true with _ -> () }
+
+    d.FullName,
+    { new IDisposable with
+        member _.Dispose() =
+            try
+                d.Delete true
+            with _ ->
+                ()
+    }
 
 /// A grey w×h PNG with a red rectangle [x1, x2) × [y1, y2).
 let private redBoxImage (path: string) (w: int) (h: int) (x1: int, y1: int, x2: int, y2: int) =
     let img = RgbImage.Filled(w, h, 90uy)
+
     for y in y1 .. y2 - 1 do
         for x in x1 .. x2 - 1 do
             let o = (y * w + x) * 3
-            img.Pixels[o] <- 255uy; img.Pixels[o + 1] <- 0uy; img.Pixels[o + 2] <- 0uy
+            img.Pixels[o] <- 255uy
+            img.Pixels[o + 1] <- 0uy
+            img.Pixels[o + 2] <- 0uy
+
     Directory.CreateDirectory(Path.GetDirectoryName path) |> ignore
     img.Save path
 
 /// The YOLO row of a pixel rectangle on a w×h image.
 let private rowOf (w: int) (h: int) (x1: int, y1: int, x2: int, y2: int) =
-    sprintf "0 %g %g %g %g" ((float x1 + float x2) / 2.0 / float w) ((float y1 + float y2) / 2.0 / float h)
-        (float (x2 - x1) / float w) (float (y2 - y1) / float h)
+    sprintf
+        "0 %g %g %g %g"
+        ((float x1 + float x2) / 2.0 / float w)
+        ((float y1 + float y2) / 2.0 / float h)
+        (float (x2 - x1) / float w)
+        (float (y2 - y1) / float h)
 
 /// A dataset folder: images/ with red-box images (64×48, 48×64) and a plain 64×48 one, labels/ for the red boxes
 /// (the plain image has no label file: no objects), a list, names and a .data file. Returns the .data path.
 let private makeDataset (dir: string) =
-    let specs = [ "a.png", 64, 48, (10, 8, 40, 30); "b.png", 48, 64, (8, 20, 30, 56); "c.png", 64, 48, (0, 0, 0, 0) ]
+    let specs =
+        [
+            "a.png", 64, 48, (10, 8, 40, 30)
+            "b.png", 48, 64, (8, 20, 30, 56)
+            "c.png", 64, 48, (0, 0, 0, 0)
+        ]
+
     for i, (name, w, h, r) in List.indexed specs do
         redBoxImage (Path.Combine(dir, "images", name)) w h r
+
         if i < 2 then
             Directory.CreateDirectory(Path.Combine(dir, "labels")) |> ignore
             File.WriteAllText(Path.Combine(dir, "labels", Path.ChangeExtension(name, ".txt")), rowOf w h r + "\n")
+
     File.WriteAllLines(Path.Combine(dir, "list.txt"), specs |> List.map (fun (n, _, _, _) -> "images/" + n))
     File.WriteAllText(Path.Combine(dir, "shapes.names"), "shape\n\n")
     let data = Path.Combine(dir, "set.data")
@@ -52,12 +76,23 @@ let private isRed (img: RgbImage) x y =
 /// Every box's interior is mostly red, and red pixels lie inside some box (2 px of slack for interpolation).
 let private checkBoxesOnPixels (s: Sample) =
     let img = s.Image
+
     let boxes =
-        s.Labels |> Seq.toArray |> Array.map (fun r ->
-            (r.Cx - r.W / 2.0) * float img.Width, (r.Cy - r.H / 2.0) * float img.Height,
-            (r.Cx + r.W / 2.0) * float img.Width, (r.Cy + r.H / 2.0) * float img.Height)
+        s.Labels
+        |> Seq.toArray
+        |> Array.map (fun r ->
+            (r.Cx - r.W / 2.0) * float img.Width,
+            (r.Cy - r.H / 2.0) * float img.Height,
+            (r.Cx + r.W / 2.0) * float img.Width,
+            (r.Cy + r.H / 2.0) * float img.Height)
+
     for x1, y1, x2, y2 in boxes do
-        let pts = [ for y in int (ceil y1) .. int (floor y2) - 1 do for x in int (ceil x1) .. int (floor x2) - 1 -> x, y ]
+        let pts =
+            [
+                for y in int (ceil y1) .. int (floor y2) - 1 do
+                    for x in int (ceil x1) .. int (floor x2) - 1 -> x, y
+            ]
+
         if not pts.IsEmpty then
             let red = pts |> List.filter (fun (x, y) -> isRed img x y) |> List.length
             // the enclosing box of a rotated/sheared rectangle has empty corners; a sliver clipped at the border
@@ -67,267 +102,409 @@ let private checkBoxesOnPixels (s: Sample) =
     // objects cut by the border down to a sliver are dropped by the candidate rule (w, h > 4 px, area ratio
     // > 0.2), leaving red pixels near the edge; anywhere else red must lie in a box
     let edge = 8
+
     let outside =
-        [ for y in edge .. img.Height - 1 - edge do
-            for x in edge .. img.Width - 1 - edge do
-                if isRed img x y && not (boxes |> Array.exists (fun (x1, y1, x2, y2) ->
-                    float x >= x1 - 2.0 && float x <= x2 + 2.0 && float y >= y1 - 2.0 && float y <= y2 + 2.0)) then yield x, y ]
+        [
+            for y in edge .. img.Height - 1 - edge do
+                for x in edge .. img.Width - 1 - edge do
+                    if
+                        isRed img x y
+                        && not (
+                            boxes
+                            |> Array.exists (fun (x1, y1, x2, y2) ->
+                                float x >= x1 - 2.0
+                                && float x <= x2 + 2.0
+                                && float y >= y1 - 2.0
+                                && float y <= y2 + 2.0)
+                        )
+                    then
+                        yield x, y
+        ]
+
     Expect.isLessThanOrEqual outside.Length 3 (sprintf "red pixels outside every box: %A" (List.truncate 5 outside))
 
 let private hypNoColour (degrees, translate, scale, shear) =
     let yaml =
         YoloSpp.Training.Hyp.toYaml
             { YoloSpp.Training.Hyp.defaults with
-                Degrees = degrees; Translate = translate; Scale = scale; Shear = shear; HsvH = 0.0; HsvS = 0.0; HsvV = 0.0 }
+                Degrees = degrees
+                Translate = translate
+                Scale = scale
+                Shear = shear
+                HsvH = 0.0
+                HsvS = 0.0
+                HsvV = 0.0
+            }
+
     let f = Path.GetTempFileName()
     File.WriteAllText(f, yaml)
-    try YoloSpp.HyperParameters.Load f finally File.Delete f
+
+    try
+        YoloSpp.HyperParameters.Load f
+    finally
+        File.Delete f
 
 let labelTests =
     let bad =
-        [ "0 0.5 0.5 0.2", "expected 5 numbers (class cx cy w h), got 4 values"
-          "0 0.5 0.5 0.2 0.2 0.1", "expected 5 numbers (class cx cy w h), got 6 values"
-          "0 0.5 abc 0.2 0.2", "'abc' is not a number (column 3)"
-          "0 nan 0.5 0.2 0.2", "'nan' is not a number (column 2)"
-          "1.5 0.5 0.5 0.2 0.2", "class '1.5' is not an integer"
-          "-1 0.5 0.5 0.2 0.2", "class -1 out of range [0, 3)"
-          "3 0.5 0.5 0.2 0.2", "class 3 out of range [0, 3)"
-          "0 1.2 0.5 0.2 0.2", "cx = 1.2 outside [0, 1]"
-          "0 0.5 -0.1 0.2 0.2", "cy = -0.1 outside [0, 1]"
-          "0 0.5 0.5 1.5 0.2", "w = 1.5 outside [0, 1]"
-          "0 0.5 0.5 0 0.2", "w = 0 must be > 0"
-          "0 0.5 0.5 0.2 0", "h = 0 must be > 0" ]
-    testList "labels" [
-        for text, reason in bad do
-            yield test (sprintf "'%s' is an error: %s" text reason) {
-                match parse "x.txt" 3 ("1 0.5 0.5 0.1 0.1\n" + text + "\n") with
-                | Error [ e ] -> Expect.equal (e.ToString()) ("x.txt:2: " + reason) "file:line: reason"
-                | other -> failtestf "expected one error, got %A" other
-            }
-        yield test "duplicate rows are dropped and reported by line; blank lines skipped" {
-            match parse "x.txt" 2 "0 0.5 0.5 0.2 0.2\n\n1 0.1 0.1 0.1 0.1\n0 0.5 0.5 0.2 0.2\n" with
-            | Ok p ->
-                Expect.equal p.Rows.Length 2 "two distinct rows"
-                Expect.equal p.DuplicateLines [ 4 ] "line 4 duplicates line 1"
-            | Error e -> failtestf "%A" e
-        }
-        yield test "an empty file has no objects" {
-            Expect.equal (parse "x.txt" 2 "" |> Result.map (fun p -> p.Rows.Length)) (Ok 0) "no rows"
-        }
-        yield test "label path: images segment → labels, extension → .txt" {
-            Expect.equal (labelPathFor "/d/images/train/a.jpg") "/d/labels/train/a.txt" "segment"
-            Expect.equal (labelPathFor "/d/myimages/a.JPG") "/d/myimages/a.txt" "not a segment: unchanged folder"
-            Expect.equal (labelPathFor "/d/images/images.png") "/d/labels/images.txt" "file named images kept"
-        }
-    ]
+        [
+            "0 0.5 0.5 0.2", "expected 5 numbers (class cx cy w h), got 4 values"
+            "0 0.5 0.5 0.2 0.2 0.1", "expected 5 numbers (class cx cy w h), got 6 values"
+            "0 0.5 abc 0.2 0.2", "'abc' is not a number (column 3)"
+            "0 nan 0.5 0.2 0.2", "'nan' is not a number (column 2)"
+            "1.5 0.5 0.5 0.2 0.2", "class '1.5' is not an integer"
+            "-1 0.5 0.5 0.2 0.2", "class -1 out of range [0, 3)"
+            "3 0.5 0.5 0.2 0.2", "class 3 out of range [0, 3)"
+            "0 1.2 0.5 0.2 0.2", "cx = 1.2 outside [0, 1]"
+            "0 0.5 -0.1 0.2 0.2", "cy = -0.1 outside [0, 1]"
+            "0 0.5 0.5 1.5 0.2", "w = 1.5 outside [0, 1]"
+            "0 0.5 0.5 0 0.2", "w = 0 must be > 0"
+            "0 0.5 0.5 0.2 0", "h = 0 must be > 0"
+        ]
+
+    testList
+        "labels"
+        [
+            for text, reason in bad do
+                yield
+                    test (sprintf "'%s' is an error: %s" text reason) {
+                        match parse "x.txt" 3 ("1 0.5 0.5 0.1 0.1\n" + text + "\n") with
+                        | Error [ e ] -> Expect.equal (e.ToString()) ("x.txt:2: " + reason) "file:line: reason"
+                        | other -> failtestf "expected one error, got %A" other
+                    }
+            yield
+                test "duplicate rows are dropped and reported by line; blank lines skipped" {
+                    match parse "x.txt" 2 "0 0.5 0.5 0.2 0.2\n\n1 0.1 0.1 0.1 0.1\n0 0.5 0.5 0.2 0.2\n" with
+                    | Ok p ->
+                        Expect.equal p.Rows.Length 2 "two distinct rows"
+                        Expect.equal p.DuplicateLines [ 4 ] "line 4 duplicates line 1"
+                    | Error e -> failtestf "%A" e
+                }
+            yield test "an empty file has no objects" { Expect.equal (parse "x.txt" 2 "" |> Result.map (fun p -> p.Rows.Length)) (Ok 0) "no rows" }
+            yield
+                test "label path: images segment → labels, extension → .txt" {
+                    Expect.equal (labelPathFor "/d/images/train/a.jpg") "/d/labels/train/a.txt" "segment"
+                    Expect.equal (labelPathFor "/d/myimages/a.JPG") "/d/myimages/a.txt" "not a segment: unchanged folder"
+                    Expect.equal (labelPathFor "/d/images/images.png") "/d/labels/images.txt" "file named images kept"
+                }
+        ]
 
 let configTests =
-    let data text = DataConfig.parseData "/d/x.data" text |> Result.mapError (List.map string)
-    testList "config" [
-        test "a .data file resolves paths beside it and keeps other keys" {
-            match data "# c\nclasses= 2\ntrain = t.txt\nvalid=/abs/v.txt\nnames=n.names\nbackup=backup/\n" with
-            | Ok d ->
-                Expect.equal (d.Classes, d.Train, d.Valid, d.Names) (2, "/d/t.txt", "/abs/v.txt", "/d/n.names") "resolved"
-                Expect.equal (d.Others |> Map.toList) [ "backup", "backup/" ] "others"
-            | Error e -> failtestf "%A" e
-        }
-        test "missing keys, bad numbers and lines without '=' name the file and line" {
-            Expect.equal (data "classes=x\ntrain=t\nvalid=v\nnames=n\n") (Error [ "/d/x.data:1: classes = 'x' is not a positive integer" ]) "bad classes"
-            Expect.equal (data "classes=2\ntrain=t\nvalid=v\n") (Error [ "/d/x.data: missing key 'names'" ]) "missing key"
-            Expect.equal (data "classes=2\ntrain t\nvalid=v\nnames=n\n")
-                (Error [ "/d/x.data: missing key 'train'"; "/d/x.data:2: expected key=value, got 'train t'" ]) "no '='"
-            Expect.equal (data "classes=2\nclasses=3\ntrain=t\nvalid=v\nnames=n\n") (Error [ "/d/x.data:2: duplicate key 'classes' (first on line 1)" ]) "dup"
-        }
-        test "names: blank lines ignored, count must equal classes" {
-            Expect.equal (DataConfig.parseNames "n" (Some 2) "a\n\nb\n") (Ok [| "a"; "b" |]) "two"
-            Expect.equal (DataConfig.parseNames "n" (Some 3) "a\nb\n" |> Result.mapError (List.map string))
-                (Error [ "n: 2 class names but the .data file says classes=3" ]) "mismatch"
-        }
-    ]
+    let data text =
+        DataConfig.parseData "/d/x.data" text |> Result.mapError (List.map string)
+
+    testList
+        "config"
+        [
+            test "a .data file resolves paths beside it and keeps other keys" {
+                match data "# c\nclasses= 2\ntrain = t.txt\nvalid=/abs/v.txt\nnames=n.names\nbackup=backup/\n" with
+                | Ok d ->
+                    Expect.equal (d.Classes, d.Train, d.Valid, d.Names) (2, "/d/t.txt", "/abs/v.txt", "/d/n.names") "resolved"
+                    Expect.equal (d.Others |> Map.toList) [ "backup", "backup/" ] "others"
+                | Error e -> failtestf "%A" e
+            }
+            test "missing keys, bad numbers and lines without '=' name the file and line" {
+                Expect.equal (data "classes=x\ntrain=t\nvalid=v\nnames=n\n") (Error [ "/d/x.data:1: classes = 'x' is not a positive integer" ]) "bad classes"
+                Expect.equal (data "classes=2\ntrain=t\nvalid=v\n") (Error [ "/d/x.data: missing key 'names'" ]) "missing key"
+
+                Expect.equal
+                    (data "classes=2\ntrain t\nvalid=v\nnames=n\n")
+                    (Error
+                        [
+                            "/d/x.data: missing key 'train'"
+                            "/d/x.data:2: expected key=value, got 'train t'"
+                        ])
+                    "no '='"
+
+                Expect.equal
+                    (data "classes=2\nclasses=3\ntrain=t\nvalid=v\nnames=n\n")
+                    (Error [ "/d/x.data:2: duplicate key 'classes' (first on line 1)" ])
+                    "dup"
+            }
+            test "names: blank lines ignored, count must equal classes" {
+                Expect.equal (DataConfig.parseNames "n" (Some 2) "a\n\nb\n") (Ok [| "a"; "b" |]) "two"
+
+                Expect.equal
+                    (DataConfig.parseNames "n" (Some 3) "a\nb\n" |> Result.mapError (List.map string))
+                    (Error [ "n: 2 class names but the .data file says classes=3" ])
+                    "mismatch"
+            }
+        ]
 
 let geometryTests =
-    testList "geometry" [
-        test "rect shapes follow the reference: sorted by h/w, [maxi, 1] landscape, [1, 1/mini] portrait, else square" {
-            let order, shapes = Augment.rectShapes [| 64, 32; 48, 64; 60, 64; 64, 64 |] 2 512 0.0
-            Expect.equal order [| 1; 2; 3; 0 |] "sorted by h/w: 0.75, 0.9375, 1, 2"
-            // ceil(0.9375 * 512 / 32) * 32 = 480; the second batch spans ratio 1..2 → square
-            Expect.equal shapes [| 480, 512; 512, 512 |] "shapes (h, w)"
-            let _, portrait = Augment.rectShapes [| 96, 64; 64, 32 |] 2 512 0.0
-            // 1/mini = 1/1.5: ceil(512 / 1.5 / 32) * 32 = 352
-            Expect.equal portrait [| 512, 352 |] "portrait"
-            let _, wide = Augment.rectShapes [| 10, 100 |] 1 416 0.0
-            Expect.equal wide [| 64, 416 |] "ceil(0.1 * 13) * 32"
-        }
-        test "load_image size truncates like Python's int" {
-            Expect.equal (Augment.loadSize 512 (480, 640)) ((384, 512), 0.8) "shrink"
-            Expect.equal (Augment.loadSize 64 (48, 64)) ((48, 64), 1.0) "unchanged"
-            Expect.equal (fst (Augment.loadSize 100 (33, 70))) (47, 100) "int(33 * 100/70) = 47"
-        }
-        test "the identity affine keeps boxes and needs no warp; the candidate rule drops thin boxes" {
-            let m = Augment.affineMatrix Augment.identityDraw (100, 100) 0
-            Expect.isFalse (Augment.needsWarp m 0) "identity"
-            let b: Augment.PixelBox = { Class = 1; X1 = 10.0; Y1 = 20.0; X2 = 30.0; Y2 = 50.0 }
-            Expect.equal (Augment.transformBoxes m 1.0 (100, 100) [| b |]) [| b |] "kept"
-            let thin = { b with X2 = 13.0 }
-            Expect.isEmpty (Augment.transformBoxes m 1.0 (100, 100) [| thin |]) "w <= 4 dropped"
-        }
-        test "COCO ground truth: absolute xywh, area w*h, ids from 1, 0-based categories that occur" {
-            let img: CocoGroundTruth.SourceImage =
-                { FileName = "a.jpg"; Height = 100; Width = 200
-                  Rows = [| { Class = 2; Cx = 0.5; Cy = 0.5; W = 0.1; H = 0.2 } |] }
-            let c = CocoGroundTruth.convert [| "a"; "b"; "c" |] [| img; { img with FileName = "b.jpg"; Rows = [||] } |]
-            Expect.equal c.Images.Length 2 "images"
-            let a = c.Annotations[0]
-            Expect.equal (a.Id, a.ImageId, a.CategoryId, a.IsCrowd) (1L, 0L, 2L, false) "ids"
-            Expect.floatClose Accuracy.high a.Bbox.X 90.0 "x"; Expect.floatClose Accuracy.high a.Bbox.W 20.0 "w"
-            Expect.floatClose Accuracy.high a.Area 400.0 "area"
-            Expect.equal c.Categories [| ({ Id = 2L; Name = "c" }: YoloSpp.Evaluation.CocoCategory) |] "categories seen"
-        }
-    ]
+    testList
+        "geometry"
+        [
+            test "rect shapes follow the reference: sorted by h/w, [maxi, 1] landscape, [1, 1/mini] portrait, else square" {
+                let order, shapes =
+                    Augment.rectShapes [| 64, 32; 48, 64; 60, 64; 64, 64 |] 2 512 0.0
+
+                Expect.equal order [| 1; 2; 3; 0 |] "sorted by h/w: 0.75, 0.9375, 1, 2"
+                // ceil(0.9375 * 512 / 32) * 32 = 480; the second batch spans ratio 1..2 → square
+                Expect.equal shapes [| 480, 512; 512, 512 |] "shapes (h, w)"
+                let _, portrait = Augment.rectShapes [| 96, 64; 64, 32 |] 2 512 0.0
+                // 1/mini = 1/1.5: ceil(512 / 1.5 / 32) * 32 = 352
+                Expect.equal portrait [| 512, 352 |] "portrait"
+                let _, wide = Augment.rectShapes [| 10, 100 |] 1 416 0.0
+                Expect.equal wide [| 64, 416 |] "ceil(0.1 * 13) * 32"
+            }
+            test "load_image size truncates like Python's int" {
+                Expect.equal (Augment.loadSize 512 (480, 640)) ((384, 512), 0.8) "shrink"
+                Expect.equal (Augment.loadSize 64 (48, 64)) ((48, 64), 1.0) "unchanged"
+                Expect.equal (fst (Augment.loadSize 100 (33, 70))) (47, 100) "int(33 * 100/70) = 47"
+            }
+            test "the identity affine keeps boxes and needs no warp; the candidate rule drops thin boxes" {
+                let m = Augment.affineMatrix Augment.identityDraw (100, 100) 0
+                Expect.isFalse (Augment.needsWarp m 0) "identity"
+
+                let b: Augment.PixelBox =
+                    {
+                        Class = 1
+                        X1 = 10.0
+                        Y1 = 20.0
+                        X2 = 30.0
+                        Y2 = 50.0
+                    }
+
+                Expect.equal (Augment.transformBoxes m 1.0 (100, 100) [| b |]) [| b |] "kept"
+                let thin = { b with X2 = 13.0 }
+                Expect.isEmpty (Augment.transformBoxes m 1.0 (100, 100) [| thin |]) "w <= 4 dropped"
+            }
+            test "COCO ground truth: absolute xywh, area w*h, ids from 1, 0-based categories that occur" {
+                let img: CocoGroundTruth.SourceImage =
+                    {
+                        FileName = "a.jpg"
+                        Height = 100
+                        Width = 200
+                        Rows =
+                            [|
+                                {
+                                    Class = 2
+                                    Cx = 0.5
+                                    Cy = 0.5
+                                    W = 0.1
+                                    H = 0.2
+                                }
+                            |]
+                    }
+
+                let c =
+                    CocoGroundTruth.convert
+                        [| "a"; "b"; "c" |]
+                        [|
+                            img
+                            { img with
+                                FileName = "b.jpg"
+                                Rows = [||]
+                            }
+                        |]
+
+                Expect.equal c.Images.Length 2 "images"
+                let a = c.Annotations[0]
+                Expect.equal (a.Id, a.ImageId, a.CategoryId, a.IsCrowd) (1L, 0L, 2L, false) "ids"
+                Expect.floatClose Accuracy.high a.Bbox.X 90.0 "x"
+                Expect.floatClose Accuracy.high a.Bbox.W 20.0 "w"
+                Expect.floatClose Accuracy.high a.Area 400.0 "area"
+                Expect.equal c.Categories [| ({ Id = 2L; Name = "c" }: YoloSpp.Evaluation.CocoCategory) |] "categories seen"
+            }
+        ]
 
 let scanTests =
-    testList "scan" [
-        test "summary counts, original sizes, and the cache is used until a label changes" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let list = Path.Combine(dir, "list.txt")
-            let r = LabelScan.Scan(list, 1)
-            Expect.isEmpty r.Errors "no errors"
-            Expect.stringContains r.Summary "3 images; found 2, missing 1, empty 0, duplicate 0" "summary"
-            Expect.equal (r.Items[1].Width0, r.Items[1].Height0) (48, 64) "original size"
-            Expect.isFalse r.FromCache "first scan"
-            Expect.isTrue (LabelScan.Scan(list, 1).FromCache) "second scan from the cache"
-            File.WriteAllText(Path.Combine(dir, "labels", "a.txt"), "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n")
-            let r3 = LabelScan.Scan(list, 1)
-            Expect.isFalse r3.FromCache "a changed label invalidates the cache"
-            Expect.equal r3.Duplicate 1 "duplicate counted"
-            Expect.isEmpty (Directory.GetFiles(dir, "*.tmp")) "no temp file left"
-        }
-        test "a corrupt image, a missing image and a non-image line are errors naming the file" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            File.WriteAllBytes(Path.Combine(dir, "images", "bad.jpg"), [| 0xFFuy; 0xD8uy; 1uy; 2uy; 3uy |])
-            File.AppendAllLines(Path.Combine(dir, "list.txt"), [ "images/bad.jpg"; "images/none.png"; "notes.txt" ])
-            let r = LabelScan.Scan(Path.Combine(dir, "list.txt"), 1)
-            let list = Path.Combine(dir, "list.txt")
-            Expect.sequenceEqual (r.Errors |> Seq.map string)
-                [ sprintf "%s:5: image not found: %s" list (Path.Combine(dir, "images", "none.png"))
-                  sprintf "%s:6: 'notes.txt' has no image extension (%s)" list (String.Join(" ", imageExtensions)) ] "list errors"
-            File.WriteAllLines(list, [ "images/a.png"; "images/bad.jpg" ])
-            let r2 = LabelScan.Scan(list, 1)
-            Expect.equal r2.Errors.Count 1 "one error"
-            Expect.stringStarts (string r2.Errors[0]) (Path.Combine(dir, "images", "bad.jpg") + ": not a readable image") "corrupt"
-        }
-    ]
+    testList
+        "scan"
+        [
+            test "summary counts, original sizes, and the cache is used until a label changes" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+                let list = Path.Combine(dir, "list.txt")
+                let r = LabelScan.Scan(list, 1)
+                Expect.isEmpty r.Errors "no errors"
+                Expect.stringContains r.Summary "3 images; found 2, missing 1, empty 0, duplicate 0" "summary"
+                Expect.equal (r.Items[1].Width0, r.Items[1].Height0) (48, 64) "original size"
+                Expect.isFalse r.FromCache "first scan"
+                Expect.isTrue (LabelScan.Scan(list, 1).FromCache) "second scan from the cache"
+                File.WriteAllText(Path.Combine(dir, "labels", "a.txt"), "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n")
+                let r3 = LabelScan.Scan(list, 1)
+                Expect.isFalse r3.FromCache "a changed label invalidates the cache"
+                Expect.equal r3.Duplicate 1 "duplicate counted"
+                Expect.isEmpty (Directory.GetFiles(dir, "*.tmp")) "no temp file left"
+            }
+            test "a corrupt image, a missing image and a non-image line are errors naming the file" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+                File.WriteAllBytes(Path.Combine(dir, "images", "bad.jpg"), [| 0xFFuy; 0xD8uy; 1uy; 2uy; 3uy |])
+                File.AppendAllLines(Path.Combine(dir, "list.txt"), [ "images/bad.jpg"; "images/none.png"; "notes.txt" ])
+                let r = LabelScan.Scan(Path.Combine(dir, "list.txt"), 1)
+                let list = Path.Combine(dir, "list.txt")
 
-let private openSet (dir: string) (o: DataOptions) = YoloDataset.Open(Path.Combine(dir, "list.txt"), 1, o)
+                Expect.sequenceEqual
+                    (r.Errors |> Seq.map string)
+                    [
+                        sprintf "%s:5: image not found: %s" list (Path.Combine(dir, "images", "none.png"))
+                        sprintf "%s:6: 'notes.txt' has no image extension (%s)" list (String.Join(" ", imageExtensions))
+                    ]
+                    "list errors"
+
+                File.WriteAllLines(list, [ "images/a.png"; "images/bad.jpg" ])
+                let r2 = LabelScan.Scan(list, 1)
+                Expect.equal r2.Errors.Count 1 "one error"
+                Expect.stringStarts (string r2.Errors[0]) (Path.Combine(dir, "images", "bad.jpg") + ": not a readable image") "corrupt"
+            }
+        ]
+
+let private openSet (dir: string) (o: DataOptions) =
+    YoloDataset.Open(Path.Combine(dir, "list.txt"), 1, o)
 
 let augmentTests =
-    testList "augment" [
-        test "mosaic + random affine keep every box on its red pixels" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let ds = openSet dir (DataOptions(ImageSize = 64, Augment = true, Hyp = hypNoColour (10.0, 0.1, 0.2, 5.0)))
-            for seed in 0..5 do
-                for i in 0 .. ds.Count - 1 do
-                    let s = (openSet dir (DataOptions(ImageSize = 64, Augment = true, Seed = seed, Hyp = hypNoColour (10.0, 0.1, 0.2, 5.0)))).GetItem(i)
-                    Expect.equal (s.Image.Width, s.Image.Height) (64, 64) "mosaic output is img_size square"
-                    checkBoxesOnPixels s
-            ignore ds
-        }
-        test "letterbox + affine + flip (no mosaic) keep boxes on their pixels" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let mutable flipped = 0
-            for seed in 0..7 do
-                let ds = openSet dir (DataOptions(ImageSize = 64, Augment = true, Mosaic = false, Seed = seed, Hyp = hypNoColour (8.0, 0.05, 0.1, 3.0)))
-                for i in 0 .. ds.Count - 1 do
-                    let s = ds.GetItem(i)
-                    checkBoxesOnPixels s
-                    if i = 0 && s.Labels.Count = 1 && s.Labels[0].Cx > 0.5 then flipped <- flipped + 1
-            Expect.isGreaterThan flipped 0 "some seeds flip image a (its box starts on the left)"
-        }
-        test "evaluation letterbox: boxes on pixels, pad 114, shape maps back to the original" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let ds = openSet dir (DataOptions(ImageSize = 64))
-            let s = ds.GetItem(0)
-            Expect.equal (s.Image.Width, s.Image.Height) (64, 64) "square letterbox"
-            Expect.equal s.Image.Pixels[0] 114uy "pad colour"
-            checkBoxesOnPixels s
-            let sh = s.Shape.Value
-            Expect.equal (sh.Height0, sh.Width0, sh.PadH) (48, 64, 8.0) "original size and pad"
-            let y1 = (s.Labels[0].Cy - s.Labels[0].H / 2.0) * 64.0
-            Expect.floatClose Accuracy.medium ((y1 - sh.PadH) / sh.RatioH) 8.0 "y1 maps back to the original pixel"
-        }
-        test "the same seed gives the same bytes; another seed differs" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let get seed = (openSet dir (DataOptions(ImageSize = 64, Augment = true, Seed = seed, Hyp = hypNoColour (10.0, 0.1, 0.2, 5.0)))).GetItem(1, 3)
-            let a, b, c = get 7, get 7, get 8
-            Expect.sequenceEqual a.Image.Pixels b.Image.Pixels "same pixels"
-            Expect.sequenceEqual a.Labels b.Labels "same labels"
-            Expect.isFalse (a.Image.Pixels.AsSpan().SequenceEqual(c.Image.Pixels)) "another seed, other pixels"
-        }
-    ]
+    testList
+        "augment"
+        [
+            test "mosaic + random affine keep every box on its red pixels" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+
+                let ds =
+                    openSet dir (DataOptions(ImageSize = 64, Augment = true, Hyp = hypNoColour (10.0, 0.1, 0.2, 5.0)))
+
+                for seed in 0..5 do
+                    for i in 0 .. ds.Count - 1 do
+                        let s =
+                            (openSet dir (DataOptions(ImageSize = 64, Augment = true, Seed = seed, Hyp = hypNoColour (10.0, 0.1, 0.2, 5.0)))).GetItem(i)
+
+                        Expect.equal (s.Image.Width, s.Image.Height) (64, 64) "mosaic output is img_size square"
+                        checkBoxesOnPixels s
+
+                ignore ds
+            }
+            test "letterbox + affine + flip (no mosaic) keep boxes on their pixels" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+                let mutable flipped = 0
+
+                for seed in 0..7 do
+                    let ds =
+                        openSet dir (DataOptions(ImageSize = 64, Augment = true, Mosaic = false, Seed = seed, Hyp = hypNoColour (8.0, 0.05, 0.1, 3.0)))
+
+                    for i in 0 .. ds.Count - 1 do
+                        let s = ds.GetItem(i)
+                        checkBoxesOnPixels s
+
+                        if i = 0 && s.Labels.Count = 1 && s.Labels[0].Cx > 0.5 then
+                            flipped <- flipped + 1
+
+                Expect.isGreaterThan flipped 0 "some seeds flip image a (its box starts on the left)"
+            }
+            test "evaluation letterbox: boxes on pixels, pad 114, shape maps back to the original" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+                let ds = openSet dir (DataOptions(ImageSize = 64))
+                let s = ds.GetItem(0)
+                Expect.equal (s.Image.Width, s.Image.Height) (64, 64) "square letterbox"
+                Expect.equal s.Image.Pixels[0] 114uy "pad colour"
+                checkBoxesOnPixels s
+                let sh = s.Shape.Value
+                Expect.equal (sh.Height0, sh.Width0, sh.PadH) (48, 64, 8.0) "original size and pad"
+                let y1 = (s.Labels[0].Cy - s.Labels[0].H / 2.0) * 64.0
+                Expect.floatClose Accuracy.medium ((y1 - sh.PadH) / sh.RatioH) 8.0 "y1 maps back to the original pixel"
+            }
+            test "the same seed gives the same bytes; another seed differs" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+
+                let get seed =
+                    (openSet dir (DataOptions(ImageSize = 64, Augment = true, Seed = seed, Hyp = hypNoColour (10.0, 0.1, 0.2, 5.0)))).GetItem(1, 3)
+
+                let a, b, c = get 7, get 7, get 8
+                Expect.sequenceEqual a.Image.Pixels b.Image.Pixels "same pixels"
+                Expect.sequenceEqual a.Labels b.Labels "same labels"
+                Expect.isFalse (a.Image.Pixels.AsSpan().SequenceEqual(c.Image.Pixels)) "another seed, other pixels"
+            }
+        ]
 
 let loaderTests =
-    testList "loader" [
-        test "without shuffle every image comes once per epoch, in order; tensors have the collate shapes" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let loader = YoloDataLoader(openSet dir (DataOptions(ImageSize = 64, BatchSize = 2)))
-            let seen = ResizeArray()
-            for b in loader do
-                use b = b
-                seen.AddRange b.Indices
-                Expect.equal b.Images.shape [| int64 b.Indices.Count; 3L; 64L; 64L |] "images [bs,3,H,W]"
-                Expect.equal b.Targets.shape[1] 6L "targets [n,6]"
-                Expect.isTrue (b.Images.max().item<float32>() <= 1.0f) "0..1"
-            Expect.sequenceEqual seen [ 0; 1; 2 ] "each once, in order"
-        }
-        test "with shuffle and mosaic an epoch is a permutation, and deterministic" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let epoch () =
-                let loader = YoloDataLoader(openSet dir (DataOptions(ImageSize = 64, BatchSize = 2, Augment = true, Shuffle = true, Seed = 3)))
-                [ for b in loader.Epoch 2 do
-                    use b = b
-                    yield List.ofSeq b.Indices, b.Images.sum().item<float32>(), b.Targets.shape[0] ]
-            let a = epoch ()
-            Expect.sequenceEqual (a |> List.collect (fun (i, _, _) -> i) |> List.sort) [ 0; 1; 2 ] "permutation"
-            Expect.equal (epoch ()) a "same seed, same batches"
-        }
-        test "a consumer that stops after one batch does not leave the prefetching producer blocked" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let loader = YoloDataLoader(openSet dir (DataOptions(ImageSize = 64, BatchSize = 1, Prefetch = 1)))
-            let first = loader |> Seq.head
-            use _ = first
-            Expect.equal (List.ofSeq first.Indices) [ 0 ] "first batch"
-        }
-        test "rect batches take the reference's per-batch shape" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            makeDataset dir |> ignore
-            let loader = YoloDataLoader(openSet dir (DataOptions(ImageSize = 128, BatchSize = 2, Rect = true)))
-            let shapes = [ for b in loader do use b = b in yield b.Images.shape[2], b.Images.shape[3] ]
-            // sorted h/w: 0.75, 0.75 (→ [0.75, 1]: ceil(0.75 * 4) * 32 = 96 × 128), then 1.333 (→ [1, 0.75]: 128 × 96)
-            Expect.equal shapes [ 96L, 128L; 128L, 96L ] "shapes"
-            Expect.sequenceEqual (loader.Dataset.Items |> Seq.map (fun it -> Path.GetFileName it.ImagePath)) [ "a.png"; "c.png"; "b.png" ] "sorted by aspect"
-        }
-    ]
+    testList
+        "loader"
+        [
+            test "without shuffle every image comes once per epoch, in order; tensors have the collate shapes" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
 
-let private tinyCfg = """[net]
+                let loader =
+                    YoloDataLoader(openSet dir (DataOptions(ImageSize = 64, BatchSize = 2)))
+
+                let seen = ResizeArray()
+
+                for b in loader do
+                    use b = b
+                    seen.AddRange b.Indices
+                    Expect.equal b.Images.shape [| int64 b.Indices.Count; 3L; 64L; 64L |] "images [bs,3,H,W]"
+                    Expect.equal b.Targets.shape[1] 6L "targets [n,6]"
+                    Expect.isTrue (b.Images.max().item<float32> () <= 1.0f) "0..1"
+
+                Expect.sequenceEqual seen [ 0; 1; 2 ] "each once, in order"
+            }
+            test "with shuffle and mosaic an epoch is a permutation, and deterministic" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+
+                let epoch () =
+                    let loader =
+                        YoloDataLoader(openSet dir (DataOptions(ImageSize = 64, BatchSize = 2, Augment = true, Shuffle = true, Seed = 3)))
+
+                    [
+                        for b in loader.Epoch 2 do
+                            use b = b
+                            yield List.ofSeq b.Indices, b.Images.sum().item<float32> (), b.Targets.shape[0]
+                    ]
+
+                let a = epoch ()
+                Expect.sequenceEqual (a |> List.collect (fun (i, _, _) -> i) |> List.sort) [ 0; 1; 2 ] "permutation"
+                Expect.equal (epoch ()) a "same seed, same batches"
+            }
+            test "a consumer that stops after one batch does not leave the prefetching producer blocked" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+
+                let loader =
+                    YoloDataLoader(openSet dir (DataOptions(ImageSize = 64, BatchSize = 1, Prefetch = 1)))
+
+                let first = loader |> Seq.head
+                use _ = first
+                Expect.equal (List.ofSeq first.Indices) [ 0 ] "first batch"
+            }
+            test "rect batches take the reference's per-batch shape" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+
+                let loader =
+                    YoloDataLoader(openSet dir (DataOptions(ImageSize = 128, BatchSize = 2, Rect = true)))
+
+                let shapes =
+                    [
+                        for b in loader do
+                            use b = b in yield b.Images.shape[2], b.Images.shape[3]
+                    ]
+                // sorted h/w: 0.75, 0.75 (→ [0.75, 1]: ceil(0.75 * 4) * 32 = 96 × 128), then 1.333 (→ [1, 0.75]: 128 × 96)
+                Expect.equal shapes [ 96L, 128L; 128L, 96L ] "shapes"
+
+                Expect.sequenceEqual
+                    (loader.Dataset.Items |> Seq.map (fun it -> Path.GetFileName it.ImagePath))
+                    [ "a.png"; "c.png"; "b.png" ]
+                    "sorted by aspect"
+            }
+        ]
+
+let private tinyCfg =
+    """[net]
 width=64
 height=64
 channels=3
@@ -356,145 +533,268 @@ num=3
 
 let private vocXml (objects: (string * int * (int * int * int * int)) list) =
     let objs =
-        objects |> List.map (fun (n, d, (x1, y1, x2, y2)) ->
-            sprintf "<object><name>%s</name><difficult>%d</difficult><bndbox><xmin>%d</xmin><ymin>%d</ymin><xmax>%d</xmax><ymax>%d</ymax></bndbox></object>" n d x1 y1 x2 y2)
+        objects
+        |> List.map (fun (n, d, (x1, y1, x2, y2)) ->
+            sprintf
+                "<object><name>%s</name><difficult>%d</difficult><bndbox><xmin>%d</xmin><ymin>%d</ymin><xmax>%d</xmax><ymax>%d</ymax></bndbox></object>"
+                n
+                d
+                x1
+                y1
+                x2
+                y2)
+
     sprintf "<annotation>\n<size><width>64</width><height>48</height><depth>3</depth></size>\n%s\n</annotation>" (String.concat "\n" objs)
 
 let cliTests =
-    testList "cli" [
-        test "check-data: a good set prints the summaries and exits 0" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            let data = makeDataset dir
-            let code, out, err = yolospp [ "check-data"; "--data"; data ]
-            Expect.equal code 0 err
-            Expect.stringContains out "train: " "train line"
-            Expect.stringContains out "3 images; found 2, missing 1, empty 0, duplicate 0" "summary"
-        }
-        test "check-data: each kind of bad row, bad image and bad .data entry exits 2 naming it" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            let data = makeDataset dir
-            let label = Path.Combine(dir, "labels", "a.txt")
-            let cases =
-                [ "0 0.5 0.5 0.2", "a.txt:1: expected 5 numbers"
-                  "0 0.5 x 0.2 0.2", "a.txt:1: 'x' is not a number"
-                  "0.5 0.5 0.5 0.2 0.2", "a.txt:1: class '0.5' is not an integer"
-                  "1 0.5 0.5 0.2 0.2", "a.txt:1: class 1 out of range [0, 1)"
-                  "0 0.5 1.5 0.2 0.2", "a.txt:1: cy = 1.5 outside [0, 1]"
-                  "0 0.5 0.5 0.2 -0.2", "a.txt:1: h = -0.2 outside [0, 1]"
-                  "0 0.5 0.5 0 0.2", "a.txt:1: w = 0 must be > 0" ]
-            for row, expected in cases do
-                File.WriteAllText(label, row + "\n")
+    testList
+        "cli"
+        [
+            test "check-data: a good set prints the summaries and exits 0" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                let data = makeDataset dir
+                let code, out, err = yolospp [ "check-data"; "--data"; data ]
+                Expect.equal code 0 err
+                Expect.stringContains out "train: " "train line"
+                Expect.stringContains out "3 images; found 2, missing 1, empty 0, duplicate 0" "summary"
+            }
+            test "check-data: each kind of bad row, bad image and bad .data entry exits 2 naming it" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                let data = makeDataset dir
+                let label = Path.Combine(dir, "labels", "a.txt")
+
+                let cases =
+                    [
+                        "0 0.5 0.5 0.2", "a.txt:1: expected 5 numbers"
+                        "0 0.5 x 0.2 0.2", "a.txt:1: 'x' is not a number"
+                        "0.5 0.5 0.5 0.2 0.2", "a.txt:1: class '0.5' is not an integer"
+                        "1 0.5 0.5 0.2 0.2", "a.txt:1: class 1 out of range [0, 1)"
+                        "0 0.5 1.5 0.2 0.2", "a.txt:1: cy = 1.5 outside [0, 1]"
+                        "0 0.5 0.5 0.2 -0.2", "a.txt:1: h = -0.2 outside [0, 1]"
+                        "0 0.5 0.5 0 0.2", "a.txt:1: w = 0 must be > 0"
+                    ]
+
+                for row, expected in cases do
+                    File.WriteAllText(label, row + "\n")
+                    let code, _, err = yolospp [ "check-data"; "--data"; data ]
+                    Expect.equal code 2 (sprintf "exit 2 for '%s'" row)
+                    Expect.stringContains err expected row
+
+                File.WriteAllText(label, "0 0.5 0.5 0.2 0.2\n")
+                File.WriteAllText(Path.Combine(dir, "images", "c.png"), "not a png")
                 let code, _, err = yolospp [ "check-data"; "--data"; data ]
-                Expect.equal code 2 (sprintf "exit 2 for '%s'" row)
-                Expect.stringContains err expected row
-            File.WriteAllText(label, "0 0.5 0.5 0.2 0.2\n")
-            File.WriteAllText(Path.Combine(dir, "images", "c.png"), "not a png")
-            let code, _, err = yolospp [ "check-data"; "--data"; data ]
-            Expect.equal code 2 "corrupt image"
-            Expect.stringContains err "c.png: not a readable image" "names the image"
-            let badData =
-                [ "classes=2\ntrain=list.txt\nvalid=list.txt\nnames=shapes.names\n", "shapes.names: 1 class names but the .data file says classes=2"
-                  "classes=1\ntrain=list.txt\nnames=shapes.names\n", "bad.data: missing key 'valid'"
-                  "classes=one\ntrain=list.txt\nvalid=list.txt\nnames=shapes.names\n", "bad.data:1: classes = 'one' is not a positive integer"
-                  "classes=1\ntrain=nolist.txt\nvalid=list.txt\nnames=shapes.names\n", "bad.data: train list not found"
-                  "classes=1\ntrain=list.txt\nvalid=list.txt\nnames=none.names\n", "bad.data: names file not found" ]
-            for text, expected in badData do
-                let f = Path.Combine(dir, "bad.data")
-                File.WriteAllText(f, text)
-                let code, _, err = yolospp [ "check-data"; "--data"; f ]
-                Expect.equal code 2 expected
-                Expect.stringContains err expected expected
-            let code, _, err = yolospp [ "check-data"; "--data"; Path.Combine(dir, "missing.data") ]
-            Expect.equal code 2 "missing .data"
-            Expect.stringContains err "missing.data: no such file" "names it"
-        }
-        test "voc2yolo converts two XML files (difficult kept unless asked), dataset-cfg writes .data and cfg" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            let voc = Path.Combine(dir, "VOC2012")
-            for sub in [ "Annotations"; "JPEGImages"; "ImageSets/Main" ] do Directory.CreateDirectory(Path.Combine(voc, sub)) |> ignore
-            File.WriteAllText(Path.Combine(voc, "Annotations", "001.xml"), vocXml [ "cat", 0, (8, 8, 40, 32); "dog", 1, (0, 0, 16, 16) ])
-            File.WriteAllText(Path.Combine(voc, "Annotations", "002.xml"), vocXml [ "dog", 0, (32, 12, 64, 48) ])
-            for id in [ "001"; "002" ] do redBoxImage (Path.Combine(voc, "JPEGImages", id + ".jpg")) 64 48 (0, 0, 1, 1)
-            File.WriteAllText(Path.Combine(voc, "ImageSets", "Main", "train.txt"), "001\n")
-            File.WriteAllText(Path.Combine(voc, "ImageSets", "Main", "val.txt"), "002\n")
-            let classes = Path.Combine(dir, "classes.json")
-            File.WriteAllText(classes, """{"cat": 1, "dog": 2}""")
-            let out = Path.Combine(dir, "yolo")
-            let code, stdout, err = yolospp [ "voc2yolo"; "--voc-root"; voc; "--classes"; classes; "--output"; out ]
-            Expect.equal code 0 err
-            Expect.stringContains stdout "train: 1 images, 2 objects" "summary"
-            Expect.equal (File.ReadAllText(Path.Combine(out, "train", "labels", "001.txt"))) "0 0.375 0.416667 0.5 0.5\n1 0.125 0.166667 0.25 0.333333" "rows"
-            Expect.equal (File.ReadAllText(Path.Combine(out, "val", "labels", "002.txt"))) "1 0.75 0.625 0.5 0.75" "val rows"
-            Expect.equal (File.ReadAllLines(Path.Combine(out, "train.txt"))) [| "train/images/001.jpg" |] "list"
-            let out2 = Path.Combine(dir, "yolo2")
-            let code, _, _ = yolospp [ "voc2yolo"; "--voc-root"; voc; "--classes"; classes; "--output"; out2; "--skip-difficult" ]
-            Expect.equal code 0 "skip difficult"
-            Expect.equal (File.ReadAllText(Path.Combine(out2, "train", "labels", "001.txt"))) "0 0.375 0.416667 0.5 0.5" "difficult dog dropped"
-            // dataset-cfg over voc2yolo's output
-            let cfg = Path.Combine(dir, "tiny.cfg")
-            File.WriteAllText(cfg, tinyCfg)
-            let cfgOut = Path.Combine(dir, "cfgout")
-            let code, _, err = yolospp [ "dataset-cfg"; "--root"; out; "--names"; Path.Combine(out, "classes.names"); "--cfg"; cfg; "--output"; cfgOut ]
-            Expect.equal code 0 err
-            Expect.equal (File.ReadAllText(Path.Combine(cfgOut, "my_data.data")))
-                "classes=2\ntrain=my_train_data.txt\nvalid=my_val_data.txt\nnames=my_data_label.names\n" ".data"
-            let written = File.ReadAllText(Path.Combine(cfgOut, "my_yolov3.cfg"))
-            Expect.stringContains written "classes=2" "yolo classes"
-            Expect.stringContains written "filters=21" "head filters 3 * (2 + 5)"
-            let code, out3, err = yolospp [ "check-data"; "--data"; Path.Combine(cfgOut, "my_data.data") ]
-            Expect.equal code 0 (out3 + err)
-        }
-        test "voc2yolo: an unknown class and a bad number exit 2 with file:line" {
-            let dir, cleanup = tempDir ()
-            use _ = cleanup
-            let voc = Path.Combine(dir, "VOC")
-            for sub in [ "Annotations"; "JPEGImages"; "ImageSets/Main" ] do Directory.CreateDirectory(Path.Combine(voc, sub)) |> ignore
-            File.WriteAllText(Path.Combine(voc, "Annotations", "001.xml"), vocXml [ "cow", 0, (8, 8, 40, 32) ])
-            File.WriteAllText(Path.Combine(voc, "Annotations", "002.xml"), (vocXml [ "cat", 0, (8, 8, 40, 32) ]).Replace("<xmax>40", "<xmax>4o"))
-            for id in [ "001"; "002" ] do redBoxImage (Path.Combine(voc, "JPEGImages", id + ".jpg")) 64 48 (0, 0, 1, 1)
-            File.WriteAllText(Path.Combine(voc, "ImageSets", "Main", "train.txt"), "001\n002\n")
-            File.WriteAllText(Path.Combine(voc, "ImageSets", "Main", "val.txt"), "")
-            let names = Path.Combine(dir, "c.names")
-            File.WriteAllText(names, "cat\ndog\n")
-            let code, _, err = yolospp [ "voc2yolo"; "--voc-root"; voc; "--classes"; names; "--output"; Path.Combine(dir, "o") ]
-            Expect.equal code 2 "bad input"
-            Expect.stringContains err "001.xml:3: class 'cow' is not in the class table" "unknown class"
-            Expect.stringContains err "002.xml:3: <xmax> '4o' is not a number" "bad number"
-            Expect.isFalse (Directory.Exists(Path.Combine(dir, "o"))) "nothing written"
-        }
-    ]
+                Expect.equal code 2 "corrupt image"
+                Expect.stringContains err "c.png: not a readable image" "names the image"
+
+                let badData =
+                    [
+                        "classes=2\ntrain=list.txt\nvalid=list.txt\nnames=shapes.names\n", "shapes.names: 1 class names but the .data file says classes=2"
+                        "classes=1\ntrain=list.txt\nnames=shapes.names\n", "bad.data: missing key 'valid'"
+                        "classes=one\ntrain=list.txt\nvalid=list.txt\nnames=shapes.names\n", "bad.data:1: classes = 'one' is not a positive integer"
+                        "classes=1\ntrain=nolist.txt\nvalid=list.txt\nnames=shapes.names\n", "bad.data: train list not found"
+                        "classes=1\ntrain=list.txt\nvalid=list.txt\nnames=none.names\n", "bad.data: names file not found"
+                    ]
+
+                for text, expected in badData do
+                    let f = Path.Combine(dir, "bad.data")
+                    File.WriteAllText(f, text)
+                    let code, _, err = yolospp [ "check-data"; "--data"; f ]
+                    Expect.equal code 2 expected
+                    Expect.stringContains err expected expected
+
+                let code, _, err =
+                    yolospp [ "check-data"; "--data"; Path.Combine(dir, "missing.data") ]
+
+                Expect.equal code 2 "missing .data"
+                Expect.stringContains err "missing.data: no such file" "names it"
+            }
+            test "voc2yolo converts two XML files (difficult kept unless asked), dataset-cfg writes .data and cfg" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                let voc = Path.Combine(dir, "VOC2012")
+
+                for sub in [ "Annotations"; "JPEGImages"; "ImageSets/Main" ] do
+                    Directory.CreateDirectory(Path.Combine(voc, sub)) |> ignore
+
+                File.WriteAllText(Path.Combine(voc, "Annotations", "001.xml"), vocXml [ "cat", 0, (8, 8, 40, 32); "dog", 1, (0, 0, 16, 16) ])
+                File.WriteAllText(Path.Combine(voc, "Annotations", "002.xml"), vocXml [ "dog", 0, (32, 12, 64, 48) ])
+
+                for id in [ "001"; "002" ] do
+                    redBoxImage (Path.Combine(voc, "JPEGImages", id + ".jpg")) 64 48 (0, 0, 1, 1)
+
+                File.WriteAllText(Path.Combine(voc, "ImageSets", "Main", "train.txt"), "001\n")
+                File.WriteAllText(Path.Combine(voc, "ImageSets", "Main", "val.txt"), "002\n")
+                let classes = Path.Combine(dir, "classes.json")
+                File.WriteAllText(classes, """{"cat": 1, "dog": 2}""")
+                let out = Path.Combine(dir, "yolo")
+
+                let code, stdout, err =
+                    yolospp [ "voc2yolo"; "--voc-root"; voc; "--classes"; classes; "--output"; out ]
+
+                Expect.equal code 0 err
+                Expect.stringContains stdout "train: 1 images, 2 objects" "summary"
+
+                Expect.equal
+                    (File.ReadAllText(Path.Combine(out, "train", "labels", "001.txt")))
+                    "0 0.375 0.416667 0.5 0.5\n1 0.125 0.166667 0.25 0.333333"
+                    "rows"
+
+                Expect.equal (File.ReadAllText(Path.Combine(out, "val", "labels", "002.txt"))) "1 0.75 0.625 0.5 0.75" "val rows"
+                Expect.equal (File.ReadAllLines(Path.Combine(out, "train.txt"))) [| "train/images/001.jpg" |] "list"
+                let out2 = Path.Combine(dir, "yolo2")
+
+                let code, _, _ =
+                    yolospp
+                        [
+                            "voc2yolo"
+                            "--voc-root"
+                            voc
+                            "--classes"
+                            classes
+                            "--output"
+                            out2
+                            "--skip-difficult"
+                        ]
+
+                Expect.equal code 0 "skip difficult"
+                Expect.equal (File.ReadAllText(Path.Combine(out2, "train", "labels", "001.txt"))) "0 0.375 0.416667 0.5 0.5" "difficult dog dropped"
+                // dataset-cfg over voc2yolo's output
+                let cfg = Path.Combine(dir, "tiny.cfg")
+                File.WriteAllText(cfg, tinyCfg)
+                let cfgOut = Path.Combine(dir, "cfgout")
+
+                let code, _, err =
+                    yolospp
+                        [
+                            "dataset-cfg"
+                            "--root"
+                            out
+                            "--names"
+                            Path.Combine(out, "classes.names")
+                            "--cfg"
+                            cfg
+                            "--output"
+                            cfgOut
+                        ]
+
+                Expect.equal code 0 err
+
+                Expect.equal
+                    (File.ReadAllText(Path.Combine(cfgOut, "my_data.data")))
+                    "classes=2\ntrain=my_train_data.txt\nvalid=my_val_data.txt\nnames=my_data_label.names\n"
+                    ".data"
+
+                let written = File.ReadAllText(Path.Combine(cfgOut, "my_yolov3.cfg"))
+                Expect.stringContains written "classes=2" "yolo classes"
+                Expect.stringContains written "filters=21" "head filters 3 * (2 + 5)"
+
+                let code, out3, err =
+                    yolospp [ "check-data"; "--data"; Path.Combine(cfgOut, "my_data.data") ]
+
+                Expect.equal code 0 (out3 + err)
+            }
+            test "voc2yolo: an unknown class and a bad number exit 2 with file:line" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                let voc = Path.Combine(dir, "VOC")
+
+                for sub in [ "Annotations"; "JPEGImages"; "ImageSets/Main" ] do
+                    Directory.CreateDirectory(Path.Combine(voc, sub)) |> ignore
+
+                File.WriteAllText(Path.Combine(voc, "Annotations", "001.xml"), vocXml [ "cow", 0, (8, 8, 40, 32) ])
+                File.WriteAllText(Path.Combine(voc, "Annotations", "002.xml"), (vocXml [ "cat", 0, (8, 8, 40, 32) ]).Replace("<xmax>40", "<xmax>4o"))
+
+                for id in [ "001"; "002" ] do
+                    redBoxImage (Path.Combine(voc, "JPEGImages", id + ".jpg")) 64 48 (0, 0, 1, 1)
+
+                File.WriteAllText(Path.Combine(voc, "ImageSets", "Main", "train.txt"), "001\n002\n")
+                File.WriteAllText(Path.Combine(voc, "ImageSets", "Main", "val.txt"), "")
+                let names = Path.Combine(dir, "c.names")
+                File.WriteAllText(names, "cat\ndog\n")
+
+                let code, _, err =
+                    yolospp
+                        [
+                            "voc2yolo"
+                            "--voc-root"
+                            voc
+                            "--classes"
+                            names
+                            "--output"
+                            Path.Combine(dir, "o")
+                        ]
+
+                Expect.equal code 2 "bad input"
+                Expect.stringContains err "001.xml:3: class 'cow' is not in the class table" "unknown class"
+                Expect.stringContains err "002.xml:3: <xmax> '4o' is not a number" "bad number"
+                Expect.isFalse (Directory.Exists(Path.Combine(dir, "o"))) "nothing written"
+            }
+        ]
 
 let hsvTests =
-    testList "hsv" [
-        test "the augment_hsv pixel loop gives the bytes of FromRgb, the tables and ToRgb for every sampled colour and gain" {
-            let colours =
-                [| for r in 0 .. 5 .. 255 do
-                     for g in 0 .. 3 .. 255 do
-                         for b in 0 .. 7 .. 255 do
-                             yield! [| byte r; byte g; byte b |] |]
-            for gains in [ (1.0, 1.0, 1.0); (1.0138, 0.322, 1.36); (0.9862, 1.678, 0.64); (1.005, 1.2, 0.9) ] do
-                let lh, ls, lv = YoloSpp.Data.Augment.hsvLuts gains
-                let fast = Array.copy colours
-                YoloSpp.Data.Hsv.Apply(fast, lh, ls, lv)
-                for i in 0 .. 3 .. colours.Length - 3 do
-                    let struct (h, s, v) = YoloSpp.Data.Hsv.FromRgb(int colours.[i], int colours.[i + 1], int colours.[i + 2])
-                    let struct (r, g, b) = YoloSpp.Data.Hsv.ToRgb(lh.[int h], ls.[int s], lv.[int v])
-                    if (fast.[i], fast.[i + 1], fast.[i + 2]) <> (r, g, b) then
-                        failtestf "gains %A, colour %A: %A, expected %A" gains (colours.[i], colours.[i + 1], colours.[i + 2]) (fast.[i], fast.[i + 1], fast.[i + 2]) (r, g, b)
-        }
-        test "unit gains leave colours within the 8-bit HSV round trip error (hue in 2-degree steps: at most 8)" {
-            let lh, ls, lv = YoloSpp.Data.Augment.hsvLuts (1.0, 1.0, 1.0)
-            let rnd = Random 4
-            let px = Array.init (3 * 5000) (fun _ -> byte (rnd.Next 256))
-            let out = Array.copy px
-            YoloSpp.Data.Hsv.Apply(out, lh, ls, lv)
-            let worst = Array.map2 (fun (a: byte) (b: byte) -> abs (int a - int b)) px out |> Array.max
-            Expect.isLessThanOrEqual worst 8 "8-bit HSV quantisation only"
-        }
-    ]
+    testList
+        "hsv"
+        [
+            test "the augment_hsv pixel loop gives the bytes of FromRgb, the tables and ToRgb for every sampled colour and gain" {
+                let colours =
+                    [|
+                        for r in 0..5..255 do
+                            for g in 0..3..255 do
+                                for b in 0..7..255 do
+                                    yield! [| byte r; byte g; byte b |]
+                    |]
+
+                for gains in
+                    [
+                        (1.0, 1.0, 1.0)
+                        (1.0138, 0.322, 1.36)
+                        (0.9862, 1.678, 0.64)
+                        (1.005, 1.2, 0.9)
+                    ] do
+                    let lh, ls, lv = YoloSpp.Data.Augment.hsvLuts gains
+                    let fast = Array.copy colours
+                    YoloSpp.Data.Hsv.Apply(fast, lh, ls, lv)
+
+                    for i in 0..3 .. colours.Length - 3 do
+                        let struct (h, s, v) =
+                            YoloSpp.Data.Hsv.FromRgb(int colours.[i], int colours.[i + 1], int colours.[i + 2])
+
+                        let struct (r, g, b) = YoloSpp.Data.Hsv.ToRgb(lh.[int h], ls.[int s], lv.[int v])
+
+                        if (fast.[i], fast.[i + 1], fast.[i + 2]) <> (r, g, b) then
+                            failtestf
+                                "gains %A, colour %A: %A, expected %A"
+                                gains
+                                (colours.[i], colours.[i + 1], colours.[i + 2])
+                                (fast.[i], fast.[i + 1], fast.[i + 2])
+                                (r, g, b)
+            }
+            test "unit gains leave colours within the 8-bit HSV round trip error (hue in 2-degree steps: at most 8)" {
+                let lh, ls, lv = YoloSpp.Data.Augment.hsvLuts (1.0, 1.0, 1.0)
+                let rnd = Random 4
+                let px = Array.init (3 * 5000) (fun _ -> byte (rnd.Next 256))
+                let out = Array.copy px
+                YoloSpp.Data.Hsv.Apply(out, lh, ls, lv)
+
+                let worst =
+                    Array.map2 (fun (a: byte) (b: byte) -> abs (int a - int b)) px out |> Array.max
+
+                Expect.isLessThanOrEqual worst 8 "8-bit HSV quantisation only"
+            }
+        ]
 
 let tests =
-    testList "data" [ labelTests; configTests; geometryTests; scanTests; augmentTests; hsvTests; loaderTests; cliTests ]
+    testList
+        "data"
+        [
+            labelTests
+            configTests
+            geometryTests
+            scanTests
+            augmentTests
+            hsvTests
+            loaderTests
+            cliTests
+        ]

@@ -5,43 +5,59 @@ open Expecto
 open Expecto.Impl
 open YoloSpp.Tests
 
-let private fsCheckConfig = { FsCheckConfig.defaultConfig with maxTest = 200 }
+let private fsCheckConfig =
+    { FsCheckConfig.defaultConfig with
+        maxTest = 200
+    }
 
 let private propertyList name (props: (string * FsCheck.Property) list) =
     testList name [ for n, p in props -> testPropertyWithConfig fsCheckConfig n (fun () -> p) ]
 
 let allTests () =
     TestList(
-        [ Golden.Runner.goldenTests TestUtil.goldenDir
-          Golden.Runner.copyTests TestUtil.repoGoldenDir
-          propertyList "properties.iou" Properties.IouProperties.properties
-          propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
-          CoreTests.tests
-          CfgTests.tests
-          ModelTests.tests
-          TrainTests.tests
-          NativeSafetyTests.tests
-          ConvGuardTests.tests
-          Api.PublicApiTests.tests
-          EvalTests.tests
-          ShapesTests.tests
-          BuildTests.tests
-          DataTests.tests
-          EvalDetectTests.tests ],
-        Normal)
+        [
+            Golden.Runner.goldenTests TestUtil.goldenDir
+            Golden.Runner.copyTests TestUtil.repoGoldenDir
+            propertyList "properties.iou" Properties.IouProperties.properties
+            propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
+            CoreTests.tests
+            CfgTests.tests
+            ModelTests.tests
+            TrainTests.tests
+            NativeSafetyTests.tests
+            ConvGuardTests.tests
+            Api.PublicApiTests.tests
+            EvalTests.tests
+            ShapesTests.tests
+            BuildTests.tests
+            DataTests.tests
+            EvalDetectTests.tests
+        ],
+        Normal
+    )
 
 [<EntryPoint>]
 let main argv =
     YoloSpp.Backend.Initialize()
     // Expecto's own summary is coloured and worded its own way; CI reads a plain "N passed, N failed" line.
     let mutable summary: TestRunSummary option = None
+
     let printer =
         let p = TestPrinters.defaultPrinter
-        { p with summary = fun config s -> async { summary <- Some s; do! p.summary config s } }
+
+        { p with
+            summary =
+                fun config s ->
+                    async {
+                        summary <- Some s
+                        do! p.summary config s
+                    }
+        }
     // Sequenced by default (--parallel overrides): TorchSharp leaves temporary Scalars (even the implicit
     // alpha of tensor + tensor) to the finalizer, and a GC triggered by another test thread can free one while
     // the native op that reads it runs. One test thread at a time keeps GCs out of those windows.
     let code = runTestsWithCLIArgs [ Printer printer; Sequenced ] argv (allTests ())
+
     match summary with
     | Some s ->
         let failed = s.failed.Length + s.errored.Length
@@ -49,6 +65,7 @@ let main argv =
         // Expecto replaces Console.Out with a writer that pads lines, so the line goes to the raw stdout stream.
         Console.Out.Flush()
         use raw = new IO.StreamWriter(Console.OpenStandardOutput())
-        raw.Write(sprintf "\n%d passed, %d failed, %d skipped\n" s.passed.Length failed s.ignored.Length)
+        raw.Write(sprintf "\n%d skipped\n%d passed, %d failed\n" s.ignored.Length s.passed.Length failed)
     | None -> ()
+
     code

@@ -7,9 +7,13 @@ open System.IO
 /// The repository root (the folder holding YoloSpp.sln), found upwards from the test binary.
 let repoRoot =
     let rec up (d: DirectoryInfo) =
-        if isNull d then failwith "cannot find YoloSpp.sln above the test binary"
-        elif File.Exists(Path.Combine(d.FullName, "YoloSpp.sln")) then d.FullName
-        else up d.Parent
+        if isNull d then
+            failwith "cannot find YoloSpp.sln above the test binary"
+        elif File.Exists(Path.Combine(d.FullName, "YoloSpp.sln")) then
+            d.FullName
+        else
+            up d.Parent
+
     up (DirectoryInfo AppContext.BaseDirectory)
 
 /// The repository's copy of the golden vectors (tests/golden).
@@ -18,7 +22,8 @@ let repoGoldenDir = Path.Combine(repoRoot, "tests", "golden")
 /// The golden folder the runner reads: env YOLOSPP_GOLDEN_DIR, else the repository's copy.
 let goldenDir =
     match Environment.GetEnvironmentVariable "YOLOSPP_GOLDEN_DIR" with
-    | null | "" -> repoGoldenDir
+    | null
+    | "" -> repoGoldenDir
     | d -> Path.GetFullPath d
 
 /// The data files the tests use (cfgs, weights) from the repository's copy, wherever the runner's cases come from.

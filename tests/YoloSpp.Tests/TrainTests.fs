@@ -12,225 +12,445 @@ open YoloSpp.Tests
 /// A tiny dataset (12 train, 4 val images at 64 px) and the tiny cfg rewritten for its 5 classes, in a temp folder.
 let private setup () =
     let dir = (Directory.CreateTempSubdirectory "yolospp-train-").FullName
-    let s = ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 3))
+
+    let s =
+        ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 3))
+
     let cfg = Path.Combine(dir, "tiny5.cfg")
     ModelCfg.WriteWithClasses(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"), cfg, 5)
     dir, s.DataFile, cfg
 
 let private options dir data cfg =
-    TrainOptions(Cfg = cfg, Data = data, Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"), Epochs = 2, BatchSize = 4,
-                 ImageSize = 64, MultiScale = false, Mosaic = false, Warmup = false, Device = "cpu", OutputDir = Path.Combine(dir, "run"),
-                 Accumulate = Nullable 1)
+    TrainOptions(
+        Cfg = cfg,
+        Data = data,
+        Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"),
+        Epochs = 2,
+        BatchSize = 4,
+        ImageSize = 64,
+        MultiScale = false,
+        Mosaic = false,
+        Warmup = false,
+        Device = "cpu",
+        OutputDir = Path.Combine(dir, "run"),
+        Accumulate = Nullable 1
+    )
 
 let private withSetup (f: string -> string -> string -> unit) =
     let dir, data, cfg = setup ()
-    try f dir data cfg finally try Directory.Delete(dir, true) with _ -> ()
+
+    try
+        f dir data cfg
+    finally
+        try
+            Directory.Delete(dir, true)
+        with _ ->
+            ()
 
 let private stateOf (path: string) =
-    use m = DarkNet.FromCfgFile(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName path), "tiny5.cfg"))
+    use m =
+        DarkNet.FromCfgFile(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName path), "tiny5.cfg"))
+
     ModelWeights.Load(m, path) |> ignore
-    m.state_dict() |> Seq.map (fun kv -> kv.Key, kv.Value.clone()) |> Map.ofSeq
+    m.state_dict () |> Seq.map (fun kv -> kv.Key, kv.Value.clone ()) |> Map.ofSeq
 
 let tests =
-    testList "train" [
-        test "a few training steps on one batch lower the loss" {
-            withSetup (fun dir data cfg ->
-                use _ = torch.NewDisposeScope()
-                torch.manual_seed 0L |> ignore
-                use model = DarkNet.FromCfgFile cfg
-                let hyp = HyperParameters.Load(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).AdjustedFor(5, 64)
-                let ds = YoloSpp.Data.YoloDataset.Open(Path.Combine(Path.GetDirectoryName data, "train.txt"), 5, YoloSpp.Data.DataOptions(ImageSize = 64, BatchSize = 8))
-                use batch = YoloSpp.Data.YoloDataLoader(ds) |> Seq.head
-                let spec: YoloSpp.Training.Loss.YoloSpec = { AnchorVecs = model.AnchorVecs; Nc = 5 }
-                use opt = new Sgd(model.parameters(), 0.01, momentum = 0.9, nesterov = true)
-                model.train() |> ignore
-                let losses =
-                    [ for _ in 1 .. 15 ->
-                        use _ = torch.NewDisposeScope()
-                        let l = YoloSpp.Training.Loss.computeLoss hyp.LossHyperParameters 1.0 spec (model.forward(batch.Images).Raw) batch.Targets
-                        l.Total.backward()
-                        opt.Step()
-                        opt.ZeroGrad()
-                        l.Total.item<float32>() ]
-                Expect.isLessThan (List.last losses) (0.8f * List.head losses) (sprintf "losses %A" losses))
-        }
-        test "a run writes checkpoints, a results line per epoch with 12 stats, a plot and TensorBoard events" {
-            withSetup (fun dir data cfg ->
-                let r = Trainer(options dir data cfg).Run()
-                Expect.equal r.EpochsDone 2 "epochs"
-                Expect.isTrue (File.Exists r.LastCheckpoint) "last.ckpt"
-                Expect.isTrue (File.Exists r.BestCheckpoint) "best.ckpt"
-                let lines = File.ReadAllLines r.ResultsFile
-                Expect.equal lines.Length 2 "one line per epoch"
-                Expect.equal (lines.[1].Split(' ').Length) (1 + 12 + 4 + 1) "epoch, 12 stats, 4 losses, lr"
-                Expect.isTrue (File.ReadAllBytes(r.PlotFile).[1..3] = "PNG"B) "png"
-                Expect.isNonEmpty (Directory.GetFiles(r.TensorBoardDir, "events.out.tfevents*", SearchOption.AllDirectories)) "tfevents"
-                Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
-                Expect.isNotNull r.Final "evaluated")
-        }
-        test "cancellation leaves a loadable checkpoint; resuming continues with the same LR and optimizer state" {
-            withSetup (fun dir data cfg ->
-                let o = options dir data cfg
-                use cts = new CancellationTokenSource()
-                let lrs = Collections.Generic.List<int * float>()
-                let progress = { new IProgress<TrainProgress> with member _.Report p = (if p.Epoch = 1 && p.Batch >= 1 then cts.Cancel()) }
-                let r = Trainer(o).Run(progress, cts.Token)
-                Expect.isTrue r.Cancelled "cancelled"
-                Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 0 "the interrupted epoch is redone on resume"
-                let report = (use m = DarkNet.FromCfgFile cfg in ModelWeights.Load(m, r.LastCheckpoint))
-                Expect.isEmpty report.Skipped "the checkpoint loads completely"
-                // optimizer state: load it into a fresh SGD and save it again: byte-identical
-                use m = DarkNet.FromCfgFile cfg
-                let hyp = HyperParameters.Load(o.Hyp)
-                use sgd = new Sgd(m.parameters(), 0.5, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
-                Expect.isTrue (Checkpoint.LoadOptimizer(r.LastCheckpoint, sgd)) "has optimizer state"
-                Expect.isTrue (sgd.MomentumBuffers |> Seq.forall (fun b -> not (isNull b))) "every momentum buffer restored"
-                let again = Path.Combine(dir, "again.ckpt")
-                Checkpoint.Save(again, m, sgd, Checkpoint.ReadInfo(r.LastCheckpoint))
-                let bytes (p: string) (name: string) =
-                    use z = IO.Compression.ZipFile.OpenRead p
-                    use s = z.GetEntry(name).Open()
-                    use ms = new MemoryStream()
-                    s.CopyTo ms
-                    ms.ToArray()
-                Expect.isTrue (bytes again "optimizer.safetensors" = bytes r.LastCheckpoint "optimizer.safetensors") "momentum buffers restored exactly"
-                Expect.isTrue (bytes again "optimizer.json" = bytes r.LastCheckpoint "optimizer.json") "lr and step count restored exactly"
-                // resuming trains epoch 1 at the cosine LR of epoch 1
-                let resumed = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 2, BatchSize = 4, ImageSize = 64, MultiScale = false,
-                                           Mosaic = false, Device = "cpu", OutputDir = o.OutputDir, Accumulate = Nullable 1, Weights = r.LastCheckpoint)
-                let seen = Collections.Generic.List<TrainProgress>()
-                let r2 = Trainer(resumed).Run({ new IProgress<TrainProgress> with member _.Report p = seen.Add p })
-                Expect.equal r2.EpochsDone 1 "one epoch left"
-                Expect.isTrue (seen |> Seq.forall (fun p -> p.Epoch = 1)) "starts at epoch 1"
-                let expectedLr = HyperParameters.Load(o.Hyp).Lr0 * YoloSpp.Training.Schedule.cosine 2 0.01 1
-                Expect.floatClose Accuracy.veryHigh (seen.[0].LearningRate) expectedLr "lr of epoch 1"
-                Expect.equal (File.ReadAllLines r2.ResultsFile).Length 2 "results continue the interrupted run's file")
-        }
-        test "a non-finite loss stops training and names the batch's images" {
-            withSetup (fun dir data cfg ->
-                let hyp = Path.Combine(dir, "inf.yaml")
-                File.WriteAllText(hyp, File.ReadAllText(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).Replace("giou: 3.54", "giou: 1e308"))
-                let o = options dir data cfg
-                let o = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = hyp, Epochs = 1, BatchSize = 4, ImageSize = 64, MultiScale = false, Mosaic = false, Device = "cpu", OutputDir = o.OutputDir)
-                let msg = CoreTests.throwsMessage<NonFiniteLossException> (fun () -> Trainer(o).Run() |> ignore)
-                Expect.stringContains msg "non-finite loss" "reason"
-                Expect.stringContains msg ".jpg" "image paths")
-        }
-        test "on the CPU, amp requested is exactly the plain path" {
-            withSetup (fun dir data cfg ->
-                let run (amp: bool) (out: string) =
-                    let o = options dir data cfg
-                    Trainer(TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 1, BatchSize = 4, ImageSize = 64, MultiScale = false, Mosaic = false,
-                                         Device = "cpu", OutputDir = Path.Combine(dir, out), Accumulate = Nullable 1, Amp = amp, NoTest = true, Seed = 5)).Run().LastCheckpoint
-                let a, b = stateOf (run true "amp"), stateOf (run false "plain")
-                for KeyValue(k, v) in a do
-                    Expect.isTrue (v.eq(b.[k]).all().item<bool>()) (sprintf "%s identical" k))
-        }
-        test "mixed precision: float16 and bfloat16 convolutions keep float32 outputs, losses and last-layer gradients close to float32" {
-            use _ = torch.NewDisposeScope()
-            torch.manual_seed 1L |> ignore
-            use m = DarkNet.FromCfgFile(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
-            m.train() |> ignore
-            let x = torch.rand(2L, 3L, 64L, 64L)
-            let lossOf () = m.forward(x).Raw |> Array.map (fun t -> t.square().mean()) |> Array.reduce (fun a b -> a.add(b))
-            let lastGrad () = (m.parameters() |> Seq.last).grad.flatten().clone()
-            let l32 = lossOf ()
-            l32.backward()
-            let g32 = lastGrad ()
-            let weights32 = m.parameters() |> Seq.map (fun p -> p.dtype) |> Array.ofSeq
-            for dt in [ torch.ScalarType.Float16; torch.ScalarType.BFloat16 ] do
-                m.zero_grad()
-                m.ComputeType <- Nullable dt
-                let raw = m.forward(x).Raw
-                Expect.isTrue (raw |> Array.forall (fun r -> r.dtype = torch.ScalarType.Float32)) (sprintf "%A: heads are float32" dt)
-                let l = lossOf ()
-                l.backward()
-                let rel = abs (l.item<float32>() - l32.item<float32>()) / l32.item<float32>()
-                Expect.isLessThan rel 0.01f (sprintf "%A: loss within 1%% of float32" dt)
-                let cos = torch.nn.functional.cosine_similarity(lastGrad (), g32, 0L).item<float32>()
-                Expect.isGreaterThan cos 0.999f (sprintf "%A: prediction-layer gradient matches float32" dt)
-                Expect.sequenceEqual (m.parameters() |> Seq.map (fun p -> p.dtype)) weights32 "master weights stay float32"
-            m.ComputeType <- Nullable()
-            Expect.isTrue (m.ComputeType = Nullable()) "back to float32"
-            Expect.throws (fun () -> m.ComputeType <- Nullable torch.ScalarType.Int64) "integer compute type rejected"
-        }
-        test "bf16 training runs the epoch in bfloat16, restores float32 after it and lowers the loss" {
-            withSetup (fun dir data cfg ->
-                let o = options dir data cfg
-                let messages = ResizeArray<string>()
-                let r =
-                    Trainer(TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 3, BatchSize = 4, ImageSize = 64, MultiScale = false, Mosaic = false,
-                                         Device = "cpu", OutputDir = Path.Combine(dir, "bf16"), Accumulate = Nullable 1, Bf16 = true, NoTest = true, Seed = 5),
-                            Action<string>(fun m -> messages.Add m)).Run()
-                Expect.exists messages (fun m -> m.Contains "bfloat16") (sprintf "announces the mode: %A" messages)
-                let lines = File.ReadAllLines r.ResultsFile
-                Expect.equal lines.Length 3 "a results line per epoch"
-                // columns: epoch, 12 COCO stats, mean box/obj/cls/total loss, LR
-                let total (l: string) = Double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[16], Globalization.CultureInfo.InvariantCulture)
-                Expect.isLessThan (total lines.[2]) (total lines.[0]) (sprintf "total loss falls: %A" lines)
-                Expect.isTrue (MixedPrecision.For(true, false, torch.CPU) = MixedPrecision(Nullable(), false)) "amp on the CPU: the plain path"
-                Expect.isTrue (MixedPrecision.For(false, true, torch.CPU).ComputeType = Nullable torch.ScalarType.BFloat16) "bf16 opt-in")
-        }
-        test "accumulation as the reference: ni = i + nb·epoch, a step after every ni divisible by accumulate, leftovers carry over" {
-            // train_one_epoch: ni = i + nb * epoch; `if ni % accumulate == 0: optimizer.step()`; no zero_grad at an
-            // epoch's start; the warmup epoch forces accumulate 1. For nb = 10 and accumulate 4 the optimizer steps after
-            // ni = 0, 4, 8 | 12, 16 | 20, 24, 28, i.e. batches i = 0, 4, 8 | 2, 6 | 0, 4, 8.
-            let steps warmup =
-                [ for epoch in 0 .. 2 do
-                      let acc = if warmup && epoch = 0 then 1 else 4
-                      yield [ for i in 0 .. 9 do if YoloSpp.Training.Schedule.isBoundary acc (YoloSpp.Training.Schedule.integratedBatch 10 epoch i) then yield i ] ]
-            Expect.equal (steps false) [ [ 0; 4; 8 ]; [ 2; 6 ]; [ 0; 4; 8 ] ] "steps without warmup"
-            Expect.equal (steps true) [ [ 0 .. 9 ]; [ 2; 6 ]; [ 0; 4; 8 ] ] "steps with the warmup epoch"
-            // and the engine takes exactly those steps: 10 batches of one image, accumulate 4
-            withSetup (fun dir data cfg ->
-                use _ = torch.NewDisposeScope()
-                let hyp = HyperParameters.Load(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).AdjustedFor(5, 64)
-                // ten of the training images, one a batch
-                let list = Path.Combine(dir, "ten.txt")
-                let images = Directory.GetFiles(Path.Combine(Path.GetDirectoryName data, "images", "train")) |> Array.sort |> Array.truncate 10
-                File.WriteAllLines(list, images)
-                let train = YoloSpp.Data.YoloDataset.Open(list, 5, YoloSpp.Data.DataOptions(ImageSize = 64, BatchSize = 1, Hyp = hyp, Seed = 1))
-                let loader = YoloSpp.Data.YoloDataLoader(train)
-                Expect.equal loader.BatchCount 10 "10 batches"
-                for warmup, expected in [ false, [ 3L; 5L; 8L ]; true, [ 10L; 12L; 15L ] ] do
+    testList
+        "train"
+        [
+            test "a few training steps on one batch lower the loss" {
+                withSetup (fun _ data cfg ->
+                    use _ = torch.NewDisposeScope()
+                    torch.manual_seed 0L |> ignore
                     use model = DarkNet.FromCfgFile cfg
-                    use sgd = new Sgd(model.parameters(), 0.001, momentum = 0.9, nesterov = true)
-                    let loss = YoloLoss.For(model, hyp)
-                    let counts =
-                        [ for epoch in 0 .. 2 do
-                              let st = EpochSettings(epoch, 3, hyp, 4, warmup, Nullable(), 64, Random 0, Nullable())
-                              Engine.TrainOneEpoch(model, sgd, loader, loss, LossScaler(false), torch.CPU, st) |> ignore
-                              yield sgd.Steps ]
-                    Expect.equal counts expected (sprintf "optimizer steps after each epoch (warmup %b)" warmup))
-        }
-        test "resuming a run that froze layers trains the same parameters with its optimizer state" {
-            withSetup (fun dir data cfg ->
-                let o = options dir data cfg
-                let frozen = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 1, BatchSize = 4, ImageSize = 64, MultiScale = false,
-                                          Mosaic = false, Device = "cpu", OutputDir = Path.Combine(dir, "frozen"), Accumulate = Nullable 1,
-                                          FreezeLayers = true, NoTest = true)
-                let r = Trainer(frozen).Run()
-                let info = Checkpoint.ReadInfo r.LastCheckpoint
-                Expect.equal info.Trainable.Count 6 "three prediction convs: weight and bias each"
-                // resume without --freeze-layers: the checkpoint's frozen set comes back, and the optimizer state fits it
-                let resumed = TrainOptions(Cfg = o.Cfg, Data = o.Data, Hyp = o.Hyp, Epochs = 2, BatchSize = 4, ImageSize = 64, MultiScale = false,
-                                           Mosaic = false, Device = "cpu", OutputDir = Path.Combine(dir, "frozen"), Accumulate = Nullable 1,
-                                           Weights = r.LastCheckpoint, NoTest = true)
-                let before = stateOf r.LastCheckpoint
-                let r2 = Trainer(resumed).Run()
-                Expect.equal r2.EpochsDone 1 "epoch 1 trained"
-                let after = stateOf r2.LastCheckpoint
-                let trainable = set info.Trainable
-                for KeyValue(k, v) in before do
-                    if k.EndsWith ".weight" || k.EndsWith ".bias" then
-                        let same = v.eq(after.[k]).all().item<bool>()
-                        if trainable.Contains k then Expect.isFalse same (sprintf "%s trained" k)
-                        else Expect.isTrue same (sprintf "%s frozen" k))
-        }
-        test "a cfg whose class count differs from the data is a clear error" {
-            withSetup (fun dir data _ ->
-                let o = options dir data (Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
-                let msg = CoreTests.throwsMessage<ArgumentException> (fun () -> Trainer(o).Run() |> ignore)
-                Expect.stringContains msg "has 2 classes but" "message")
-        }
-    ]
+
+                    let hyp =
+                        HyperParameters.Load(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).AdjustedFor(5, 64)
+
+                    let ds =
+                        YoloSpp.Data.YoloDataset.Open(
+                            Path.Combine(Path.GetDirectoryName data, "train.txt"),
+                            5,
+                            YoloSpp.Data.DataOptions(ImageSize = 64, BatchSize = 8)
+                        )
+
+                    use batch = YoloSpp.Data.YoloDataLoader(ds) |> Seq.head
+
+                    let spec: YoloSpp.Training.Loss.YoloSpec =
+                        {
+                            AnchorVecs = model.AnchorVecs
+                            Nc = 5
+                        }
+
+                    use opt = new Sgd(model.parameters (), 0.01, momentum = 0.9, nesterov = true)
+                    model.train () |> ignore
+
+                    let losses =
+                        [
+                            for _ in 1..15 ->
+                                use _ = torch.NewDisposeScope()
+
+                                let l =
+                                    YoloSpp.Training.Loss.computeLoss hyp.LossHyperParameters 1.0 spec (model.forward(batch.Images).Raw) batch.Targets
+
+                                l.Total.backward ()
+                                opt.Step()
+                                opt.ZeroGrad()
+                                l.Total.item<float32> ()
+                        ]
+
+                    Expect.isLessThan (List.last losses) (0.8f * List.head losses) (sprintf "losses %A" losses))
+            }
+            test "a run writes checkpoints, a results line per epoch with 12 stats, a plot and TensorBoard events" {
+                withSetup (fun dir data cfg ->
+                    let r = Trainer(options dir data cfg).Run()
+                    Expect.equal r.EpochsDone 2 "epochs"
+                    Expect.isTrue (File.Exists r.LastCheckpoint) "last.ckpt"
+                    Expect.isTrue (File.Exists r.BestCheckpoint) "best.ckpt"
+                    let lines = File.ReadAllLines r.ResultsFile
+                    Expect.equal lines.Length 2 "one line per epoch"
+                    Expect.equal (lines.[1].Split(' ').Length) (1 + 12 + 4 + 1) "epoch, 12 stats, 4 losses, lr"
+                    Expect.isTrue (File.ReadAllBytes(r.PlotFile).[1..3] = "PNG"B) "png"
+                    Expect.isNonEmpty (Directory.GetFiles(r.TensorBoardDir, "events.out.tfevents*", SearchOption.AllDirectories)) "tfevents"
+                    Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
+                    Expect.isNotNull r.Final "evaluated")
+            }
+            test "cancellation leaves a loadable checkpoint; resuming continues with the same LR and optimizer state" {
+                withSetup (fun dir data cfg ->
+                    let o = options dir data cfg
+                    use cts = new CancellationTokenSource()
+
+                    let progress =
+                        { new IProgress<TrainProgress> with
+                            member _.Report p =
+                                (if p.Epoch = 1 && p.Batch >= 1 then
+                                     cts.Cancel())
+                        }
+
+                    let r = Trainer(o).Run(progress, cts.Token)
+                    Expect.isTrue r.Cancelled "cancelled"
+                    Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 0 "the interrupted epoch is redone on resume"
+
+                    let report =
+                        (use m = DarkNet.FromCfgFile cfg in ModelWeights.Load(m, r.LastCheckpoint))
+
+                    Expect.isEmpty report.Skipped "the checkpoint loads completely"
+                    // optimizer state: load it into a fresh SGD and save it again: byte-identical
+                    use m = DarkNet.FromCfgFile cfg
+                    let hyp = HyperParameters.Load(o.Hyp)
+
+                    use sgd =
+                        new Sgd(m.parameters (), 0.5, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
+
+                    Expect.isTrue (Checkpoint.LoadOptimizer(r.LastCheckpoint, sgd)) "has optimizer state"
+                    Expect.isTrue (sgd.MomentumBuffers |> Seq.forall (fun b -> not (isNull b))) "every momentum buffer restored"
+                    let again = Path.Combine(dir, "again.ckpt")
+                    Checkpoint.Save(again, m, sgd, Checkpoint.ReadInfo(r.LastCheckpoint))
+
+                    let bytes (p: string) (name: string) =
+                        use z = IO.Compression.ZipFile.OpenRead p
+                        use s = z.GetEntry(name).Open()
+                        use ms = new MemoryStream()
+                        s.CopyTo ms
+                        ms.ToArray()
+
+                    Expect.isTrue (bytes again "optimizer.safetensors" = bytes r.LastCheckpoint "optimizer.safetensors") "momentum buffers restored exactly"
+                    Expect.isTrue (bytes again "optimizer.json" = bytes r.LastCheckpoint "optimizer.json") "lr and step count restored exactly"
+                    // resuming trains epoch 1 at the cosine LR of epoch 1
+                    let resumed =
+                        TrainOptions(
+                            Cfg = o.Cfg,
+                            Data = o.Data,
+                            Hyp = o.Hyp,
+                            Epochs = 2,
+                            BatchSize = 4,
+                            ImageSize = 64,
+                            MultiScale = false,
+                            Mosaic = false,
+                            Device = "cpu",
+                            OutputDir = o.OutputDir,
+                            Accumulate = Nullable 1,
+                            Weights = r.LastCheckpoint
+                        )
+
+                    let seen = Collections.Generic.List<TrainProgress>()
+
+                    let r2 =
+                        Trainer(resumed)
+                            .Run(
+                                { new IProgress<TrainProgress> with
+                                    member _.Report p = seen.Add p
+                                }
+                            )
+
+                    Expect.equal r2.EpochsDone 1 "one epoch left"
+                    Expect.isTrue (seen |> Seq.forall (fun p -> p.Epoch = 1)) "starts at epoch 1"
+
+                    let expectedLr =
+                        HyperParameters.Load(o.Hyp).Lr0 * YoloSpp.Training.Schedule.cosine 2 0.01 1
+
+                    Expect.floatClose Accuracy.veryHigh (seen.[0].LearningRate) expectedLr "lr of epoch 1"
+                    Expect.equal (File.ReadAllLines r2.ResultsFile).Length 2 "results continue the interrupted run's file")
+            }
+            test "a non-finite loss stops training and names the batch's images" {
+                withSetup (fun dir data cfg ->
+                    let hyp = Path.Combine(dir, "inf.yaml")
+                    File.WriteAllText(hyp, File.ReadAllText(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).Replace("giou: 3.54", "giou: 1e308"))
+                    let o = options dir data cfg
+
+                    let o =
+                        TrainOptions(
+                            Cfg = o.Cfg,
+                            Data = o.Data,
+                            Hyp = hyp,
+                            Epochs = 1,
+                            BatchSize = 4,
+                            ImageSize = 64,
+                            MultiScale = false,
+                            Mosaic = false,
+                            Device = "cpu",
+                            OutputDir = o.OutputDir
+                        )
+
+                    let msg =
+                        CoreTests.throwsMessage<NonFiniteLossException> (fun () -> Trainer(o).Run() |> ignore)
+
+                    Expect.stringContains msg "non-finite loss" "reason"
+                    Expect.stringContains msg ".jpg" "image paths")
+            }
+            test "on the CPU, amp requested is exactly the plain path" {
+                withSetup (fun dir data cfg ->
+                    let run (amp: bool) (out: string) =
+                        let o = options dir data cfg
+
+                        Trainer(
+                            TrainOptions(
+                                Cfg = o.Cfg,
+                                Data = o.Data,
+                                Hyp = o.Hyp,
+                                Epochs = 1,
+                                BatchSize = 4,
+                                ImageSize = 64,
+                                MultiScale = false,
+                                Mosaic = false,
+                                Device = "cpu",
+                                OutputDir = Path.Combine(dir, out),
+                                Accumulate = Nullable 1,
+                                Amp = amp,
+                                NoTest = true,
+                                Seed = 5
+                            )
+                        )
+                            .Run()
+                            .LastCheckpoint
+
+                    let a, b = stateOf (run true "amp"), stateOf (run false "plain")
+
+                    for KeyValue(k, v) in a do
+                        Expect.isTrue (v.eq(b.[k]).all().item<bool> ()) (sprintf "%s identical" k))
+            }
+            test "mixed precision: float16 and bfloat16 convolutions keep float32 outputs, losses and last-layer gradients close to float32" {
+                use _ = torch.NewDisposeScope()
+                torch.manual_seed 1L |> ignore
+                use m = DarkNet.FromCfgFile(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
+                m.train () |> ignore
+                let x = torch.rand (2L, 3L, 64L, 64L)
+
+                let lossOf () =
+                    m.forward(x).Raw
+                    |> Array.map (fun t -> t.square().mean ())
+                    |> Array.reduce (fun a b -> a.add (b))
+
+                let lastGrad () =
+                    (m.parameters () |> Seq.last).grad.flatten().clone ()
+
+                let l32 = lossOf ()
+                l32.backward ()
+                let g32 = lastGrad ()
+                let weights32 = m.parameters () |> Seq.map (fun p -> p.dtype) |> Array.ofSeq
+
+                for dt in [ torch.ScalarType.Float16; torch.ScalarType.BFloat16 ] do
+                    m.zero_grad ()
+                    m.ComputeType <- Nullable dt
+                    let raw = m.forward(x).Raw
+                    Expect.isTrue (raw |> Array.forall (fun r -> r.dtype = torch.ScalarType.Float32)) (sprintf "%A: heads are float32" dt)
+                    let l = lossOf ()
+                    l.backward ()
+                    let rel = abs (l.item<float32> () - l32.item<float32> ()) / l32.item<float32> ()
+                    Expect.isLessThan rel 0.01f (sprintf "%A: loss within 1%% of float32" dt)
+
+                    let cos =
+                        torch.nn.functional.cosine_similarity(lastGrad (), g32, 0L).item<float32> ()
+
+                    Expect.isGreaterThan cos 0.999f (sprintf "%A: prediction-layer gradient matches float32" dt)
+                    Expect.sequenceEqual (m.parameters () |> Seq.map (fun p -> p.dtype)) weights32 "master weights stay float32"
+
+                m.ComputeType <- Nullable()
+                Expect.isTrue (m.ComputeType = Nullable()) "back to float32"
+                Expect.throws (fun () -> m.ComputeType <- Nullable torch.ScalarType.Int64) "integer compute type rejected"
+            }
+            test "bf16 training runs the epoch in bfloat16, restores float32 after it and lowers the loss" {
+                withSetup (fun dir data cfg ->
+                    let o = options dir data cfg
+                    let messages = ResizeArray<string>()
+
+                    let r =
+                        Trainer(
+                            TrainOptions(
+                                Cfg = o.Cfg,
+                                Data = o.Data,
+                                Hyp = o.Hyp,
+                                Epochs = 3,
+                                BatchSize = 4,
+                                ImageSize = 64,
+                                MultiScale = false,
+                                Mosaic = false,
+                                Device = "cpu",
+                                OutputDir = Path.Combine(dir, "bf16"),
+                                Accumulate = Nullable 1,
+                                Bf16 = true,
+                                NoTest = true,
+                                Seed = 5
+                            ),
+                            Action<string>(fun m -> messages.Add m)
+                        )
+                            .Run()
+
+                    Expect.exists messages (fun m -> m.Contains "bfloat16") (sprintf "announces the mode: %A" messages)
+                    let lines = File.ReadAllLines r.ResultsFile
+                    Expect.equal lines.Length 3 "a results line per epoch"
+                    // columns: epoch, 12 COCO stats, mean box/obj/cls/total loss, LR
+                    let total (l: string) =
+                        Double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[16], Globalization.CultureInfo.InvariantCulture)
+
+                    Expect.isLessThan (total lines.[2]) (total lines.[0]) (sprintf "total loss falls: %A" lines)
+                    Expect.isTrue (MixedPrecision.For(true, false, torch.CPU) = MixedPrecision(Nullable(), false)) "amp on the CPU: the plain path"
+                    Expect.isTrue (MixedPrecision.For(false, true, torch.CPU).ComputeType = Nullable torch.ScalarType.BFloat16) "bf16 opt-in")
+            }
+            test "accumulation as the reference: ni = i + nb·epoch, a step after every ni divisible by accumulate, leftovers carry over" {
+                // train_one_epoch: ni = i + nb * epoch; `if ni % accumulate == 0: optimizer.step()`; no zero_grad at an
+                // epoch's start; the warmup epoch forces accumulate 1. For nb = 10 and accumulate 4 the optimizer steps after
+                // ni = 0, 4, 8 | 12, 16 | 20, 24, 28, i.e. batches i = 0, 4, 8 | 2, 6 | 0, 4, 8.
+                let steps warmup =
+                    [
+                        for epoch in 0..2 do
+                            let acc = if warmup && epoch = 0 then 1 else 4
+
+                            yield
+                                [
+                                    for i in 0..9 do
+                                        if YoloSpp.Training.Schedule.isBoundary acc (YoloSpp.Training.Schedule.integratedBatch 10 epoch i) then
+                                            yield i
+                                ]
+                    ]
+
+                Expect.equal (steps false) [ [ 0; 4; 8 ]; [ 2; 6 ]; [ 0; 4; 8 ] ] "steps without warmup"
+                Expect.equal (steps true) [ [ 0..9 ]; [ 2; 6 ]; [ 0; 4; 8 ] ] "steps with the warmup epoch"
+                // and the engine takes exactly those steps: 10 batches of one image, accumulate 4
+                withSetup (fun dir data cfg ->
+                    use _ = torch.NewDisposeScope()
+
+                    let hyp =
+                        HyperParameters.Load(Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")).AdjustedFor(5, 64)
+                    // ten of the training images, one a batch
+                    let list = Path.Combine(dir, "ten.txt")
+
+                    let images =
+                        Directory.GetFiles(Path.Combine(Path.GetDirectoryName data, "images", "train"))
+                        |> Array.sort
+                        |> Array.truncate 10
+
+                    File.WriteAllLines(list, images)
+
+                    let train =
+                        YoloSpp.Data.YoloDataset.Open(list, 5, YoloSpp.Data.DataOptions(ImageSize = 64, BatchSize = 1, Hyp = hyp, Seed = 1))
+
+                    let loader = YoloSpp.Data.YoloDataLoader(train)
+                    Expect.equal loader.BatchCount 10 "10 batches"
+
+                    for warmup, expected in [ false, [ 3L; 5L; 8L ]; true, [ 10L; 12L; 15L ] ] do
+                        use model = DarkNet.FromCfgFile cfg
+                        use sgd = new Sgd(model.parameters (), 0.001, momentum = 0.9, nesterov = true)
+                        let loss = YoloLoss.For(model, hyp)
+
+                        let counts =
+                            [
+                                for epoch in 0..2 do
+                                    let st =
+                                        EpochSettings(epoch, 3, hyp, 4, warmup, Nullable(), 64, Random 0, Nullable())
+
+                                    Engine.TrainOneEpoch(model, sgd, loader, loss, LossScaler(false), torch.CPU, st)
+                                    |> ignore
+
+                                    yield sgd.Steps
+                            ]
+
+                        Expect.equal counts expected (sprintf "optimizer steps after each epoch (warmup %b)" warmup))
+            }
+            test "resuming a run that froze layers trains the same parameters with its optimizer state" {
+                withSetup (fun dir data cfg ->
+                    let o = options dir data cfg
+
+                    let frozen =
+                        TrainOptions(
+                            Cfg = o.Cfg,
+                            Data = o.Data,
+                            Hyp = o.Hyp,
+                            Epochs = 1,
+                            BatchSize = 4,
+                            ImageSize = 64,
+                            MultiScale = false,
+                            Mosaic = false,
+                            Device = "cpu",
+                            OutputDir = Path.Combine(dir, "frozen"),
+                            Accumulate = Nullable 1,
+                            FreezeLayers = true,
+                            NoTest = true
+                        )
+
+                    let r = Trainer(frozen).Run()
+                    let info = Checkpoint.ReadInfo r.LastCheckpoint
+                    Expect.equal info.Trainable.Count 6 "three prediction convs: weight and bias each"
+                    // resume without --freeze-layers: the checkpoint's frozen set comes back, and the optimizer state fits it
+                    let resumed =
+                        TrainOptions(
+                            Cfg = o.Cfg,
+                            Data = o.Data,
+                            Hyp = o.Hyp,
+                            Epochs = 2,
+                            BatchSize = 4,
+                            ImageSize = 64,
+                            MultiScale = false,
+                            Mosaic = false,
+                            Device = "cpu",
+                            OutputDir = Path.Combine(dir, "frozen"),
+                            Accumulate = Nullable 1,
+                            Weights = r.LastCheckpoint,
+                            NoTest = true
+                        )
+
+                    let before = stateOf r.LastCheckpoint
+                    let r2 = Trainer(resumed).Run()
+                    Expect.equal r2.EpochsDone 1 "epoch 1 trained"
+                    let after = stateOf r2.LastCheckpoint
+                    let trainable = set info.Trainable
+
+                    for KeyValue(k, v) in before do
+                        if k.EndsWith ".weight" || k.EndsWith ".bias" then
+                            let same = v.eq(after.[k]).all().item<bool> ()
+
+                            if trainable.Contains k then
+                                Expect.isFalse same (sprintf "%s trained" k)
+                            else
+                                Expect.isTrue same (sprintf "%s frozen" k))
+            }
+            test "a cfg whose class count differs from the data is a clear error" {
+                withSetup (fun dir data _ ->
+                    let o = options dir data (Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
+
+                    let msg =
+                        CoreTests.throwsMessage<ArgumentException> (fun () -> Trainer(o).Run() |> ignore)
+
+                    Expect.stringContains msg "has 2 classes but" "message")
+            }
+        ]

@@ -9,37 +9,53 @@ open YoloSpp.Data.Labels
 
 /// A box in pixels (corners), with its class.
 [<Struct>]
-type PixelBox = { Class: int; X1: float; Y1: float; X2: float; Y2: float }
+type PixelBox =
+    {
+        Class: int
+        X1: float
+        Y1: float
+        X2: float
+        Y2: float
+    }
 
 /// load_image's resize: r = imgSize / max(h0, w0); the new size is (int(h0 r), int(w0 r)) (Python's int truncates).
 /// Returns (h, w) and r; r = 1 means no resize.
 let loadSize (imgSize: int) (h0: int, w0: int) : (int * int) * float =
     let r = float imgSize / float (max h0 w0)
-    if r = 1.0 then (h0, w0), r else (int (float h0 * r), int (float w0 * r)), r
+
+    if r = 1.0 then
+        (h0, w0), r
+    else
+        (int (float h0 * r), int (float w0 * r)), r
 
 /// Normalised label rows → pixel corner boxes, as __getitem__ does after letterbox:
 /// x1 = ratioW * w * (cx - bw/2) + padW (w, h the size before padding, ratio and pad from letterbox).
 let toPixels (rows: LabelRow[]) (w: int, h: int) (ratioW: float, ratioH: float) (padW: float, padH: float) =
     rows
     |> Array.map (fun r ->
-        { Class = r.Class
-          X1 = ratioW * float w * (r.Cx - r.W / 2.0) + padW
-          Y1 = ratioH * float h * (r.Cy - r.H / 2.0) + padH
-          X2 = ratioW * float w * (r.Cx + r.W / 2.0) + padW
-          Y2 = ratioH * float h * (r.Cy + r.H / 2.0) + padH })
+        {
+            Class = r.Class
+            X1 = ratioW * float w * (r.Cx - r.W / 2.0) + padW
+            Y1 = ratioH * float h * (r.Cy - r.H / 2.0) + padH
+            X2 = ratioW * float w * (r.Cx + r.W / 2.0) + padW
+            Y2 = ratioH * float h * (r.Cy + r.H / 2.0) + padH
+        })
 
 /// Pixel boxes of an image of size (width, height) → normalised rows (xyxy2xywh, then / width and / height).
 let toNormalised (width: int, height: int) (boxes: PixelBox[]) : LabelRow[] =
     boxes
     |> Array.map (fun b ->
-        { Class = b.Class
-          Cx = (b.X1 + b.X2) / 2.0 / float width
-          Cy = (b.Y1 + b.Y2) / 2.0 / float height
-          W = (b.X2 - b.X1) / float width
-          H = (b.Y2 - b.Y1) / float height })
+        {
+            Class = b.Class
+            Cx = (b.X1 + b.X2) / 2.0 / float width
+            Cy = (b.Y1 + b.Y2) / 2.0 / float height
+            W = (b.X2 - b.X1) / float width
+            H = (b.Y2 - b.Y1) / float height
+        })
 
 /// The left-right flip of normalised rows (cx → 1 - cx).
-let flipLr (rows: LabelRow[]) = rows |> Array.map (fun r -> { r with Cx = 1.0 - r.Cx })
+let flipLr (rows: LabelRow[]) =
+    rows |> Array.map (fun r -> { r with Cx = 1.0 - r.Cx })
 
 /// A rectangle [X1, X2) × [Y1, Y2) in integer pixels.
 [<Struct>]
@@ -51,17 +67,69 @@ type Rect = { X1: int; Y1: int; X2: int; Y2: int }
 let mosaicTile (s: int) (xc: int, yc: int) (i: int) (h: int, w: int) : Rect * Rect =
     match i with
     | 0 ->
-        let a = { X1 = max (xc - w) 0; Y1 = max (yc - h) 0; X2 = xc; Y2 = yc }
-        a, { X1 = w - (a.X2 - a.X1); Y1 = h - (a.Y2 - a.Y1); X2 = w; Y2 = h }
+        let a =
+            {
+                X1 = max (xc - w) 0
+                Y1 = max (yc - h) 0
+                X2 = xc
+                Y2 = yc
+            }
+
+        a,
+        {
+            X1 = w - (a.X2 - a.X1)
+            Y1 = h - (a.Y2 - a.Y1)
+            X2 = w
+            Y2 = h
+        }
     | 1 ->
-        let a = { X1 = xc; Y1 = max (yc - h) 0; X2 = min (xc + w) (s * 2); Y2 = yc }
-        a, { X1 = 0; Y1 = h - (a.Y2 - a.Y1); X2 = min w (a.X2 - a.X1); Y2 = h }
+        let a =
+            {
+                X1 = xc
+                Y1 = max (yc - h) 0
+                X2 = min (xc + w) (s * 2)
+                Y2 = yc
+            }
+
+        a,
+        {
+            X1 = 0
+            Y1 = h - (a.Y2 - a.Y1)
+            X2 = min w (a.X2 - a.X1)
+            Y2 = h
+        }
     | 2 ->
-        let a = { X1 = max (xc - w) 0; Y1 = yc; X2 = xc; Y2 = min (s * 2) (yc + h) }
-        a, { X1 = w - (a.X2 - a.X1); Y1 = 0; X2 = w; Y2 = min (a.Y2 - a.Y1) h }
+        let a =
+            {
+                X1 = max (xc - w) 0
+                Y1 = yc
+                X2 = xc
+                Y2 = min (s * 2) (yc + h)
+            }
+
+        a,
+        {
+            X1 = w - (a.X2 - a.X1)
+            Y1 = 0
+            X2 = w
+            Y2 = min (a.Y2 - a.Y1) h
+        }
     | 3 ->
-        let a = { X1 = xc; Y1 = yc; X2 = min (xc + w) (s * 2); Y2 = min (s * 2) (yc + h) }
-        a, { X1 = 0; Y1 = 0; X2 = min w (a.X2 - a.X1); Y2 = min (a.Y2 - a.Y1) h }
+        let a =
+            {
+                X1 = xc
+                Y1 = yc
+                X2 = min (xc + w) (s * 2)
+                Y2 = min (s * 2) (yc + h)
+            }
+
+        a,
+        {
+            X1 = 0
+            Y1 = 0
+            X2 = min w (a.X2 - a.X1)
+            Y2 = min (a.Y2 - a.Y1) h
+        }
     | _ -> invalidArg "i" "a mosaic has tiles 0..3"
 
 /// A tile's labels on the mosaic canvas: pixel boxes offset by (padw, padh) = (x1a - x1b, y1a - y1b), then
@@ -69,15 +137,38 @@ let mosaicTile (s: int) (xc: int, yc: int) (i: int) (h: int, w: int) : Rect * Re
 let mosaicLabels (s: int) (dst: Rect, src: Rect) (h: int, w: int) (rows: LabelRow[]) : PixelBox[] =
     let padw, padh = float (dst.X1 - src.X1), float (dst.Y1 - src.Y1)
     let clip v = Math.Clamp(v, 0.0, float (2 * s))
+
     toPixels rows (w, h) (1.0, 1.0) (padw, padh)
-    |> Array.map (fun b -> { b with X1 = clip b.X1; Y1 = clip b.Y1; X2 = clip b.X2; Y2 = clip b.Y2 })
+    |> Array.map (fun b ->
+        { b with
+            X1 = clip b.X1
+            Y1 = clip b.Y1
+            X2 = clip b.X2
+            Y2 = clip b.Y2
+        })
 
 /// The random values random_affine draws, in its order: angle a ∈ U(-degrees, degrees), scale s ∈ U(1-scale,
 /// 1+scale), translations tx, ty ∈ U(-translate, translate) (fractions), shears in degrees ∈ U(-shear, shear).
-type AffineDraw = { Angle: float; Scale: float; Tx: float; Ty: float; ShearX: float; ShearY: float }
+type AffineDraw =
+    {
+        Angle: float
+        Scale: float
+        Tx: float
+        Ty: float
+        ShearX: float
+        ShearY: float
+    }
 
 /// The identity draw (no rotation, scale 1, no translation or shear).
-let identityDraw = { Angle = 0.0; Scale = 1.0; Tx = 0.0; Ty = 0.0; ShearX = 0.0; ShearY = 0.0 }
+let identityDraw =
+    {
+        Angle = 0.0
+        Scale = 1.0
+        Tx = 0.0
+        Ty = 0.0
+        ShearX = 0.0
+        ShearY = 0.0
+    }
 
 /// random_affine's matrix M = S @ T @ R (3×3, row-major) for an input of (height, width) and a border: R is
 /// cv2.getRotationMatrix2D about the image centre (positive angle = anticlockwise), T translates by
@@ -87,16 +178,57 @@ let affineMatrix (d: AffineDraw) (height: int, width: int) (border: int) : float
     let a = d.Angle * Math.PI / 180.0
     let alpha, beta = d.Scale * Math.Cos a, d.Scale * Math.Sin a
     let cx, cy = float width / 2.0, float height / 2.0
-    let r = [| alpha; beta; (1.0 - alpha) * cx - beta * cy; -beta; alpha; beta * cx + (1.0 - alpha) * cy; 0.0; 0.0; 1.0 |]
-    let t = [| 1.0; 0.0; d.Tx * float height + float border; 0.0; 1.0; d.Ty * float width + float border; 0.0; 0.0; 1.0 |]
-    let sh = [| 1.0; Math.Tan(d.ShearX * Math.PI / 180.0); 0.0; Math.Tan(d.ShearY * Math.PI / 180.0); 1.0; 0.0; 0.0; 0.0; 1.0 |]
+
+    let r =
+        [|
+            alpha
+            beta
+            (1.0 - alpha) * cx - beta * cy
+            -beta
+            alpha
+            beta * cx + (1.0 - alpha) * cy
+            0.0
+            0.0
+            1.0
+        |]
+
+    let t =
+        [|
+            1.0
+            0.0
+            d.Tx * float height + float border
+            0.0
+            1.0
+            d.Ty * float width + float border
+            0.0
+            0.0
+            1.0
+        |]
+
+    let sh =
+        [|
+            1.0
+            Math.Tan(d.ShearX * Math.PI / 180.0)
+            0.0
+            Math.Tan(d.ShearY * Math.PI / 180.0)
+            1.0
+            0.0
+            0.0
+            0.0
+            1.0
+        |]
+
     let mul (p: float[]) (q: float[]) =
         Array.init 9 (fun k -> let i, j = k / 3, k % 3 in p[i * 3] * q[j] + p[i * 3 + 1] * q[3 + j] + p[i * 3 + 2] * q[6 + j])
+
     mul sh (mul t r)
 
 /// Whether random_affine warps the pixels at all: `border != 0 or (M != I).any()`.
 let needsWarp (m: float[]) (border: int) =
-    border <> 0 || m |> Array.mapi (fun k v -> v <> (if k % 4 = 0 then 1.0 else 0.0)) |> Array.exists id
+    border <> 0
+    || m
+       |> Array.mapi (fun k v -> v <> (if k % 4 = 0 then 1.0 else 0.0))
+       |> Array.exists id
 
 /// The inverse of an affine 3×3 matrix (its top two rows), for sampling the source of each output pixel.
 let invertAffine (m: float[]) : float[] =
@@ -120,15 +252,27 @@ let transformBoxes (m: float[]) (scale: float) (width: int, height: int) (boxes:
         let w, h = x2 - x1, y2 - y1
         let area0 = (b.X2 - b.X1) * (b.Y2 - b.Y1)
         let ar = max (w / (h + 1e-16)) (h / (w + 1e-16))
+
         if w > 4.0 && h > 4.0 && w * h / (area0 * scale + 1e-16) > 0.2 && ar < 10.0 then
-            Some { Class = b.Class; X1 = x1; Y1 = y1; X2 = x2; Y2 = y2 }
-        else None)
+            Some
+                {
+                    Class = b.Class
+                    X1 = x1
+                    Y1 = y1
+                    X2 = x2
+                    Y2 = y2
+                }
+        else
+            None)
 
 /// augment_hsv's lookup tables for gains r = U(-1, 1)·[h, s, v] + 1 over OpenCV's 8-bit HSV (H in [0, 180)):
 /// hue (x·rh) mod 180, saturation and value clip(x·r, 0, 255), each truncated to a byte as numpy's astype.
 let hsvLuts (rh: float, rs: float, rv: float) : byte[] * byte[] * byte[] =
     let hue = Array.init 256 (fun x -> byte (int ((float x * rh) % 180.0)))
-    let clip r = Array.init 256 (fun x -> byte (int (Math.Clamp(float x * r, 0.0, 255.0))))
+
+    let clip r =
+        Array.init 256 (fun x -> byte (int (Math.Clamp(float x * r, 0.0, 255.0))))
+
     hue, clip rs, clip rv
 
 /// The rect-batch shapes of the reference (rect=True): images sorted by aspect ratio h/w (a stable sort here;
@@ -138,13 +282,28 @@ let hsvLuts (rh: float, rs: float, rv: float) : byte[] * byte[] * byte[] =
 let rectShapes (sizes: (int * int)[]) (batchSize: int) (imgSize: int) (pad: float) : int[] * (int * int)[] =
     let ratios = sizes |> Array.map (fun (h, w) -> float h / float w)
     // a stable sort (List.sortBy is; Array.sortBy is not)
-    let order = List.init sizes.Length id |> List.sortBy (fun i -> ratios[i]) |> Array.ofList
+    let order =
+        List.init sizes.Length id |> List.sortBy (fun i -> ratios[i]) |> Array.ofList
+
     let nb = (sizes.Length + batchSize - 1) / batchSize
+
     let shapes =
         Array.init nb (fun b ->
-            let ar = order[b * batchSize .. min sizes.Length ((b + 1) * batchSize) - 1] |> Array.map (fun i -> ratios[i])
+            let ar =
+                order[b * batchSize .. min sizes.Length ((b + 1) * batchSize) - 1]
+                |> Array.map (fun i -> ratios[i])
+
             let mini, maxi = Array.min ar, Array.max ar
-            let fh, fw = if maxi < 1.0 then maxi, 1.0 elif mini > 1.0 then 1.0, 1.0 / mini else 1.0, 1.0
-            let side f = int (Math.Ceiling(f * float imgSize / float YoloSpp.Model.Cfg.GridStride + pad)) * YoloSpp.Model.Cfg.GridStride
+
+            let fh, fw =
+                if maxi < 1.0 then maxi, 1.0
+                elif mini > 1.0 then 1.0, 1.0 / mini
+                else 1.0, 1.0
+
+            let side f =
+                int (Math.Ceiling(f * float imgSize / float YoloSpp.Model.Cfg.GridStride + pad))
+                * YoloSpp.Model.Cfg.GridStride
+
             side fh, side fw)
+
     order, shapes

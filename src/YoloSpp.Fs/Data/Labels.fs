@@ -9,13 +9,25 @@ open System.IO
 
 /// One object: class index and a normalised centre/size box.
 [<Struct>]
-type LabelRow = { Class: int; Cx: float; Cy: float; W: float; H: float }
+type LabelRow =
+    {
+        Class: int
+        Cx: float
+        Cy: float
+        W: float
+        H: float
+    }
 
 /// The rows of a label file, and the 1-based lines of the rows dropped as exact duplicates of an earlier row.
-type Parsed = { Rows: LabelRow[]; DuplicateLines: int list }
+type Parsed =
+    {
+        Rows: LabelRow[]
+        DuplicateLines: int list
+    }
 
 /// The image extensions the reference accepts (img_formats).
-let imageExtensions = [| ".bmp"; ".jpg"; ".jpeg"; ".png"; ".tif"; ".tiff"; ".dng"; ".webp" |]
+let imageExtensions =
+    [| ".bmp"; ".jpg"; ".jpeg"; ".png"; ".tif"; ".tiff"; ".dng"; ".webp" |]
 
 /// Whether a path has one of the accepted image extensions (case-insensitive).
 let isImagePath (path: string) =
@@ -31,14 +43,19 @@ let labelPathFor (imagePath: string) : string =
     // keep the original separators: rebuild by scanning segments in place
     let sb = Text.StringBuilder()
     let mutable start = 0
+
     while start <= noExt.Length do
         let next = noExt.IndexOfAny(sep, start)
         let stop = if next < 0 then noExt.Length else next
         let seg = noExt.Substring(start, stop - start)
         // the file name itself is never a folder to rename
         sb.Append(if seg = "images" && next >= 0 then "labels" else seg) |> ignore
-        if next >= 0 then sb.Append(noExt[next]) |> ignore
+
+        if next >= 0 then
+            sb.Append(noExt[next]) |> ignore
+
         start <- stop + 1
+
     sb.ToString()
 
 let private parseNum (s: string) =
@@ -49,7 +66,9 @@ let private parseNum (s: string) =
 /// Checks one non-blank row; `nc` is the class count.
 let parseRow (nc: int) (line: string) : Result<LabelRow, string> =
     let parts = line.Split([| ' '; '\t' |], StringSplitOptions.RemoveEmptyEntries)
-    if parts.Length <> 5 then Error(sprintf "expected 5 numbers (class cx cy w h), got %d values" parts.Length)
+
+    if parts.Length <> 5 then
+        Error(sprintf "expected 5 numbers (class cx cy w h), got %d values" parts.Length)
     else
         match parts |> Array.tryFindIndex (parseNum >> Option.isNone) with
         | Some i -> Error(sprintf "'%s' is not a number (column %d)" parts[i] (i + 1))
@@ -57,14 +76,25 @@ let parseRow (nc: int) (line: string) : Result<LabelRow, string> =
             let v = parts |> Array.map (parseNum >> Option.get)
             let c = v[0]
             let names = [| "cx"; "cy"; "w"; "h" |]
-            if c <> Math.Floor c then Error(sprintf "class '%s' is not an integer" parts[0])
-            elif c < 0.0 || c >= float nc then Error(sprintf "class %s out of range [0, %d)" parts[0] nc)
+
+            if c <> Math.Floor c then
+                Error(sprintf "class '%s' is not an integer" parts[0])
+            elif c < 0.0 || c >= float nc then
+                Error(sprintf "class %s out of range [0, %d)" parts[0] nc)
             else
                 match [ 1..4 ] |> List.tryFind (fun i -> v[i] < 0.0 || v[i] > 1.0) with
                 | Some i -> Error(sprintf "%s = %s outside [0, 1]" names[i - 1] parts[i])
                 | None when v[3] <= 0.0 -> Error(sprintf "w = %s must be > 0" parts[3])
                 | None when v[4] <= 0.0 -> Error(sprintf "h = %s must be > 0" parts[4])
-                | None -> Ok { Class = int c; Cx = v[1]; Cy = v[2]; W = v[3]; H = v[4] }
+                | None ->
+                    Ok
+                        {
+                            Class = int c
+                            Cx = v[1]
+                            Cy = v[2]
+                            W = v[3]
+                            H = v[4]
+                        }
 
 /// Parses a label file's text. Blank lines are skipped; every bad row is an error naming file:line; exact
 /// duplicate rows are dropped (the reference counts them: `np.unique(l, axis=0)`) and reported by line.
@@ -73,17 +103,34 @@ let parse (file: string) (nc: int) (text: string) : Result<Parsed, SourceError l
     let rows = ResizeArray<LabelRow>()
     let seen = Collections.Generic.HashSet<LabelRow>()
     let dups = ResizeArray<int>()
+
     text.Split('\n')
     |> Array.iteri (fun i raw ->
         let line = raw.Trim()
+
         if line <> "" then
             match parseRow nc line with
-            | Error reason -> errors.Add { File = file; Line = i + 1; Reason = reason }
+            | Error reason ->
+                errors.Add
+                    {
+                        File = file
+                        Line = i + 1
+                        Reason = reason
+                    }
             | Ok row -> if seen.Add row then rows.Add row else dups.Add(i + 1))
-    if errors.Count > 0 then Error(List.ofSeq errors)
-    else Ok { Rows = rows.ToArray(); DuplicateLines = List.ofSeq dups }
+
+    if errors.Count > 0 then
+        Error(List.ofSeq errors)
+    else
+        Ok
+            {
+                Rows = rows.ToArray()
+                DuplicateLines = List.ofSeq dups
+            }
 
 /// A label row as text (6 decimals, as the reference's converters write).
 let rowText (r: LabelRow) =
-    let f (x: float) = x.ToString("0.######", CultureInfo.InvariantCulture)
+    let f (x: float) =
+        x.ToString("0.######", CultureInfo.InvariantCulture)
+
     sprintf "%d %s %s %s %s" r.Class (f r.Cx) (f r.Cy) (f r.W) (f r.H)

@@ -26,10 +26,12 @@ type SizeBucket =
 /// An axis-aligned box in pixels, corners (X1, Y1) top-left and (X2, Y2) bottom-right.
 [<Struct>]
 type PixelBox =
-    { X1: float
-      Y1: float
-      X2: float
-      Y2: float }
+    {
+        X1: float
+        Y1: float
+        X2: float
+        Y2: float
+    }
 
     member b.Width = b.X2 - b.X1
     member b.Height = b.Y2 - b.Y1
@@ -44,6 +46,7 @@ let imageSeed (seed: int) (split: int) (index: int) : int =
         let z = (z ^^^ (z >>> 30)) * 0xbf58476d1ce4e5b9UL
         let z = (z ^^^ (z >>> 27)) * 0x94d049bb133111ebUL
         z ^^^ (z >>> 31)
+
     let golden = 0x9e3779b97f4a7c15UL
     let h = mix (uint64 (uint32 seed) + golden)
     let h = mix (h ^^^ (uint64 (uint32 split) + 2UL * golden))
@@ -55,40 +58,63 @@ let imageSeed (seed: int) (split: int) (index: int) : int =
 /// (cx, cy), the first corner at angle `rotation` (radians, clockwise in image coordinates).
 [<CompiledName("RegularPolygon")>]
 let regularPolygon (sides: int) (cx: float) (cy: float) (radius: float) (rotation: float) : float[] =
-    [| for k in 0 .. sides - 1 do
-           let a = rotation + 2.0 * Math.PI * float k / float sides
-           yield cx + radius * cos a
-           yield cy + radius * sin a |]
+    [|
+        for k in 0 .. sides - 1 do
+            let a = rotation + 2.0 * Math.PI * float k / float sides
+            yield cx + radius * cos a
+            yield cy + radius * sin a
+    |]
 
 /// The 10 vertices (x0, y0, ...) of a five-pointed star: tips on a circle of `radius`, the notches between them on
 /// a circle of `radius * innerRatio`, the first tip at angle `rotation`.
 [<CompiledName("Star")>]
 let star (cx: float) (cy: float) (radius: float) (innerRatio: float) (rotation: float) : float[] =
-    [| for k in 0 .. 9 do
-           let a = rotation + Math.PI * float k / 5.0
-           let r = if k % 2 = 0 then radius else radius * innerRatio
-           yield cx + r * cos a
-           yield cy + r * sin a |]
+    [|
+        for k in 0..9 do
+            let a = rotation + Math.PI * float k / 5.0
+            let r = if k % 2 = 0 then radius else radius * innerRatio
+            yield cx + r * cos a
+            yield cy + r * sin a
+    |]
 
 /// The tight box of a polygon's vertices (x0, y0, x1, y1, ...): a filled polygon's pixels reach exactly its extreme
 /// vertices, so this is the box of the drawn shape, not of the circle around it.
 [<CompiledName("PolygonBox")>]
 let polygonBox (xy: float[]) : PixelBox =
-    if xy.Length < 2 || xy.Length % 2 <> 0 then invalidArg (nameof xy) "expected x, y pairs"
+    if xy.Length < 2 || xy.Length % 2 <> 0 then
+        invalidArg (nameof xy) "expected x, y pairs"
+
     let xs = Array.init (xy.Length / 2) (fun i -> xy[2 * i])
     let ys = Array.init (xy.Length / 2) (fun i -> xy[2 * i + 1])
-    { X1 = Array.min xs; Y1 = Array.min ys; X2 = Array.max xs; Y2 = Array.max ys }
+
+    {
+        X1 = Array.min xs
+        Y1 = Array.min ys
+        X2 = Array.max xs
+        Y2 = Array.max ys
+    }
 
 /// The box of a disc (circle, or ring: the outer circle) of `radius` around (cx, cy).
 [<CompiledName("CircleBox")>]
 let circleBox (cx: float) (cy: float) (radius: float) : PixelBox =
-    { X1 = cx - radius; Y1 = cy - radius; X2 = cx + radius; Y2 = cy + radius }
+    {
+        X1 = cx - radius
+        Y1 = cy - radius
+        X2 = cx + radius
+        Y2 = cy + radius
+    }
 
 /// A box clipped to a size x size image (the label of an object that leaves the image).
 [<CompiledName("Clip")>]
 let clip (size: int) (b: PixelBox) : PixelBox =
     let c v = Math.Clamp(v, 0.0, float size)
-    { X1 = c b.X1; Y1 = c b.Y1; X2 = c b.X2; Y2 = c b.Y2 }
+
+    {
+        X1 = c b.X1
+        Y1 = c b.Y1
+        X2 = c b.X2
+        Y2 = c b.Y2
+    }
 
 /// The area the two boxes share.
 [<CompiledName("Intersection")>]
@@ -111,12 +137,15 @@ let iou (a: PixelBox) (b: PixelBox) : float =
 [<CompiledName("Fits")>]
 let fits (maxIou: float) (maxCovered: float) (placed: PixelBox seq) (candidate: PixelBox) : bool =
     placed
-    |> Seq.forall (fun p -> iou p candidate <= maxIou && (p.Area <= 0.0 || intersection p candidate / p.Area <= maxCovered))
+    |> Seq.forall (fun p ->
+        iou p candidate <= maxIou
+        && (p.Area <= 0.0 || intersection p candidate / p.Area <= maxCovered))
 
 /// COCO's size bucket of a box in pixels (by its area, as pycocotools' areaRng).
 [<CompiledName("SizeBucketOf")>]
 let sizeBucket (b: PixelBox) : SizeBucket =
     let a = b.Area
+
     if a < 32.0 * 32.0 then SizeBucket.Small
     elif a <= 96.0 * 96.0 then SizeBucket.Medium
     else SizeBucket.Large
@@ -125,5 +154,8 @@ let sizeBucket (b: PixelBox) : SizeBucket =
 [<CompiledName("LabelRow")>]
 let labelRow (cls: int) (size: int) (b: PixelBox) : string =
     let s = float size
-    let f (v: float) = v.ToString("F6", Globalization.CultureInfo.InvariantCulture)
+
+    let f (v: float) =
+        v.ToString("F6", Globalization.CultureInfo.InvariantCulture)
+
     sprintf "%d %s %s %s %s" cls (f ((b.X1 + b.X2) / 2.0 / s)) (f ((b.Y1 + b.Y2) / 2.0 / s)) (f (b.Width / s)) (f (b.Height / s))

@@ -14,38 +14,46 @@ type private TI = torch.TensorIndex
 
 /// Settings of `nonMaxSuppression`; `NmsOptions.Default` holds the reference's defaults.
 type NmsOptions =
-    { /// keep rows with obj > ConfThres and classes with cls·obj > ConfThres (compared in float32)
-      ConfThres: float
-      /// suppress a box when its IoU with a kept box of the same class is > IouThres
-      IouThres: float
-      /// every (row, class) pair above ConfThres instead of the best class per row (only when nc > 1)
-      MultiLabel: bool
-      /// survivors kept per image, over all classes (the reference's max_num)
-      MaxDet: int
-      /// boxes need MinWh < w < MaxWh and MinWh < h < MaxWh (pixels, strict)
-      MinWh: float
-      /// upper box-size limit, and the per-class coordinate offset that makes one NMS class-aware
-      MaxWh: float
-      /// keep only these class indices (None: all)
-      Classes: int[] option
-      /// one NMS over all classes instead of per class
-      Agnostic: bool }
+    {
+        /// keep rows with obj > ConfThres and classes with cls·obj > ConfThres (compared in float32)
+        ConfThres: float
+        /// suppress a box when its IoU with a kept box of the same class is > IouThres
+        IouThres: float
+        /// every (row, class) pair above ConfThres instead of the best class per row (only when nc > 1)
+        MultiLabel: bool
+        /// survivors kept per image, over all classes (the reference's max_num)
+        MaxDet: int
+        /// boxes need MinWh < w < MaxWh and MinWh < h < MaxWh (pixels, strict)
+        MinWh: float
+        /// upper box-size limit, and the per-class coordinate offset that makes one NMS class-aware
+        MaxWh: float
+        /// keep only these class indices (None: all)
+        Classes: int[] option
+        /// one NMS over all classes instead of per class
+        Agnostic: bool
+    }
 
     /// The reference's defaults: conf 0.1, IoU 0.6, multi-label, 100 per image, 2 < wh < 4096.
     static member Default =
-        { ConfThres = 0.1
-          IouThres = 0.6
-          MultiLabel = true
-          MaxDet = 100
-          MinWh = 2.0
-          MaxWh = 4096.0
-          Classes = None
-          Agnostic = false }
+        {
+            ConfThres = 0.1
+            IouThres = 0.6
+            MultiLabel = true
+            MaxDet = 100
+            MinWh = 2.0
+            MaxWh = 4096.0
+            Classes = None
+            Agnostic = false
+        }
 
 /// A float32 as a uint32 with the same order (−0 as +0; not for NaN).
 let inline private sortable (x: float32) =
     let bits = BitConverter.SingleToInt32Bits(if x = 0.0f then 0.0f else x)
-    if bits >= 0 then uint32 bits ||| 0x80000000u else ~~~(uint32 bits)
+
+    if bits >= 0 then
+        uint32 bits ||| 0x80000000u
+    else
+        ~~~(uint32 bits)
 
 /// torchvision's CPU nms kernel (csrc/ops/cpu/nms_kernel.cpp) over xyxy boxes [n·4] and scores [n], float32:
 /// visit boxes by descending score (stable: equal scores keep index order), keep a box unless an already kept box
@@ -57,7 +65,10 @@ let inline private sortable (x: float32) =
 /// (TorchSharp 0.107's torchvision.ops.nms is a managed loop of tensor ops that takes ~30 s on 10,000 boxes.)
 let nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
     let n = scores.Length
-    if boxes.Length <> 4 * n then invalidArg (nameof boxes) "boxes must hold 4 numbers per score"
+
+    if boxes.Length <> 4 * n then
+        invalidArg (nameof boxes) "boxes must hold 4 numbers per score"
+
     let order =
         if Array.exists Single.IsNaN scores then
             let order = Array.init n id
@@ -66,78 +77,127 @@ let nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
         else
             // one primitive sort of 64-bit keys: descending score in the high half, the index in the low half
             // (equal scores keep index order: the stable sort's result)
-            let keys = Array.init n (fun i -> (uint64 (~~~(sortable scores.[i])) <<< 32) ||| uint64 (uint32 i))
+            let keys =
+                Array.init n (fun i -> (uint64 (~~~(sortable scores.[i])) <<< 32) ||| uint64 (uint32 i))
+
             Array.Sort keys
             keys |> Array.map (fun k -> int (k &&& 0xFFFFFFFFUL))
-    let areas = Array.init n (fun i -> (boxes.[4 * i + 2] - boxes.[4 * i]) * (boxes.[4 * i + 3] - boxes.[4 * i + 1]))
+
+    let areas =
+        Array.init n (fun i -> (boxes.[4 * i + 2] - boxes.[4 * i]) * (boxes.[4 * i + 3] - boxes.[4 * i + 1]))
+
     let suppressed = Array.zeroCreate<bool> n
     let keep = ResizeArray<int>()
+
     let inline visit (i: int) (j: int) =
-        let w = max 0.0f (min boxes.[4 * i + 2] boxes.[4 * j + 2] - max boxes.[4 * i] boxes.[4 * j])
-        let h = max 0.0f (min boxes.[4 * i + 3] boxes.[4 * j + 3] - max boxes.[4 * i + 1] boxes.[4 * j + 1])
+        let w =
+            max 0.0f (min boxes.[4 * i + 2] boxes.[4 * j + 2] - max boxes.[4 * i] boxes.[4 * j])
+
+        let h =
+            max
+                0.0f
+                (min boxes.[4 * i + 3] boxes.[4 * j + 3]
+                 - max boxes.[4 * i + 1] boxes.[4 * j + 1])
+
         let inter = w * h
         let ovr = inter / (areas.[i] + areas.[j] - inter)
-        if float ovr > iouThres then suppressed.[j] <- true
+
+        if float ovr > iouThres then
+            suppressed.[j] <- true
+
     if iouThres >= 0.0 && not (Array.exists Single.IsNaN boxes) then
         // boxes by x1 (ascending), again as one primitive sort of (x1, index) keys
         let byX =
-            let keys = Array.init n (fun i -> (uint64 (sortable boxes.[4 * i]) <<< 32) ||| uint64 (uint32 i))
+            let keys =
+                Array.init n (fun i -> (uint64 (sortable boxes.[4 * i]) <<< 32) ||| uint64 (uint32 i))
+
             Array.Sort keys
             keys |> Array.map (fun k -> int (k &&& 0xFFFFFFFFUL))
+
         let xs = byX |> Array.map (fun i -> float boxes.[4 * i])
         let posOf = Array.zeroCreate<int> n
         byX |> Array.iteri (fun p i -> posOf.[i] <- p)
         let mutable widest = 0.0
+
         for i in 0 .. n - 1 do
             widest <- max widest (float boxes.[4 * i + 2] - float boxes.[4 * i])
         // Boxes already visited in score order (kept or suppressed) can no longer be suppressed by anyone: they
         // leave the x-sorted list. next.[p] leads to the first position ≥ p still in it (union-find with path
         // compression; position n is the end), so a scan touches only boxes that are still undecided.
         let next = Array.init (n + 1) id
+
         let find (p: int) =
             let mutable r = p
-            while next.[r] <> r do r <- next.[r]
+
+            while next.[r] <> r do
+                r <- next.[r]
+
             let mutable q = p
+
             while next.[q] <> r do
                 let t = next.[q]
                 next.[q] <- r
                 q <- t
+
             r
+
         let remove (p: int) = next.[p] <- p + 1
+
         for oi in 0 .. n - 1 do
             let i = order.[oi]
+
             if not suppressed.[i] then
                 keep.Add i
                 remove posOf.[i]
                 let x1, x2 = float boxes.[4 * i], float boxes.[4 * i + 2]
                 // a box intersecting i has x1 < i's x2 and x2 > i's x1, hence x1 > i's x1 − widest (with slack)
                 let lo = x1 - widest - 1e-6 * (abs x1 + widest) - 1e-6
+
                 let start =
                     let mutable a, b = 0, n
+
                     while a < b do
                         let mid = (a + b) / 2
                         if xs.[mid] < lo then a <- mid + 1 else b <- mid
+
                     a
+
                 let mutable p = find start
+
                 while p < n && xs.[p] < x2 do
                     let j = byX.[p]
                     visit i j
-                    if suppressed.[j] then remove p
+
+                    if suppressed.[j] then
+                        remove p
+
                     p <- find (p + 1)
     else
         for oi in 0 .. n - 1 do
             let i = order.[oi]
+
             if not suppressed.[i] then
                 keep.Add i
+
                 for oj in oi + 1 .. n - 1 do
                     let j = order.[oj]
-                    if not suppressed.[j] then visit i j
+
+                    if not suppressed.[j] then
+                        visit i j
+
     keep.ToArray()
 
 /// The candidate rows of one image after the class step: xyxy box, conf, class index.
 [<Struct>]
 type private Candidate =
-    { X1: float32; Y1: float32; X2: float32; Y2: float32; Conf: float32; Cls: int }
+    {
+        X1: float32
+        Y1: float32
+        X2: float32
+        Y2: float32
+        Conf: float32
+        Cls: int
+    }
 
 /// Steps 4–5 of the reference on rows [m, 5 + nc] (float32, row-major). With `filter`, steps 1–2 are applied
 /// here first (obj > conf_thres, min_wh < w, h < max_wh, float32 compares); without, the rows have passed them.
@@ -147,26 +207,54 @@ let private candidates (options: NmsOptions, nc: int, rows: ReadOnlySpan<float32
     let minWh, maxWh = float32 options.MinWh, float32 options.MaxWh
     let multiLabel = options.MultiLabel && nc > 1
     let out = ResizeArray<Candidate>(if multiLabel then 16 else m)
+
     for r in 0 .. m - 1 do
         let o = r * width
-        let cx, cy, w, h, obj = rows.[o], rows.[o + 1], rows.[o + 2], rows.[o + 3], rows.[o + 4]
+
+        let cx, cy, w, h, obj =
+            rows.[o], rows.[o + 1], rows.[o + 2], rows.[o + 3], rows.[o + 4]
+
         if not filter || (obj > conf && w > minWh && w < maxWh && h > minWh && h < maxWh) then
             // xywh2xyxy in float32, as the reference's tensor ops
             let x1, y1, x2, y2 = cx - w / 2.0f, cy - h / 2.0f, cx + w / 2.0f, cy + h / 2.0f
+
             if multiLabel then
                 for k in 0 .. nc - 1 do
                     let c = rows.[o + 5 + k] * obj
-                    if c > conf then out.Add { X1 = x1; Y1 = y1; X2 = x2; Y2 = y2; Conf = c; Cls = k }
+
+                    if c > conf then
+                        out.Add
+                            {
+                                X1 = x1
+                                Y1 = y1
+                                X2 = x2
+                                Y2 = y2
+                                Conf = c
+                                Cls = k
+                            }
             else
                 // max(1): the first index wins ties
                 let mutable best = rows.[o + 5] * obj
                 let mutable bestK = 0
+
                 for k in 1 .. nc - 1 do
                     let c = rows.[o + 5 + k] * obj
+
                     if c > best then
                         best <- c
                         bestK <- k
-                if best > conf then out.Add { X1 = x1; Y1 = y1; X2 = x2; Y2 = y2; Conf = best; Cls = bestK }
+
+                if best > conf then
+                    out.Add
+                        {
+                            X1 = x1
+                            Y1 = y1
+                            X2 = x2
+                            Y2 = y2
+                            Conf = best
+                            Cls = bestK
+                        }
+
     match options.Classes with
     | None -> out.ToArray()
     | Some keepClasses -> out.ToArray() |> Array.filter (fun c -> Array.contains c.Cls keepClasses)
@@ -174,26 +262,33 @@ let private candidates (options: NmsOptions, nc: int, rows: ReadOnlySpan<float32
 /// One image of the batch: its rows [N, 5 + nc] -> None or [n, 6] (x1, y1, x2, y2, conf, cls) in descending conf.
 let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (image: int) : Tensor option =
     use _ = torch.NewDisposeScope()
-    let x = prediction.index(TI.Single(int64 image)).to_type(torch.float32)
+    let x = prediction.index(TI.Single(int64 image)).to_type (torch.float32)
     // steps 1–2: obj > conf_thres (float32 compare), min_wh < w, h < max_wh (strict); on the CPU inside the
     // candidates pass (one pass in managed code beats five tensor ops and a masked copy), elsewhere on the device
     let cands =
         if x.device_type = DeviceType.CPU then
             // read the rows where they are: no copy of the prediction (x stays alive in this scope)
-            let c = x.contiguous()
-            let all = Runtime.InteropServices.MemoryMarshal.Cast<byte, float32>(Span<byte>.op_Implicit c.bytes)
+            let c = x.contiguous ()
+
+            let all =
+                Runtime.InteropServices.MemoryMarshal.Cast<byte, float32>(Span<byte>.op_Implicit c.bytes)
+
             candidates (options, nc, all, all.Length / (5 + nc), true)
         else
-            let wh = x.index(TI.Colon, TI.Slice(2L, 4L))
+            let wh = x.index (TI.Colon, TI.Slice(2L, 4L))
+
             let keep =
-                x.index(TI.Colon, TI.Single 4L).gt(sc options.ConfThres)
-                    .logical_and(wh.gt(sc options.MinWh).logical_and(wh.lt(sc options.MaxWh)).all(1L))
-            let rows = x.index(TI.Tensor keep).cpu().contiguous()
+                x.index(TI.Colon, TI.Single 4L).gt(sc options.ConfThres).logical_and (wh.gt(sc options.MinWh).logical_and(wh.lt (sc options.MaxWh)).all (1L))
+
+            let rows = x.index(TI.Tensor keep).cpu().contiguous ()
             candidates (options, nc, ReadOnlySpan<float32>(toFloat32Array rows), int rows.shape.[0], false)
-    if cands.Length = 0 then None
+
+    if cands.Length = 0 then
+        None
     else
         let offset = float32 options.MaxWh
         let boxes = Array.zeroCreate<float32> (4 * cands.Length)
+
         for k in 0 .. cands.Length - 1 do
             let c = cands.[k]
             // class offset in float32: boxes + cls * max_wh
@@ -202,10 +297,13 @@ let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (
             boxes.[4 * k + 1] <- c.Y1 + o
             boxes.[4 * k + 2] <- c.X2 + o
             boxes.[4 * k + 3] <- c.Y2 + o
+
         let kept = nmsKernel boxes (cands |> Array.map (fun c -> c.Conf)) options.IouThres
         let kept = Array.truncate options.MaxDet kept
         let data = Array.zeroCreate<float32> (6 * kept.Length)
-        kept |> Array.iteri (fun r i ->
+
+        kept
+        |> Array.iteri (fun r i ->
             let c = cands.[i]
             data.[6 * r] <- c.X1
             data.[6 * r + 1] <- c.Y1
@@ -213,7 +311,8 @@ let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (
             data.[6 * r + 3] <- c.Y2
             data.[6 * r + 4] <- c.Conf
             data.[6 * r + 5] <- float32 c.Cls)
-        let out = torch.tensor(data).view(int64 kept.Length, 6L).``to``(x.device)
+
+        let out = torch.tensor(data).view(int64 kept.Length, 6L).``to`` (x.device)
         Some(out.MoveToOuterDisposeScope())
 
 /// non_max_suppression of the reference: prediction [bs, N, 5 + nc] (eval-mode layout: cx, cy, w, h in pixels,
@@ -222,7 +321,8 @@ let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (
 /// reference's coordinate offset cls·MaxWh; at most MaxDet rows per image. The reference's merge and time limit
 /// are not reproduced. `Classes` filters on the chosen class of each row.
 let nonMaxSuppression (options: NmsOptions) (prediction: Tensor) : Tensor option[] =
-    if prediction.dim() <> 3L || prediction.shape.[2] < 6L then
+    if prediction.dim () <> 3L || prediction.shape.[2] < 6L then
         invalidArg (nameof prediction) (sprintf "expected [bs, N, 5 + nc] with nc >= 1, got %A" prediction.shape)
+
     let nc = int prediction.shape.[2] - 5
     Array.init (int prediction.shape.[0]) (suppressImage options nc prediction)

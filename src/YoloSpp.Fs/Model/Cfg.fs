@@ -12,8 +12,10 @@ let GridStride = 32
 
 /// Checks a network input size: positive and a multiple of `GridStride`; the error names the option.
 let checkImageSize (what: string) (size: int) : Result<int, string> =
-    if size > 0 && size % GridStride = 0 then Ok size
-    else Error(sprintf "%s %d must be a positive multiple of %d" what size GridStride)
+    if size > 0 && size % GridStride = 0 then
+        Ok size
+    else
+        Error(sprintf "%s %d must be a positive multiple of %d" what size GridStride)
 
 /// The activations the reference model builds: leaky = LeakyReLU(0.1), linear = none.
 /// Darknet's others (logistic, mish, swish, relu, ...) are rejected as unknown.
@@ -23,10 +25,21 @@ type Activation =
 
 /// `[convolutional]`: Conv2d(size, stride, padding size/2 when pad) with BN (and no bias) when batch_normalize.
 type ConvolutionalCfg =
-    { BatchNormalize: bool; Filters: int; Size: int; Stride: int; Pad: bool; Activation: Activation }
+    {
+        BatchNormalize: bool
+        Filters: int
+        Size: int
+        Stride: int
+        Pad: bool
+        Activation: Activation
+    }
 
 /// `[shortcut]`: the previous output plus the outputs of `From` (entries as written: negative = relative).
-type ShortcutCfg = { From: int list; Activation: Activation }
+type ShortcutCfg =
+    {
+        From: int list
+        Activation: Activation
+    }
 
 /// `[route]`: the channel concatenation of `Layers` (entries as written: negative = relative, else absolute).
 type RouteCfg = { Layers: int list }
@@ -38,7 +51,12 @@ type MaxPoolCfg = { Size: int; Stride: int }
 type UpsampleCfg = { Stride: int }
 
 /// `[yolo]`: a detection head using anchors[mask] (pixels, w,h) for `Classes` classes.
-type YoloCfg = { Mask: int list; Anchors: (float * float) list; Classes: int }
+type YoloCfg =
+    {
+        Mask: int list
+        Anchors: (float * float) list
+        Classes: int
+    }
 
 /// One Darknet layer, typed.
 type Layer =
@@ -55,30 +73,47 @@ type ModuleDef = { Index: int; Line: int; Layer: Layer }
 /// The `[net]` section: the options the port reads, typed, and every other key in file order
 /// (Darknet defines many training options the reference takes from its command line instead).
 type NetOptions =
-    { /// header line of `[net]`
-      Line: int
-      /// Darknet default 1
-      Batch: int
-      /// Darknet default 1
-      Subdivisions: int
-      /// None when absent (the reference takes the image size from its command line)
-      Width: int option
-      /// None when absent
-      Height: int option
-      /// input channels; 3 when absent, as the reference's create_modules (output_filters = [3])
-      Channels: int
-      /// the other keys with their values as written, in file order
-      Other: (string * string) list }
+    {
+        /// header line of `[net]`
+        Line: int
+        /// Darknet default 1
+        Batch: int
+        /// Darknet default 1
+        Subdivisions: int
+        /// None when absent (the reference takes the image size from its command line)
+        Width: int option
+        /// None when absent
+        Height: int option
+        /// input channels; 3 when absent, as the reference's create_modules (output_filters = [3])
+        Channels: int
+        /// the other keys with their values as written, in file order
+        Other: (string * string) list
+    }
 
 /// A parsed and validated cfg.
-type NetCfg = { Net: NetOptions; Modules: ModuleDef list }
+type NetCfg =
+    {
+        Net: NetOptions
+        Modules: ModuleDef list
+    }
 
 // ---- lexing: lines to sections ----
 
-type internal Entry = { Key: string; Value: string; Line: int }
+type internal Entry =
+    {
+        Key: string
+        Value: string
+        Line: int
+    }
 
 /// A section as written; `Bad` marks a malformed header (already reported) so its keys raise nothing more.
-type internal Section = { Name: string; Line: int; Bad: bool; Entries: Entry list }
+type internal Section =
+    {
+        Name: string
+        Line: int
+        Bad: bool
+        Entries: Entry list
+    }
 
 let private stripComment (s: string) =
     match s.IndexOfAny [| '#'; ';' |] with
@@ -89,34 +124,58 @@ let private stripComment (s: string) =
 /// spaces are trimmed (the reference strips lines, keys and values).
 let internal lex (file: string) (text: string) : Section list * SourceError list =
     let errors = ResizeArray<SourceError>()
-    let fail line reason = errors.Add { File = file; Line = line; Reason = reason }
+
+    let fail line reason =
+        errors.Add
+            {
+                File = file
+                Line = line
+                Reason = reason
+            }
+
     let sections = ResizeArray<Section>()
     let lines = text.TrimStart('\uFEFF').Split('\n')
+
     for i in 0 .. lines.Length - 1 do
         let n = i + 1
         let line = (stripComment lines.[i]).Trim()
-        if line = "" then ()
+
+        if line = "" then
+            ()
         elif line.StartsWith "[" then
             let inner = line.TrimStart('[').TrimEnd(']').Trim()
             let ok = line.EndsWith "]" && inner <> "" && inner.IndexOfAny [| '['; ']' |] < 0
-            if not ok then fail n (sprintf "malformed section header '%s': expected [name]" line)
-            sections.Add { Name = inner; Line = n; Bad = not ok; Entries = [] }
+
+            if not ok then
+                fail n (sprintf "malformed section header '%s': expected [name]" line)
+
+            sections.Add
+                {
+                    Name = inner
+                    Line = n
+                    Bad = not ok
+                    Entries = []
+                }
         else
             match line.IndexOf '=' with
             | -1 -> fail n (sprintf "expected 'key=value' or a [section] header, got '%s'" line)
             | eq ->
                 let key = line.Substring(0, eq).Trim()
                 let value = line.Substring(eq + 1).Trim()
-                if key = "" then fail n (sprintf "missing key before '=' in '%s'" line)
-                elif sections.Count = 0 then fail n (sprintf "key '%s' appears before the first section header" key)
+
+                if key = "" then
+                    fail n (sprintf "missing key before '=' in '%s'" line)
+                elif sections.Count = 0 then
+                    fail n (sprintf "key '%s' appears before the first section header" key)
                 else
                     let s = sections.[sections.Count - 1]
+
                     match s.Entries |> List.tryFind (fun e -> e.Key = key) with
-                    | Some first when not s.Bad ->
-                        fail n (sprintf "duplicate key '%s' in [%s] (first given at line %d)" key s.Name first.Line)
+                    | Some first when not s.Bad -> fail n (sprintf "duplicate key '%s' in [%s] (first given at line %d)" key s.Name first.Line)
                     | _ ->
                         let e = { Key = key; Value = value; Line = n }
                         sections.[sections.Count - 1] <- { s with Entries = s.Entries @ [ e ] }
+
     List.ofSeq sections, List.ofSeq errors
 
 // ---- typing: a section to a layer ----
@@ -125,14 +184,32 @@ let internal lex (file: string) (text: string) : Section list * SourceError list
 /// first three are Darknet training options the reference's model accepts and ignores.
 let supportedKeys: Map<string, string list> =
     Map.ofList
-        [ "convolutional", [ "batch_normalize"; "filters"; "size"; "stride"; "pad"; "activation" ]
-          "shortcut", [ "from"; "activation" ]
-          "route", [ "layers" ]
-          "maxpool", [ "size"; "stride" ]
-          "upsample", [ "stride" ]
-          "yolo",
-          [ "mask"; "anchors"; "classes"; "num"; "jitter"; "ignore_thresh"; "truth_thresh"; "random"; "scale_x_y"
-            "iou_thresh"; "cls_normalizer"; "iou_normalizer"; "iou_loss"; "nms_kind"; "beta_nms"; "max_delta" ] ]
+        [
+            "convolutional", [ "batch_normalize"; "filters"; "size"; "stride"; "pad"; "activation" ]
+            "shortcut", [ "from"; "activation" ]
+            "route", [ "layers" ]
+            "maxpool", [ "size"; "stride" ]
+            "upsample", [ "stride" ]
+            "yolo",
+            [
+                "mask"
+                "anchors"
+                "classes"
+                "num"
+                "jitter"
+                "ignore_thresh"
+                "truth_thresh"
+                "random"
+                "scale_x_y"
+                "iou_thresh"
+                "cls_normalizer"
+                "iou_normalizer"
+                "iou_loss"
+                "nms_kind"
+                "beta_nms"
+                "max_delta"
+            ]
+        ]
 
 type private Read<'a> =
     | Absent
@@ -153,10 +230,13 @@ let private check (ok: 'a -> bool) (why: 'a -> string) (r: Result<'a, string>) =
     r |> Result.bind (fun v -> if ok v then Ok v else Error(why v))
 
 let private positive key s =
-    parseInt key s |> check (fun v -> v > 0) (sprintf "'%s' must be > 0, got %d" key)
+    parseInt key s
+    |> check (fun v -> v > 0) (sprintf "'%s' must be > 0, got %d" key)
 
 let private flag key s =
-    parseInt key s |> check (fun v -> v = 0 || v = 1) (sprintf "'%s' must be 0 or 1, got %d" key) |> Result.map ((=) 1)
+    parseInt key s
+    |> check (fun v -> v = 0 || v = 1) (sprintf "'%s' must be 0 or 1, got %d" key)
+    |> Result.map ((=) 1)
 
 let private activation key (s: string) =
     match s with
@@ -173,12 +253,21 @@ let private list (parse: string -> Result<'a, string>) (s: string) =
             match parse (x.Trim()) with
             | Ok v -> go (v :: acc) rest
             | Error e -> Error e
+
     go [] (List.ofArray (s.Split ','))
 
 /// Reads one section's keys, recording each problem; a layer comes out only when every key read cleanly.
 type private Reader(file: string, sec: Section, errors: ResizeArray<SourceError>) =
-    member _.Fail(line, reason) = errors.Add { File = file; Line = line; Reason = reason }
-    member _.Entry(key) = sec.Entries |> List.tryFind (fun e -> e.Key = key)
+    member _.Fail(line, reason) =
+        errors.Add
+            {
+                File = file
+                Line = line
+                Reason = reason
+            }
+
+    member _.Entry(key) =
+        sec.Entries |> List.tryFind (fun e -> e.Key = key)
 
     member r.Get<'a>(key: string, parse: string -> Result<'a, string>) : Read<'a> =
         match r.Entry key with
@@ -186,13 +275,17 @@ type private Reader(file: string, sec: Section, errors: ResizeArray<SourceError>
         | Some e ->
             match parse e.Value with
             | Ok v -> Got v
-            | Error why -> r.Fail(e.Line, why); Bad
+            | Error why ->
+                r.Fail(e.Line, why)
+                Bad
 
     /// A key without default: its absence is reported at the section's header line.
     member r.Required<'a>(key: string, parse: string -> Result<'a, string>) : 'a option =
         match r.Get(key, parse) with
         | Got v -> Some v
-        | Absent -> r.Fail(sec.Line, sprintf "missing required key '%s' in [%s]" key sec.Name); None
+        | Absent ->
+            r.Fail(sec.Line, sprintf "missing required key '%s' in [%s]" key sec.Name)
+            None
         | Bad -> None
 
     member r.Default<'a>(key: string, value: 'a, parse: string -> Result<'a, string>) : 'a option =
@@ -212,38 +305,73 @@ let private typeLayer (r: Reader) (sec: Section) : Layer option =
         let stride = r.Default("stride", 1, positive "stride")
         let pad = r.Default("pad", false, flag "pad")
         let act = r.Required("activation", activation "activation")
+
         match bn, filters, size, stride, pad, act with
         | Some bn, Some f, Some k, Some s, Some p, Some a ->
-            Some(Convolutional { BatchNormalize = bn; Filters = f; Size = k; Stride = s; Pad = p; Activation = a })
+            Some(
+                Convolutional
+                    {
+                        BatchNormalize = bn
+                        Filters = f
+                        Size = k
+                        Stride = s
+                        Pad = p
+                        Activation = a
+                    }
+            )
         | _ -> None
     | "shortcut" ->
         let from = r.Required("from", list (parseInt "from"))
         // The reference's WeightedFeatureFusion applies no activation; accepting leaky would silently differ.
         let linearOnly s =
             activation "activation" s
-            |> check ((=) Linear) (fun _ ->
-                sprintf "[shortcut] activation must be linear (the reference applies none), got '%s'" s)
+            |> check ((=) Linear) (fun _ -> sprintf "[shortcut] activation must be linear (the reference applies none), got '%s'" s)
+
         let act = r.Default("activation", Linear, linearOnly)
+
         match from, act with
         | Some f, Some a -> Some(Shortcut { From = f; Activation = a })
         | _ -> None
-    | "route" -> r.Required("layers", list (parseInt "layers")) |> Option.map (fun l -> Route { Layers = l })
+    | "route" ->
+        r.Required("layers", list (parseInt "layers"))
+        |> Option.map (fun l -> Route { Layers = l })
     | "maxpool" ->
         // Darknet: stride defaults to 1 and size to the stride.
         match r.Default("stride", 1, positive "stride") with
-        | Some s -> r.Default("size", s, positive "size") |> Option.map (fun k -> MaxPool { Size = k; Stride = s })
-        | None -> r.Get("size", positive "size") |> ignore; None
-    | "upsample" -> r.Default("stride", 2, positive "stride") |> Option.map (fun s -> Upsample { Stride = s })
+        | Some s ->
+            r.Default("size", s, positive "size")
+            |> Option.map (fun k -> MaxPool { Size = k; Stride = s })
+        | None ->
+            r.Get("size", positive "size") |> ignore
+            None
+    | "upsample" ->
+        r.Default("stride", 2, positive "stride")
+        |> Option.map (fun s -> Upsample { Stride = s })
     | "yolo" ->
-        let maskEntry = parseInt "mask" >> check (fun v -> v >= 0) (sprintf "'mask' entry %d is negative")
+        let maskEntry =
+            parseInt "mask"
+            >> check (fun v -> v >= 0) (sprintf "'mask' entry %d is negative")
+
         let mask = r.Required("mask", list maskEntry)
-        let anchorValue = parseFloat "anchors" >> check (fun v -> v > 0.0) (sprintf "anchor value %g must be > 0")
+
+        let anchorValue =
+            parseFloat "anchors"
+            >> check (fun v -> v > 0.0) (sprintf "anchor value %g must be > 0")
+
         let pairs (xs: float list) =
-            if xs.Length % 2 <> 0 then Error(sprintf "'anchors' must be w,h pairs: got an odd count of %d values" xs.Length)
-            else Ok(xs |> List.chunkBySize 2 |> List.map (fun p -> p.[0], p.[1]))
+            if xs.Length % 2 <> 0 then
+                Error(sprintf "'anchors' must be w,h pairs: got an odd count of %d values" xs.Length)
+            else
+                Ok(xs |> List.chunkBySize 2 |> List.map (fun p -> p.[0], p.[1]))
+
         let anchors = r.Required("anchors", list anchorValue >> Result.bind pairs)
-        let classCount = parseInt "classes" >> check (fun v -> v >= 1) (sprintf "'classes' must be >= 1, got %d")
+
+        let classCount =
+            parseInt "classes"
+            >> check (fun v -> v >= 1) (sprintf "'classes' must be >= 1, got %d")
+
         let classes = r.Required("classes", classCount)
+
         match mask, anchors, classes with
         | Some m, Some a, Some c ->
             match m |> List.tryFind (fun i -> i >= a.Length) with
@@ -258,8 +386,12 @@ let private typeLayer (r: Reader) (sec: Section) : Layer option =
 /// Types a layer section: unknown sections and unsupported keys are reported, then the keys are read.
 let private layerOf file (errors: ResizeArray<SourceError>) (sec: Section) : Layer option =
     let r = Reader(file, sec, errors)
-    if sec.Bad then None
-    elif sec.Name = "net" then r.Fail(sec.Line, "[net] may only appear once, as the first section"); None
+
+    if sec.Bad then
+        None
+    elif sec.Name = "net" then
+        r.Fail(sec.Line, "[net] may only appear once, as the first section")
+        None
     else
         match supportedKeys.TryFind sec.Name with
         | None ->
@@ -267,10 +399,13 @@ let private layerOf file (errors: ResizeArray<SourceError>) (sec: Section) : Lay
             r.Fail(sec.Line, sprintf "unknown section [%s] (supported: net, %s)" sec.Name known)
             None
         | Some keys ->
-            let unsupported = sec.Entries |> List.filter (fun e -> not (List.contains e.Key keys))
+            let unsupported =
+                sec.Entries |> List.filter (fun e -> not (List.contains e.Key keys))
+
             for e in unsupported do
                 let supported = String.Join(", ", keys)
                 r.Fail(e.Line, sprintf "key '%s' is not supported in [%s] (supported: %s)" e.Key sec.Name supported)
+
             match typeLayer r sec with
             | Some l when unsupported.IsEmpty -> Some l
             | _ -> None
@@ -278,14 +413,26 @@ let private layerOf file (errors: ResizeArray<SourceError>) (sec: Section) : Lay
 let private netOf file (errors: ResizeArray<SourceError>) (sec: Section) : NetOptions =
     let r = Reader(file, sec, errors)
     let typed = [ "batch"; "subdivisions"; "width"; "height"; "channels" ]
-    let opt key = match r.Get(key, positive key) with Got v -> Some v | _ -> None
-    { Line = sec.Line
-      Batch = defaultArg (opt "batch") 1
-      Subdivisions = defaultArg (opt "subdivisions") 1
-      Width = opt "width"
-      Height = opt "height"
-      Channels = defaultArg (opt "channels") 3
-      Other = [ for e in sec.Entries do if not (List.contains e.Key typed) then e.Key, e.Value ] }
+
+    let opt key =
+        match r.Get(key, positive key) with
+        | Got v -> Some v
+        | _ -> None
+
+    {
+        Line = sec.Line
+        Batch = defaultArg (opt "batch") 1
+        Subdivisions = defaultArg (opt "subdivisions") 1
+        Width = opt "width"
+        Height = opt "height"
+        Channels = defaultArg (opt "channels") 3
+        Other =
+            [
+                for e in sec.Entries do
+                    if not (List.contains e.Key typed) then
+                        e.Key, e.Value
+            ]
+    }
 
 // ---- the module graph ----
 
@@ -307,13 +454,16 @@ let references (m: ModuleDef) : int list =
 let outputChannels (cfg: NetCfg) : int list =
     let mods = Array.ofList cfg.Modules
     let out = Array.zeroCreate mods.Length
+
     for i in 0 .. mods.Length - 1 do
         let input = if i = 0 then cfg.Net.Channels else out.[i - 1]
+
         out.[i] <-
             match mods.[i].Layer with
             | Convolutional c -> c.Filters
             | Route _ -> references mods.[i] |> List.sumBy (fun j -> out.[j])
             | _ -> input
+
     List.ofArray out
 
 /// The reference's `routs`, sorted: modules whose outputs later modules read (each route layer and shortcut from,
@@ -329,50 +479,86 @@ let routs (cfg: NetCfg) : int list =
 
 /// Indices of the `[yolo]` modules, in order (the reference gives them strides 32, 16, 8 in this order).
 let yoloLayers (cfg: NetCfg) : int list =
-    cfg.Modules |> List.choose (fun m -> match m.Layer with Yolo _ -> Some m.Index | _ -> None)
+    cfg.Modules
+    |> List.choose (fun m ->
+        match m.Layer with
+        | Yolo _ -> Some m.Index
+        | _ -> None)
 
 /// A yolo layer's anchors in pixels: anchors[mask].
-let maskedAnchors (y: YoloCfg) : (float * float) list = y.Mask |> List.map (fun i -> y.Anchors.[i])
+let maskedAnchors (y: YoloCfg) : (float * float) list =
+    y.Mask |> List.map (fun i -> y.Anchors.[i])
 
 /// Checks what spans modules: route/shortcut entries must point back at a feature map, a yolo must directly follow
 /// its prediction conv with filters = len(mask)·(classes+5), and no layer may consume a yolo output.
 let private validateGraph file (errors: ResizeArray<SourceError>) (secs: Section[]) (layers: Layer option[]) =
-    let fail line reason = errors.Add { File = file; Line = line; Reason = reason }
+    let fail line reason =
+        errors.Add
+            {
+                File = file
+                Line = line
+                Reason = reason
+            }
+
     let entryLine (s: Section) key =
-        s.Entries |> List.tryFind (fun e -> e.Key = key) |> Option.map (fun e -> e.Line) |> Option.defaultValue s.Line
-    let isYolo j = match layers.[j] with Some(Yolo _) -> true | _ -> false
+        s.Entries
+        |> List.tryFind (fun e -> e.Key = key)
+        |> Option.map (fun e -> e.Line)
+        |> Option.defaultValue s.Line
+
+    let isYolo j =
+        match layers.[j] with
+        | Some(Yolo _) -> true
+        | _ -> false
+
     for i in 0 .. layers.Length - 1 do
         let sec = secs.[i]
+
         let checkRefs key (entries: int list) =
             for l in entries do
                 let j = resolveIndex i l
-                let fail why = fail (entryLine sec key) (sprintf "[%s] %s entry %d %s" sec.Name key l why)
-                if j < 0 then fail (sprintf "resolves to layer %d, before the first layer" j)
-                elif j >= i then fail (sprintf "resolves to layer %d, which is not before this layer (%d)" j i)
-                elif isYolo j then fail (sprintf "refers to [yolo] layer %d, whose output is not a feature map" j)
+
+                let fail why =
+                    fail (entryLine sec key) (sprintf "[%s] %s entry %d %s" sec.Name key l why)
+
+                if j < 0 then
+                    fail (sprintf "resolves to layer %d, before the first layer" j)
+                elif j >= i then
+                    fail (sprintf "resolves to layer %d, which is not before this layer (%d)" j i)
+                elif isYolo j then
+                    fail (sprintf "refers to [yolo] layer %d, whose output is not a feature map" j)
+
         match layers.[i] with
         | None -> ()
         | Some(Route r) -> checkRefs "layers" r.Layers
         | Some(Shortcut s) ->
-            if i = 0 then fail sec.Line "[shortcut] cannot be the first layer: it adds to the previous layer's output"
+            if i = 0 then
+                fail sec.Line "[shortcut] cannot be the first layer: it adds to the previous layer's output"
+
             checkRefs "from" s.From
         | Some(Yolo y) ->
             match (if i > 0 then layers.[i - 1] else None) with
             | Some(Convolutional c) ->
                 let expected = y.Mask.Length * (y.Classes + 5)
+
                 if c.Filters <> expected then
                     let why =
                         sprintf "filters=%d of the [convolutional] before the [yolo] at line %d must be " c.Filters sec.Line
                         + sprintf "len(mask)*(classes+5) = %d*(%d+5) = %d" y.Mask.Length y.Classes expected
+
                     fail (entryLine secs.[i - 1] "filters") why
             | None when i > 0 -> () // the previous section already failed
             | _ -> fail sec.Line "[yolo] must directly follow a [convolutional] layer (its prediction conv)"
         | Some _ -> ()
         // Convs, maxpools, upsamples, shortcuts and yolos take the previous output as input.
         match layers.[i] with
-        | Some(Route _) | Some(Yolo _) | None -> ()
+        | Some(Route _)
+        | Some(Yolo _)
+        | None -> ()
         | Some _ when i > 0 && isYolo (i - 1) ->
-            let why = "follows a [yolo] layer, whose output is not a feature map (put a [route] between)"
+            let why =
+                "follows a [yolo] layer, whose output is not a feature map (put a [route] between)"
+
             fail sec.Line (sprintf "[%s] %s" sec.Name why)
         | Some _ -> ()
 
@@ -381,21 +567,45 @@ let private validateGraph file (errors: ResizeArray<SourceError>) (secs: Section
 let parse (file: string) (text: string) : Result<NetCfg, SourceError list> =
     let sections, lexErrors = lex file text
     let errors = ResizeArray<SourceError>(lexErrors)
-    let fail line reason = errors.Add { File = file; Line = line; Reason = reason }
+
+    let fail line reason =
+        errors.Add
+            {
+                File = file
+                Line = line
+                Reason = reason
+            }
+
     let net, layerSecs =
         match sections with
         | first :: rest when first.Name = "net" && not first.Bad -> Some(netOf file errors first), rest
         | first :: _ ->
-            if not first.Bad then fail first.Line (sprintf "the first section must be [net], got [%s]" first.Name)
+            if not first.Bad then
+                fail first.Line (sprintf "the first section must be [net], got [%s]" first.Name)
+
             None, sections
         | [] -> None, []
-    if sections.IsEmpty then fail 0 "no sections: a cfg starts with [net] followed by layers"
-    elif layerSecs.IsEmpty then fail (List.head sections).Line "no layers after [net]"
+
+    if sections.IsEmpty then
+        fail 0 "no sections: a cfg starts with [net] followed by layers"
+    elif layerSecs.IsEmpty then
+        fail (List.head sections).Line "no layers after [net]"
+
     let secs = Array.ofList layerSecs
     let layers = secs |> Array.map (layerOf file errors)
     validateGraph file errors secs layers
+
     match net with
     | Some n when errors.Count = 0 ->
-        let modules = [ for i in 0 .. secs.Length - 1 -> { Index = i; Line = secs.[i].Line; Layer = layers.[i].Value } ]
+        let modules =
+            [
+                for i in 0 .. secs.Length - 1 ->
+                    {
+                        Index = i
+                        Line = secs.[i].Line
+                        Layer = layers.[i].Value
+                    }
+            ]
+
         Ok { Net = n; Modules = modules }
     | _ -> Error(errors |> Seq.sortBy (fun e -> e.Line) |> List.ofSeq)

@@ -10,80 +10,117 @@ open YamlDotNet.RepresentationModel
 /// The reference's hyp.yaml keys, plus `gr` (objectness-target GIoU ratio, the reference's fixed model.gr) and
 /// `gr_ramp` (iterations over which gr ramps linearly from 0 to its value; 0 = fixed, the reference).
 type Hyp =
-    { /// GIoU box loss gain
-      Giou: float
-      /// class loss gain (COCO-tuned; see adjustForDataset)
-      Cls: float
-      /// class BCE positive weight
-      ClsPw: float
-      /// objectness loss gain (tuned for 320 px; see adjustForDataset)
-      Obj: float
-      /// objectness BCE positive weight
-      ObjPw: float
-      /// IoU training threshold for anchor matching
-      IouT: float
-      /// initial learning rate
-      Lr0: float
-      /// final OneCycle/cosine learning rate fraction (lr0 * lrf)
-      Lrf: float
-      /// SGD momentum
-      Momentum: float
-      /// optimizer weight decay
-      WeightDecay: float
-      /// focal loss gamma (0 = off)
-      FlGamma: float
-      /// HSV hue augmentation (fraction)
-      HsvH: float
-      /// HSV saturation augmentation (fraction)
-      HsvS: float
-      /// HSV value augmentation (fraction)
-      HsvV: float
-      /// image rotation (+/- degrees)
-      Degrees: float
-      /// image translation (+/- fraction)
-      Translate: float
-      /// image scale (+/- gain)
-      Scale: float
-      /// image shear (+/- degrees)
-      Shear: float
-      /// objectness target GIoU ratio (model.gr in the reference, 1.0)
-      Gr: float
-      /// iterations of a linear 0 -> gr ramp at the start of training (0 = none, the reference)
-      GrRamp: float }
+    {
+        /// GIoU box loss gain
+        Giou: float
+        /// class loss gain (COCO-tuned; see adjustForDataset)
+        Cls: float
+        /// class BCE positive weight
+        ClsPw: float
+        /// objectness loss gain (tuned for 320 px; see adjustForDataset)
+        Obj: float
+        /// objectness BCE positive weight
+        ObjPw: float
+        /// IoU training threshold for anchor matching
+        IouT: float
+        /// initial learning rate
+        Lr0: float
+        /// final OneCycle/cosine learning rate fraction (lr0 * lrf)
+        Lrf: float
+        /// SGD momentum
+        Momentum: float
+        /// optimizer weight decay
+        WeightDecay: float
+        /// focal loss gamma (0 = off)
+        FlGamma: float
+        /// HSV hue augmentation (fraction)
+        HsvH: float
+        /// HSV saturation augmentation (fraction)
+        HsvS: float
+        /// HSV value augmentation (fraction)
+        HsvV: float
+        /// image rotation (+/- degrees)
+        Degrees: float
+        /// image translation (+/- fraction)
+        Translate: float
+        /// image scale (+/- gain)
+        Scale: float
+        /// image shear (+/- degrees)
+        Shear: float
+        /// objectness target GIoU ratio (model.gr in the reference, 1.0)
+        Gr: float
+        /// iterations of a linear 0 -> gr ramp at the start of training (0 = none, the reference)
+        GrRamp: float
+    }
 
 /// The reference's cfg/hyp.yaml values (gr 1.0 fixed).
 let defaults =
-    { Giou = 3.54; Cls = 37.4; ClsPw = 1.0; Obj = 64.3; ObjPw = 1.0; IouT = 0.20; Lr0 = 0.001; Lrf = 0.01
-      Momentum = 0.937; WeightDecay = 0.0005; FlGamma = 0.0; HsvH = 0.0138; HsvS = 0.678; HsvV = 0.36
-      Degrees = 0.0; Translate = 0.0; Scale = 0.0; Shear = 0.0; Gr = 1.0; GrRamp = 0.0 }
+    {
+        Giou = 3.54
+        Cls = 37.4
+        ClsPw = 1.0
+        Obj = 64.3
+        ObjPw = 1.0
+        IouT = 0.20
+        Lr0 = 0.001
+        Lrf = 0.01
+        Momentum = 0.937
+        WeightDecay = 0.0005
+        FlGamma = 0.0
+        HsvH = 0.0138
+        HsvS = 0.678
+        HsvV = 0.36
+        Degrees = 0.0
+        Translate = 0.0
+        Scale = 0.0
+        Shear = 0.0
+        Gr = 1.0
+        GrRamp = 0.0
+    }
 
-type private Field = { Key: string; Required: bool; Set: Hyp -> float -> Hyp; Get: Hyp -> float }
+type private Field =
+    {
+        Key: string
+        Required: bool
+        Set: Hyp -> float -> Hyp
+        Get: Hyp -> float
+    }
 
 let private fields =
-    let f key req set get = { Key = key; Required = req; Set = set; Get = get }
-    [ f "giou" true (fun h v -> { h with Giou = v }) (fun h -> h.Giou)
-      f "cls" true (fun h v -> { h with Cls = v }) (fun h -> h.Cls)
-      f "cls_pw" true (fun h v -> { h with ClsPw = v }) (fun h -> h.ClsPw)
-      f "obj" true (fun h v -> { h with Obj = v }) (fun h -> h.Obj)
-      f "obj_pw" true (fun h v -> { h with ObjPw = v }) (fun h -> h.ObjPw)
-      f "iou_t" true (fun h v -> { h with IouT = v }) (fun h -> h.IouT)
-      f "lr0" true (fun h v -> { h with Lr0 = v }) (fun h -> h.Lr0)
-      f "lrf" true (fun h v -> { h with Lrf = v }) (fun h -> h.Lrf)
-      f "momentum" true (fun h v -> { h with Momentum = v }) (fun h -> h.Momentum)
-      f "weight_decay" true (fun h v -> { h with WeightDecay = v }) (fun h -> h.WeightDecay)
-      f "fl_gamma" true (fun h v -> { h with FlGamma = v }) (fun h -> h.FlGamma)
-      f "hsv_h" true (fun h v -> { h with HsvH = v }) (fun h -> h.HsvH)
-      f "hsv_s" true (fun h v -> { h with HsvS = v }) (fun h -> h.HsvS)
-      f "hsv_v" true (fun h v -> { h with HsvV = v }) (fun h -> h.HsvV)
-      f "degrees" true (fun h v -> { h with Degrees = v }) (fun h -> h.Degrees)
-      f "translate" true (fun h v -> { h with Translate = v }) (fun h -> h.Translate)
-      f "scale" true (fun h v -> { h with Scale = v }) (fun h -> h.Scale)
-      f "shear" true (fun h v -> { h with Shear = v }) (fun h -> h.Shear)
-      f "gr" false (fun h v -> { h with Gr = v }) (fun h -> h.Gr)
-      f "gr_ramp" false (fun h v -> { h with GrRamp = v }) (fun h -> h.GrRamp) ]
+    let f key req set get =
+        {
+            Key = key
+            Required = req
+            Set = set
+            Get = get
+        }
+
+    [
+        f "giou" true (fun h v -> { h with Giou = v }) (fun h -> h.Giou)
+        f "cls" true (fun h v -> { h with Cls = v }) (fun h -> h.Cls)
+        f "cls_pw" true (fun h v -> { h with ClsPw = v }) (fun h -> h.ClsPw)
+        f "obj" true (fun h v -> { h with Obj = v }) (fun h -> h.Obj)
+        f "obj_pw" true (fun h v -> { h with ObjPw = v }) (fun h -> h.ObjPw)
+        f "iou_t" true (fun h v -> { h with IouT = v }) (fun h -> h.IouT)
+        f "lr0" true (fun h v -> { h with Lr0 = v }) (fun h -> h.Lr0)
+        f "lrf" true (fun h v -> { h with Lrf = v }) (fun h -> h.Lrf)
+        f "momentum" true (fun h v -> { h with Momentum = v }) (fun h -> h.Momentum)
+        f "weight_decay" true (fun h v -> { h with WeightDecay = v }) (fun h -> h.WeightDecay)
+        f "fl_gamma" true (fun h v -> { h with FlGamma = v }) (fun h -> h.FlGamma)
+        f "hsv_h" true (fun h v -> { h with HsvH = v }) (fun h -> h.HsvH)
+        f "hsv_s" true (fun h v -> { h with HsvS = v }) (fun h -> h.HsvS)
+        f "hsv_v" true (fun h v -> { h with HsvV = v }) (fun h -> h.HsvV)
+        f "degrees" true (fun h v -> { h with Degrees = v }) (fun h -> h.Degrees)
+        f "translate" true (fun h v -> { h with Translate = v }) (fun h -> h.Translate)
+        f "scale" true (fun h v -> { h with Scale = v }) (fun h -> h.Scale)
+        f "shear" true (fun h v -> { h with Shear = v }) (fun h -> h.Shear)
+        f "gr" false (fun h v -> { h with Gr = v }) (fun h -> h.Gr)
+        f "gr_ramp" false (fun h v -> { h with GrRamp = v }) (fun h -> h.GrRamp)
+    ]
 
 /// The keys a hyp file must contain.
-let requiredKeys = fields |> List.filter (fun f -> f.Required) |> List.map (fun f -> f.Key)
+let requiredKeys =
+    fields |> List.filter (fun f -> f.Required) |> List.map (fun f -> f.Key)
 
 /// The keys a hyp file may contain.
 let knownKeys = fields |> List.map (fun f -> f.Key)
@@ -96,17 +133,34 @@ let private domainError (key: string) (v: float) =
     | "iou_t" when v < 0.0 || v >= 1.0 -> Some "must be in [0, 1)"
     | "gr" when v < 0.0 || v > 1.0 -> Some "must be in [0, 1]"
     | ("hsv_h" | "hsv_s" | "hsv_v") when v < 0.0 || v > 1.0 -> Some "must be in [0, 1]"
-    | "giou" | "cls" | "obj" | "cls_pw" | "obj_pw" | "fl_gamma" | "weight_decay" | "degrees" | "translate"
-    | "scale" | "shear" | "gr_ramp" when v < 0.0 -> Some "must be >= 0"
+    | "giou"
+    | "cls"
+    | "obj"
+    | "cls_pw"
+    | "obj_pw"
+    | "fl_gamma"
+    | "weight_decay"
+    | "degrees"
+    | "translate"
+    | "scale"
+    | "shear"
+    | "gr_ramp" when v < 0.0 -> Some "must be >= 0"
     | _ when Double.IsNaN v || Double.IsInfinity v -> Some "must be finite"
     | _ -> None
 
 /// Parses hyp.yaml text (a flat mapping of key: number). `file` only names the source in errors.
 let parse (file: string) (text: string) : Result<Hyp, SourceError list> =
-    let err line reason = { File = file; Line = line; Reason = reason }
+    let err line reason =
+        {
+            File = file
+            Line = line
+            Reason = reason
+        }
+
     try
         let stream = YamlStream()
         stream.Load(new StringReader(text))
+
         match stream.Documents |> Seq.tryHead with
         | None -> Error [ err 0 "empty file: expected a mapping of hyperparameters" ]
         | Some doc ->
@@ -115,14 +169,16 @@ let parse (file: string) (text: string) : Result<Hyp, SourceError list> =
                 let mutable h = defaults
                 let errors = ResizeArray()
                 let seen = Collections.Generic.HashSet<string>()
+
                 for KeyValue(k, v) in map.Children do
                     let line = int k.Start.Line
                     let key = (k :?> YamlScalarNode).Value
+
                     match fields |> List.tryFind (fun f -> f.Key = key) with
-                    | None ->
-                        errors.Add(err line (sprintf "unknown key '%s' (known: %s)" key (String.Join(", ", knownKeys))))
+                    | None -> errors.Add(err line (sprintf "unknown key '%s' (known: %s)" key (String.Join(", ", knownKeys))))
                     | Some f ->
                         seen.Add key |> ignore
+
                         match v with
                         | :? YamlScalarNode as s ->
                             match Double.TryParse(s.Value, NumberStyles.Float, CultureInfo.InvariantCulture) with
@@ -132,8 +188,11 @@ let parse (file: string) (text: string) : Result<Hyp, SourceError list> =
                                 | None -> h <- f.Set h x
                             | _ -> errors.Add(err line (sprintf "%s: '%s' is not a number" key s.Value))
                         | _ -> errors.Add(err line (sprintf "%s: expected a number" key))
+
                 for key in requiredKeys do
-                    if not (seen.Contains key) then errors.Add(err 0 (sprintf "missing key '%s'" key))
+                    if not (seen.Contains key) then
+                        errors.Add(err 0 (sprintf "missing key '%s'" key))
+
                 if errors.Count = 0 then Ok h else Error(List.ofSeq errors)
             | node -> Error [ err (int node.Start.Line) "expected a mapping of key: number" ]
     with :? YamlDotNet.Core.YamlException as e ->
@@ -148,12 +207,26 @@ let toYaml (h: Hyp) : string =
 
 /// The reference train.py's dataset adjustments, explicit: cls *= nc / 80 (COCO-tuned), obj *= imgSize / 320.
 let adjustForDataset (nc: int) (imgSize: int) (h: Hyp) : Hyp =
-    { h with Cls = h.Cls * float nc / 80.0; Obj = h.Obj * float imgSize / 320.0 }
+    { h with
+        Cls = h.Cls * float nc / 80.0
+        Obj = h.Obj * float imgSize / 320.0
+    }
 
 /// The objectness-target GIoU ratio at a global iteration: gr, or a linear ramp from 0 over `gr_ramp` iterations.
 let grAt (iteration: int) (h: Hyp) : float =
-    if h.GrRamp <= 0.0 then h.Gr else h.Gr * min 1.0 (float iteration / h.GrRamp)
+    if h.GrRamp <= 0.0 then
+        h.Gr
+    else
+        h.Gr * min 1.0 (float iteration / h.GrRamp)
 
 /// The loss's view of a hyp record.
 let toLossHyp (h: Hyp) : Loss.LossHyp =
-    { Giou = h.Giou; Obj = h.Obj; Cls = h.Cls; ClsPw = h.ClsPw; ObjPw = h.ObjPw; IouT = h.IouT; FlGamma = h.FlGamma }
+    {
+        Giou = h.Giou
+        Obj = h.Obj
+        Cls = h.Cls
+        ClsPw = h.ClsPw
+        ObjPw = h.ObjPw
+        IouT = h.IouT
+        FlGamma = h.FlGamma
+    }

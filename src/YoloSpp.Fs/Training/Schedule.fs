@@ -5,12 +5,14 @@ open System
 
 /// The reference's cosine lambda for LambdaLR: ((1 + cos(x·π/epochs)) / 2)·(1 − lrf) + lrf, x the epoch.
 let cosine (epochs: int) (lrf: float) (epoch: int) : float =
-    ((1.0 + Math.Cos(float epoch * Math.PI / float epochs)) / 2.0) * (1.0 - lrf) + lrf
+    ((1.0 + Math.Cos(float epoch * Math.PI / float epochs)) / 2.0) * (1.0 - lrf)
+    + lrf
 
 /// The epoch-0 warmup factor (torchvision's warmup_lr_scheduler): 1 from `warmupIters` on, else
 /// warmupFactor·(1 − x/warmupIters) + x/warmupIters.
 let warmup (warmupIters: int) (warmupFactor: float) (iteration: int) : float =
-    if iteration >= warmupIters then 1.0
+    if iteration >= warmupIters then
+        1.0
     else
         let alpha = float iteration / float warmupIters
         warmupFactor * (1.0 - alpha) + alpha

@@ -16,26 +16,41 @@ let run (folder: string) (case: JsonElement) =
     let header = DarknetWeights.Load(model, weights)
     // weights round trip
     let tmp = Path.GetTempFileName()
+
     try
         DarknetWeights.Save(model, tmp, header)
         Expect.isTrue (File.ReadAllBytes tmp = File.ReadAllBytes weights) "save(load(weights)) is byte-identical"
-    finally File.Delete tmp
+    finally
+        File.Delete tmp
+
     match tryProp "total_params" case with
-    | Some n -> Expect.equal (model.parameters() |> Seq.sumBy (fun p -> p.numel())) (n.GetInt64()) "total params"
+    | Some n -> Expect.equal (model.parameters () |> Seq.sumBy (fun p -> p.numel ())) (n.GetInt64()) "total params"
     | None -> ()
+
     match tryProp "yolo_layers" case with
     | Some ys -> Expect.sequenceEqual model.YoloLayerIndices (items ys |> Array.map (fun e -> e.GetInt32())) "yolo layers"
     | None -> ()
-    let x = tensorAs torch.float32 (Some (shapeOf (prop "input_shape" case))) (prop "input" case)
+
+    let x =
+        tensorAs torch.float32 (Some(shapeOf (prop "input_shape" case))) (prop "input" case)
+
     let tol what (a: torch.Tensor) (e: torch.Tensor) = close what 1e-4 1e-4 a e
-    let rawShapes name = items (prop name case) |> Array.map shapeOf
-    model.eval() |> ignore
-    let out = (use _ = torch.no_grad() in model.forward x)
-    tol "eval_output" out.Detections (tensorAs torch.float32 (Some (shapeOf (prop "eval_output_shape" case))) (prop "eval_output" case))
+
+    let rawShapes name =
+        items (prop name case) |> Array.map shapeOf
+
+    model.eval () |> ignore
+    let out = (use _ = torch.no_grad () in model.forward x)
+    tol "eval_output" out.Detections (tensorAs torch.float32 (Some(shapeOf (prop "eval_output_shape" case))) (prop "eval_output" case))
     let evalShapes = rawShapes "eval_raw_p_shapes"
-    items (prop "eval_raw_p" case) |> Array.iteri (fun i e -> tol (sprintf "eval_raw_p[%d]" i) out.Raw.[i] (tensorAs torch.float32 (Some evalShapes.[i]) e))
-    model.train() |> ignore
-    let tr = (use _ = torch.no_grad() in model.forward x)
+
+    items (prop "eval_raw_p" case)
+    |> Array.iteri (fun i e -> tol (sprintf "eval_raw_p[%d]" i) out.Raw.[i] (tensorAs torch.float32 (Some evalShapes.[i]) e))
+
+    model.train () |> ignore
+    let tr = (use _ = torch.no_grad () in model.forward x)
     Expect.isNull (box tr.Detections) "train mode returns raw heads only"
     let trainShapes = rawShapes "train_raw_p_shapes"
-    items (prop "train_raw_p" case) |> Array.iteri (fun i e -> tol (sprintf "train_raw_p[%d]" i) tr.Raw.[i] (tensorAs torch.float32 (Some trainShapes.[i]) e))
+
+    items (prop "train_raw_p" case)
+    |> Array.iteri (fun i e -> tol (sprintf "train_raw_p[%d]" i) tr.Raw.[i] (tensorAs torch.float32 (Some trainShapes.[i]) e))

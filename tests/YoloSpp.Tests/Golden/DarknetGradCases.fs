@@ -16,7 +16,10 @@ open YoloSpp.Tests.Golden.Json
 /// float32 little-endian values of a companion file.
 let private readF32 (path: string) =
     let bytes = File.ReadAllBytes path
-    if bytes.Length % 4 <> 0 then failtestf "%s: %d bytes is not a whole number of float32 values" path bytes.Length
+
+    if bytes.Length % 4 <> 0 then
+        failtestf "%s: %d bytes is not a whole number of float32 values" path bytes.Length
+
     Runtime.InteropServices.MemoryMarshal.Cast<byte, float32>(ReadOnlySpan bytes).ToArray()
 
 let private within what (tol: float) (actual: float) (expected: float) =
@@ -27,66 +30,123 @@ let run (folder: string) (case: JsonElement) =
     use _ = torch.NewDisposeScope()
     let nc = int "nc" case
     use model = DarkNet.FromCfgFile(Path.Combine(folder, str "cfg" case))
-    DarknetWeights.Load(model, Path.Combine(folder, str "weights_file" case)) |> ignore
+
+    DarknetWeights.Load(model, Path.Combine(folder, str "weights_file" case))
+    |> ignore
+
     let shape = shapeOf (prop "input_shape" case)
+
     let x =
         match tryProp "input" case, tryProp "input_file" case with
         | Some e, _ -> tensorAs torch.float32 (Some shape) e
         | None, Some f ->
             let data = readF32 (Path.Combine(folder, f.GetString()))
             let n = Array.fold (*) 1L shape
-            if int64 data.Length <> n then failtestf "%s: %d values for input shape %A" (f.GetString()) data.Length shape
-            torch.tensor(data).view(shape)
+
+            if int64 data.Length <> n then
+                failtestf "%s: %d values for input shape %A" (f.GetString()) data.Length shape
+
+            torch.tensor(data).view (shape)
         | None, None -> failtest "neither 'input' nor 'input_file'"
-    let targets = tensorAs torch.float32 (Some [| (items (prop "targets" case)).LongLength; 6L |]) (prop "targets" case)
+
+    let targets =
+        tensorAs torch.float32 (Some [| (items (prop "targets" case)).LongLength; 6L |]) (prop "targets" case)
+
     let hyp = prop "hyp" case
+
     let lossHyp: Loss.LossHyp =
-        { Giou = num "giou" hyp; Obj = num "obj" hyp; Cls = num "cls" hyp; ClsPw = num "cls_pw" hyp
-          ObjPw = num "obj_pw" hyp; IouT = num "iou_t" hyp; FlGamma = num "fl_gamma" hyp }
-    let gr = match tryProp "gr" case with Some g -> number g | None -> 1.0
+        {
+            Giou = num "giou" hyp
+            Obj = num "obj" hyp
+            Cls = num "cls" hyp
+            ClsPw = num "cls_pw" hyp
+            ObjPw = num "obj_pw" hyp
+            IouT = num "iou_t" hyp
+            FlGamma = num "fl_gamma" hyp
+        }
+
+    let gr =
+        match tryProp "gr" case with
+        | Some g -> number g
+        | None -> 1.0
+
     Expect.equal model.NumClasses nc "nc of the cfg"
-    model.train() |> ignore
-    model.zero_grad()
+    model.train () |> ignore
+    model.zero_grad ()
     let raw = model.forward(x).Raw
-    let parts = Loss.computeLoss lossHyp gr { AnchorVecs = model.AnchorVecs; Nc = nc } raw targets
-    parts.Total.backward()
+
+    let parts =
+        Loss.computeLoss
+            lossHyp
+            gr
+            {
+                AnchorVecs = model.AnchorVecs
+                Nc = nc
+            }
+            raw
+            targets
+
+    parts.Total.backward ()
     let fullGradients = (tryProp "grads_file" case).IsSome
     let loss = prop "loss" case
+
     for name, t in [ "box", parts.Box; "obj", parts.Obj; "cls", parts.Cls; "total", parts.Total ] do
         let e = num name loss
-        let a = t.to_type(torch.float64).item<float>()
+        let a = t.to_type(torch.float64).item<float> ()
         let tol = (if fullGradients then 0.0 else 1e-6) + 1e-4 * abs e
         within (sprintf "loss %s" name) tol a e
-    let ours = model.named_parameters() |> Seq.map (fun struct (n, p) -> n, p) |> dict
+
+    let ours = model.named_parameters () |> Seq.map (fun struct (n, p) -> n, p) |> dict
     let grads = items (prop "grads" case)
     Expect.sequenceEqual (ours.Keys |> Seq.sort) (grads |> Array.map (str "name") |> Array.sort) "parameter names"
+
     let gradOf (name: string) =
         let p = ours.[name]
-        if isNull p.grad then failtestf "%s has no gradient" name
+
+        if isNull p.grad then
+            failtestf "%s has no gradient" name
+
         p.grad.to_type(torch.float64).contiguous().flatten().data<float>().ToArray()
+
     match tryProp "grads_file" case with
     | Some f ->
         let all = readF32 (Path.Combine(folder, f.GetString()))
         let relTol = num "rel_l2_tol" case
         let mutable offset = 0
         let report = Collections.Generic.List<string>()
+
         for g in grads do
             let name = str "name" g
             let n = shapeOf (prop "shape" g) |> Array.fold (*) 1L |> int32
-            if offset + n > all.Length then failtestf "%s: the grads file ends before %s" (f.GetString()) name
+
+            if offset + n > all.Length then
+                failtestf "%s: the grads file ends before %s" (f.GetString()) name
+
             let a = gradOf name
-            if a.Length <> n then failtestf "%s: %d gradient values, expected %d" name a.Length n
+
+            if a.Length <> n then
+                failtestf "%s: %d gradient values, expected %d" name a.Length n
+
             let mutable d2 = 0.0
             let mutable r2 = 0.0
+
             for i in 0 .. n - 1 do
                 let r = float all.[offset + i]
                 d2 <- d2 + (a.[i] - r) * (a.[i] - r)
                 r2 <- r2 + r * r
+
             let rel = sqrt d2 / sqrt r2
-            if not (rel <= relTol) then report.Add(sprintf "%s: relative L2 error %.4f > %.4f" name rel relTol)
+
+            if not (rel <= relTol) then
+                report.Add(sprintf "%s: relative L2 error %.4f > %.4f" name rel relTol)
+
             offset <- offset + n
-        if offset <> all.Length then failtestf "%s holds %d values, the parameters %d" (f.GetString()) all.Length offset
-        if report.Count > 0 then failtestf "%d of %d gradients off:\n%s" report.Count grads.Length (String.Join("\n", report))
+
+        if offset <> all.Length then
+            failtestf "%s holds %d values, the parameters %d" (f.GetString()) all.Length offset
+
+        if report.Count > 0 then
+            failtestf "%d of %d gradients off:\n%s" report.Count grads.Length (String.Join("\n", report))
     | None ->
         for g in grads do
             let name = str "name" g
@@ -95,4 +155,6 @@ let run (folder: string) (case: JsonElement) =
             let tol = 2e-3 * l2 + 1e-7
             within (sprintf "%s sum" name) tol (Array.sum a) (num "sum" g)
             within (sprintf "%s l2" name) tol (sqrt (Array.sumBy (fun v -> v * v) a)) l2
-            items (prop "head" g) |> Array.iteri (fun i e -> within (sprintf "%s[%d]" name i) (2e-3 * maxAbs + 1e-7) a.[i] (number e))
+
+            items (prop "head" g)
+            |> Array.iteri (fun i e -> within (sprintf "%s[%d]" name i) (2e-3 * maxAbs + 1e-7) a.[i] (number e))

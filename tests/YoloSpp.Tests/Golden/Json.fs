@@ -37,10 +37,13 @@ let items (e: JsonElement) = e.EnumerateArray() |> Seq.toArray
 
 /// Flattens a nested list to its numbers and its shape.
 let rec flatten (e: JsonElement) : float[] * int64[] =
-    if e.ValueKind <> JsonValueKind.Array then [| number e |], [||]
+    if e.ValueKind <> JsonValueKind.Array then
+        [| number e |], [||]
     else
         let xs = items e
-        if xs.Length = 0 then [||], [| 0L |]
+
+        if xs.Length = 0 then
+            [||], [| 0L |]
         else
             let parts = xs |> Array.map flatten
             Array.collect fst parts, Array.append [| int64 xs.Length |] (snd parts.[0])
@@ -49,12 +52,15 @@ let rec flatten (e: JsonElement) : float[] * int64[] =
 let tensorAs (dtype: torch.ScalarType) (shape: int64[] option) (e: JsonElement) : Tensor =
     let data, inferred = flatten e
     let shape = defaultArg shape inferred
-    torch.tensor(data, dtype = torch.float64).reshape(shape).to_type(dtype)
+    torch.tensor(data, dtype = torch.float64).reshape(shape).to_type (dtype)
 
 let tensor64 e = tensorAs torch.float64 None e
-let shapeOf (e: JsonElement) = items e |> Array.map (fun x -> x.GetInt64())
 
-let toArray (t: Tensor) : float[] = t.to_type(torch.float64).contiguous().flatten().data<float>().ToArray()
+let shapeOf (e: JsonElement) =
+    items e |> Array.map (fun x -> x.GetInt64())
+
+let toArray (t: Tensor) : float[] =
+    t.to_type(torch.float64).contiguous().flatten().data<float>().ToArray()
 
 /// Element-wise |a - e| <= abs + rel·|e|, NaN only where expected NaN; reports the worst element.
 let close (what: string) (absTol: float) (relTol: float) (actual: Tensor) (expected: Tensor) =
@@ -62,20 +68,24 @@ let close (what: string) (absTol: float) (relTol: float) (actual: Tensor) (expec
     let a, e = toArray actual, toArray expected
     let mutable worst = -1
     let mutable worstErr = 0.0
+
     for i in 0 .. a.Length - 1 do
         if Double.IsNaN e.[i] then
-            if not (Double.IsNaN a.[i]) then failtestf "%s[%d]: expected NaN, got %.17g" what i a.[i]
+            if not (Double.IsNaN a.[i]) then
+                failtestf "%s[%d]: expected NaN, got %.17g" what i a.[i]
         elif Double.IsInfinity e.[i] then
-            if a.[i] <> e.[i] then failtestf "%s[%d]: expected %g, got %.17g" what i e.[i] a.[i]
+            if a.[i] <> e.[i] then
+                failtestf "%s[%d]: expected %g, got %.17g" what i e.[i] a.[i]
         else
             let err = abs (a.[i] - e.[i])
+
             if Double.IsNaN a.[i] || err > absTol + relTol * abs e.[i] then
                 if Double.IsNaN a.[i] || err > worstErr then
                     worst <- i
                     worstErr <- (if Double.IsNaN a.[i] then infinity else err)
+
     if worst >= 0 then
-        failtestf "%s[%d]: expected %.17g, got %.17g (|err| %.3g; tolerance abs %g + rel %g)"
-            what worst e.[worst] a.[worst] worstErr absTol relTol
+        failtestf "%s[%d]: expected %.17g, got %.17g (|err| %.3g; tolerance abs %g + rel %g)" what worst e.[worst] a.[worst] worstErr absTol relTol
 
 /// Exact equality of integer tensors (order included).
 let exact (what: string) (actual: Tensor) (expected: Tensor) =
@@ -84,6 +94,10 @@ let exact (what: string) (actual: Tensor) (expected: Tensor) =
 /// Scalar comparison: rel tolerance, abs `absWhenZero` when the expected value is 0.
 let closeScalar (what: string) (relTol: float) (absWhenZero: float) (actual: float) (expected: float) =
     let ok =
-        if expected = 0.0 then abs actual <= absWhenZero
-        else abs (actual - expected) <= relTol * abs expected
-    if not ok then failtestf "%s: expected %.17g, got %.17g (rel err %.3g)" what expected actual (abs (actual - expected) / abs expected)
+        if expected = 0.0 then
+            abs actual <= absWhenZero
+        else
+            abs (actual - expected) <= relTol * abs expected
+
+    if not ok then
+        failtestf "%s: expected %.17g, got %.17g (rel err %.3g)" what expected actual (abs (actual - expected) / abs expected)
