@@ -2,10 +2,10 @@
 //   dotnet fsi scripts/properties.fsx [--max-test N]
 #r "nuget: FsCheck, 3.6.0"
 #load "yolospp.fsx"
-#load "../tests/YoloSpp.Tests/Properties/IouProperties.fs"
+#load "../tests/YoloSpp.Tests/Geometry/IouProperties.fs"
 
 open FsCheck
-open YoloSpp.Tests.Properties
+open YoloSpp.Tests.Geometry
 
 let maxTest =
     match fsi.CommandLineArgs |> Array.toList |> List.skip 1 with

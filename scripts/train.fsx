@@ -18,6 +18,11 @@ open System.IO
 open Argu
 open TorchSharp
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Cli
 
 Environment.CurrentDirectory <- Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, ".."))

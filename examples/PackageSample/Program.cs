@@ -1,7 +1,11 @@
 // Train, evaluate and detect with the YoloSpp package, as the README shows: the shapes dataset, the demo's network
 // written from its built-in topology, one epoch, then the Evaluator and the Detector on the validation images.
 using YoloSpp;
+using YoloSpp.Data;
 using YoloSpp.Detection;
+using YoloSpp.Evaluation;
+using YoloSpp.Model;
+using YoloSpp.Training;
 
 var root = args.Length > 0 ? args[0] : Path.Combine(Path.GetTempPath(), "yolospp-package-sample");
 var data = ShapesDataset.Generate(new ShapesOptions(Path.Combine(root, "shapes")) { Train = 32, Val = 8, Size = 96 });

@@ -1,5 +1,5 @@
-using YoloSpp;
 using YoloSpp.Detection;
+using YoloSpp.Evaluation;
 
 namespace QuickStart;
 

@@ -1,5 +1,6 @@
-using YoloSpp;
+using YoloSpp.Data;
 using YoloSpp.Detection;
+using YoloSpp.Training;
 
 // 1. a small synthetic dataset (5 classes of shapes), 2. train one epoch, 3. detect on one validation image
 var data = ShapesDataset.Generate(new ShapesOptions(Path.Combine("runs", "example", "shapes")) { Train = 96, Val = 16, Size = 96 });

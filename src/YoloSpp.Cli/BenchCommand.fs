@@ -12,6 +12,8 @@ open System.Text.Json
 open Argu
 open TorchSharp
 open YoloSpp
+open YoloSpp.IO
+open YoloSpp.Model
 open YoloSpp.Data
 open YoloSpp.Detection
 open YoloSpp.Evaluation

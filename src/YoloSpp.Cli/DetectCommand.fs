@@ -6,6 +6,10 @@ open System.IO
 open System.Text.Json
 open Argu
 open YoloSpp
+open YoloSpp.IO
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Data
 open YoloSpp.Detection
 

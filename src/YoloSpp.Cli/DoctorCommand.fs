@@ -6,6 +6,11 @@ module YoloSpp.Cli.DoctorCommand
 open System
 open Argu
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 
 type DoctorArgs =
     | No_Speed

@@ -6,6 +6,11 @@ module YoloSpp.Cli.Errors
 open System
 open System.IO
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 
 /// Problems printed per failure before "... and N more".
 let maxLines = 20

@@ -6,6 +6,10 @@ open System
 open System.IO
 open Argu
 open YoloSpp
+open YoloSpp.IO
+open YoloSpp.Detection
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Data
 open YoloSpp.Evaluation
 

@@ -7,6 +7,11 @@ open System.IO
 open System.Text.Json
 open Argu
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 
 type InfoArgs =
     | [<Mandatory>] Cfg of path: string

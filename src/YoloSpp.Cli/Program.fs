@@ -4,6 +4,11 @@ open System
 open System.Globalization
 open Argu
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Cli.Commands
 
 /// Exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, malformed file).

@@ -5,6 +5,11 @@ module YoloSpp.Cli.ShapesCommand
 open System
 open Argu
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 
 type ShapesArgs =
     | [<Mandatory>] Out of dir: string

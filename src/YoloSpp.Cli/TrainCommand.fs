@@ -6,6 +6,11 @@ open System.IO
 open System.Threading
 open Argu
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 
 /// The defaults of `yolospp train` and scripts/train.fsx: the shapes demo preset of the library.
 let demo = TrainOptions.ShapesDemo

@@ -228,10 +228,12 @@ let benchTests =
 
                 try
                     let data =
-                        YoloSpp.ShapesDataset.Generate(YoloSpp.ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 4)).DataFile
+                        YoloSpp.Data.ShapesDataset
+                            .Generate(YoloSpp.Data.ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 4))
+                            .DataFile
 
                     let cfg = Path.Combine(dir, "tiny5.cfg")
-                    YoloSpp.ModelCfg.WriteWithClasses(TestUtil.goldenFile "tiny-spp.cfg", cfg, 5)
+                    YoloSpp.Model.ModelCfg.WriteWithClasses(TestUtil.goldenFile "tiny-spp.cfg", cfg, 5)
 
                     let args out =
                         [
@@ -395,7 +397,7 @@ let benchTests =
 
                     Expect.equal code 0 err
                     Expect.stringContains out "114 layers" "layer count"
-                    let c = YoloSpp.ModelCfg.Load f
+                    let c = YoloSpp.Model.ModelCfg.Load f
                     Expect.sequenceEqual c.YoloLayerIndices [ 89; 101; 113 ] "yolo layers"
                     let code2, _, err2 = yolospp [ "cfg"; "--topology"; "yolov9"; "--output"; f ]
                     Expect.equal code2 2 "unknown topology is bad input"

@@ -18,20 +18,28 @@ let allTests () =
         [
             Golden.Runner.goldenTests TestUtil.goldenDir
             Golden.Runner.copyTests TestUtil.repoGoldenDir
-            propertyList "properties.iou" Properties.IouProperties.properties
-            propertyList "properties.targets-loss" Properties.TargetLossProperties.properties
-            CoreTests.tests
-            CfgTests.tests
-            ModelTests.tests
-            TrainTests.tests
+            propertyList "properties.iou" Geometry.IouProperties.properties
+            propertyList "properties.targets-loss" Training.TargetLossProperties.properties
+            testList
+                "core"
+                [
+                    Training.HypTests.tests
+                    Training.LossTests.tests
+                    Training.ScheduleTests.tests
+                    Geometry.BoxTests.tests
+                    FacadeTests.tests
+                ]
+            Model.CfgTests.tests
+            Model.ModelTests.tests
+            Training.TrainTests.tests
             NativeSafetyTests.tests
             ConvGuardTests.tests
             Api.PublicApiTests.tests
-            EvalTests.tests
-            ShapesTests.tests
+            testList "eval" [ Detection.NmsTests.tests; Evaluation.CocoEvalTests.tests ]
+            Data.ShapesTests.tests
             BuildTests.tests
-            DataTests.tests
-            EvalDetectTests.tests
+            Data.DataTests.tests
+            Detection.EvalDetectTests.tests
         ],
         Normal
     )

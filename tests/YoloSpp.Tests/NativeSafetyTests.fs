@@ -13,6 +13,10 @@ open FsCheck
 open FsCheck.FSharp
 open TorchSharp
 open YoloSpp
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Data
 open YoloSpp.Geometry
 open YoloSpp.Tests
@@ -87,10 +91,10 @@ let private underGcStress (f: unit -> 'a) : 'a * int =
 
 /// The IoU family, wh_iou and box_iou over 1,000 seeded box pairs (the properties' generator), as one array.
 let private iouWorkload () =
-    let pairs = Gen.sampleWithSeed (Rnd 42UL) 100 1000 Properties.IouProperties.genPair
+    let pairs = Gen.sampleWithSeed (Rnd 42UL) 100 1000 Geometry.IouProperties.genPair
     use _ = torch.NewDisposeScope()
 
-    let toT (f: Properties.IouProperties.Box -> float[]) =
+    let toT (f: Geometry.IouProperties.Box -> float[]) =
         torch.tensor(pairs |> Array.collect (fun (a, b) -> Array.append (f a) (f b)), dtype = torch.float64).view (-1L, 2L, 4L)
 
     let xywh = toT (fun b -> [| b.Cx; b.Cy; b.W; b.H |])
@@ -261,10 +265,10 @@ let tests =
                         let config =
                             Config.QuickThrowOnFailure.WithMaxTest(100).WithReplay(Some { Rnd = Rnd 7UL; Size = None })
 
-                        for _, p in Properties.IouProperties.properties do
+                        for _, p in Geometry.IouProperties.properties do
                             Check.One(config, p)
 
-                        values, Properties.IouProperties.properties.Length)
+                        values, Geometry.IouProperties.properties.Length)
 
                 Expect.isGreaterThan collections 0 "the stress thread ran"
                 Expect.isGreaterThan props 0 "properties checked"

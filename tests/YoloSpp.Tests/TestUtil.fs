@@ -28,3 +28,11 @@ let goldenDir =
 
 /// The data files the tests use (cfgs, weights) from the repository's copy, wherever the runner's cases come from.
 let goldenFile (name: string) = Path.Combine(repoGoldenDir, name)
+
+/// Runs f, expects exception 'E, returns its message.
+let throwsMessage<'E when 'E :> exn> (f: unit -> unit) =
+    try
+        f ()
+        Expecto.Tests.failtestf "expected %s" typeof<'E>.Name
+    with :? 'E as e ->
+        e.Message

@@ -9,7 +9,7 @@ using PixelBox = YoloSpp.Data.Shapes.PixelBox;
 using ShapeKind = YoloSpp.Data.Shapes.ShapeKind;
 using SizeBucket = YoloSpp.Data.Shapes.SizeBucket;
 
-namespace YoloSpp;
+namespace YoloSpp.Data;
 
 /// <summary>The background an image of the shapes dataset is drawn on.</summary>
 public enum ShapesBackground

@@ -6,7 +6,7 @@ using YoloSpp.Evaluation;
 using YoloSpp.Geometry;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Evaluation;
 
 /// <summary>Options of an evaluation run (the reference's evaluate uses conf 0.01, IoU 0.6, best class per box).</summary>
 public sealed record EvaluationOptions

@@ -1,4 +1,4 @@
-namespace YoloSpp;
+namespace YoloSpp.IO;
 
 /// <summary>Writes files so that a reader never sees a half-written one: a temp file in the same folder, then a rename.</summary>
 internal static class AtomicFile

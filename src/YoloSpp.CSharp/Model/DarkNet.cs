@@ -5,7 +5,7 @@ using YoloSpp.Model;
 using static TorchSharp.torch;
 using CfgM = YoloSpp.Model.Cfg;
 
-namespace YoloSpp;
+namespace YoloSpp.Model;
 
 /// <summary>What a forward pass returns.</summary>
 /// <param name="Raw">One raw head [bs, na, ny, nx, nc + 5] per yolo layer (strides 32, 16, 8).</param>

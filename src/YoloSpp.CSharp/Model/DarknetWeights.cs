@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Model;
 
 /// <summary>The header of a Darknet .weights file.</summary>
 /// <param name="Major">Format major version.</param>

@@ -1,6 +1,6 @@
 using YoloSpp.Model;
 
-namespace YoloSpp;
+namespace YoloSpp.Model;
 
 /// <summary>
 /// A parsed Darknet cfg: the [net] options and the modules a <see cref="DarkNet"/> is built from, module for module

@@ -1,6 +1,6 @@
 using YoloSpp.Model;
 
-namespace YoloSpp;
+namespace YoloSpp.Model;
 
 /// <summary>One row of a model summary.</summary>
 /// <param name="Index">Module index.</param>

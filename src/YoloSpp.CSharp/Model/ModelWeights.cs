@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Model;
 
 /// <summary>What loading a state dict into a network did.</summary>
 /// <param name="Loaded">Tensors copied into the network.</param>

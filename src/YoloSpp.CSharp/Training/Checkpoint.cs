@@ -4,7 +4,7 @@ using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>What a checkpoint records besides the tensors.</summary>
 /// <param name="Epoch">Last completed epoch (−1: none; resuming starts at Epoch + 1).</param>

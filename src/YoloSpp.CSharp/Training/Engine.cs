@@ -4,7 +4,7 @@ using YoloSpp.Data;
 using YoloSpp.Training;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>How one epoch trains (the arguments of the reference's train_one_epoch).</summary>
 /// <param name="Epoch">Epoch (0-based).</param>

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>
 /// Dynamic loss scaling for mixed precision, as PyTorch's GradScaler: the loss is multiplied by a scale before

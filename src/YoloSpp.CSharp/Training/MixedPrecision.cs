@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>
 /// How a training run computes: plain float32 (the CPU default, as the reference), float16 convolutions with

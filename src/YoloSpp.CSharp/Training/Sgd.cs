@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>
 /// Stochastic gradient descent as <c>torch.optim.SGD</c> computes it (momentum, dampening, weight decay, Nesterov),

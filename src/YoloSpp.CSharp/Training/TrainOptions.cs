@@ -1,4 +1,4 @@
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>
 /// Options of a training run: the reference train.py's arguments, plus what a from-scratch run needs. The defaults

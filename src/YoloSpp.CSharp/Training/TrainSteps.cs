@@ -4,7 +4,7 @@ using YoloSpp.Data;
 using YoloSpp.Model;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>What step 1 (data) prepares: the dataset description, the hyperparameters adjusted for it, and the
 /// training and validation sets with the training loader.</summary>

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>
 /// The reference's train.py in one call: the five <see cref="TrainSteps"/> (data, model, optimizer, loss, fit) with

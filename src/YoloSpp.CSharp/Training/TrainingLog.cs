@@ -3,7 +3,7 @@ using SkiaSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>One epoch's record.</summary>
 /// <param name="Epoch">Epoch (0-based).</param>

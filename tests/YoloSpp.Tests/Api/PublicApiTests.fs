@@ -14,7 +14,7 @@ let private snapshot =
 /// The façade's public API as PublicApiGenerator prints it (no assembly attributes, LF line ends).
 let publicApi () =
     let options = ApiGeneratorOptions(IncludeAssemblyAttributes = false)
-    typeof<YoloSpp.Trainer>.Assembly.GeneratePublicApi(options).Replace("\r\n", "\n")
+    typeof<YoloSpp.Training.Trainer>.Assembly.GeneratePublicApi(options).Replace("\r\n", "\n")
 
 /// Full names of the F# assembly's and FSharp.Core's public types that the façade must not show.
 let private fsharpTypes () =

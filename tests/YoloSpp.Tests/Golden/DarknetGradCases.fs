@@ -10,6 +10,10 @@ open System.Text.Json
 open Expecto
 open TorchSharp
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Tests.Golden.Json
 

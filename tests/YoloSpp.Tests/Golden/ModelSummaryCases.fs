@@ -7,6 +7,10 @@ open System.Text.Json
 open Expecto
 open TorchSharp
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Training
 open YoloSpp.Model
 open YoloSpp.Tests.Golden.Json
 

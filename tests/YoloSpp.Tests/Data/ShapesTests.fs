@@ -1,13 +1,18 @@
 /// The embedded shapes dataset: its geometry, determinism, label validity, tight boxes, folder layout, reuse, and
 /// the `yolospp shapes` command.
-module YoloSpp.Tests.ShapesTests
+module YoloSpp.Tests.Data.ShapesTests
 
 open System
 open System.IO
 open System.Text.RegularExpressions
 open Expecto
 open YoloSpp
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Data
+open YoloSpp.Tests
 
 let private withTempDir (f: string -> unit) =
     let d = Directory.CreateTempSubdirectory "yolospp-shapes-"

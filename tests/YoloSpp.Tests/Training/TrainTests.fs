@@ -1,5 +1,5 @@
 /// Tests of the training loop on a tiny shapes set with the tiny cfg (seconds each).
-module YoloSpp.Tests.TrainTests
+module YoloSpp.Tests.Training.TrainTests
 
 open System
 open System.IO
@@ -7,6 +7,11 @@ open System.Threading
 open Expecto
 open TorchSharp
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Tests
 
 /// A tiny dataset (12 train, 4 val images at 64 px) and the tiny cfg rewritten for its 5 classes, in a temp folder.
@@ -213,7 +218,7 @@ let tests =
                         )
 
                     let msg =
-                        CoreTests.throwsMessage<NonFiniteLossException> (fun () -> Trainer(o).Run() |> ignore)
+                        TestUtil.throwsMessage<NonFiniteLossException> (fun () -> Trainer(o).Run() |> ignore)
 
                     Expect.stringContains msg "non-finite loss" "reason"
                     Expect.stringContains msg ".jpg" "image paths")
@@ -449,7 +454,7 @@ let tests =
                     let o = options dir data (Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
 
                     let msg =
-                        CoreTests.throwsMessage<ArgumentException> (fun () -> Trainer(o).Run() |> ignore)
+                        TestUtil.throwsMessage<ArgumentException> (fun () -> Trainer(o).Run() |> ignore)
 
                     Expect.stringContains msg "has 2 classes but" "message")
             }

@@ -1,12 +1,13 @@
 /// Properties of the IoU family over valid boxes (FsCheck). Plain FsCheck properties with no test-framework
 /// dependency, so scripts/properties.fsx runs the same list.
-module YoloSpp.Tests.Properties.IouProperties
+module YoloSpp.Tests.Geometry.IouProperties
 
 open System
 open FsCheck
 open FsCheck.FSharp
 open TorchSharp
 open YoloSpp.Geometry
+open YoloSpp.Tests
 
 /// A valid box in xywh: width and height > 0.
 type Box =

@@ -1,11 +1,16 @@
 /// Tests of the network built from a cfg: fusion, weights formats and their errors, freezing, non-square inputs.
-module YoloSpp.Tests.ModelTests
+module YoloSpp.Tests.Model.ModelTests
 
 open System
 open System.IO
 open Expecto
 open TorchSharp
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Tests
 
 let private golden name =
@@ -35,7 +40,7 @@ let private withTemp ext (f: string -> unit) =
         if File.Exists p then
             File.Delete p
 
-let private throwsMessage<'E when 'E :> exn> (f: unit -> unit) = CoreTests.throwsMessage<'E> f
+let private throwsMessage<'E when 'E :> exn> (f: unit -> unit) = TestUtil.throwsMessage<'E> f
 
 let private maxAbsDiff (a: torch.Tensor) (b: torch.Tensor) = (a - b).abs().max().item<float32> ()
 

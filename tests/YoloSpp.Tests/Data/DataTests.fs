@@ -1,12 +1,13 @@
 /// Data pipeline: config and label parsing errors, the label scan and its cache, augmentation keeping boxes on
 /// their pixels, rect shapes, determinism, the loader's epoch coverage, and the dataset commands of the runner.
-module YoloSpp.Tests.DataTests
+module YoloSpp.Tests.Data.DataTests
 
 open System
 open System.IO
 open Expecto
 open YoloSpp.Data
 open YoloSpp.Data.Labels
+open YoloSpp.Tests
 
 let private yolospp = BuildTests.yolospp
 

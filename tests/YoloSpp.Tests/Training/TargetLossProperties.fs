@@ -1,5 +1,5 @@
 /// Properties of build_targets and compute_loss over random targets and predictions (FsCheck).
-module YoloSpp.Tests.Properties.TargetLossProperties
+module YoloSpp.Tests.Training.TargetLossProperties
 
 open System
 open FsCheck
@@ -7,8 +7,13 @@ open FsCheck.FSharp
 open TorchSharp
 open type TorchSharp.torch.TensorIndex
 open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Detection
+open YoloSpp.Evaluation
+open YoloSpp.Model
 open YoloSpp.Geometry
 open YoloSpp.Training
+open YoloSpp.Tests
 
 let nc = 3
 let bs = 2

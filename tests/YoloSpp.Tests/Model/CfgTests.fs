@@ -1,6 +1,6 @@
 /// The Darknet cfg parser: a corpus of malformed cfgs (each with its reason and line), the golden yolov3-spp
 /// structure, tiny-spp, the class-count rewrite and the serializer.
-module YoloSpp.Tests.CfgTests
+module YoloSpp.Tests.Model.CfgTests
 
 open System
 open System.IO

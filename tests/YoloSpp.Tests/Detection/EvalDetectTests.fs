@@ -1,14 +1,18 @@
 /// The `cocoeval`, `eval` and `detect` commands and the Detector façade: the golden COCO case through the CLI,
 /// output formats on a tiny shapes set with a random-weight tiny-spp network, and each malformed input's message.
-module YoloSpp.Tests.EvalDetectTests
+module YoloSpp.Tests.Detection.EvalDetectTests
 
 open System
 open System.IO
 open System.Text.Json
 open Expecto
 open YoloSpp
+open YoloSpp.Evaluation
+open YoloSpp.Model
+open YoloSpp.Training
 open YoloSpp.Data
 open YoloSpp.Detection
+open YoloSpp.Tests
 
 let private yolospp = BuildTests.yolospp
 
