@@ -101,3 +101,15 @@ let closeScalar (what: string) (relTol: float) (absWhenZero: float) (actual: flo
 
     if not ok then
         failtestf "%s: expected %.17g, got %.17g (rel err %.3g)" what expected actual (abs (actual - expected) / abs expected)
+
+/// The loss hyperparameters of a case's `hyp` object (already adjusted, as the cases store them).
+let lossHypOf (hyp: JsonElement) : YoloSpp.Training.Loss.LossHyp =
+    {
+        Giou = num "giou" hyp
+        Obj = num "obj" hyp
+        Cls = num "cls" hyp
+        ClsPw = num "cls_pw" hyp
+        ObjPw = num "obj_pw" hyp
+        IouT = num "iou_t" hyp
+        FlGamma = num "fl_gamma" hyp
+    }

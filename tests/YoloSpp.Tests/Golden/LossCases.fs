@@ -18,18 +18,7 @@ let run (folder: string) (case: JsonElement) =
             torch.float64
 
     let nc = int "nc" case
-    let hyp = prop "hyp" case
-
-    let lossHyp: Loss.LossHyp =
-        {
-            Giou = num "giou" hyp
-            Obj = num "obj" hyp
-            Cls = num "cls" hyp
-            ClsPw = num "cls_pw" hyp
-            ObjPw = num "obj_pw" hyp
-            IouT = num "iou_t" hyp
-            FlGamma = num "fl_gamma" hyp
-        }
+    let lossHyp = lossHypOf (prop "hyp" case)
 
     let gr =
         match tryProp "model_gr" case with
