@@ -1,6 +1,6 @@
 // Trains a YOLOv3-SPP detector: the reference's train.py as an F# script over the YoloSpp library.
 //
-//   dotnet fsi scripts/train.fsx                 the demo: shapes dataset, cfg/shapes-spp.cfg at 160 px, ~10 min on 2 cores
+//   dotnet fsi scripts/train.fsx                 the demo: shapes dataset, cfg/shapes-spp.cfg at 160 px, ~9 min on 2 cores
 //   dotnet fsi scripts/train.fsx --help          every option (the same as `yolospp train`)
 //   dotnet fsi scripts/train.fsx --cfg cfg/my.cfg --data data/my.data --img-size 512 --epochs 100 --device cuda
 //
