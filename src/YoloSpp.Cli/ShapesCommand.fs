@@ -1,5 +1,5 @@
-/// `yolospp shapes`: generates the embedded default dataset (synthetic shapes in the YOLO layout, see
-/// shared/TRAINING-NOTES.md) that the training demo uses.
+/// `yolospp shapes`: generates the embedded default dataset (synthetic shapes in the YOLO layout, see the README's
+/// "The shapes dataset") that the training demo uses.
 module YoloSpp.Cli.ShapesCommand
 
 open System

@@ -99,8 +99,7 @@ public sealed record ShapesSummary(
 }
 
 /// <summary>The embedded default dataset: synthetic shapes (circle, square, triangle, star, ring) on textured
-/// backgrounds in the YOLO layout the reference trains on (shared/TRAINING-NOTES.md describes the generator and what
-/// a small model learns from it).</summary>
+/// backgrounds in the YOLO layout the reference trains on (the README's "The shapes dataset" describes the generator).</summary>
 public static class ShapesDataset
 {
     /// <summary>Bumped whenever the drawing changes, so that an old folder is regenerated rather than reused.</summary>
@@ -112,7 +111,7 @@ public static class ShapesDataset
     /// <summary>The .data file's name inside the dataset folder.</summary>
     public const string DataFileName = "shapes.data";
 
-    // TRAINING-NOTES.md: box sides log-uniform from 8 px to 45 % of the image side, overlap up to IoU 0.35
+    // box sides log-uniform from 8 px to 45 % of the image side, overlap up to IoU 0.35 (the generator's specification)
     const double MinSide = 8.0, MaxSideFraction = 0.45, MaxIou = 0.35;
     // an earlier object may be at most half hidden by later ones (see Shapes.fits)
     const double MaxCovered = 0.5;

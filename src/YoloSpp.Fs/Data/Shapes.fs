@@ -1,4 +1,4 @@
-/// The pure geometry of the synthetic shapes dataset (shared/TRAINING-NOTES.md): class names, the vertices of the
+/// The pure geometry of the synthetic shapes dataset (the README's "The shapes dataset"): class names, the vertices of the
 /// rotated shapes, their tight boxes, the overlap rule and COCO's size buckets, and the seed of each image's RNG.
 /// The shell (ShapesDataset.cs) draws what these functions describe.
 module YoloSpp.Data.Shapes
@@ -130,8 +130,8 @@ let iou (a: PixelBox) (b: PixelBox) : float =
     let u = a.Area + b.Area - i
     if u <= 0.0 then 0.0 else i / u
 
-/// Whether a new object's box may join the boxes already drawn: IoU with each at most `maxIou` (0.35 in
-/// TRAINING-NOTES.md), and no earlier object more than `maxCovered` hidden under it. The second rule exists because
+/// Whether a new object's box may join the boxes already drawn: IoU with each at most `maxIou` (0.35 by the
+/// generator's specification), and no earlier object more than `maxCovered` hidden under it. The second rule exists because
 /// the new object is drawn on top: a small earlier object inside a large new one has a low IoU yet would vanish
 /// while keeping its label.
 [<CompiledName("Fits")>]
