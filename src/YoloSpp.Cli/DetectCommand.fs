@@ -13,6 +13,8 @@ open YoloSpp.Training
 open YoloSpp.Data
 open YoloSpp.Detection
 
+let private defaults = DetectorOptions()
+
 type DetectArgs =
     | [<Mandatory>] Cfg of path: string
     | [<Mandatory>] Weights of path: string
@@ -20,6 +22,7 @@ type DetectArgs =
     | [<Mandatory>] Source of path: string
     | Out of dir: string
     | Conf of float
+    | Draw_Threshold of float
     | Iou of float
     | Img_Size of int
     | Device of name: string
@@ -32,7 +35,8 @@ type DetectArgs =
             | Names _ -> "class names, one a line, as many as the cfg's classes"
             | Source _ -> "an image, or a folder whose images are all processed (other files are skipped)"
             | Out _ -> "output folder: annotated images and detections.json (default runs/detect)"
-            | Conf _ -> "NMS confidence threshold (default 0.3)"
+            | Conf _ -> sprintf "NMS confidence threshold; detections.json holds these (default %g, as predict_test.py)" defaults.ConfThreshold
+            | Draw_Threshold _ -> sprintf "draw only the boxes scoring above this (default %g, predict_test.py's box_thresh)" defaults.DrawThreshold
             | Iou _ -> "NMS IoU threshold (default 0.6)"
             | Img_Size _ -> sprintf "input size (long side), a multiple of %d (default 512)" DarkNet.GridStride
             | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
@@ -124,9 +128,10 @@ let run (args: ParseResults<DetectArgs>) : int =
         | Ok images ->
             let options =
                 DetectorOptions(
-                    ImageSize = args.GetResult(Img_Size, 512),
-                    ConfThreshold = args.GetResult(Conf, 0.3),
-                    IouThreshold = args.GetResult(Iou, 0.6),
+                    ImageSize = args.GetResult(Img_Size, defaults.ImageSize),
+                    ConfThreshold = args.GetResult(Conf, defaults.ConfThreshold),
+                    DrawThreshold = args.GetResult(Draw_Threshold, defaults.DrawThreshold),
+                    IouThreshold = args.GetResult(Iou, defaults.IouThreshold),
                     Device = args.GetResult(Device, "cpu")
                 )
 
@@ -145,7 +150,13 @@ let run (args: ParseResults<DetectArgs>) : int =
                             let decode = watch.Elapsed
                             let r = detector.DetectWithTimings picture
                             let target = outputPath outDir image
-                            Annotator.Save(picture, r.Detections, target)
+                            // as predict_test.py: every detection above conf in the json, those above box_thresh drawn
+                            let drawn =
+                                r.Detections
+                                |> Seq.filter (fun d -> d.Confidence > options.DrawThreshold)
+                                |> Seq.toArray
+
+                            Annotator.Save(picture, drawn, target)
 
                             let found =
                                 if r.Detections.Count = 0 then
@@ -154,11 +165,12 @@ let run (args: ParseResults<DetectArgs>) : int =
                                     counts r.Detections
 
                             printfn
-                                "%s: %dx%d, %s; pre-process %.1f ms, inference %.1f ms, NMS %.1f ms -> %s"
+                                "%s: %dx%d, %s (%d drawn); pre-process %.1f ms, inference %.1f ms, NMS %.1f ms -> %s"
                                 image
                                 r.Width
                                 r.Height
                                 found
+                                drawn.Length
                                 (decode + r.Preprocess).TotalMilliseconds
                                 r.Inference.TotalMilliseconds
                                 r.Nms.TotalMilliseconds

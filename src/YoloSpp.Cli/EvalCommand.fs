@@ -21,7 +21,7 @@ type EvalArgs =
     | Batch_Size of int
     | Conf of float
     | Iou of float
-    | Rect
+    | No_Rect
     | Save_Json of path: string
     | Device of name: string
 
@@ -31,11 +31,12 @@ type EvalArgs =
             | Cfg _ -> "Darknet cfg; its class count must match the .data file"
             | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors) holding every tensor of the cfg"
             | Data _ -> ".data file: the valid list is evaluated, class names from its names file"
-            | Img_Size _ -> "input size (long side), a multiple of 32 (default 512)"
-            | Batch_Size _ -> "images per batch (default 16)"
+            | Img_Size _ -> sprintf "input size (long side), a multiple of 32 (default %d)" DataOptions.Validation.ImageSize
+            | Batch_Size _ ->
+                sprintf "images per batch; with rectangular batches it changes their shapes (default %d, as validation.py)" DataOptions.Validation.BatchSize
             | Conf _ -> "NMS confidence threshold (default 0.01, the reference's evaluate)"
             | Iou _ -> "NMS IoU threshold (default 0.6)"
-            | Rect -> "rectangular batches sorted by aspect ratio (less padding)"
+            | No_Rect -> "letterbox every image to a square instead of validation.py's rectangular batches (sorted by aspect ratio)"
             | Save_Json _ -> "write the detections as a COCO result list (image_id = index in the valid list)"
             | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
 
@@ -44,8 +45,13 @@ let private apText (v: float) =
 
 /// Runs the command; returns the exit code (2 for bad input, with one line per problem on stderr).
 let run (args: ParseResults<EvalArgs>) : int =
-    let size = args.GetResult(Img_Size, 512)
-    let batch = args.GetResult(Batch_Size, 16)
+    // validation.py's data unless told otherwise
+    let v = DataOptions.Validation
+    let size = args.GetResult(Img_Size, v.ImageSize)
+    let batch = args.GetResult(Batch_Size, v.BatchSize)
+
+    let data =
+        DataOptions(ImageSize = size, BatchSize = batch, Rect = not (args.Contains No_Rect))
 
     Errors.run (fun () ->
         DarkNet.CheckImageSize(size, "--img-size")
@@ -58,9 +64,6 @@ let run (args: ParseResults<EvalArgs>) : int =
 
         let options =
             EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6))
-
-        let data =
-            DataOptions(ImageSize = size, BatchSize = batch, Rect = args.Contains Rect)
 
         let r =
             Evaluator.Evaluate(args.GetResult Cfg, args.GetResult Weights, args.GetResult EvalArgs.Data, options, data, device)

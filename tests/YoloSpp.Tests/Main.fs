@@ -20,6 +20,7 @@ let allTests () =
             Golden.Runner.copyTests TestUtil.repoGoldenDir
             propertyList "properties.iou" Geometry.IouProperties.properties
             propertyList "properties.targets-loss" Training.TargetLossProperties.properties
+            propertyList "properties.pyfloat" Data.PyFloatTests.properties
             testList
                 "core"
                 [
@@ -38,6 +39,7 @@ let allTests () =
             testList "eval" [ Detection.NmsTests.tests; Evaluation.CocoEvalTests.tests ]
             Data.ShapesTests.tests
             BuildTests.tests
+            Data.PyFloatTests.tests
             Data.DataTests.tests
             Detection.EvalDetectTests.tests
         ],

@@ -48,11 +48,11 @@ public sealed class ScanResult
     public int Missing { get; init; }
     /// <summary>Label files without rows.</summary>
     public int Empty { get; init; }
-    /// <summary>Label files that had duplicate rows (dropped).</summary>
+    /// <summary>Label files that have duplicate rows (kept, as the reference keeps them).</summary>
     public int Duplicate { get; init; }
     /// <summary>Every problem (file, line, reason); empty when the data is usable.</summary>
     public required IReadOnlyList<InputError> Errors { get; init; }
-    /// <summary>Non-fatal notes (duplicate rows dropped), "file:line: reason".</summary>
+    /// <summary>Non-fatal notes (duplicate rows, list lines that name no image), "file:line: reason".</summary>
     public required IReadOnlyList<string> Warnings { get; init; }
     /// <summary>Whether the result came from the cache file.</summary>
     public bool FromCache { get; init; }
@@ -68,17 +68,20 @@ public sealed class ScanResult
 /// </summary>
 internal static class LabelScan
 {
-    const int CacheVersion = 1;
+    const int CacheVersion = 2;
 
     sealed record Stamp(string Image, long ImageSize, long ImageTicks, long LabelSize, long LabelTicks);
     sealed record CacheEntry(int W, int H, double[] Rows);
     sealed record CacheFile(int Version, int Classes, Stamp[] Stamps, CacheEntry[] Entries, int Found, int Missing, int Empty, int Duplicate, string[] Warnings);
 
     /// <summary>
-    /// The images of a list file (one path a line, relative to the list's folder or absolute; blank lines skipped)
-    /// or of a folder (its image files, sorted). Errors name list:line.
+    /// The images of a list file or of a folder (its image files, sorted). A list is read as the reference reads
+    /// it: lines without an image extension are skipped (noted in <paramref name="warnings"/>) and the paths are
+    /// sorted as strings. A relative path is looked up beside the list first, then in the working directory (the
+    /// reference's rule: calculate_dataset.py writes "./my_yolo_dataset/..." lines), then beside the list's folder
+    /// (the reference's layout, data/my_train_data.txt, from any working directory). Errors name list:line.
     /// </summary>
-    public static IReadOnlyList<string> ResolveImages(string source, List<InputError> errors)
+    public static IReadOnlyList<string> ResolveImages(string source, List<InputError> errors, List<string> warnings)
     {
         var images = new List<string>();
         if (Directory.Exists(source))
@@ -88,16 +91,24 @@ internal static class LabelScan
             return images;
         }
         if (!File.Exists(source)) { errors.Add(new(source, 0, "no such image list or folder")); return images; }
-        var dir = Path.GetDirectoryName(Path.GetFullPath(source))!;
+        var listDir = Path.GetDirectoryName(Path.GetFullPath(source))!;
+        var roots = new[] { listDir, Directory.GetCurrentDirectory(), Path.GetDirectoryName(listDir) }
+            .OfType<string>().Distinct(StringComparer.Ordinal).ToArray();
         var lines = File.ReadAllLines(source);
+        var entries = new List<(string Path, int Line)>();
         for (int i = 0; i < lines.Length; i++)
         {
             var line = lines[i].Trim();
-            if (line.Length == 0 || line.StartsWith('#')) continue;
-            var full = Path.GetFullPath(Path.IsPathRooted(line) ? line : Path.Combine(dir, line));
-            if (!isImagePath(full)) errors.Add(new(source, i + 1, $"'{line}' has no image extension ({string.Join(" ", imageExtensions)})"));
-            else if (!File.Exists(full)) errors.Add(new(source, i + 1, $"image not found: {full}"));
-            else images.Add(full);
+            if (line.Length == 0) continue;
+            if (isImagePath(line)) entries.Add((line, i + 1));
+            else if (!line.StartsWith('#')) warnings.Add($"{source}:{i + 1}: '{line}' has no image extension ({string.Join(" ", imageExtensions)}), skipped");
+        }
+        // the reference sorts the list (img_files.sort()): batches, and so training, follow this order
+        foreach (var (path, lineNo) in entries.OrderBy(e => e.Path, StringComparer.Ordinal))
+        {
+            var tried = Path.IsPathRooted(path) ? [path] : roots.Select(r => Path.GetFullPath(Path.Combine(r, path))).Distinct().ToArray();
+            if (tried.FirstOrDefault(File.Exists) is { } full) images.Add(full);
+            else errors.Add(new(source, lineNo, $"image not found: {string.Join(", ", tried)}"));
         }
         if (images.Count == 0 && errors.Count == 0) errors.Add(new(source, 0, "the list names no images"));
         return images;
@@ -117,12 +128,13 @@ internal static class LabelScan
     public static ScanResult Scan(string source, int numClasses, bool useCache = true)
     {
         var errors = new List<InputError>();
-        var images = ResolveImages(source, errors);
-        if (errors.Count > 0) return Failed(source, errors);
+        var listWarnings = new List<string>();
+        var images = ResolveImages(source, errors, listWarnings);
+        if (errors.Count > 0) return Failed(source, errors, listWarnings);
         var stamps = images.Select(StampOf).ToArray();
         var cachePath = CachePath(source);
         if (useCache && TryReadCache(cachePath, numClasses, stamps) is { } cached)
-            return FromCache(source, images, cached);
+            return FromCache(source, images, cached, listWarnings);
 
         var items = new DatasetItem[images.Count];
         var warnings = new List<string>();
@@ -146,23 +158,28 @@ internal static class LabelScan
                 if (!parsed.ResultValue.DuplicateLines.IsEmpty)
                 {
                     dup++;
-                    warnings.AddRange(parsed.ResultValue.DuplicateLines.Select(l => $"{labelPath}:{l}: duplicate row dropped"));
+                    warnings.AddRange(parsed.ResultValue.DuplicateLines.Select(l => $"{labelPath}:{l}: duplicate row (kept, as the reference)"));
                 }
             }
             items[i] = new DatasetItem(img, labelPath, w, h, rows);
         }
-        if (errors.Count > 0) return Failed(source, errors);
+        if (errors.Count > 0) return Failed(source, errors, [.. listWarnings, .. warnings]);
         var result = new ScanResult
         {
             Source = source, Items = items, Found = found, Missing = missing, Empty = empty, Duplicate = dup,
             Errors = [], Warnings = warnings,
         };
+        // the cache keeps the label files' notes; the list's own are the list's, read afresh each time
         if (useCache) TryWriteCache(cachePath, numClasses, stamps, result);
-        return result;
+        return listWarnings.Count == 0 ? result : new ScanResult
+        {
+            Source = source, Items = items, Found = found, Missing = missing, Empty = empty, Duplicate = dup,
+            Errors = [], Warnings = [.. listWarnings, .. warnings],
+        };
     }
 
-    static ScanResult Failed(string source, List<InputError> errors) =>
-        new() { Source = source, Items = [], Errors = errors, Warnings = [] };
+    static ScanResult Failed(string source, List<InputError> errors, List<string>? warnings = null) =>
+        new() { Source = source, Items = [], Errors = errors, Warnings = warnings ?? [] };
 
     static CacheFile? TryReadCache(string path, int nc, Stamp[] stamps)
     {
@@ -176,7 +193,7 @@ internal static class LabelScan
         catch (Exception e) when (e is JsonException or IOException or NotSupportedException) { return null; }
     }
 
-    static ScanResult FromCache(string source, IReadOnlyList<string> images, CacheFile c)
+    static ScanResult FromCache(string source, IReadOnlyList<string> images, CacheFile c, List<string> listWarnings)
     {
         var items = images.Select((img, i) =>
         {
@@ -188,7 +205,7 @@ internal static class LabelScan
         return new ScanResult
         {
             Source = source, Items = items, Found = c.Found, Missing = c.Missing, Empty = c.Empty,
-            Duplicate = c.Duplicate, Errors = [], Warnings = c.Warnings, FromCache = true,
+            Duplicate = c.Duplicate, Errors = [], Warnings = [.. listWarnings, .. c.Warnings], FromCache = true,
         };
     }
 

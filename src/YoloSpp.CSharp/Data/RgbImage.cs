@@ -31,17 +31,21 @@ public sealed class RgbImage
         return new RgbImage(width, height, p);
     }
 
-    /// <summary>The stored size of an image file, read from its header only (no pixel decode).</summary>
+    /// <summary>The size of an image file as cv2.imread gives it (EXIF orientation applied: orientations 5–8 swap
+    /// width and height), read from its header only (no pixel decode).</summary>
     /// <exception cref="InvalidInputException">The file is not an image Skia can read.</exception>
     public static (int Width, int Height) ReadSize(string path)
     {
         using var codec = SKCodec.Create(path, out var result);
         if (codec is null) throw new InvalidInputException(path, $"not a readable image ({result})");
         if (codec.Info.Width <= 0 || codec.Info.Height <= 0) throw new InvalidInputException(path, $"empty image");
-        return (codec.Info.Width, codec.Info.Height);
+        return SwapsAxes(codec.EncodedOrigin) ? (codec.Info.Height, codec.Info.Width) : (codec.Info.Width, codec.Info.Height);
     }
 
-    static SKBitmap DecodeBitmap(string path)
+    static bool SwapsAxes(SKEncodedOrigin o) =>
+        o is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+
+    static (SKBitmap Bitmap, SKEncodedOrigin Origin) DecodeBitmap(string path)
     {
         using var codec = SKCodec.Create(path, out var result)
             ?? throw new InvalidInputException(path, $"not a readable image ({result})");
@@ -54,34 +58,62 @@ public sealed class RgbImage
             bmp.Dispose();
             throw new InvalidInputException(path, $"cannot decode image ({r})");
         }
-        return bmp;
+        return (bmp, codec.EncodedOrigin);
     }
 
-    /// <summary>Decodes an image file to RGB (any format Skia reads: JPEG, PNG, BMP, WebP, ...).</summary>
+    /// <summary>Decodes an image file to RGB (any format Skia reads: JPEG, PNG, BMP, WebP, ...) with its EXIF
+    /// orientation applied, as cv2.imread does.</summary>
     public static RgbImage Load(string path)
     {
-        using var bmp = DecodeBitmap(path);
-        return FromRgba(bmp);
+        var (bmp, origin) = DecodeBitmap(path);
+        using (bmp) return FromRgba(bmp).Oriented(origin);
     }
 
     /// <summary>
-    /// The reference's load_image: r = imgSize / max(h0, w0); when r ≠ 1 resize to (int(w0 r), int(h0 r)), with
-    /// cv2.INTER_AREA when shrinking without augmentation, else INTER_LINEAR. Skia has no area filter; linear
-    /// filtering over linear mipmaps is the closest (it averages source pixels when shrinking, as area does),
-    /// and plain linear filtering stands for INTER_LINEAR.
+    /// The image as it is meant to be seen: the stored pixels turned by an EXIF orientation (1 = as stored; 2 mirror;
+    /// 3 rotate 180°; 4 flip; 5 transpose; 6 rotate 90° clockwise; 7 transverse; 8 rotate 90° counter-clockwise).
+    /// </summary>
+    internal RgbImage Oriented(SKEncodedOrigin origin)
+    {
+        if (origin is SKEncodedOrigin.TopLeft or 0) return this;
+        bool swap = SwapsAxes(origin);
+        int w = Width, h = Height, ow = swap ? h : w, oh = swap ? w : h;
+        var dst = new byte[Pixels.Length];
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++)
+            {
+                // the stored pixel (sx, sy) that lands on (x, y)
+                var (sx, sy) = origin switch
+                {
+                    SKEncodedOrigin.TopRight => (w - 1 - x, y),
+                    SKEncodedOrigin.BottomRight => (w - 1 - x, h - 1 - y),
+                    SKEncodedOrigin.BottomLeft => (x, h - 1 - y),
+                    SKEncodedOrigin.LeftTop => (y, x),
+                    SKEncodedOrigin.RightTop => (y, h - 1 - x),
+                    SKEncodedOrigin.RightBottom => (w - 1 - y, h - 1 - x),
+                    SKEncodedOrigin.LeftBottom => (w - 1 - y, x),
+                    _ => (x, y),
+                };
+                int o = (y * ow + x) * 3, i = (sy * w + sx) * 3;
+                dst[o] = Pixels[i];
+                dst[o + 1] = Pixels[i + 1];
+                dst[o + 2] = Pixels[i + 2];
+            }
+        return new RgbImage(ow, oh, dst);
+    }
+
+    /// <summary>
+    /// The reference's load_image: cv2.imread (EXIF orientation applied), then r = imgSize / max(h0, w0) and, when
+    /// r ≠ 1, cv2.resize to (int(w0 r), int(h0 r)) with INTER_AREA when shrinking without augmentation, else
+    /// INTER_LINEAR (<see cref="CvResize"/>: OpenCV's arithmetic).
     /// </summary>
     public static RgbImage LoadResized(string path, int imgSize, bool augment, out int h0, out int w0)
     {
-        using var bmp = DecodeBitmap(path);
-        (h0, w0) = (bmp.Height, bmp.Width);
+        var img = Load(path);
+        (h0, w0) = (img.Height, img.Width);
         var ((h, w), r) = Augment.loadSize(imgSize, h0, w0).ToValueTuple();
-        if (r == 1.0) return FromRgba(bmp);
-        var sampling = r < 1 && !augment
-            ? new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear)
-            : new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.None);
-        using var resized = bmp.Resize(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul), sampling)
-            ?? throw new InvalidInputException(path, $"resize to {w}x{h} failed");
-        return FromRgba(resized);
+        if (r == 1.0) return img;
+        return new RgbImage(w, h, CvResize.Resize(img.Pixels, w0, h0, w, h, area: r < 1 && !augment));
     }
 
     static RgbImage FromRgba(SKBitmap bmp)
@@ -142,20 +174,9 @@ public sealed class RgbImage
         return outImg;
     }
 
-    /// <summary>A linear-filtered resize (cv2.INTER_LINEAR, as letterbox's resize).</summary>
-    public RgbImage Resized(int width, int height)
-    {
-        var info = new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var bmp = new SKBitmap(info);
-        var dst = bmp.GetPixelSpan();
-        for (int i = 0, o = 0; i < Pixels.Length; i += 3, o += 4)
-        {
-            dst[o] = Pixels[i]; dst[o + 1] = Pixels[i + 1]; dst[o + 2] = Pixels[i + 2]; dst[o + 3] = 255;
-        }
-        using var r = bmp.Resize(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul),
-            new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.None))!;
-        return FromRgba(r);
-    }
+    /// <summary>cv2.resize with INTER_LINEAR (letterbox's resize), OpenCV's arithmetic (<see cref="CvResize"/>).</summary>
+    public RgbImage Resized(int width, int height) =>
+        new(width, height, CvResize.Resize(Pixels, Width, Height, width, height, area: false));
 
     /// <summary>
     /// cv2.warpAffine(img, M[:2], (width, height), INTER_LINEAR, borderValue 114): each output pixel samples the

@@ -27,6 +27,9 @@ public sealed class DataOptions
     public int Prefetch { get; init; } = 2;
     /// <summary>Items of a batch decoded in parallel. Default: the processor count.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>The reference's validation.py data: LoadImagesAndLabels(valid, 512, batch_size=1, rect=True).</summary>
+    public static DataOptions Validation => new() { ImageSize = 512, BatchSize = 1, Rect = true };
 }
 
 /// <summary>How an evaluation image was letterboxed, to map boxes back: original (h0, w0), the total resize ratio and the half padding (x0 = (x − PadW) / RatioW).</summary>

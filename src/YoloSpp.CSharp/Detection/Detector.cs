@@ -7,13 +7,17 @@ using static TorchSharp.torch;
 
 namespace YoloSpp.Detection;
 
-/// <summary>Settings of a <see cref="Detector"/>; the defaults are the reference's predict (512 px, IoU 0.6, multi-label).</summary>
+/// <summary>Settings of a <see cref="Detector"/>; the defaults are the reference's predict_test.py (512 px, confidence
+/// 0.1, IoU 0.6, multi-label; it then draws only the boxes scoring above 0.2, see <see cref="DrawThreshold"/>).</summary>
 public sealed record DetectorOptions
 {
     /// <summary>Network input size (long side), a multiple of <see cref="DarkNet.GridStride"/>. Default 512.</summary>
     public int ImageSize { get; init; } = 512;
-    /// <summary>Objectness and class-confidence threshold of NMS. Default 0.3.</summary>
-    public double ConfThreshold { get; init; } = 0.3;
+    /// <summary>Objectness and class-confidence threshold of NMS (predict_test.py's conf_thres). Default 0.1.</summary>
+    public double ConfThreshold { get; init; } = 0.1;
+    /// <summary>The score a detection must exceed to be drawn by <see cref="Annotator"/> in the reference's predict
+    /// (draw_objs' box_thresh, as predict_test.py calls it). Default 0.2. Detections are still returned from 0.1 on.</summary>
+    public double DrawThreshold { get; init; } = 0.2;
     /// <summary>IoU threshold of NMS. Default 0.6.</summary>
     public double IouThreshold { get; init; } = 0.6;
     /// <summary>Every (box, class) pair above the threshold (the reference's predict), or only the best class per box. Default true.</summary>

@@ -99,7 +99,7 @@ public static class Evaluator
         model.to(device);
         if (!File.Exists(data.Valid) && !Directory.Exists(data.Valid))
             throw new InvalidInputException(dataPath, $"valid list not found: {data.Valid}");
-        var d = dataOptions ?? new DataOptions();
+        var d = dataOptions ?? DataOptions.Validation;
         var dataset = YoloDataset.Open(data.Valid, data.Classes, new DataOptions
         {
             ImageSize = d.ImageSize, BatchSize = d.BatchSize, Rect = d.Rect, Hyp = d.Hyp, Workers = d.Workers,

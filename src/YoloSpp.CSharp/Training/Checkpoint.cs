@@ -14,8 +14,9 @@ namespace YoloSpp.Training;
 /// <param name="LossScaleGrowthTracker">Loss scaler's good-step counter.</param>
 /// <param name="Cfg">The cfg text the network was built from.</param>
 /// <param name="Trainable">Names of the parameters that were trained (the others were frozen); null: all of them.</param>
+/// <param name="EpochsCsv">The epochs.csv text so far (every epoch's losses, LR and stats); null in older checkpoints.</param>
 public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingResults, double LossScale, int LossScaleGrowthTracker, string Cfg,
-    IReadOnlyList<string>? Trainable = null);
+    IReadOnlyList<string>? Trainable = null, string? EpochsCsv = null);
 
 /// <summary>
 /// The trainer's checkpoint: one zip file (.ckpt) holding <c>model.safetensors</c> (the reference's state-dict

@@ -104,14 +104,15 @@ public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches
 /// <summary>Where a finished (or stopped) run left its outputs, and its final numbers.</summary>
 /// <param name="LastCheckpoint">last.ckpt: resumable with <see cref="TrainOptions.Weights"/>.</param>
 /// <param name="BestCheckpoint">The best checkpoint by mAP@0.5:0.95 (null if no evaluation ran).</param>
-/// <param name="ResultsFile">One line per epoch: 12 COCO stats, mean losses, LR.</param>
+/// <param name="ResultsFile">The reference's results file: a line per evaluated epoch, the 12 COCO stats, the mean total loss and the LR.</param>
 /// <param name="PlotFile">PNG of losses, mAP and LR over epochs.</param>
 /// <param name="TensorBoardDir">TensorBoard event files.</param>
 /// <param name="EpochsDone">Epochs completed.</param>
 /// <param name="Final">Last evaluation (null if none ran).</param>
 /// <param name="Cancelled">Whether the run was stopped by cancellation.</param>
+/// <param name="EpochsFile">epochs.csv: every epoch's four mean losses, LR and (when evaluated) the 12 stats, at full precision.</param>
 public sealed record TrainResult(string LastCheckpoint, string? BestCheckpoint, string ResultsFile, string PlotFile,
-    string TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled);
+    string TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled, string EpochsFile);
 
 /// <summary>Training stopped on a non-finite loss: the loss parts and the images of the batch.</summary>
 public sealed class NonFiniteLossException(string message) : Exception(message);

@@ -169,7 +169,7 @@ public static class TrainSteps
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToArray();
 
         Directory.CreateDirectory(o.OutputDir);
-        using var logs = new TrainingLog(o.OutputDir, o.ResultName, resume?.TrainingResults);
+        using var logs = new TrainingLog(o.OutputDir, o.ResultName, resume?.TrainingResults, resume?.EpochsCsv);
         var cfgText = File.ReadAllText(o.Cfg);
         string last = Path.Combine(o.OutputDir, "last.ckpt"), bestPath = Path.Combine(o.OutputDir, "best.ckpt");
         string? best = File.Exists(bestPath) && resume is not null ? bestPath : null;
@@ -179,7 +179,7 @@ public static class TrainSteps
         int epochsDone = 0;
         void Save(string path, int completedEpoch) =>
             Checkpoint.Save(path, model, optimizer,
-                new CheckpointInfo(completedEpoch, bestMap, logs.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText, trainable));
+                new CheckpointInfo(completedEpoch, bestMap, logs.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText, trainable, logs.EpochsText));
 
         for (int epoch = startEpoch; epoch < epochs && !cancelled && !timeUp; epoch++)
         {
@@ -220,6 +220,6 @@ public static class TrainSteps
             if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(o.OutputDir, $"epoch-{epoch}.ckpt"));
             epochsDone++;
         }
-        return new TrainResult(last, best, logs.ResultsFile, logs.PlotFile, logs.TensorBoardDir, epochsDone, final, cancelled);
+        return new TrainResult(last, best, logs.ResultsFile, logs.PlotFile, logs.TensorBoardDir, epochsDone, final, cancelled, logs.EpochsFile);
     }
 }

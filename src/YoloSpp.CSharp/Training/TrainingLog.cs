@@ -13,64 +13,102 @@ namespace YoloSpp.Training;
 internal sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, LossParts MeanLosses, double LearningRate);
 
 /// <summary>
-/// The run's logs: the results file (one line per epoch: "epoch:N" then the 12 COCO stats, the four mean
-/// losses and the LR, rounded to 4 digits as the reference), TensorBoard scalars with the reference's tags, and a
-/// PNG plot of losses, mAP and LR. Files are rewritten atomically.
+/// The run's logs. The results file is the reference's, digit for digit (people's plotting scripts read it): a
+/// line per evaluated epoch, <c>epoch:N</c> then the 12 COCO stats and the mean total loss as Python's
+/// <c>str(round(x, 4))</c> and the LR as <c>str(round(lr, 6))</c>, two spaces apart. <c>epochs.csv</c> holds more:
+/// every epoch (evaluated or not) with the four mean losses, the LR and the stats at full precision. Also
+/// TensorBoard scalars with the reference's tags and a PNG plot of losses, mAP and LR. Files are rewritten atomically.
 /// </summary>
 internal sealed class TrainingLog : IDisposable
 {
     static readonly string[] Tags =
         { "train/giou_loss", "train/obj_loss", "train/cls_loss", "train/loss", "learning_rate", "mAP@[IoU=0.50:0.95]", "mAP@[IoU=0.5]", "mAR@[IoU=0.50:0.95]" };
 
+    /// <summary>The header of <c>epochs.csv</c>.</summary>
+    public const string CsvHeader =
+        "epoch,box_loss,obj_loss,cls_loss,loss,lr,AP50-95,AP50,AP75,APsmall,APmedium,APlarge,AR1,AR10,AR100,ARsmall,ARmedium,ARlarge";
+
     readonly List<EpochRecord> _records = new();
     readonly SummaryWriter _tb;
     readonly List<string> _lines = new();
+    readonly List<string> _csv = new() { CsvHeader };
 
     /// <summary>Results file path.</summary>
     public string ResultsFile { get; }
+    /// <summary>The per-epoch CSV path.</summary>
+    public string EpochsFile { get; }
     /// <summary>Plot path.</summary>
     public string PlotFile { get; }
     /// <summary>TensorBoard folder.</summary>
     public string TensorBoardDir { get; }
     /// <summary>The results text so far.</summary>
     public string ResultsText => string.Concat(_lines.Select(l => l + "\n"));
+    /// <summary>The CSV text so far.</summary>
+    public string EpochsText => string.Concat(_csv.Select(l => l + "\n"));
 
-    /// <summary>Opens the logs in <paramref name="outputDir"/>; <paramref name="previousResults"/> continues a resumed run's file.</summary>
-    public TrainingLog(string outputDir, string resultName, string? previousResults = null)
+    /// <summary>Opens the logs in <paramref name="outputDir"/>; a resumed run continues its results text
+    /// (<paramref name="previousResults"/>) and CSV (<paramref name="previousEpochs"/>, absent in older checkpoints).</summary>
+    public TrainingLog(string outputDir, string resultName, string? previousResults = null, string? previousEpochs = null)
     {
         Directory.CreateDirectory(outputDir);
         ResultsFile = Path.Combine(outputDir, resultName);
+        EpochsFile = Path.Combine(outputDir, "epochs.csv");
         PlotFile = Path.Combine(outputDir, "results.png");
         TensorBoardDir = Path.Combine(outputDir, "tensorboard");
         _tb = utils.tensorboard.SummaryWriter(TensorBoardDir, createRunName: false);
         if (!string.IsNullOrEmpty(previousResults))
-            foreach (var line in previousResults.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            _lines.AddRange(previousResults.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        if (!string.IsNullOrEmpty(previousEpochs))
+            foreach (var line in previousEpochs.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1))
             {
-                _lines.Add(line);
-                if (Parse(line) is { } r) _records.Add(r);
+                _csv.Add(line);
+                _records.Add(ParseCsv(line));
             }
+        else
+            _records.AddRange(_lines.Select(ParseResultsLine).OfType<EpochRecord>());
     }
 
-    static string R4(double x) => Math.Round(x, 4, MidpointRounding.ToEven).ToString("R", CultureInfo.InvariantCulture);
+    static string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
+    static double P(string s) => s.Length == 0 ? double.NaN : double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
 
-    static EpochRecord? Parse(string line)
+    /// <summary>The reference's results line of an evaluated epoch.</summary>
+    public static string ResultsLine(int epoch, IReadOnlyList<double> stats, double totalLoss, double lr) =>
+        $"epoch:{epoch} " + string.Join("  ", stats.Append(totalLoss).Select(v => PyFloat.repr(PyFloat.round(4, v)))
+            .Append(PyFloat.repr(PyFloat.round(6, lr))));
+
+    static EpochRecord ParseCsv(string line)
+    {
+        var f = line.Split(',');
+        var stats = f.Skip(6).Select(P).ToArray();
+        return new EpochRecord(int.Parse(f[0], CultureInfo.InvariantCulture), stats.Length == 12 && !stats.All(double.IsNaN) ? stats : null,
+            new LossParts(P(f[1]), P(f[2]), P(f[3]), P(f[4])), P(f[5]));
+    }
+
+    /// <summary>A record from a results line (the plot of a run resumed from a checkpoint without the CSV): the
+    /// reference's format (stats, total loss, LR) or this port's earlier one (stats, four losses, LR).</summary>
+    static EpochRecord? ParseResultsLine(string line)
     {
         var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length != 18 || !parts[0].StartsWith("epoch:")) return null;
-        double P(string s) => double.Parse(s, CultureInfo.InvariantCulture);
+        if (!parts[0].StartsWith("epoch:") || (parts.Length != 15 && parts.Length != 18)) return null;
         var stats = parts.Skip(1).Take(12).Select(P).ToArray();
-        return new EpochRecord(int.Parse(parts[0][6..], CultureInfo.InvariantCulture),
-            stats.All(double.IsNaN) ? null : stats, new LossParts(P(parts[13]), P(parts[14]), P(parts[15]), P(parts[16])), P(parts[17]));
+        var losses = parts.Length == 15 ? new LossParts(double.NaN, double.NaN, double.NaN, P(parts[13]))
+            : new LossParts(P(parts[13]), P(parts[14]), P(parts[15]), P(parts[16]));
+        return new EpochRecord(int.Parse(parts[0][6..], CultureInfo.InvariantCulture), stats.All(double.IsNaN) ? null : stats, losses, P(parts[^1]));
     }
 
-    /// <summary>Records an epoch in every log.</summary>
+    /// <summary>Records an epoch in every log: the results file only when it was evaluated, as the reference.</summary>
     public void Add(EpochRecord r)
     {
         _records.Add(r);
-        var stats = r.Stats ?? Enumerable.Repeat(double.NaN, 12).ToArray();
         var losses = new[] { r.MeanLosses.Box, r.MeanLosses.Objectness, r.MeanLosses.Class, r.MeanLosses.Total };
-        _lines.Add($"epoch:{r.Epoch} {string.Join(' ', stats.Select(R4))} {string.Join(' ', losses.Select(R4))} {R4(r.LearningRate)}");
-        AtomicFile.WriteAllText(ResultsFile, ResultsText);
+        var stats = r.Stats?.Select(F) ?? Enumerable.Repeat("", 12);
+        _csv.Add(string.Join(',', losses.Append(r.LearningRate).Select(F).Prepend(r.Epoch.ToString(CultureInfo.InvariantCulture)).Concat(stats)));
+        AtomicFile.WriteAllText(EpochsFile, EpochsText);
+        if (r.Stats is not null)
+        {
+            _lines.Add(ResultsLine(r.Epoch, r.Stats, r.MeanLosses.Total, r.LearningRate));
+            AtomicFile.WriteAllText(ResultsFile, ResultsText);
+        }
         var values = losses.Concat(new[] { r.LearningRate }).ToList();
         if (r.Stats is not null) values.AddRange(new[] { r.Stats[0], r.Stats[1], r.Stats[8] });
         for (int i = 0; i < values.Count; i++) _tb.add_scalar(Tags[i], (float)values[i], r.Epoch);

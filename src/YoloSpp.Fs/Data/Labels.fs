@@ -18,7 +18,8 @@ type LabelRow =
         H: float
     }
 
-/// The rows of a label file, and the 1-based lines of the rows dropped as exact duplicates of an earlier row.
+/// The rows of a label file (duplicates included, as the reference keeps them), and the 1-based lines of the rows
+/// that repeat an earlier row.
 type Parsed =
     {
         Rows: LabelRow[]
@@ -96,12 +97,16 @@ let parseRow (nc: int) (line: string) : Result<LabelRow, string> =
                             H = v[4]
                         }
 
-/// Parses a label file's text. Blank lines are skipped; every bad row is an error naming file:line; exact
-/// duplicate rows are dropped (the reference counts them: `np.unique(l, axis=0)`) and reported by line.
+/// Parses a label file's text. Blank lines are skipped; every bad row is an error naming file:line. Rows that
+/// repeat an earlier row are kept and their lines listed: the reference reads labels as float32 and counts a file
+/// with `np.unique(l, axis=0).shape[0] < l.shape[0]` as having duplicates, and trains on every row.
 let parse (file: string) (nc: int) (text: string) : Result<Parsed, SourceError list> =
     let errors = ResizeArray<SourceError>()
     let rows = ResizeArray<LabelRow>()
-    let seen = Collections.Generic.HashSet<LabelRow>()
+    // the reference compares float32 values (0.0 and -0.0 are one value there too)
+    let seen =
+        Collections.Generic.HashSet<struct (float32 * float32 * float32 * float32 * float32)>()
+
     let dups = ResizeArray<int>()
 
     text.Split('\n')
@@ -117,7 +122,12 @@ let parse (file: string) (nc: int) (text: string) : Result<Parsed, SourceError l
                         Line = i + 1
                         Reason = reason
                     }
-            | Ok row -> if seen.Add row then rows.Add row else dups.Add(i + 1))
+            | Ok row ->
+                let z (x: float) = float32 x + 0.0f
+                rows.Add row
+
+                if not (seen.Add(struct (float32 row.Class, z row.Cx, z row.Cy, z row.W, z row.H))) then
+                    dups.Add(i + 1))
 
     if errors.Count > 0 then
         Error(List.ofSeq errors)
@@ -128,9 +138,8 @@ let parse (file: string) (nc: int) (text: string) : Result<Parsed, SourceError l
                 DuplicateLines = List.ofSeq dups
             }
 
-/// A label row as text (6 decimals, as the reference's converters write).
+/// A label row as text, as the reference's trans_voc2yolo.py writes it: `str()` of each value (Python's repr, so
+/// 1e-05 and 1.0 read as Python prints them). Values are written as given: round them first (`PyFloat.round 6`).
 let rowText (r: LabelRow) =
-    let f (x: float) =
-        x.ToString("0.######", CultureInfo.InvariantCulture)
-
+    let f = PyFloat.repr
     sprintf "%d %s %s %s %s" r.Class (f r.Cx) (f r.Cy) (f r.W) (f r.H)

@@ -131,8 +131,8 @@ let convert (file: string) (classes: (string * int)[]) (skipDifficult: bool) (xm
                             if x2 <= x1 || y2 <= y1 then
                                 warnings.Add(sprintf "%s:%d: box w/h <= 0, skipped" file (lineOf bb))
                             else
-                                let r6 (v: float) =
-                                    Math.Round(v, 6, MidpointRounding.ToEven)
+                                // trans_voc2yolo.py: round(v, 6), Python's rounding of the exact binary value
+                                let r6 = PyFloat.round 6
 
                                 rows.Add
                                     {

@@ -173,11 +173,21 @@ let labelTests =
                         | other -> failtestf "expected one error, got %A" other
                     }
             yield
-                test "duplicate rows are dropped and reported by line; blank lines skipped" {
+                test "duplicate rows are kept (as the reference trains on them) and reported by line; blank lines skipped" {
                     match parse "x.txt" 2 "0 0.5 0.5 0.2 0.2\n\n1 0.1 0.1 0.1 0.1\n0 0.5 0.5 0.2 0.2\n" with
                     | Ok p ->
-                        Expect.equal p.Rows.Length 2 "two distinct rows"
+                        Expect.equal p.Rows.Length 3 "every row, the duplicate included"
+                        Expect.equal p.Rows[2] p.Rows[0] "the duplicate in its place"
                         Expect.equal p.DuplicateLines [ 4 ] "line 4 duplicates line 1"
+                    | Error e -> failtestf "%A" e
+                }
+            yield
+                test "duplicates are judged in float32, as np.unique on the reference's float32 labels" {
+                    // 0.1 and 0.1 + 1e-9 are one float32; 0.1 and 0.1001 are not
+                    match parse "x.txt" 1 "0 0.1 0.5 0.2 0.2\n0 0.100000001 0.5 0.2 0.2\n0 0.1001 0.5 0.2 0.2\n" with
+                    | Ok p ->
+                        Expect.equal p.Rows.Length 3 "all rows kept"
+                        Expect.equal p.DuplicateLines [ 2 ] "only the float32-equal row"
                     | Error e -> failtestf "%A" e
                 }
             yield test "an empty file has no objects" { Expect.equal (parse "x.txt" 2 "" |> Result.map (fun p -> p.Rows.Length)) (Ok 0) "no rows" }
@@ -328,6 +338,8 @@ let scanTests =
                 let r3 = LabelScan.Scan(list, 1)
                 Expect.isFalse r3.FromCache "a changed label invalidates the cache"
                 Expect.equal r3.Duplicate 1 "duplicate counted"
+                Expect.equal r3.Items[0].Labels.Count 2 "and kept"
+                Expect.stringContains r3.Summary "duplicate 1" "reported in the summary line"
                 Expect.isEmpty (Directory.GetFiles(dir, "*.tmp")) "no temp file left"
             }
             test "a corrupt image, a missing image and a non-image line are errors naming the file" {
@@ -339,18 +351,87 @@ let scanTests =
                 let r = LabelScan.Scan(Path.Combine(dir, "list.txt"), 1)
                 let list = Path.Combine(dir, "list.txt")
 
-                Expect.sequenceEqual
-                    (r.Errors |> Seq.map string)
-                    [
-                        sprintf "%s:5: image not found: %s" list (Path.Combine(dir, "images", "none.png"))
-                        sprintf "%s:6: 'notes.txt' has no image extension (%s)" list (String.Join(" ", imageExtensions))
-                    ]
-                    "list errors"
+                Expect.equal r.Errors.Count 1 "one list error"
+                Expect.stringStarts (string r.Errors[0]) (sprintf "%s:5: image not found: %s" list (Path.Combine(dir, "images", "none.png"))) "missing image"
+
+                Expect.contains
+                    r.Warnings
+                    (sprintf "%s:6: 'notes.txt' has no image extension (%s), skipped" list (String.Join(" ", imageExtensions)))
+                    "a non-image line is skipped, as the reference skips it"
 
                 File.WriteAllLines(list, [ "images/a.png"; "images/bad.jpg" ])
                 let r2 = LabelScan.Scan(list, 1)
                 Expect.equal r2.Errors.Count 1 "one error"
                 Expect.stringStarts (string r2.Errors[0]) (Path.Combine(dir, "images", "bad.jpg") + ": not a readable image") "corrupt"
+            }
+            test "a list as calculate_dataset.py writes it: ./ paths from the working directory or beside the list's folder, sorted" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                // the reference's layout: <root>/data/my_train_data.txt naming ./my_yolo_dataset/train/images/...
+                let root = Path.Combine(dir, "yolov3_spp")
+                let set = Path.Combine(root, "my_yolo_dataset", "train")
+                makeDataset set |> ignore
+                let data = Directory.CreateDirectory(Path.Combine(root, "data")).FullName
+                let list = Path.Combine(data, "my_train_data.txt")
+                File.WriteAllText(list, "./my_yolo_dataset/train/images/c.png\n./my_yolo_dataset/train/images/a.png\n./my_yolo_dataset/train/images/b.png")
+
+                let expected =
+                    [ "a.png"; "b.png"; "c.png" ]
+                    |> List.map (fun n -> Path.Combine(set, "images", n))
+                // from another working directory: found beside the list's folder
+                let r = LabelScan.Scan(list, 1, useCache = false)
+                Expect.isEmpty r.Errors "loads"
+                Expect.sequenceEqual (r.Items |> Seq.map (fun i -> i.ImagePath)) expected "sorted as the reference sorts img_files"
+                // from the reference's working directory
+                let cwd = Directory.GetCurrentDirectory()
+
+                try
+                    Directory.SetCurrentDirectory root
+                    let r2 = LabelScan.Scan(list, 1, useCache = false)
+                    Expect.isEmpty r2.Errors "loads from the working directory"
+                    Expect.sequenceEqual (r2.Items |> Seq.map (fun i -> i.ImagePath)) expected "same images"
+                finally
+                    Directory.SetCurrentDirectory cwd
+            }
+            test "EXIF orientation 6: the decoded pixels, the sizes, the rect shapes and the COCO sizes are cv2.imread's" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                // 40×24 stored, tagged "rotate 90° clockwise": cv2.imread gives 24 wide, 40 high
+                let jpg = Path.Combine(TestUtil.repoGoldenDir, "image_decode_orientation_6.jpg")
+                let images = Directory.CreateDirectory(Path.Combine(dir, "images")).FullName
+                let labels = Directory.CreateDirectory(Path.Combine(dir, "labels")).FullName
+                File.Copy(jpg, Path.Combine(images, "r.jpg"))
+                File.WriteAllText(Path.Combine(labels, "r.txt"), "0 0.5 0.5 0.5 0.5\n")
+                File.WriteAllText(Path.Combine(dir, "list.txt"), "images/r.jpg\n")
+                let img = RgbImage.Load(Path.Combine(images, "r.jpg"))
+                Expect.equal (img.Width, img.Height) (24, 40) "decoded upright"
+                // the stored top-left quadrant (red, with a white marker) is now the top-right one
+                let px x y =
+                    img.Pixels[(y * img.Width + x) * 3 .. (y * img.Width + x) * 3 + 2]
+
+                Expect.isTrue ((px 19 4)[0] > 200uy && (px 19 4)[1] > 200uy) "the marker at the top right"
+                Expect.isTrue ((px 4 4)[2] > 200uy && (px 4 4)[0] < 60uy) "blue (stored bottom-left) at the top left"
+                let r = LabelScan.Scan(Path.Combine(dir, "list.txt"), 1, useCache = false)
+                Expect.equal (r.Items[0].Width0, r.Items[0].Height0) (24, 40) "scanned size (COCO image size, rect shapes)"
+
+                let ds =
+                    YoloDataset.Open(Path.Combine(dir, "list.txt"), 1, DataOptions(ImageSize = 160, BatchSize = 1, Rect = true))
+
+                let sample = ds.GetItem 0
+                // the reference's rect shape of a 24×40 (w×h) image at 160: [1, 0.6] · 160 / 32 → 160 high, 96 wide
+                Expect.equal (sample.Image.Width, sample.Image.Height) (96, 160) "rect batch shape of the upright image"
+                Expect.equal (sample.Shape.Value.Width0, sample.Shape.Value.Height0) (24, 40) "shape for scale_coords"
+            }
+            test "a relative path is looked up beside the list first" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+                // the same relative path exists beside the list's folder too: the list's own folder wins
+                let sub = Path.Combine(dir, "sub")
+                makeDataset sub |> ignore
+                let r = LabelScan.Scan(Path.Combine(sub, "list.txt"), 1, useCache = false)
+                Expect.isEmpty r.Errors "loads"
+                Expect.equal r.Items[0].ImagePath (Path.Combine(sub, "images", "a.png")) "beside the list"
             }
         ]
 

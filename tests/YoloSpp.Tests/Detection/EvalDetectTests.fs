@@ -198,6 +198,13 @@ let private evalTests =
     testList
         "eval"
         [
+            test "eval's defaults are validation.py's: rectangular batches, batch size 1, 512; --no-rect letterboxes squares" {
+                let v = DataOptions.Validation
+                Expect.equal (v.Rect, v.BatchSize, v.ImageSize) (true, 1, 512) "validation.py's LoadImagesAndLabels arguments"
+                let _, usage, _ = yolospp [ "eval"; "--help" ]
+                Expect.stringContains usage "--no-rect" "the square letterbox is the option"
+                Expect.stringContains usage "(default 1, as validation.py)" "batch size default"
+            }
             test "prints 12 stats, a row per class and the timing; --save-json writes COCO detections" {
                 let f = fixture.Force()
                 let json = Path.Combine(f.Dir, "eval-dets.json")

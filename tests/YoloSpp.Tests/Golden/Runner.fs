@@ -28,6 +28,9 @@ let handlers: Map<string, string -> JsonElement -> unit> =
             "cocoeval", (fun _ c -> CocoEvalCases.run c)
             "darknet_grad", DarknetGradCases.run
             "sgd", (fun _ c -> SgdCases.run c)
+            "python_float", (fun _ c -> PythonFloatCases.run c)
+            "resize", ImageCases.resize
+            "image_decode", ImageCases.imageDecode
         ]
 
 let private caseTest (folder: string) (file: string) =

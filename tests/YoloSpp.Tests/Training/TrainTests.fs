@@ -113,12 +113,41 @@ let tests =
                     Expect.isTrue (File.Exists r.LastCheckpoint) "last.ckpt"
                     Expect.isTrue (File.Exists r.BestCheckpoint) "best.ckpt"
                     let lines = File.ReadAllLines r.ResultsFile
-                    Expect.equal lines.Length 2 "one line per epoch"
-                    Expect.equal (lines.[1].Split(' ').Length) (1 + 12 + 4 + 1) "epoch, 12 stats, 4 losses, lr"
+                    Expect.equal lines.Length 2 "one line per evaluated epoch"
+                    // the reference's line: epoch:N, 12 stats, total loss, LR, two spaces apart
+                    Expect.isMatch lines.[1] @"^epoch:1 (\S+  ){13}\S+$" "epoch, 12 stats, total loss, lr"
+                    let csv = File.ReadAllLines r.EpochsFile
+                    Expect.equal csv.[0] TrainingLog.CsvHeader "csv header"
+                    Expect.equal csv.Length 3 "a csv row per epoch"
+                    Expect.equal (csv.[2].Split(',').Length) 18 "epoch, 4 losses, lr, 12 stats"
                     Expect.isTrue (File.ReadAllBytes(r.PlotFile).[1..3] = "PNG"B) "png"
                     Expect.isNonEmpty (Directory.GetFiles(r.TensorBoardDir, "events.out.tfevents*", SearchOption.AllDirectories)) "tfevents"
                     Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
                     Expect.isNotNull r.Final "evaluated")
+            }
+            test "the results line has the reference's digits (Python's str(round(x, 4)), LR to 6 places)" {
+                // train.py: [str(round(i, 4)) for i in result_info + [mloss[-1]]] + [str(round(lr, 6))], joined by two
+                // spaces; this line was printed by Python 3 for these values
+                let stats =
+                    [|
+                        0.41234567
+                        0.72805
+                        0.4
+                        0.0
+                        0.123449999
+                        0.5
+                        0.33335
+                        0.6
+                        0.61
+                        1e-05
+                        0.99995
+                        1.0
+                    |]
+
+                Expect.equal
+                    (TrainingLog.ResultsLine(7, stats, 3.14159265, 1.6349e-05))
+                    "epoch:7 0.4123  0.728  0.4  0.0  0.1234  0.5  0.3333  0.6  0.61  0.0  1.0  1.0  3.1416  1.6e-05"
+                    "Python's digits"
             }
             test "cancellation leaves a loadable checkpoint; resuming continues with the same LR and optimizer state" {
                 withSetup (fun dir data cfg ->
@@ -322,13 +351,14 @@ let tests =
                             .Run()
 
                     Expect.exists messages (fun m -> m.Contains "bfloat16") (sprintf "announces the mode: %A" messages)
-                    let lines = File.ReadAllLines r.ResultsFile
-                    Expect.equal lines.Length 3 "a results line per epoch"
-                    // columns: epoch, 12 COCO stats, mean box/obj/cls/total loss, LR
+                    Expect.equal (File.ReadAllLines r.ResultsFile).Length 1 "--notest: only the last epoch is evaluated and written, as the reference"
+                    let lines = File.ReadAllLines r.EpochsFile
+                    Expect.equal lines.Length 4 "a csv row per epoch"
+                    // columns: epoch, mean box/obj/cls/total loss, LR, 12 COCO stats
                     let total (l: string) =
-                        Double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[16], Globalization.CultureInfo.InvariantCulture)
+                        Double.Parse(l.Split(',').[4], Globalization.CultureInfo.InvariantCulture)
 
-                    Expect.isLessThan (total lines.[2]) (total lines.[0]) (sprintf "total loss falls: %A" lines)
+                    Expect.isLessThan (total lines.[3]) (total lines.[1]) (sprintf "total loss falls: %A" lines)
                     Expect.isTrue (MixedPrecision.For(true, false, torch.CPU) = MixedPrecision(Nullable(), false)) "amp on the CPU: the plain path"
                     Expect.isTrue (MixedPrecision.For(false, true, torch.CPU).ComputeType = Nullable torch.ScalarType.BFloat16) "bf16 opt-in")
             }
