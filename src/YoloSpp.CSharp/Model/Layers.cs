@@ -47,9 +47,13 @@ internal sealed class WeightedFeatureFusion : nn.Module
 /// </summary>
 public sealed class YoloLayer : nn.Module
 {
+    // the backing fields carry the buffers' names: TorchSharp's RegisterComponents would otherwise register them a
+    // second time, as persistent "<AnchorsPx>k__BackingField" tensors that the reference's state dicts lack
     /// <summary>This layer's anchors in input pixels [na, 2].</summary>
+    [field: TorchSharp.Utils.ComponentName(Name = "anchors_px")]
     public Tensor AnchorsPx { get; }
     /// <summary>Anchors in grid units (anchors / stride) [na, 2], as the loss uses them.</summary>
+    [field: TorchSharp.Utils.ComponentName(Name = "anchor_vec")]
     public Tensor AnchorVec { get; }
     /// <summary>Stride in pixels: 32, 16, 8 by order of appearance, as the reference assigns them.</summary>
     public int Stride { get; }

@@ -48,6 +48,18 @@ let tests =
     testList
         "model"
         [
+            test "the state dict has the reference's names only (a reference .pt loads exactly)" {
+                // the reference's Darknet holds conv and BN tensors only; the anchors are no state there
+                use m = tinyModel ()
+                let names = m.state_dict().Keys |> Seq.toArray
+
+                let pattern =
+                    Text.RegularExpressions.Regex
+                        @"^module_list\.\d+\.(Conv2d\.(weight|bias)|BatchNorm2d\.(weight|bias|running_mean|running_var|num_batches_tracked))$"
+
+                Expect.isNonEmpty names "tensors"
+                Expect.isEmpty (names |> Array.filter (pattern.IsMatch >> not)) "names the reference's Darknet does not have"
+            }
             test "fused and unfused eval outputs agree" {
                 use _ = torch.NewDisposeScope()
                 use m = tinyModel ()
