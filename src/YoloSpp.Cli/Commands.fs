@@ -99,6 +99,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Cfg of ParseResults<CfgArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Doctor of ParseResults<DoctorCommand.DoctorArgs>
+    | [<CliPrefix(CliPrefix.None)>] Anchors of ParseResults<AnchorsCommand.AnchorsArgs>
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -117,4 +118,5 @@ type Args =
             | Cfg _ -> "write a built-in network as a Darknet cfg file (yolov3-spp, shapes-spp)"
             | Bench _ -> "benchmark a training step, inference, the loader, NMS and the COCO evaluator (medians, JSON)"
             | Doctor _ -> "check this machine first: versions, CPU, threads, CUDA, whether convolutions compute correctly, speed"
+            | Anchors _ -> "k-means anchors for a dataset with the reference's genetic refinement and fitness report (kmean_anchors)"
             | Detect _ -> "detect objects in an image or folder: annotated images and detections.json (the reference's predict)"

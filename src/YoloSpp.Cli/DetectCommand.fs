@@ -24,6 +24,7 @@ type DetectArgs =
     | Conf of float
     | Draw_Threshold of float
     | Iou of float
+    | Merge
     | Img_Size of int
     | Device of name: string
 
@@ -38,6 +39,7 @@ type DetectArgs =
             | Conf _ -> sprintf "NMS confidence threshold; detections.json holds these (default %g, as predict_test.py)" defaults.ConfThreshold
             | Draw_Threshold _ -> sprintf "draw only the boxes scoring above this (default %g, predict_test.py's box_thresh)" defaults.DrawThreshold
             | Iou _ -> "NMS IoU threshold (default 0.6)"
+            | Merge -> "merge-NMS: kept boxes become the score-weighted mean of the boxes they suppress (the reference's merge)"
             | Img_Size _ -> sprintf "input size (long side), a multiple of %d (default 512)" DarkNet.GridStride
             | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
 
@@ -132,6 +134,7 @@ let run (args: ParseResults<DetectArgs>) : int =
                     ConfThreshold = args.GetResult(Conf, defaults.ConfThreshold),
                     DrawThreshold = args.GetResult(Draw_Threshold, defaults.DrawThreshold),
                     IouThreshold = args.GetResult(Iou, defaults.IouThreshold),
+                    Merge = args.Contains Merge,
                     Device = args.GetResult(Device, "cpu")
                 )
 

@@ -22,6 +22,7 @@ type EvalArgs =
     | Conf of float
     | Iou of float
     | No_Rect
+    | Merge
     | Save_Json of path: string
     | Device of name: string
 
@@ -36,6 +37,7 @@ type EvalArgs =
                 sprintf "images per batch; with rectangular batches it changes their shapes (default %d, as validation.py)" DataOptions.Validation.BatchSize
             | Conf _ -> "NMS confidence threshold (default 0.01, the reference's evaluate)"
             | Iou _ -> "NMS IoU threshold (default 0.6)"
+            | Merge -> "merge-NMS: kept boxes become the score-weighted mean of the boxes they suppress (the reference's merge)"
             | No_Rect -> "letterbox every image to a square instead of validation.py's rectangular batches (sorted by aspect ratio)"
             | Save_Json _ -> "write the detections as a COCO result list (image_id = index in the valid list)"
             | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
@@ -63,7 +65,7 @@ let run (args: ParseResults<EvalArgs>) : int =
             Backend.ResolveDevice(args.GetResult(Device, "cpu"), fun n -> eprintfn "%s" n)
 
         let options =
-            EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6))
+            EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6), Merge = args.Contains Merge)
 
         let r =
             Evaluator.Evaluate(args.GetResult Cfg, args.GetResult Weights, args.GetResult EvalArgs.Data, options, data, device)

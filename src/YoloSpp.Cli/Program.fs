@@ -145,6 +145,7 @@ let main argv =
             | Some(Cfg a) -> runCfg a
             | Some(Bench a) -> BenchCommand.run a
             | Some(Doctor a) -> DoctorCommand.run a
+            | Some(Anchors a) -> AnchorsCommand.run a
             | Some Version -> 0
             | None -> badInput (parser.PrintUsage(message = "yolospp: a command is required"))
     with

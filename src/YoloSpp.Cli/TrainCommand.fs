@@ -33,6 +33,8 @@ type TrainArgs =
     | Warmup of bool
     | Augment of bool
     | Rect
+    | Single_Cls
+    | Cache_Images
     | Mosaic of bool
     | Amp of bool
     | Bf16
@@ -60,6 +62,8 @@ type TrainArgs =
             | Warmup _ -> sprintf "epoch-0 LR warmup (default %s)" (onOff demo.Warmup)
             | Augment _ -> sprintf "augment training images (default %s)" (onOff demo.Augment)
             | Rect -> "rectangular training batches (no shuffle, no mosaic)"
+            | Single_Cls -> "train as one class: every label becomes class 0 (the cfg must have classes=1)"
+            | Cache_Images -> "keep decoded, resized images in memory after their first load (faster later epochs)"
             | Mosaic _ -> sprintf "mosaic augmentation (default %s for the demo; the reference: true)" (onOff demo.Mosaic)
             | Amp _ ->
                 sprintf
@@ -96,6 +100,8 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         Warmup = a.GetResult(Warmup, demo.Warmup),
         Augment = a.GetResult(Augment, demo.Augment),
         Rect = (a.Contains Rect || demo.Rect),
+        SingleClass = (a.Contains Single_Cls || demo.SingleClass),
+        CacheImages = (a.Contains Cache_Images || demo.CacheImages),
         Mosaic = a.GetResult(Mosaic, demo.Mosaic),
         Amp = a.GetResult(Amp, demo.Amp),
         Bf16 = (a.Contains Bf16 || demo.Bf16),

@@ -430,7 +430,7 @@ let infoTests =
                 Expect.equal code 0 err
                 Expect.stringContains out "Model summary: 56 modules, 102 parameter tensors, 91,303 parameters, 91,303 gradients" "totals"
                 Expect.stringContains out "Fused for inference (conv+BN folded): 70 parameter tensors" "fused count"
-                Expect.stringContains out "Weights: loaded 204/204 tensors" "weights"
+                Expect.stringContains out "Weights: loaded 198/198 tensors" "weights (conv and BN state; the anchors are no state)"
                 Expect.stringContains out "   38  yolo           3x4x4x7" "a yolo row"
             }
             test "info --json is machine-readable" {

@@ -27,6 +27,10 @@ public sealed class DataOptions
     public int Prefetch { get; init; } = 2;
     /// <summary>Items of a batch decoded in parallel. Default: the processor count.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
+    /// <summary>Every label is class 0 (the reference's single_cls). Default false.</summary>
+    public bool SingleClass { get; init; }
+    /// <summary>Keep each decoded, resized image in memory after its first load (the reference's cache_images). Default false.</summary>
+    public bool CacheImages { get; init; }
 
     /// <summary>The reference's validation.py data: LoadImagesAndLabels(valid, 512, batch_size=1, rect=True).</summary>
     public static DataOptions Validation => new() { ImageSize = 512, BatchSize = 1, Rect = true };
@@ -47,6 +51,11 @@ public sealed class YoloDataset
     readonly DatasetItem[] _items;
     readonly int[] _batchOf;
     readonly (int H, int W)[] _batchShapes;
+    // cache_images: load_image's result per item (never mutated: letterbox and mosaic copy out of it)
+    // (references: a slot is written whole, so a worker never reads half of one)
+    readonly Loaded?[] _cache;
+
+    sealed record Loaded(RgbImage Image, int H0, int W0);
 
     /// <summary>The options the dataset was opened with.</summary>
     public DataOptions Options { get; }
@@ -63,10 +72,15 @@ public sealed class YoloDataset
 
     YoloDataset(ScanResult scan, int nc, DataOptions o)
     {
-        (Scan, NumClasses, Options) = (scan, nc, o);
+        (Scan, NumClasses, Options) = (scan, o.SingleClass ? 1 : nc, o);
         DarkNet.CheckImageSize(o.ImageSize);
         if (o.BatchSize < 1) throw new ArgumentException("batch size must be >= 1");
         _items = scan.Items.ToArray();
+        // single_cls: l[:, 0] = 0 (after the labels were checked against the dataset's classes)
+        if (o.SingleClass)
+            _items = _items.Select(it => new DatasetItem(it.ImagePath, it.LabelPath, it.Width0, it.Height0,
+                it.Rows.Select(r => new LabelRow(0, r.Cx, r.Cy, r.W, r.H)).ToArray())).ToArray();
+        _cache = new Loaded?[o.CacheImages ? _items.Length : 0];
         _batchOf = Enumerable.Range(0, _items.Length).Select(i => i / o.BatchSize).ToArray();
         _batchShapes = [];
         if (o.Rect)
@@ -116,7 +130,7 @@ public sealed class YoloDataset
             (img, boxes) = LoadMosaic(index, rnd);
         else
         {
-            var loaded = RgbImage.LoadResized(item.ImagePath, Options.ImageSize, Options.Augment, out var h0, out var w0);
+            var (loaded, h0, w0) = LoadImage(index);
             var (sh, sw) = ShapeOf(index);
             // letterbox(img, shape, auto=False, scale_up=self.augment)
             var plan = Letterbox.plan(new Letterbox.Options(Letterbox.Variant.Datasets, false, false, Options.Augment),
@@ -141,6 +155,16 @@ public sealed class YoloDataset
             rows = flipLr(rows);
         }
         return new Sample(img, ObjectLabel.Of(rows), item.ImagePath, index, shape);
+    }
+
+    /// <summary>load_image: the image resized to the dataset size, and its original (h0, w0); from the cache when on.</summary>
+    (RgbImage Image, int H0, int W0) LoadImage(int index)
+    {
+        if (_cache.Length > 0 && Volatile.Read(ref _cache[index]) is { } hit) return (hit.Image, hit.H0, hit.W0);
+        var img = RgbImage.LoadResized(_items[index].ImagePath, Options.ImageSize, Options.Augment, out var h0, out var w0);
+        // two workers may load the same image at once: both results are the same bytes
+        if (_cache.Length > 0) Volatile.Write(ref _cache[index], new Loaded(img, h0, w0));
+        return (img, h0, w0);
     }
 
     /// <summary>random_affine: draws (a, s, tx, ty, shear x, shear y) in the reference's order, warps when needed, moves the boxes.</summary>
@@ -168,7 +192,7 @@ public sealed class YoloDataset
         for (int i = 0; i < 4; i++)
         {
             var it = _items[indices[i]];
-            var tile = RgbImage.LoadResized(it.ImagePath, s, Options.Augment, out _, out _);
+            var tile = LoadImage(indices[i]).Image;
             var (dst, src) = mosaicTile(s, xc, yc, i, tile.Height, tile.Width).ToValueTuple();
             canvas.Paste(tile, src.X1, src.Y1, src.X2, src.Y2, dst.X1, dst.Y1);
             boxes.AddRange(mosaicLabels(s, dst, src, tile.Height, tile.Width, it.Rows));

@@ -24,6 +24,9 @@ public sealed record DetectorOptions
     public bool MultiLabel { get; init; } = true;
     /// <summary>Boxes kept per image after NMS. Default 100.</summary>
     public int MaxDetections { get; init; } = 100;
+    /// <summary>Merge-NMS: each kept box becomes the score-weighted mean of the boxes it suppressed (the reference's
+    /// <c>merge</c> option). Default false, as there.</summary>
+    public bool Merge { get; init; }
     /// <summary>Device to run on, e.g. "cpu" or "cuda:0" (CUDA falls back to the CPU when absent). Default "cpu".</summary>
     public string Device { get; init; } = "cpu";
 }
@@ -70,7 +73,7 @@ public sealed class Detector : IDisposable
         (_model, ClassNames, Options, _device) = (model, names, options, device);
         var d = Nms.NmsOptions.Default;
         _nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
-            d.MinWh, d.MaxWh, d.Classes, d.Agnostic);
+            d.MinWh, d.MaxWh, d.Classes, d.Agnostic, options.Merge);
     }
 
     /// <summary>Builds the network from a cfg, loads every tensor from a weights file and fuses it for inference.</summary>

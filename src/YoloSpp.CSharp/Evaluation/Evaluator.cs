@@ -19,6 +19,9 @@ public sealed record EvaluationOptions
     public bool MultiLabel { get; init; }
     /// <summary>Boxes kept per image after NMS.</summary>
     public int MaxDetections { get; init; } = 100;
+    /// <summary>Merge-NMS: each kept box becomes the score-weighted mean of the boxes it suppressed (the reference's
+    /// <c>merge</c> option, "for best mAP"; off by default, as there).</summary>
+    public bool Merge { get; init; }
 }
 
 /// <summary>AP of one class over all areas at maxDets 100.</summary>
@@ -117,7 +120,7 @@ public static class Evaluator
         var watch = Stopwatch.StartNew();
         var d = Nms.NmsOptions.Default;
         var nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
-            d.MinWh, d.MaxWh, d.Classes, d.Agnostic);
+            d.MinWh, d.MaxWh, d.Classes, d.Agnostic, options.Merge);
         var wasTraining = model.training;
         model.eval();
         var detections = new List<ImageDetection>();

@@ -40,6 +40,12 @@ public sealed record TrainOptions
     public bool Augment { get; init; } = true;
     /// <summary>Rectangular training batches (no shuffle, no mosaic).</summary>
     public bool Rect { get; init; }
+    /// <summary>Train as one class (the reference's --single-cls): every label becomes class 0, the class gain is
+    /// scaled for one class, and the cfg must have one class (<c>yolospp cfg --topology NAME --classes 1</c> writes one).</summary>
+    public bool SingleClass { get; init; }
+    /// <summary>Keep the decoded, resized images in memory after their first load (the reference's --cache-images):
+    /// later epochs skip decoding. Costs about width × height × 3 bytes per image at the training size.</summary>
+    public bool CacheImages { get; init; }
     /// <summary>Mosaic of four images (with <see cref="Augment"/>).</summary>
     public bool Mosaic { get; init; } = true;
     /// <summary>Mixed precision with dynamic loss scaling on CUDA (off by default, as the reference's --amp); the CPU ignores it.</summary>

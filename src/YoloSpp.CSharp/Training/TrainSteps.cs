@@ -11,18 +11,20 @@ namespace YoloSpp.Training;
 public sealed class TrainingData
 {
     internal TrainingData(DataDescription files, HyperParameters hyp, YoloDataset train, YoloDataset valid, int trainSize,
-        (int Min, int Max)? multiScaleGrid)
+        (int Min, int Max)? multiScaleGrid, bool singleClass = false)
     {
-        (Files, Hyp, Train, Valid, TrainSize, MultiScaleGrid) = (files, hyp, train, valid, trainSize, multiScaleGrid);
+        (Files, Hyp, Train, Valid, TrainSize, MultiScaleGrid, SingleClass) = (files, hyp, train, valid, trainSize, multiScaleGrid, singleClass);
         Loader = new YoloDataLoader(train);
     }
 
     /// <summary>The .data file and its class names.</summary>
     public DataDescription Files { get; }
-    /// <summary>Number of classes.</summary>
-    public int NumClasses => Files.Classes;
-    /// <summary>Class names, in class order.</summary>
-    public IReadOnlyList<string> ClassNames => Files.Names;
+    /// <summary>Whether every label was made class 0 (<see cref="TrainOptions.SingleClass"/>).</summary>
+    public bool SingleClass { get; }
+    /// <summary>Number of classes (1 when <see cref="SingleClass"/>).</summary>
+    public int NumClasses => SingleClass ? 1 : Files.Classes;
+    /// <summary>Class names, in class order (one, "object" or the dataset's only name, when <see cref="SingleClass"/>).</summary>
+    public IReadOnlyList<string> ClassNames => !SingleClass ? Files.Names : Files.Classes == 1 ? Files.Names : ["object"];
     /// <summary>Hyperparameters with train.py's adjustments (cls × nc/80, obj × img/320).</summary>
     public HyperParameters Hyp { get; }
     /// <summary>The training set (augmented as the options say).</summary>
@@ -52,7 +54,8 @@ public static class TrainSteps
         ArgumentNullException.ThrowIfNull(o);
         o.Validate();
         var files = DataFiles.Load(o.Data);
-        int nc = files.Classes;
+        // train.py: nc = 1 if opt.single_cls else int(data_dict["classes"]), then hyp["cls"] *= nc / 80
+        int nc = o.SingleClass ? 1 : files.Classes;
         var hyp = (o.Hyp is null ? HyperParameters.Default : HyperParameters.Load(o.Hyp)).AdjustedFor(nc, o.ImageSize);
         (int Min, int Max)? grid = null;
         int trainSize = o.ImageSize;
@@ -62,18 +65,20 @@ public static class TrainSteps
             trainSize = grid.Value.Max * DarkNet.GridStride;
             log?.Invoke($"multi-scale training, image sizes [{grid.Value.Min * DarkNet.GridStride}, {trainSize}]");
         }
-        var train = YoloDataset.Open(files.Train, nc, new DataOptions
+        // labels are checked against the dataset's classes, then made class 0 when single-class
+        var train = YoloDataset.Open(files.Train, files.Classes, new DataOptions
         {
             ImageSize = trainSize, BatchSize = o.BatchSize, Augment = o.Augment, Mosaic = o.Mosaic, Rect = o.Rect,
-            Hyp = hyp, Shuffle = !o.Rect, Seed = o.Seed,
+            Hyp = hyp, Shuffle = !o.Rect, Seed = o.Seed, SingleClass = o.SingleClass, CacheImages = o.CacheImages,
         });
-        var valid = YoloDataset.Open(files.Valid, nc, new DataOptions
+        var valid = YoloDataset.Open(files.Valid, files.Classes, new DataOptions
         {
             ImageSize = o.ImageSize, BatchSize = o.EvalBatchSize ?? o.BatchSize, Rect = true, Hyp = hyp,
+            SingleClass = o.SingleClass, CacheImages = o.CacheImages,
         });
         log?.Invoke(train.Scan.Summary);
         log?.Invoke(valid.Scan.Summary);
-        return new TrainingData(files, hyp, train, valid, trainSize, grid);
+        return new TrainingData(files, hyp, train, valid, trainSize, grid, o.SingleClass);
     }
 
     /// <summary>
@@ -94,7 +99,9 @@ public static class TrainSteps
         try
         {
             if (model.NumClasses != data.NumClasses)
-                throw new ArgumentException($"{o.Cfg} has {model.NumClasses} classes but {o.Data} has {data.NumClasses}: write a matching cfg with `yolospp dataset-cfg`");
+                throw new ArgumentException(data.SingleClass
+                    ? $"{o.Cfg} has {model.NumClasses} classes but --single-cls trains one: write a one-class cfg (`yolospp cfg --topology NAME --classes 1 --output F`, or `yolospp dataset-cfg` with a one-line names file)"
+                    : $"{o.Cfg} has {model.NumClasses} classes but {o.Data} has {data.NumClasses}: write a matching cfg with `yolospp dataset-cfg`");
             if (!string.IsNullOrEmpty(o.Weights))
             {
                 if (Checkpoint.IsCheckpoint(o.Weights))

@@ -31,6 +31,9 @@ type NmsOptions =
         Classes: int[] option
         /// one NMS over all classes instead of per class
         Agnostic: bool
+        /// merge-NMS (the reference's `merge`, off there): each kept box becomes the score-weighted mean of the
+        /// candidates of its class whose IoU with it exceeds IouThres (when 1 < candidates < 3000)
+        Merge: bool
     }
 
     /// The reference's defaults: conf 0.1, IoU 0.6, multi-label, 100 per image, 2 < wh < 4096.
@@ -44,6 +47,7 @@ type NmsOptions =
             MaxWh = 4096.0
             Classes = None
             Agnostic = false
+            Merge = false
         }
 
 /// A float32 as a uint32 with the same order (−0 as +0; not for NaN).
@@ -259,6 +263,45 @@ let private candidates (options: NmsOptions, nc: int, rows: ReadOnlySpan<float32
     | None -> out.ToArray()
     | Some keepClasses -> out.ToArray() |> Array.filter (fun c -> Array.contains c.Cls keepClasses)
 
+/// The reference's merge step: iou = box_iou(boxes[i], boxes) > iou_thres over the class-offset boxes, weights =
+/// iou · scores, x[i, :4] = weights @ x[:, :4] / weights.sum(1) (float32, as its tensors), written into `data`.
+let private mergeBoxes (iouThres: float) (boxes: float32[]) (cands: Candidate[]) (kept: int[]) (data: float32[]) =
+    let thres = float32 iouThres
+
+    let area k =
+        (boxes.[4 * k + 2] - boxes.[4 * k]) * (boxes.[4 * k + 3] - boxes.[4 * k + 1])
+
+    kept
+    |> Array.iteri (fun r i ->
+        let mutable sx1, sy1, sx2, sy2, sw = 0.0, 0.0, 0.0, 0.0, 0.0
+        let ai = area i
+
+        for j in 0 .. cands.Length - 1 do
+            let w =
+                max 0.0f (min boxes.[4 * i + 2] boxes.[4 * j + 2] - max boxes.[4 * i] boxes.[4 * j])
+
+            let h =
+                max
+                    0.0f
+                    (min boxes.[4 * i + 3] boxes.[4 * j + 3]
+                     - max boxes.[4 * i + 1] boxes.[4 * j + 1])
+
+            let inter = w * h
+
+            if inter / (ai + area j - inter) > thres then
+                let c = cands.[j]
+                let s = float c.Conf
+                sx1 <- sx1 + s * float c.X1
+                sy1 <- sy1 + s * float c.Y1
+                sx2 <- sx2 + s * float c.X2
+                sy2 <- sy2 + s * float c.Y2
+                sw <- sw + s
+
+        data.[6 * r] <- float32 (sx1 / sw)
+        data.[6 * r + 1] <- float32 (sy1 / sw)
+        data.[6 * r + 2] <- float32 (sx2 / sw)
+        data.[6 * r + 3] <- float32 (sy2 / sw))
+
 /// One image of the batch: its rows [N, 5 + nc] -> None or [n, 6] (x1, y1, x2, y2, conf, cls) in descending conf.
 let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (image: int) : Tensor option =
     use _ = torch.NewDisposeScope()
@@ -312,14 +355,17 @@ let private suppressImage (options: NmsOptions) (nc: int) (prediction: Tensor) (
             data.[6 * r + 4] <- c.Conf
             data.[6 * r + 5] <- float32 c.Cls)
 
+        if options.Merge && cands.Length > 1 && cands.Length < 3000 then
+            mergeBoxes options.IouThres boxes cands kept data
+
         let out = torch.tensor(data).view(int64 kept.Length, 6L).``to`` (x.device)
         Some(out.MoveToOuterDisposeScope())
 
 /// non_max_suppression of the reference: prediction [bs, N, 5 + nc] (eval-mode layout: cx, cy, w, h in pixels,
 /// obj and class probabilities already sigmoid-ed) -> per image None (nothing kept) or a float32 tensor [n, 6] of
 /// rows (x1, y1, x2, y2, conf, cls) in descending conf, on the prediction's device. Class-aware through the
-/// reference's coordinate offset cls·MaxWh; at most MaxDet rows per image. The reference's merge and time limit
-/// are not reproduced. `Classes` filters on the chosen class of each row.
+/// reference's coordinate offset cls·MaxWh; at most MaxDet rows per image; `Merge` is the reference's merge-NMS. The
+/// reference's 10-second time limit is not reproduced. `Classes` filters on the chosen class of each row.
 let nonMaxSuppression (options: NmsOptions) (prediction: Tensor) : Tensor option[] =
     if prediction.dim () <> 3L || prediction.shape.[2] < 6L then
         invalidArg (nameof prediction) (sprintf "expected [bs, N, 5 + nc] with nc >= 1, got %A" prediction.shape)

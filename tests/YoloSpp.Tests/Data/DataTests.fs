@@ -442,6 +442,51 @@ let augmentTests =
     testList
         "augment"
         [
+            test "--cache-images: the same samples, and later epochs read no file" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+
+                let o cache =
+                    DataOptions(ImageSize = 64, Augment = true, Seed = 3, CacheImages = cache, Hyp = hypNoColour (5.0, 0.1, 0.1, 2.0))
+
+                let plain, cached = openSet dir (o false), openSet dir (o true)
+
+                let pixels (ds: YoloDataset) epoch =
+                    [ for i in 0 .. ds.Count - 1 -> (ds.GetItem(i, epoch)).Image.Pixels ]
+
+                Expect.equal (pixels cached 0) (pixels plain 0) "epoch 0: the same bytes"
+                // the cache holds every image now: their files are no longer needed
+                for f in Directory.GetFiles(Path.Combine(dir, "images")) do
+                    File.Delete f
+
+                Expect.equal (pixels cached 1).Length cached.Count "epoch 1 from memory"
+                Expect.throws (fun () -> pixels plain 1 |> ignore) "without the cache the files are read again"
+            }
+            test "--single-cls: every label is class 0 after the class range was checked" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                makeDataset dir |> ignore
+                File.WriteAllText(Path.Combine(dir, "labels", "a.txt"), "2 0.5 0.5 0.2 0.2\n0 0.3 0.3 0.1 0.1\n")
+
+                let ds =
+                    YoloDataset.Open(Path.Combine(dir, "list.txt"), 3, DataOptions(ImageSize = 64, SingleClass = true))
+
+                Expect.equal ds.NumClasses 1 "one class"
+
+                Expect.isTrue
+                    (ds.Items
+                     |> Seq.forall (fun it -> it.Labels |> Seq.forall (fun l -> l.Class = 0)))
+                    "all class 0"
+
+                Expect.equal ds.Items[0].Labels.Count 2 "rows kept"
+
+                Expect.throws
+                    (fun () ->
+                        YoloDataset.Open(Path.Combine(dir, "list.txt"), 2, DataOptions(SingleClass = true))
+                        |> ignore)
+                    "class 2 of 2 classes is still an error"
+            }
             test "mosaic + random affine keep every box on its red pixels" {
                 let dir, cleanup = tempDir ()
                 use _ = cleanup
@@ -632,6 +677,28 @@ let cliTests =
     testList
         "cli"
         [
+            test "anchors: the reference's report and a cfg line; too few boxes is an error naming the list" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+
+                let s =
+                    ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "s"), Train = 20, Val = 1, Size = 96, Seed = 1))
+
+                let code, out, err =
+                    yolospp [ "anchors"; "--data"; s.DataFile; "--gen"; "50"; "--img-size"; "96"; "96" ]
+
+                Expect.equal code 0 err
+                let lines = out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                Expect.stringStarts lines[0] "Running kmeans for 9 anchors on " "k-means line"
+                Expect.exists lines (fun l -> l.StartsWith "0.20 iou_thr: ") "fitness report"
+                let last = lines[lines.Length - 1]
+                Expect.stringStarts last "anchors = " "cfg line"
+                Expect.equal (last.Substring(10).Split(",  ").Length) 9 "nine w,h pairs"
+                let code2, _, err2 = yolospp [ "anchors"; "--data"; s.DataFile; "--n"; "5000" ]
+                Expect.equal code2 2 "bad input"
+                Expect.stringContains err2 "cannot make 5000 anchors" "says why"
+                Expect.stringContains err2 "train.txt" "names the list"
+            }
             test "check-data: a good set prints the summaries and exits 0" {
                 let dir, cleanup = tempDir ()
                 use _ = cleanup

@@ -31,6 +31,7 @@ let handlers: Map<string, string -> JsonElement -> unit> =
             "python_float", (fun _ c -> PythonFloatCases.run c)
             "resize", ImageCases.resize
             "image_decode", ImageCases.imageDecode
+            "anchors", AnchorsCases.run
         ]
 
 let private caseTest (folder: string) (file: string) =

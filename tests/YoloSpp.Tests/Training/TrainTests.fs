@@ -125,6 +125,42 @@ let tests =
                     Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
                     Expect.isNotNull r.Final "evaluated")
             }
+            test "--single-cls trains one class: labels class 0, cls gain × 1/80, a one-class cfg required and trained" {
+                withSetup (fun dir data cfg ->
+                    let single (cfg: string) =
+                        TrainOptions(
+                            Cfg = cfg,
+                            Data = data,
+                            Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"),
+                            Epochs = 1,
+                            BatchSize = 4,
+                            ImageSize = 64,
+                            MultiScale = false,
+                            Mosaic = false,
+                            Device = "cpu",
+                            OutputDir = Path.Combine(dir, "single"),
+                            Accumulate = Nullable 1,
+                            SingleClass = true
+                        )
+
+                    let o = single cfg
+                    let d = TrainSteps.Data o
+                    let full = TrainSteps.Data(options dir data cfg)
+                    Expect.equal d.NumClasses 1 "one class"
+                    Expect.equal d.ClassNames.Count 1 "one name"
+                    let cls (t: TrainingData) = t.Hyp.LossHyperParameters.Cls
+                    Expect.floatClose Accuracy.veryHigh (cls d * 5.0) (cls full) "cls × nc / 80 with nc = 1"
+
+                    let message =
+                        TestUtil.throwsMessage<ArgumentException> (fun () -> TrainSteps.Model(o, d, torch.CPU) |> ignore)
+
+                    Expect.stringContains message "--single-cls trains one" "a five-class cfg is refused, saying why"
+                    let one = Path.Combine(dir, "tiny1.cfg")
+                    ModelCfg.WriteWithClasses(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"), one, 1)
+                    let r = Trainer(single one).Run()
+                    Expect.equal r.EpochsDone 1 "trained"
+                    Expect.equal r.Final.PerClass.Count 1 "evaluated as one class")
+            }
             test "the results line has the reference's digits (Python's str(round(x, 4)), LR to 6 places)" {
                 // train.py: [str(round(i, 4)) for i in result_info + [mloss[-1]]] + [str(round(lr, 6))], joined by two
                 // spaces; this line was printed by Python 3 for these values
