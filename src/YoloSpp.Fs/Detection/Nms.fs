@@ -59,6 +59,24 @@ let inline private sortable (x: float32) =
     else
         ~~~(uint32 bits)
 
+/// Areas of boxes (x1, y1, x2, y2) flattened, in float32.
+let private areasOf (boxes: float32[]) =
+    Array.init (boxes.Length / 4) (fun i -> (boxes.[4 * i + 2] - boxes.[4 * i]) * (boxes.[4 * i + 3] - boxes.[4 * i + 1]))
+
+/// IoU of boxes i and j in float32, as torchvision's nms and the reference's box_iou compute it.
+let inline private iouAt (boxes: float32[]) (areas: float32[]) (i: int) (j: int) =
+    let w =
+        max 0.0f (min boxes.[4 * i + 2] boxes.[4 * j + 2] - max boxes.[4 * i] boxes.[4 * j])
+
+    let h =
+        max
+            0.0f
+            (min boxes.[4 * i + 3] boxes.[4 * j + 3]
+             - max boxes.[4 * i + 1] boxes.[4 * j + 1])
+
+    let inter = w * h
+    inter / (areas.[i] + areas.[j] - inter)
+
 /// torchvision's CPU nms kernel (csrc/ops/cpu/nms_kernel.cpp) over xyxy boxes [n·4] and scores [n], float32:
 /// visit boxes by descending score (stable: equal scores keep index order), keep a box unless an already kept box
 /// overlaps it with IoU > iouThres. IoU has no "+1" pixel convention; the float32 IoU is compared to the double
@@ -87,24 +105,13 @@ let nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
             Array.Sort keys
             keys |> Array.map (fun k -> int (k &&& 0xFFFFFFFFUL))
 
-    let areas =
-        Array.init n (fun i -> (boxes.[4 * i + 2] - boxes.[4 * i]) * (boxes.[4 * i + 3] - boxes.[4 * i + 1]))
+    let areas = areasOf boxes
 
     let suppressed = Array.zeroCreate<bool> n
     let keep = ResizeArray<int>()
 
     let inline visit (i: int) (j: int) =
-        let w =
-            max 0.0f (min boxes.[4 * i + 2] boxes.[4 * j + 2] - max boxes.[4 * i] boxes.[4 * j])
-
-        let h =
-            max
-                0.0f
-                (min boxes.[4 * i + 3] boxes.[4 * j + 3]
-                 - max boxes.[4 * i + 1] boxes.[4 * j + 1])
-
-        let inter = w * h
-        let ovr = inter / (areas.[i] + areas.[j] - inter)
+        let ovr = iouAt boxes areas i j
 
         if float ovr > iouThres then
             suppressed.[j] <- true
@@ -268,27 +275,14 @@ let private candidates (options: NmsOptions, nc: int, rows: ReadOnlySpan<float32
 let private mergeBoxes (iouThres: float) (boxes: float32[]) (cands: Candidate[]) (kept: int[]) (data: float32[]) =
     let thres = float32 iouThres
 
-    let area k =
-        (boxes.[4 * k + 2] - boxes.[4 * k]) * (boxes.[4 * k + 3] - boxes.[4 * k + 1])
+    let areas = areasOf boxes
 
     kept
     |> Array.iteri (fun r i ->
         let mutable sx1, sy1, sx2, sy2, sw = 0.0, 0.0, 0.0, 0.0, 0.0
-        let ai = area i
 
         for j in 0 .. cands.Length - 1 do
-            let w =
-                max 0.0f (min boxes.[4 * i + 2] boxes.[4 * j + 2] - max boxes.[4 * i] boxes.[4 * j])
-
-            let h =
-                max
-                    0.0f
-                    (min boxes.[4 * i + 3] boxes.[4 * j + 3]
-                     - max boxes.[4 * i + 1] boxes.[4 * j + 1])
-
-            let inter = w * h
-
-            if inter / (ai + area j - inter) > thres then
+            if iouAt boxes areas i j > thres then
                 let c = cands.[j]
                 let s = float c.Conf
                 sx1 <- sx1 + s * float c.X1

@@ -25,21 +25,25 @@ let private setup () =
     ModelCfg.WriteWithClasses(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"), cfg, 5)
     dir, s.DataFile, cfg
 
-let private options dir data cfg =
+/// The tests' small run: 2 epochs (or `epochs`) at 64 px, in dir/`output`; `singleClass` for --single-cls.
+let private optionsOf dir data cfg (output: string) (epochs: int) (singleClass: bool) =
     TrainOptions(
         Cfg = cfg,
         Data = data,
         Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"),
-        Epochs = 2,
+        Epochs = epochs,
         BatchSize = 4,
         ImageSize = 64,
         MultiScale = false,
         Mosaic = false,
         Warmup = false,
         Device = "cpu",
-        OutputDir = Path.Combine(dir, "run"),
-        Accumulate = Nullable 1
+        OutputDir = Path.Combine(dir, output),
+        Accumulate = Nullable 1,
+        SingleClass = singleClass
     )
+
+let private options dir data cfg = optionsOf dir data cfg "run" 2 false
 
 let private withSetup (f: string -> string -> string -> unit) =
     let dir, data, cfg = setup ()
@@ -127,22 +131,7 @@ let tests =
             }
             test "--single-cls trains one class: labels class 0, cls gain × 1/80, a one-class cfg required and trained" {
                 withSetup (fun dir data cfg ->
-                    let single (cfg: string) =
-                        TrainOptions(
-                            Cfg = cfg,
-                            Data = data,
-                            Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"),
-                            Epochs = 1,
-                            BatchSize = 4,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            Device = "cpu",
-                            OutputDir = Path.Combine(dir, "single"),
-                            Accumulate = Nullable 1,
-                            SingleClass = true
-                        )
-
+                    let single (cfg: string) = optionsOf dir data cfg "single" 1 true
                     let o = single cfg
                     let d = TrainSteps.Data o
                     let full = TrainSteps.Data(options dir data cfg)
