@@ -58,7 +58,7 @@ public sealed record DetectionResult(IReadOnlyList<Detection> Detections, int Wi
 /// </summary>
 public sealed class Detector : IDisposable
 {
-    readonly DarkNet _model;
+    readonly InferenceNetwork _model;
     readonly Nms.NmsOptions _nms;
     readonly Device _device;
     bool _disposed;
@@ -68,41 +68,62 @@ public sealed class Detector : IDisposable
     /// <summary>The options the detector was loaded with.</summary>
     public DetectorOptions Options { get; }
 
-    Detector(DarkNet model, IReadOnlyList<string> names, DetectorOptions options, Device device)
+    /// <summary>What runs the network.</summary>
+    public InferenceBackend Backend { get; }
+
+    Detector(InferenceNetwork model, IReadOnlyList<string> names, DetectorOptions options, InferenceBackend backend)
     {
-        (_model, ClassNames, Options, _device) = (model, names, options, device);
+        (_model, ClassNames, Options, _device, Backend) = (model, names, options, model.Device, backend);
         var d = Nms.NmsOptions.Default;
         _nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
             d.MinWh, d.MaxWh, d.Classes, d.Agnostic, options.Merge);
     }
 
-    /// <summary>Builds the network from a cfg, loads every tensor from a weights file and fuses it for inference.</summary>
-    /// <param name="cfgPath">Darknet cfg.</param>
-    /// <param name="weightsPath">.weights, .pt/.pth or .safetensors holding every tensor of the network.</param>
-    /// <param name="namesPath">.names file: one class a line, as many as the cfg's classes.</param>
+    /// <summary>Builds the network from a cfg, loads every tensor from a weights file and fuses it for inference; or,
+    /// with <see cref="InferenceBackend.OnnxRuntime"/>, loads a model <see cref="OnnxExport"/> wrote.</summary>
+    /// <param name="cfgPath">Darknet cfg (optional for ONNX Runtime: the model carries it; when given, its class count is checked).</param>
+    /// <param name="weightsPath">.weights, .pt/.pth or .safetensors holding every tensor of the network; the .onnx model for ONNX Runtime.</param>
+    /// <param name="namesPath">.names file: one class a line, as many as the cfg's classes (optional for ONNX Runtime:
+    /// the model carries its names).</param>
     /// <param name="options">Input size, thresholds, device; default <see cref="DetectorOptions"/>.</param>
     /// <param name="notice">Receives notices such as a CUDA fallback (optional).</param>
+    /// <param name="backend">TorchSharp (default) or ONNX Runtime. Pre-processing, NMS and scale_coords are the same.</param>
     /// <exception cref="InvalidInputException">The cfg or weights file is missing.</exception>
     /// <exception cref="InvalidInputException">The cfg is malformed.</exception>
     /// <exception cref="InvalidInputException">The .names file is missing, empty or has another class count than the cfg.</exception>
     /// <exception cref="InvalidInputException">The weights do not fit the cfg.</exception>
     /// <exception cref="ArgumentException">The image size is not a positive multiple of <see cref="DarkNet.GridStride"/>.</exception>
-    public static Detector Load(string cfgPath, string weightsPath, string namesPath, DetectorOptions? options = null,
-        Action<string>? notice = null)
+    public static Detector Load(string? cfgPath, string weightsPath, string? namesPath, DetectorOptions? options = null,
+        Action<string>? notice = null, InferenceBackend backend = InferenceBackend.TorchSharp)
     {
         options ??= new DetectorOptions();
         DarkNet.CheckImageSize(options.ImageSize);
-        Backend.Initialize();
-        using var model = DarkNet.FromCfgFile(cfgPath);
-        var names = DataFiles.ReadNames(namesPath);
-        if (names.Length != model.NumClasses)
-            throw new InvalidInputException(namesPath, $"{names.Length} class names but {cfgPath} has {model.NumClasses} classes");
-        ModelWeights.LoadExact(model, weightsPath);
-        var device = Backend.ResolveDevice(options.Device, notice);
-        var fused = model.Fuse();
-        fused.to(device);
-        fused.eval();
-        return new Detector(fused, names, options, device);
+        YoloSpp.Backend.Initialize();
+        var device = backend == InferenceBackend.OnnxRuntime ? CPU : YoloSpp.Backend.ResolveDevice(options.Device, notice);
+        if (backend == InferenceBackend.OnnxRuntime && options.Device != "cpu")
+            notice?.Invoke($"ONNX Runtime runs on the CPU here; device {options.Device} is not used");
+        var model = InferenceNetwork.Load(backend, cfgPath, weightsPath, device, notice, fuse: true);
+        try
+        {
+            string[] names;
+            if (namesPath is not null)
+            {
+                names = DataFiles.ReadNames(namesPath);
+                if (names.Length != model.NumClasses)
+                    throw new InvalidInputException(namesPath, $"{names.Length} class names but {cfgPath ?? weightsPath} has {model.NumClasses} classes");
+            }
+            else
+                names = model.EmbeddedNames?.ToArray()
+                    ?? throw new ArgumentNullException(nameof(namesPath), "the TorchSharp backend needs a .names file");
+            if (model.FixedImageSize is { } f)
+                notice?.Invoke($"{weightsPath} has a fixed {f.Height}x{f.Width} input: images are letterboxed to it (no minimal rectangle)");
+            return new Detector(model, names, options, backend);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Detects objects in an image file.</summary>
@@ -139,14 +160,16 @@ public sealed class Detector : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var options = new Letterbox.Options(Letterbox.Variant.ImgUtils, true, false, true);
-        var plan = Letterbox.plan(options, image.Height, image.Width, Options.ImageSize, Options.ImageSize);
+        // a model with a fixed input takes the letterbox to exactly that size (auto = false, as load_onnx_test.py)
+        var (th, tw) = _model.FixedImageSize ?? (Options.ImageSize, Options.ImageSize);
+        var options = new Letterbox.Options(Letterbox.Variant.ImgUtils, _model.FixedImageSize is null, false, true);
+        var plan = Letterbox.plan(options, image.Height, image.Width, th, tw);
         // the reference's predict pads with black (color=(0, 0, 0)), not the dataset's grey 114
         var boxed = image.Letterboxed(plan, 0);
         var input = ToTensor(boxed).to(_device);
         var preprocess = watch.Elapsed;
 
-        var pred = _model.forward(input).Detections!;
+        var pred = _model.Predict(input);
         if (_device.type == DeviceType.CUDA) cuda.synchronize(_device);
         var inference = watch.Elapsed;
 

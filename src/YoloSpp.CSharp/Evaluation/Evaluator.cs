@@ -87,19 +87,21 @@ public static class Evaluator
     /// <exception cref="InvalidInputException">The .data/.names file or the valid list is missing or malformed.</exception>
     /// <exception cref="InvalidInputException">The weights do not fit the cfg.</exception>
     /// <exception cref="InvalidInputException">The cfg and the .data file disagree on the class count, or the weights file is unreadable.</exception>
-    public static EvaluationResult Evaluate(string cfgPath, string weightsPath, string dataPath,
+    /// <param name="backend">TorchSharp (default) or ONNX Runtime; for ONNX Runtime <paramref name="weightsPath"/> is a
+    /// model <see cref="OnnxExport"/> wrote and <paramref name="cfgPath"/> may be null (the model carries its cfg).</param>
+    public static EvaluationResult Evaluate(string? cfgPath, string weightsPath, string dataPath,
         EvaluationOptions? options = null, DataOptions? dataOptions = null, Device? device = null,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default, InferenceBackend backend = InferenceBackend.TorchSharp)
     {
         var data = DataFiles.ReadData(dataPath);
         var names = DataFiles.ReadNames(data.NamesFile, data.Classes);
         Backend.Initialize();
-        using var model = DarkNet.FromCfgFile(cfgPath);
-        if (model.NumClasses != data.Classes)
-            throw new InvalidInputException(cfgPath, $"the cfg has {model.NumClasses} classes but {dataPath} says classes={data.Classes}");
-        ModelWeights.LoadExact(model, weightsPath);
-        device ??= CPU;
-        model.to(device);
+        // the class counts are compared before any weights are read, so that a mismatch is named as such
+        if (cfgPath is not null && ModelCfg.Load(cfgPath).NumClasses is var classes && classes != data.Classes)
+            throw new InvalidInputException(cfgPath, $"the cfg has {classes} classes but {dataPath} says classes={data.Classes}");
+        using var network = InferenceNetwork.Load(backend, cfgPath, weightsPath, device ?? CPU, null);
+        if (network.NumClasses != data.Classes)
+            throw new InvalidInputException(weightsPath, $"the model has {network.NumClasses} classes but {dataPath} says classes={data.Classes}");
         if (!File.Exists(data.Valid) && !Directory.Exists(data.Valid))
             throw new InvalidInputException(dataPath, $"valid list not found: {data.Valid}");
         var d = dataOptions ?? DataOptions.Validation;
@@ -108,54 +110,55 @@ public static class Evaluator
             ImageSize = d.ImageSize, BatchSize = d.BatchSize, Rect = d.Rect, Hyp = d.Hyp, Workers = d.Workers,
             Prefetch = d.Prefetch, Augment = false, Shuffle = false,
         });
-        return Evaluate(model, dataset, device, options, names, cancellation);
+        return Evaluate(network.Predict, dataset, network.Device, options, names, cancellation);
     }
 
     /// <summary>Evaluates <paramref name="model"/> on every image of <paramref name="dataset"/> (opened without augmentation).</summary>
     public static EvaluationResult Evaluate(DarkNet model, YoloDataset dataset, Device? device = null,
         EvaluationOptions? options = null, IReadOnlyList<string>? classNames = null, CancellationToken cancellation = default)
     {
-        options ??= new EvaluationOptions();
         device ??= model.parameters().First().device;
+        var wasTraining = model.training;
+        model.eval();
+        try { return Evaluate(x => model.forward(x).Detections!, dataset, device, options, classNames, cancellation); }
+        finally { if (wasTraining) model.train(); }
+    }
+
+    /// <summary>The evaluation over any network that maps a batch to its decoded detections [bs, rows, 5 + nc].</summary>
+    static EvaluationResult Evaluate(Func<Tensor, Tensor> predict, YoloDataset dataset, Device device,
+        EvaluationOptions? options, IReadOnlyList<string>? classNames, CancellationToken cancellation)
+    {
+        options ??= new EvaluationOptions();
         var watch = Stopwatch.StartNew();
         var d = Nms.NmsOptions.Default;
         var nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
             d.MinWh, d.MaxWh, d.Classes, d.Agnostic, options.Merge);
-        var wasTraining = model.training;
-        model.eval();
         var detections = new List<ImageDetection>();
-        try
+        foreach (var batch in new YoloDataLoader(dataset).Epoch(0))
         {
-            foreach (var batch in new YoloDataLoader(dataset).Epoch(0))
+            cancellation.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            using var _ = batch;
+            using var noGrad = no_grad();
+            var images = batch.Images.to(device);
+            var pred = predict(images);
+            var perImage = Nms.nonMaxSuppression(nms, pred);
+            int h1 = (int)images.shape[2], w1 = (int)images.shape[3];
+            for (int i = 0; i < perImage.Length; i++)
             {
-                cancellation.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                using var _ = batch;
-                using var noGrad = no_grad();
-                var images = batch.Images.to(device);
-                var pred = model.forward(images).Detections!;
-                var perImage = Nms.nonMaxSuppression(nms, pred);
-                int h1 = (int)images.shape[2], w1 = (int)images.shape[3];
-                for (int i = 0; i < perImage.Length; i++)
+                var p = perImage[i];
+                if (p is null) continue;
+                var shape = batch.Shapes[i] ?? throw new InvalidOperationException($"{batch.Paths[i]}: no original size (evaluation needs an unaugmented dataset)");
+                var rows = p.Value.cpu();
+                var boxes = Boxes.scaleCoords(h1, w1, rows[TensorIndex.Colon, TensorIndex.Slice(0, 4)], shape.Height0, shape.Width0, null).round();
+                var b = boxes.data<float>().ToArray();
+                var r = rows.data<float>().ToArray();
+                for (int k = 0; k < rows.shape[0]; k++)
                 {
-                    var p = perImage[i];
-                    if (p is null) continue;
-                    var shape = batch.Shapes[i] ?? throw new InvalidOperationException($"{batch.Paths[i]}: no original size (evaluation needs an unaugmented dataset)");
-                    var rows = p.Value.cpu();
-                    var boxes = Boxes.scaleCoords(h1, w1, rows[TensorIndex.Colon, TensorIndex.Slice(0, 4)], shape.Height0, shape.Width0, null).round();
-                    var b = boxes.data<float>().ToArray();
-                    var r = rows.data<float>().ToArray();
-                    for (int k = 0; k < rows.shape[0]; k++)
-                    {
-                        float x1 = b[4 * k], y1 = b[4 * k + 1], x2 = b[4 * k + 2], y2 = b[4 * k + 3];
-                        detections.Add(new ImageDetection(batch.Indices[i], (long)r[6 * k + 5], x1, y1, x2 - x1, y2 - y1, r[6 * k + 4]));
-                    }
+                    float x1 = b[4 * k], y1 = b[4 * k + 1], x2 = b[4 * k + 2], y2 = b[4 * k + 3];
+                    detections.Add(new ImageDetection(batch.Indices[i], (long)r[6 * k + 5], x1, y1, x2 - x1, y2 - y1, r[6 * k + 4]));
                 }
             }
-        }
-        finally
-        {
-            if (wasTraining) model.train();
         }
         var gt = dataset.ToCocoGroundTruth(classNames);
         var detArray = detections.ToArray();

@@ -1,0 +1,118 @@
+using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using static TorchSharp.torch;
+
+namespace YoloSpp.Export;
+
+/// <summary>
+/// A model written by <see cref="OnnxExport"/>, run by ONNX Runtime on the CPU: images [batch, channels, height, width]
+/// in, the decoded <c>prediction</c> [batch, rows, 5 + nc] out, as <see cref="DarkNetOutput.Detections"/>. The class
+/// names, input size and cfg come from the model's metadata.
+/// </summary>
+public sealed class OnnxRuntimeNetwork : IDisposable
+{
+    readonly InferenceSession _session;
+    readonly RunOptions _run = new();
+    readonly string[] _inputNames = [OnnxExport.InputName];
+    readonly string[] _outputNames = [OnnxExport.OutputName];
+
+    /// <summary>The model file.</summary>
+    public string Path { get; }
+    /// <summary>Class names (from the metadata).</summary>
+    public IReadOnlyList<string> ClassNames { get; }
+    /// <summary>Number of classes.</summary>
+    public int NumClasses => ClassNames.Count;
+    /// <summary>Input channels.</summary>
+    public int Channels { get; }
+    /// <summary>The input size the graph fixes (height, width), or null when any multiple of 32 runs.</summary>
+    public (int Height, int Width)? FixedImageSize { get; }
+    /// <summary>The batch size the graph fixes, or null for a dynamic batch.</summary>
+    public int? FixedBatchSize { get; }
+    /// <summary>The Darknet cfg text the model was exported from (empty when the metadata lacks it).</summary>
+    public string CfgText { get; }
+
+    OnnxRuntimeNetwork(string path, InferenceSession session)
+    {
+        (Path, _session) = (path, session);
+        if (!session.InputMetadata.TryGetValue(OnnxExport.InputName, out var input) || input.Dimensions.Length != 4)
+            throw new InvalidInputException(path, $"not a YoloSpp model: no 4-d input named '{OnnxExport.InputName}'");
+        if (!session.OutputMetadata.ContainsKey(OnnxExport.OutputName))
+            throw new InvalidInputException(path, $"not a YoloSpp model: no output named '{OnnxExport.OutputName}'");
+        var dims = input.Dimensions;
+        Channels = dims[1];
+        FixedBatchSize = dims[0] > 0 ? dims[0] : null;
+        FixedImageSize = dims[2] > 0 && dims[3] > 0 ? (dims[2], dims[3]) : null;
+        var meta = session.ModelMetadata.CustomMetadataMap;
+        if (!meta.TryGetValue(OnnxExport.MetadataKeys.Names, out var names))
+            throw new InvalidInputException(path, $"not a YoloSpp model: the metadata has no '{OnnxExport.MetadataKeys.Names}'");
+        try { ClassNames = JsonSerializer.Deserialize<string[]>(names) ?? []; }
+        catch (JsonException e) { throw new InvalidInputException(path, $"metadata '{OnnxExport.MetadataKeys.Names}' is not a JSON list of strings: {e.Message}"); }
+        CfgText = meta.TryGetValue(OnnxExport.MetadataKeys.Cfg, out var cfg) ? cfg : "";
+    }
+
+    /// <summary>Loads an exported model.</summary>
+    /// <param name="path">The .onnx file.</param>
+    /// <param name="threads">Intra-op threads; 0 (default): as many as TorchSharp uses.</param>
+    /// <exception cref="InvalidInputException">The file is missing, not ONNX, or not a model <see cref="OnnxExport"/> wrote.</exception>
+    public static OnnxRuntimeNetwork Load(string path, int threads = 0)
+    {
+        if (!File.Exists(path)) throw new InvalidInputException(path, "ONNX model not found");
+        var options = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = threads > 0 ? threads : Math.Max(1, get_num_threads()),
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        };
+        InferenceSession session;
+        try { session = new InferenceSession(path, options); }
+        catch (OnnxRuntimeException e) { throw new InvalidInputException(path, $"ONNX Runtime cannot load it: {e.Message}"); }
+        finally { options.Dispose(); }
+        try { return new OnnxRuntimeNetwork(path, session); }
+        catch { session.Dispose(); throw; }
+    }
+
+    /// <summary>Checks that a batch [batch, channels, height, width] fits the graph's fixed dimensions.</summary>
+    /// <exception cref="ArgumentException">It does not; the message names the model and both shapes.</exception>
+    public void CheckInput(long batch, long channels, long height, long width)
+    {
+        var fixedSize = FixedImageSize is { } s ? $"{s.Height}x{s.Width}" : "any size";
+        if (channels != Channels || FixedImageSize is { } f && (f.Height != height || f.Width != width) || FixedBatchSize is { } b && b != batch)
+            throw new ArgumentException(
+                $"{Path}: input [{batch}, {channels}, {height}, {width}] does not fit the model's " +
+                $"[{FixedBatchSize?.ToString() ?? "batch"}, {Channels}, {fixedSize}]; export it without --img-size (any size) " +
+                "and with a dynamic batch, or feed the size it was exported for");
+    }
+
+    /// <summary>Runs a batch given as CHW float planes in [0, 1]; returns the rows and the flat prediction.</summary>
+    public (long Rows, float[] Prediction) Run(ReadOnlySpan<float> images, int batch, int height, int width)
+    {
+        CheckInput(batch, Channels, height, width);
+        var data = images.ToArray();
+        using var input = OrtValue.CreateTensorValueFromMemory(data, [batch, Channels, height, width]);
+        using var outputs = _session.Run(_run, _inputNames, [input], _outputNames);
+        var output = outputs[0];
+        var shape = output.GetTensorTypeAndShape().Shape;
+        return (shape[1], output.GetTensorDataAsSpan<float>().ToArray());
+    }
+
+    /// <summary>The decoded detections [batch, rows, 5 + nc] of images [batch, channels, height, width] (float32),
+    /// as a CPU tensor.</summary>
+    public Tensor Predict(Tensor images)
+    {
+        if (images.dim() != 4)
+            throw new ArgumentException($"images must be [batch, {Channels}, height, width], got [{string.Join(", ", images.shape)}]", nameof(images));
+        long bs = images.shape[0], c = images.shape[1], h = images.shape[2], w = images.shape[3];
+        CheckInput(bs, c, h, w);
+        using var cpu = images.to(ScalarType.Float32).cpu().contiguous();
+        var (rows, prediction) = Run(cpu.data<float>().ToArray(), (int)bs, (int)h, (int)w);
+        return tensor(prediction, [bs, rows, NumClasses + 5]);
+    }
+
+    /// <summary>Frees the ONNX Runtime session.</summary>
+    public void Dispose()
+    {
+        _session.Dispose();
+        _run.Dispose();
+    }
+}
