@@ -1,5 +1,5 @@
 /// `yolospp bench`: timings of the parts a training or evaluation run spends its time in, each the median over
-/// repeats after a warm-up: one training step, inference (unfused and conv+BN fused), the loader (mosaic training
+/// repeats after a warm-up: one training step, inference (unfused, conv+BN fused, ONNX Runtime), the loader (mosaic training
 /// batches, letterboxed eval batches), NMS on a dense prediction, the COCO evaluator, and the RSS over the training
 /// steps. Prints one `<name>: <median> <unit>` line per figure and writes the same figures to a JSON file.
 module YoloSpp.Cli.BenchCommand
@@ -50,7 +50,8 @@ type BenchArgs =
             | Nms_Boxes _ -> "candidate boxes in the dense NMS prediction (default 10000)"
             | Coco_Images _ -> "images in the synthetic COCO evaluation (default 5000, ~20 detections each)"
             | Threads _ -> "torch intra-op threads (default: torch's, the number of cores)"
-            | Only _ -> "run only these figures: train_step (with rss_growth), inference (with inference_fused), loader, nms, cocoeval"
+            | Only _ ->
+                "run only these figures: train_step (with rss_growth), inference (with inference_fused and inference_onnxruntime), loader, nms, cocoeval"
             | Output _ -> "JSON file for the figures (default runs/bench/bench-<time>.json)"
             | Baseline _ -> "a previous bench JSON: print each figure's ratio to it"
             | Bf16 -> "run the training step and inference with bfloat16 convolutions (float32 master weights)"
@@ -180,7 +181,8 @@ let private benchTrain (cfg: DarknetConfig) computeType bs size warmup steps (lo
         figure "rss_train" "MiB" (rss |> Array.map (fun b -> b / 1048576.0))
     ]
 
-/// (b): batch-1 inference in eval mode (decoded detections included), unfused and with conv+BN folded.
+/// (b): batch-1 inference in eval mode (decoded detections included), unfused, with conv+BN folded, and through
+/// ONNX Runtime on the exported model.
 let private benchInference (cfg: DarknetConfig) computeType size warmup repeats =
     use model = new DarkNet(cfg)
     model.eval ()
@@ -199,13 +201,53 @@ let private benchInference (cfg: DarknetConfig) computeType size warmup repeats 
         run model ()
         run fused ()
 
-    let plain, folded = Array.zeroCreate<float> repeats, Array.zeroCreate<float> repeats
+    // ONNX Runtime on the exported model (float32 only), with as many threads as TorchSharp
+    let onnx =
+        if computeType.HasValue then
+            None
+        else
+            let path =
+                Path.Combine(Path.GetTempPath(), sprintf "yolospp-bench-%s.onnx" (Guid.NewGuid().ToString("N")))
+
+            YoloSpp.Export.OnnxExport.Export(model, path, YoloSpp.Export.OnnxExportOptions(ImageSize = Nullable<struct (int * int)>(struct (size, size))))
+
+            try
+                Some(YoloSpp.Export.OnnxRuntimeNetwork.Load(path, torch.get_num_threads ()))
+            finally
+                File.Delete path
+
+    use _ =
+        match onnx with
+        | Some o -> o :> IDisposable
+        | None ->
+            { new IDisposable with
+                member _.Dispose() = ()
+            }
+
+    let runOnnx () =
+        use _ = torch.NewDisposeScope()
+        onnx.Value.Predict x |> ignore
+
+    if onnx.IsSome then
+        for _ in 1..warmup do
+            runOnnx ()
+
+    let plain, folded, ort =
+        Array.zeroCreate<float> repeats, Array.zeroCreate<float> repeats, Array.zeroCreate<float> repeats
 
     for k in 0 .. repeats - 1 do
         plain.[k] <- (timed 0 1 (run model)).[0]
         folded.[k] <- (timed 0 1 (run fused)).[0]
 
-    [ figure "inference" "s" plain; figure "inference_fused" "s" folded ]
+        if onnx.IsSome then
+            ort.[k] <- (timed 0 1 runOnnx).[0]
+
+    [
+        figure "inference" "s" plain
+        figure "inference_fused" "s" folded
+        if onnx.IsSome then
+            figure "inference_onnxruntime" "s" ort
+    ]
 
 /// (c): loader throughput on a generated shapes set at the bench size: mosaic training batches (HSV, affine,
 /// flips) and letterboxed evaluation batches; one warm-up epoch, then the median epoch.

@@ -16,9 +16,9 @@ open YoloSpp.Detection
 let private defaults = DetectorOptions()
 
 type DetectArgs =
-    | [<Mandatory>] Cfg of path: string
+    | Cfg of path: string
     | [<Mandatory>] Weights of path: string
-    | [<Mandatory>] Names of path: string
+    | Names of path: string
     | [<Mandatory>] Source of path: string
     | Out of dir: string
     | Conf of float
@@ -27,13 +27,14 @@ type DetectArgs =
     | Merge
     | Img_Size of int
     | Device of name: string
+    | Backend of EvalCommand.BackendChoice
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Cfg _ -> "Darknet cfg"
+            | Cfg _ -> "Darknet cfg (required with the torchsharp backend)"
             | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors) holding every tensor of the cfg"
-            | Names _ -> "class names, one a line, as many as the cfg's classes"
+            | Names _ -> "class names, one a line, as many as the cfg's classes (onnxruntime: default the model's own)"
             | Source _ -> "an image, or a folder whose images are all processed (other files are skipped)"
             | Out _ -> "output folder: annotated images and detections.json (default runs/detect)"
             | Conf _ -> sprintf "NMS confidence threshold; detections.json holds these (default %g, as predict_test.py)" defaults.ConfThreshold
@@ -42,6 +43,7 @@ type DetectArgs =
             | Merge -> "merge-NMS: kept boxes become the score-weighted mean of the boxes they suppress (the reference's merge)"
             | Img_Size _ -> sprintf "input size (long side), a multiple of %d (default 512)" DarkNet.GridStride
             | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
+            | Backend _ -> EvalCommand.backendUsage
 
 // the one list of image extensions, as the dataset reads them
 let private isImage (path: string) = YoloSpp.Data.Labels.isImagePath path
@@ -138,8 +140,19 @@ let run (args: ParseResults<DetectArgs>) : int =
                     Device = args.GetResult(Device, "cpu")
                 )
 
+            let backend =
+                EvalCommand.toBackend (args.GetResult(Backend, EvalCommand.Torchsharp))
+
+            let cfg = EvalCommand.cfgFor backend (args.TryGetResult Cfg)
+
+            let names =
+                match args.TryGetResult Names, backend with
+                | Some n, _ -> n
+                | None, InferenceBackend.OnnxRuntime -> null
+                | None, _ -> raise (ArgumentException "--names is required (only --backend onnxruntime reads the names from the model)")
+
             use detector =
-                Detector.Load(args.GetResult Cfg, args.GetResult Weights, args.GetResult Names, options, fun n -> eprintfn "%s" n)
+                Detector.Load(cfg, args.GetResult Weights, names, options, (fun n -> eprintfn "%s" n), backend)
 
             Directory.CreateDirectory outDir |> ignore
             let mutable failed = 0

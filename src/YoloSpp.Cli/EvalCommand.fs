@@ -13,8 +13,28 @@ open YoloSpp.Training
 open YoloSpp.Data
 open YoloSpp.Evaluation
 
+/// `--backend`: what runs the network.
+type BackendChoice =
+    | Torchsharp
+    | Onnxruntime
+
+let toBackend =
+    function
+    | Torchsharp -> InferenceBackend.TorchSharp
+    | Onnxruntime -> InferenceBackend.OnnxRuntime
+
+/// The cfg option: required by TorchSharp; optional for ONNX Runtime (the model carries its cfg).
+let cfgFor (backend: InferenceBackend) (cfg: string option) =
+    match cfg, backend with
+    | Some c, _ -> c
+    | None, InferenceBackend.OnnxRuntime -> null
+    | None, _ -> raise (ArgumentException "--cfg is required (only --backend onnxruntime reads the cfg from the model)")
+
+let backendUsage =
+    "torchsharp (default) or onnxruntime: --weights is then a model `yolospp export` wrote (CPU; --cfg optional)"
+
 type EvalArgs =
-    | [<Mandatory>] Cfg of path: string
+    | Cfg of path: string
     | [<Mandatory>] Weights of path: string
     | [<Mandatory>] Data of path: string
     | Img_Size of int
@@ -25,11 +45,12 @@ type EvalArgs =
     | Merge
     | Save_Json of path: string
     | Device of name: string
+    | Backend of BackendChoice
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Cfg _ -> "Darknet cfg; its class count must match the .data file"
+            | Cfg _ -> "Darknet cfg; its class count must match the .data file (required with the torchsharp backend)"
             | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors) holding every tensor of the cfg"
             | Data _ -> ".data file: the valid list is evaluated, class names from its names file"
             | Img_Size _ -> sprintf "input size (long side), a multiple of 32 (default %d)" DataOptions.Validation.ImageSize
@@ -41,6 +62,7 @@ type EvalArgs =
             | No_Rect -> "letterbox every image to a square instead of validation.py's rectangular batches (sorted by aspect ratio)"
             | Save_Json _ -> "write the detections as a COCO result list (image_id = index in the valid list)"
             | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
+            | Backend _ -> backendUsage
 
 let private apText (v: float) =
     if v < 0.0 then "-" else v.ToString("0.000")
@@ -67,8 +89,19 @@ let run (args: ParseResults<EvalArgs>) : int =
         let options =
             EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6), Merge = args.Contains Merge)
 
+        let backend = toBackend (args.GetResult(Backend, Torchsharp))
+
         let r =
-            Evaluator.Evaluate(args.GetResult Cfg, args.GetResult Weights, args.GetResult EvalArgs.Data, options, data, device)
+            Evaluator.Evaluate(
+                cfgFor backend (args.TryGetResult Cfg),
+                args.GetResult Weights,
+                args.GetResult EvalArgs.Data,
+                options,
+                data,
+                device,
+                Threading.CancellationToken.None,
+                backend
+            )
 
         printf "%s" r.Summary
         printfn ""

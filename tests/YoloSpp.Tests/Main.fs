@@ -42,6 +42,7 @@ let allTests () =
             Data.PyFloatTests.tests
             Data.DataTests.tests
             Detection.EvalDetectTests.tests
+            Export.OnnxTests.tests
         ],
         Normal
     )

@@ -112,19 +112,13 @@ let private iouWorkload () =
 /// A tiny shapes set (100 train images at 64 px) and the tiny cfg for its 5 classes, shared by the tests below.
 let private fixture =
     lazy
-        (let dir = (Directory.CreateTempSubdirectory "yolospp-safety-").FullName
+        (let dir = TestUtil.fixtureDir "yolospp-safety-"
 
          let s =
              ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "data"), Train = 100, Val = 8, Size = 64, Seed = 7))
 
          let cfg = Path.Combine(dir, "tiny5.cfg")
          ModelCfg.WriteWithClasses(TestUtil.goldenFile "tiny-spp.cfg", cfg, 5)
-
-         AppDomain.CurrentDomain.ProcessExit.Add(fun _ ->
-             try
-                 Directory.Delete(dir, true)
-             with _ ->
-                 ())
 
          s.DataFile, cfg)
 

@@ -36,3 +36,15 @@ let throwsMessage<'E when 'E :> exn> (f: unit -> unit) =
         Expecto.Tests.failtestf "expected %s" typeof<'E>.Name
     with :? 'E as e ->
         e.Message
+
+/// A new temporary folder for a fixture that lives as long as the test process: deleted when it exits.
+let fixtureDir (prefix: string) =
+    let dir = (Directory.CreateTempSubdirectory prefix).FullName
+
+    AppDomain.CurrentDomain.ProcessExit.Add(fun _ ->
+        try
+            Directory.Delete(dir, true)
+        with _ ->
+            ())
+
+    dir

@@ -163,13 +163,7 @@ type private Fixture =
 
 let private fixture =
     lazy
-        (let dir = tempDir ()
-
-         AppDomain.CurrentDomain.ProcessExit.Add(fun _ ->
-             try
-                 Directory.Delete(dir, true)
-             with _ ->
-                 ())
+        (let dir = TestUtil.fixtureDir "yolospp-evaldet-"
 
          let s =
              ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "shapes"), Train = 1, Val = 8, Size = 96, Seed = 3))

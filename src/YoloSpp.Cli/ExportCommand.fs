@@ -1,0 +1,118 @@
+/// `yolospp export`: the network as an ONNX model (the reference's export_onnx.py), for ONNX Runtime.
+module YoloSpp.Cli.ExportCommand
+
+open System
+open System.IO
+open Argu
+open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Export
+open YoloSpp.Model
+open YoloSpp.Training
+
+let private defaults = OnnxExportOptions()
+
+type ExportArgs =
+    | [<Mandatory>] Cfg of path: string
+    | [<Mandatory>] Weights of path: string
+    | [<Mandatory>] Output of path: string
+    | Names of path: string
+    | Img_Size of size: int list
+    | Opset of int
+    | Dynamic_Batch
+    | Static_Batch of int
+    | Fuse
+    | No_Fuse
+    | Raw
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Cfg _ -> "Darknet cfg"
+            | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors, .ckpt) holding every tensor of the cfg"
+            | Output _ -> "the .onnx file to write"
+            | Names _ -> "class names to store in the model (default class0, class1, ...)"
+            | Img_Size _ -> "fix the input size: H, or H W (multiples of 32); default: any size (grids computed in the graph)"
+            | Opset _ -> sprintf "ONNX opset, %d to %d (default %d, as export_onnx.py)" OnnxExport.MinOpset OnnxExport.MaxOpset defaults.Opset
+            | Dynamic_Batch -> "a symbolic batch dimension (the default, as export_onnx.py's dynamic_axes)"
+            | Static_Batch _ -> "fix the batch dimension to N instead"
+            | Fuse -> "fold every BatchNorm into its conv (the default)"
+            | No_Fuse -> "keep BatchNormalization nodes with the running statistics"
+            | Raw -> "add a second output 'raw' with the undecoded heads [batch, rows, 5 + nc]"
+
+/// Runs the command; returns the exit code (2 for bad input, naming the file or option).
+let run (args: ParseResults<ExportArgs>) : int =
+    Errors.run (fun () ->
+        let size =
+            match args.TryGetResult Img_Size with
+            | None -> None
+            | Some [ s ] -> Some(struct (s, s))
+            | Some [ h; w ] -> Some(struct (h, w))
+            | Some l -> raise (ArgumentException(sprintf "--img-size takes H or H W, got %d values" l.Length))
+
+        size
+        |> Option.iter (fun (struct (h, w)) ->
+            DarkNet.CheckImageSize(h, "--img-size height")
+            DarkNet.CheckImageSize(w, "--img-size width"))
+
+        if args.Contains Fuse && args.Contains No_Fuse then
+            raise (ArgumentException "--fuse and --no-fuse contradict each other")
+
+        if args.Contains Dynamic_Batch && args.Contains Static_Batch then
+            raise (ArgumentException "--dynamic-batch and --static-batch contradict each other")
+
+        Backend.Initialize()
+        let cfg = args.GetResult Cfg
+        use model = DarkNet.FromCfgFile cfg
+        let weights = args.GetResult Weights
+
+        let report =
+            if Path.GetExtension(weights).Equals(".ckpt", StringComparison.OrdinalIgnoreCase) then
+                Checkpoint.LoadModel(weights, model).ToString()
+            else
+                (ModelWeights.LoadExact(model, weights)).ToString()
+
+        let names =
+            args.TryGetResult Names
+            |> Option.map (fun n -> DataFiles.ReadNames(n, model.NumClasses) :> Collections.Generic.IReadOnlyList<string>)
+
+        let options =
+            OnnxExportOptions(
+                ImageSize = Option.toNullable size,
+                Opset = args.GetResult(Opset, defaults.Opset),
+                DynamicBatch = not (args.Contains Static_Batch),
+                BatchSize = args.GetResult(Static_Batch, 1),
+                Fuse = not (args.Contains No_Fuse),
+                RawOutput = args.Contains Raw,
+                ClassNames = Option.toObj names
+            )
+
+        let output = args.GetResult Output
+        OnnxExport.Export(model, output, options)
+
+        let shape =
+            match size with
+            | Some(struct (h, w)) -> sprintf "%dx%d" h w
+            | None -> "any HxW (multiples of 32)"
+
+        printfn
+            "%s: %s; %s -> %s (opset %d, input %s [%s, %d, %s], %s, %.1f MB)"
+            weights
+            report
+            cfg
+            output
+            options.Opset
+            OnnxExport.InputName
+            (if options.DynamicBatch then
+                 "batch"
+             else
+                 string options.BatchSize)
+            model.Config.Channels
+            shape
+            (if options.Fuse then
+                 "BatchNorm folded"
+             else
+                 "BatchNormalization nodes")
+            (float (FileInfo(output).Length) / 1e6)
+
+        0)
