@@ -32,6 +32,7 @@ let handlers: Map<string, string -> JsonElement -> unit> =
             "resize", ImageCases.resize
             "image_decode", ImageCases.imageDecode
             "anchors", AnchorsCases.run
+            "train_steps", TrainStepsCases.run
         ]
 
 let private caseTest (folder: string) (file: string) =
