@@ -97,6 +97,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalCommand.EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Detect of ParseResults<DetectCommand.DetectArgs>
     | [<CliPrefix(CliPrefix.None)>] Export of ParseResults<ExportCommand.ExportArgs>
+    | [<CliPrefix(CliPrefix.None)>] Mpi_Check of ParseResults<MpiCheckCommand.MpiCheckArgs>
     | [<CliPrefix(CliPrefix.None)>] Cfg of ParseResults<CfgArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Doctor of ParseResults<DoctorCommand.DoctorArgs>
@@ -120,5 +121,6 @@ type Args =
             | Bench _ -> "benchmark a training step, inference, the loader, NMS and the COCO evaluator (medians, JSON)"
             | Doctor _ -> "check this machine first: versions, CPU, threads, CUDA, whether convolutions compute correctly, speed"
             | Anchors _ -> "k-means anchors for a dataset with the reference's genetic refinement and fitness report (kmean_anchors)"
+            | Mpi_Check _ -> "check an MPI launch (mpirun -np N yolospp mpi-check): every rank, all-reduce, broadcast, all-gather, timing"
             | Export _ -> "write the network as an ONNX model with the heads decoded in the graph (the reference's export_onnx)"
             | Detect _ -> "detect objects in an image or folder: annotated images and detections.json (the reference's predict)"

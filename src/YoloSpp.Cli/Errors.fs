@@ -40,6 +40,10 @@ let exitCodeOf (e: exn) : int option =
     | :? IOException ->
         eprintfn "%s" e.Message
         Some 1
+    // a setup this version does not run (e.g. training under mpirun -np N)
+    | :? NotSupportedException ->
+        eprintfn "%s" e.Message
+        Some 2
     | _ -> None
 
 /// Runs a command body; a failure becomes its exit code (see `exitCodeOf`).

@@ -143,6 +143,7 @@ let main argv =
             | Some(Eval a) -> EvalCommand.run a
             | Some(Detect a) -> DetectCommand.run a
             | Some(Export a) -> ExportCommand.run a
+            | Some(Mpi_Check a) -> MpiCheckCommand.run a
             | Some(Cfg a) -> runCfg a
             | Some(Bench a) -> BenchCommand.run a
             | Some(Doctor a) -> DoctorCommand.run a

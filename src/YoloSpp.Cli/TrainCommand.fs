@@ -119,8 +119,12 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         EvalBatchSize = demo.EvalBatchSize
     )
 
-/// Generates the shapes dataset when the options point at the default one and it is absent.
+/// Generates the shapes dataset when the options point at the default one and it is absent (after refusing a launch
+/// of several MPI processes, see TrainSteps.CheckSingleProcess).
 let ensureDefaultData (o: TrainOptions) (log: string -> unit) =
+    // before anything is written: several ranks of an MPI launch would generate the data over one another
+    TrainSteps.CheckSingleProcess()
+
     if Path.GetFullPath o.Data = Path.GetFullPath demo.Data && not (File.Exists o.Data) then
         log (sprintf "generating the default shapes dataset in %s" (Path.GetDirectoryName o.Data))
         ShapesDataset.Generate(ShapesOptions(Path.GetDirectoryName o.Data)) |> ignore

@@ -133,7 +133,7 @@ let nativeFixTests =
             }
         ]
 
-let private cliDll =
+let cliDll =
     Path.Combine(TestUtil.repoRoot, "src", "YoloSpp.Cli", "bin", "Release", "net10.0", "yolospp.dll")
 
 /// Runs `yolospp` (the Release build of the runner).

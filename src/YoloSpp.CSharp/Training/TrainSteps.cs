@@ -50,9 +50,27 @@ public static class TrainSteps
     /// <summary>Step 1: the .data file and names, the hyperparameters, the training set and loader (at the multi-scale
     /// maximum when multi-scale is on, as the reference) and the validation set (rect batches).</summary>
     public static TrainingData Data(TrainOptions o, Action<string>? log = null)
+        => DataCore(o, log);
+
+    /// <summary>
+    /// Refuses a launch of several processes (mpirun -np N, N > 1): training runs in one process, and several ranks
+    /// would each train alone and overwrite one another's data, checkpoints and results.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The process is one of several an MPI launcher started.</exception>
+    public static void CheckSingleProcess()
+    {
+        if (Communicator.LaunchSize > 1)
+            throw new NotSupportedException(
+                $"this process is one of {Communicator.LaunchSize} started by an MPI launcher, but training runs in one process " +
+                "only (data-parallel training is not implemented yet: each rank would train alone and overwrite the others' " +
+                "checkpoints); run it without mpirun, or with -np 1");
+    }
+
+    static TrainingData DataCore(TrainOptions o, Action<string>? log)
     {
         ArgumentNullException.ThrowIfNull(o);
         o.Validate();
+        CheckSingleProcess();
         var files = DataFiles.Load(o.Data);
         // train.py: nc = 1 if opt.single_cls else int(data_dict["classes"]), then hyp["cls"] *= nc / 80
         int nc = o.SingleClass ? 1 : files.Classes;

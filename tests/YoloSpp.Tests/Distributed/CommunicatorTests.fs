@@ -1,0 +1,120 @@
+/// The communicator of data-parallel runs: the single-process one, and OpenMPI under `mpirun -np 2` (skipped with a
+/// message when mpirun is absent): every collective, and a dying rank that stops the launch instead of hanging it.
+module YoloSpp.Tests.Distributed.CommunicatorTests
+
+open System
+open System.Diagnostics
+open System.IO
+open Expecto
+open TorchSharp
+open YoloSpp
+open YoloSpp.Distributed
+open YoloSpp.Tests
+
+let private mpirun =
+    lazy
+        (Environment.GetEnvironmentVariable("PATH").Split(Path.PathSeparator)
+         |> Array.map (fun d -> Path.Combine(d, "mpirun"))
+         |> Array.tryFind File.Exists)
+
+/// Runs `mpirun -np n dotnet yolospp.dll args` in `cwd` with a time limit; (exit code, stdout + stderr, seconds).
+let private underMpiIn (cwd: string) (n: int) (args: string list) (limit: TimeSpan) =
+    let psi =
+        ProcessStartInfo(mpirun.Value.Value, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = cwd)
+
+    for a in
+        [
+            "--allow-run-as-root"
+            "--oversubscribe"
+            "-np"
+            string n
+            "dotnet"
+            BuildTests.cliDll
+        ]
+        @ args do
+        psi.ArgumentList.Add a
+
+    let watch = Stopwatch.StartNew()
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+
+    if not (p.WaitForExit limit) then
+        p.Kill true
+        failtestf "mpirun -np %d %s did not end within %O" n (String.Join(" ", args)) limit
+
+    p.WaitForExit()
+    p.ExitCode, out.Result + err.Result, watch.Elapsed.TotalSeconds
+
+let private underMpi = underMpiIn TestUtil.repoRoot
+
+let tests =
+    testList
+        "distributed"
+        [
+            test "one process: rank 0 of 1, every collective the identity, clear errors" {
+                Backend.Initialize()
+                use comm = Communicator.FromEnvironment()
+                Expect.isFalse Communicator.IsMpiLaunch "not under mpirun"
+                Expect.equal (comm.Rank, comm.Size) (0, 1) "rank and size"
+                use x = torch.arange(6.0f).view (2L, 3L)
+                use before = x.clone ()
+                comm.AllReduceSum x
+                comm.AllReduceMean x
+                comm.Broadcast(x, 0)
+                comm.Barrier()
+                Expect.isTrue (x.allclose (before, 0.0, 0.0)) "unchanged"
+                Expect.equal (comm.AllGather "host") [| "host" |] "all-gather of one"
+
+                let e1 =
+                    TestUtil.throwsMessage<ArgumentException> (fun () -> comm.AllReduceSum(torch.zeros (3L, dtype = torch.float64)))
+
+                Expect.stringContains e1 "Float64 [3]" "names the tensor's type and shape"
+
+                let e2 =
+                    TestUtil.throwsMessage<ArgumentOutOfRangeException> (fun () -> comm.Broadcast(x, 1))
+
+                Expect.stringContains e2 "root 1" "names the root"
+            }
+
+            test "mpirun -np 2: all-reduce, broadcast, all-gather and barrier across two processes (OpenMPI)" {
+                match mpirun.Force() with
+                | None -> skiptest "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
+                | Some _ ->
+                    let code, out, _ =
+                        underMpi 2 [ "mpi-check"; "--megabytes"; "4" ] (TimeSpan.FromMinutes 2.0)
+
+                    Expect.equal code 0 out
+                    Expect.stringContains out "2 rank(s) via OpenMPI" "two ranks"
+                    Expect.stringContains out "all-reduce, broadcast, all-gather, barrier: ok" "every collective"
+            }
+
+            test "mpirun -np 2: a rank that dies stops the launch with its exit code, no hang" {
+                match mpirun.Force() with
+                | None -> skiptest "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
+                | Some _ ->
+                    let code, out, seconds =
+                        underMpi 2 [ "mpi-check"; "--fail-rank"; "1" ] (TimeSpan.FromMinutes 2.0)
+
+                    Expect.notEqual code 0 out
+                    Expect.stringContains out "rank 1: exiting with code 3" "the drill ran"
+                    Expect.isLessThan seconds 60.0 "the other rank did not wait for it"
+            }
+
+            test "mpirun -np 2 yolospp train is refused before anything is written (training is one process)" {
+                match mpirun.Force() with
+                | None -> skiptest "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
+                | Some _ ->
+                    let dir = (Directory.CreateTempSubdirectory "yolospp-mpi-").FullName
+
+                    try
+                        let code, out, _ =
+                            underMpiIn dir 2 [ "train"; "--epochs"; "1"; "--output"; "runs/mpi" ] (TimeSpan.FromMinutes 2.0)
+
+                        Expect.equal code 2 out
+                        Expect.stringContains out "one of 2 started by an MPI launcher" "says why"
+                        Expect.isEmpty (Directory.GetFileSystemEntries dir) "no dataset, no run folder"
+                    finally
+                        Directory.Delete(dir, true)
+            }
+        ]
