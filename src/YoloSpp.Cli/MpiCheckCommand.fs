@@ -57,6 +57,21 @@ let run (args: ParseResults<MpiCheckArgs>) : int =
 
         if b.min().ToDouble() <> float (n - 1) || b.max().ToDouble() <> float (n - 1) then
             problems.Add "broadcast: not every element is the root's"
+        // gradient averaging (one flat all-reduce): rank r's gradients are r + 1 and 10 (r + 1), the mean (n + 1) / 2 and 5 (n + 1)
+        use w1 = new Modules.Parameter(torch.zeros (3L, 4L))
+        use w2 = new Modules.Parameter(torch.zeros 5L)
+        use g1 = (float (comm.Rank + 1)).ToScalar()
+        use g2 = (float (10 * (comm.Rank + 1))).ToScalar()
+        w1.grad <- torch.full ([| 3L; 4L |], g1, dtype = torch.float32)
+        w2.grad <- torch.full ([| 5L |], g2, dtype = torch.float32)
+        GradientSync.AllReduceMean(comm, [ w1; w2 ]) |> ignore
+        let mean = float (n + 1) / 2.0
+
+        if
+            abs (w1.grad.mean().ToDouble() - mean) > 1e-6
+            || abs (w2.grad.mean().ToDouble() - 10.0 * mean) > 1e-5
+        then
+            problems.Add(sprintf "gradient average: %g and %g, expected %g and %g" (w1.grad.mean().ToDouble()) (w2.grad.mean().ToDouble()) mean (10.0 * mean))
         // all-gather: ranks and host names
         let hosts = comm.AllGather(sprintf "%d@%s" comm.Rank Environment.MachineName)
 
@@ -86,7 +101,7 @@ let run (args: ParseResults<MpiCheckArgs>) : int =
 
         if comm.Rank = 0 then
             if Array.sum failed = 0 then
-                printfn "all-reduce, broadcast, all-gather, barrier: ok"
+                printfn "all-reduce, broadcast, gradient average, all-gather, barrier: ok"
             else
                 printfn "problems on rank(s) %s" (String.Join(", ", failed |> Array.indexed |> Array.filter (fun (_, k) -> k > 0) |> Array.map fst))
 

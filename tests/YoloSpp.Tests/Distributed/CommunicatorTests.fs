@@ -75,6 +75,11 @@ let tests =
                     TestUtil.throwsMessage<ArgumentOutOfRangeException> (fun () -> comm.Broadcast(x, 1))
 
                 Expect.stringContains e2 "root 1" "names the root"
+                // one process: gradients stay as they are
+                use p = new Modules.Parameter(torch.ones (2L, 2L))
+                p.grad <- torch.full ([| 2L; 2L |], (3.0).ToScalar(), dtype = torch.float32)
+                Expect.equal (GradientSync.AllReduceMean(comm, [ p ])) 4L "floats counted"
+                Expect.equal (p.grad.sum().ToDouble()) 12.0 "unchanged"
             }
 
             test "mpirun -np 2: all-reduce, broadcast, all-gather and barrier across two processes (OpenMPI)" {
@@ -86,7 +91,7 @@ let tests =
 
                     Expect.equal code 0 out
                     Expect.stringContains out "2 rank(s) via OpenMPI" "two ranks"
-                    Expect.stringContains out "all-reduce, broadcast, all-gather, barrier: ok" "every collective"
+                    Expect.stringContains out "all-reduce, broadcast, gradient average, all-gather, barrier: ok" "every collective"
             }
 
             test "mpirun -np 2: a rank that dies stops the launch with its exit code, no hang" {

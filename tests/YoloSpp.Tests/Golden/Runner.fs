@@ -33,6 +33,7 @@ let handlers: Map<string, string -> JsonElement -> unit> =
             "image_decode", ImageCases.imageDecode
             "anchors", AnchorsCases.run
             "train_steps", TrainStepsCases.run
+            "sharding", (fun _ c -> ShardingCases.run c)
         ]
 
 let private caseTest (folder: string) (file: string) =
