@@ -43,6 +43,7 @@ let allTests () =
             Data.DataTests.tests
             Detection.EvalDetectTests.tests
             Export.OnnxTests.tests
+            Export.OnnxBackendTests.tests
             Distributed.CommunicatorTests.tests
         ],
         Normal

@@ -84,12 +84,15 @@ public sealed class OnnxRuntimeNetwork : IDisposable
                 "and with a dynamic batch, or feed the size it was exported for");
     }
 
-    /// <summary>Runs a batch given as CHW float planes in [0, 1]; returns the rows and the flat prediction.</summary>
-    public (long Rows, float[] Prediction) Run(ReadOnlySpan<float> images, int batch, int height, int width)
+    /// <summary>Runs a batch given as CHW float planes in [0, 1] (batch·channels·height·width values, used in place);
+    /// returns the rows and the flat prediction.</summary>
+    public (long Rows, float[] Prediction) Run(float[] images, int batch, int height, int width)
     {
+        ArgumentNullException.ThrowIfNull(images);
         CheckInput(batch, Channels, height, width);
-        var data = images.ToArray();
-        using var input = OrtValue.CreateTensorValueFromMemory(data, [batch, Channels, height, width]);
+        if (images.LongLength != (long)batch * Channels * height * width)
+            throw new ArgumentException($"{images.Length} values for a batch [{batch}, {Channels}, {height}, {width}]", nameof(images));
+        using var input = OrtValue.CreateTensorValueFromMemory(images, [batch, Channels, height, width]);
         using var outputs = _session.Run(_run, _inputNames, [input], _outputNames);
         var output = outputs[0];
         var shape = output.GetTensorTypeAndShape().Shape;

@@ -48,6 +48,12 @@ let private underMpiIn (cwd: string) (n: int) (args: string list) (limit: TimeSp
 
 let private underMpi = underMpiIn TestUtil.repoRoot
 
+/// Runs f when mpirun is installed, else skips the test saying what to install.
+let private withMpirun (f: unit -> unit) =
+    match mpirun.Force() with
+    | None -> skiptest "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
+    | Some _ -> f ()
+
 let tests =
     testList
         "distributed"
@@ -83,33 +89,27 @@ let tests =
             }
 
             test "mpirun -np 2: all-reduce, broadcast, all-gather and barrier across two processes (OpenMPI)" {
-                match mpirun.Force() with
-                | None -> skiptest "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
-                | Some _ ->
+                withMpirun (fun () ->
                     let code, out, _ =
                         underMpi 2 [ "mpi-check"; "--megabytes"; "4" ] (TimeSpan.FromMinutes 2.0)
 
                     Expect.equal code 0 out
                     Expect.stringContains out "2 rank(s) via OpenMPI" "two ranks"
-                    Expect.stringContains out "all-reduce, broadcast, gradient average, all-gather, barrier: ok" "every collective"
+                    Expect.stringContains out "all-reduce, broadcast, gradient average, all-gather, barrier: ok" "every collective")
             }
 
             test "mpirun -np 2: a rank that dies stops the launch with its exit code, no hang" {
-                match mpirun.Force() with
-                | None -> skiptest "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
-                | Some _ ->
+                withMpirun (fun () ->
                     let code, out, seconds =
                         underMpi 2 [ "mpi-check"; "--fail-rank"; "1" ] (TimeSpan.FromMinutes 2.0)
 
                     Expect.notEqual code 0 out
                     Expect.stringContains out "rank 1: exiting with code 3" "the drill ran"
-                    Expect.isLessThan seconds 60.0 "the other rank did not wait for it"
+                    Expect.isLessThan seconds 60.0 "the other rank did not wait for it")
             }
 
             test "mpirun -np 2 yolospp train is refused before anything is written (training is one process)" {
-                match mpirun.Force() with
-                | None -> skiptest "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
-                | Some _ ->
+                withMpirun (fun () ->
                     let dir = (Directory.CreateTempSubdirectory "yolospp-mpi-").FullName
 
                     try
@@ -120,6 +120,6 @@ let tests =
                         Expect.stringContains out "one of 2 started by an MPI launcher" "says why"
                         Expect.isEmpty (Directory.GetFileSystemEntries dir) "no dataset, no run folder"
                     finally
-                        Directory.Delete(dir, true)
+                        Directory.Delete(dir, true))
             }
         ]
