@@ -42,8 +42,29 @@ public sealed class YoloDataLoader(YoloDataset dataset) : IEnumerable<DataBatch>
     /// <summary>The dataset.</summary>
     public YoloDataset Dataset { get; } = dataset;
 
-    /// <summary>Number of batches an epoch yields (the last may be smaller).</summary>
-    public int BatchCount => (Dataset.Count + Dataset.Options.BatchSize - 1) / Dataset.Options.BatchSize;
+    /// <summary>Number of batches an epoch yields (the last may be smaller); sharded, this rank's full batches.</summary>
+    public int BatchCount => Dataset.Options is { ShardCount: > 1 } o
+        ? (Dataset.Count + o.ShardCount - 1) / o.ShardCount / o.BatchSize
+        : (Dataset.Count + Dataset.Options.BatchSize - 1) / Dataset.Options.BatchSize;
+
+    /// <summary>The dataset indices of each batch of an epoch: the epoch order in consecutive batches, or, with
+    /// <see cref="DataOptions.ShardCount"/> &gt; 1, this rank's shard of it (DistributedSampler, then BatchSampler
+    /// with drop_last).</summary>
+    /// <exception cref="ArgumentException">The shard settings are out of range, or sharding is asked with rect batches.</exception>
+    public int[][] Batches(int epoch)
+    {
+        var o = Dataset.Options;
+        var order = Order(epoch);
+        if (o.ShardCount <= 1)
+            return Enumerable.Range(0, (order.Length + o.BatchSize - 1) / o.BatchSize)
+                .Select(b => order[(b * o.BatchSize)..Math.Min(order.Length, (b + 1) * o.BatchSize)]).ToArray();
+        if (o.Rect) throw new ArgumentException("rect batches cannot be sharded (their shapes are per batch of the whole list)");
+        var shard = Sharding.distributedIndices(order, o.ShardRank, o.ShardCount);
+        if (shard.IsError) throw new ArgumentException(shard.ErrorValue);
+        var batches = Sharding.batches(shard.ResultValue, o.BatchSize, true);
+        if (batches.IsError) throw new ArgumentException(batches.ErrorValue);
+        return batches.ResultValue;
+    }
 
     /// <summary>The dataset indices of an epoch in order: shuffled with (seed, epoch) when asked and not rect.</summary>
     public int[] Order(int epoch)
@@ -58,16 +79,15 @@ public sealed class YoloDataLoader(YoloDataset dataset) : IEnumerable<DataBatch>
     public IEnumerable<DataBatch> Epoch(int epoch)
     {
         var o = Dataset.Options;
-        var order = Order(epoch);
+        var batches = Batches(epoch);
         var channel = Channel.CreateBounded<Collated>(new BoundedChannelOptions(Math.Max(1, o.Prefetch)) { SingleReader = true, SingleWriter = true });
         using var cts = new CancellationTokenSource();
         var producer = Task.Run(async () =>
         {
             try
             {
-                for (int b = 0; b < order.Length; b += o.BatchSize)
+                foreach (var idx in batches)
                 {
-                    var idx = order[b..Math.Min(order.Length, b + o.BatchSize)];
                     var samples = new Sample[idx.Length];
                     Parallel.For(0, idx.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, o.Workers), CancellationToken = cts.Token },
                         k => samples[k] = Dataset.GetItem(idx[k], epoch));

@@ -31,6 +31,11 @@ public sealed class DataOptions
     public bool SingleClass { get; init; }
     /// <summary>Keep each decoded, resized image in memory after its first load (the reference's cache_images). Default false.</summary>
     public bool CacheImages { get; init; }
+    /// <summary>Data-parallel sharding: the number of ranks the epoch is split over (DistributedSampler's
+    /// num_replicas; batches then drop an incomplete last one, as train_multi_GPU.py's BatchSampler). Default 1: no sharding.</summary>
+    public int ShardCount { get; init; } = 1;
+    /// <summary>This process's rank among <see cref="ShardCount"/>. Default 0.</summary>
+    public int ShardRank { get; init; }
 
     /// <summary>The reference's validation.py data: LoadImagesAndLabels(valid, 512, batch_size=1, rect=True).</summary>
     public static DataOptions Validation => new() { ImageSize = 512, BatchSize = 1, Rect = true };

@@ -8,6 +8,7 @@ open System.IO
 open Expecto
 open TorchSharp
 open YoloSpp
+open YoloSpp.Data
 open YoloSpp.Distributed
 open YoloSpp.Tests
 
@@ -86,6 +87,44 @@ let tests =
                 p.grad <- torch.full ([| 2L; 2L |], (3.0).ToScalar(), dtype = torch.float32)
                 Expect.equal (GradientSync.AllReduceMean(comm, [ p ])) 4L "floats counted"
                 Expect.equal (p.grad.sum().ToDouble()) 12.0 "unchanged"
+            }
+
+            test "a sharded loader yields this rank's DistributedSampler shard in full batches, every epoch" {
+                let dir = TestUtil.fixtureDir "yolospp-shard-"
+
+                let s =
+                    ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "shapes"), Train = 11, Val = 1, Size = 64, Seed = 2))
+
+                let train = Path.Combine(s.Directory, "train.txt")
+
+                let loader rank count =
+                    YoloDataLoader(
+                        YoloDataset.Open(
+                            train,
+                            5,
+                            DataOptions(ImageSize = 64, BatchSize = 2, Shuffle = true, Seed = 4, ShardRank = rank, ShardCount = count, Workers = 1)
+                        )
+                    )
+
+                let whole = loader 0 1
+
+                for epoch in 0..1 do
+                    let order = whole.Order epoch
+                    // 11 images over 2 ranks: 6 each (the order padded with its first), 3 full batches of 2
+                    for rank in 0..1 do
+                        let l = loader rank 2
+                        let expected = [| for i in rank..2..11 -> order[i % 11] |] |> Array.chunkBySize 2
+                        Expect.equal (l.Batches epoch) expected (sprintf "epoch %d rank %d batches" epoch rank)
+                        Expect.equal l.BatchCount 3 "batch count"
+                        let seen = [ for b in l.Epoch epoch -> (use _ = b in Seq.toArray b.Indices) ]
+                        Expect.equal (Array.concat seen) (Array.concat expected) "the loader's batches"
+
+                let err =
+                    TestUtil.throwsMessage<ArgumentException> (fun () ->
+                        YoloDataLoader(YoloDataset.Open(train, 5, DataOptions(ImageSize = 64, Rect = true, ShardCount = 2))).Batches(0)
+                        |> ignore)
+
+                Expect.stringContains err "rect" "rect batches are not sharded"
             }
 
             test "mpirun -np 2: all-reduce, broadcast, all-gather and barrier across two processes (OpenMPI)" {
