@@ -37,18 +37,18 @@ let opt =
         eprintfn "%s" e.Message
         exit (if e.ErrorCode = ErrorCode.HelpText then 0 else 2)
 
-let log = printfn "%s"
-
+// one process, or one rank of `mpirun -np N dotnet fsi scripts/train.fsx` (data-parallel; rank 0 prints and writes)
 exit (
-    Errors.run (fun () ->
+    TrainCommand.withRanks (fun comm log ->
         let device = Backend.ResolveDevice(opt.Device, Action<string> log)
-        printfn "Using %O device training." device
-        TrainCommand.ensureDefaultData opt log
+        log (sprintf "Using %O device training." device)
+        TrainCommand.ensureDefaultData comm opt log
 
         // ================================ step 1/5 data (and augmentation) ================================
         // the .data file and names, hyp.yaml adjusted as train.py does (cls *= nc/80, obj *= img_size/320), the training
-        // set and loader (at the multi-scale maximum when multi-scale is on), the validation set (rect batches)
-        let data = TrainSteps.Data(opt, log)
+        // set and loader (at the multi-scale maximum when multi-scale is on; this rank's shard under mpirun), the
+        // validation set (rect batches)
+        let data = TrainSteps.Data(opt, Action<string> log, comm)
 
         // ================================ step 2/5 model ================================
         // DarkNet from the cfg, its starting weights (a .ckpt resumes), and what is frozen
@@ -68,13 +68,15 @@ exit (
         let token, ctrlC = TrainCommand.cancelOnCtrlC ()
         use _ = ctrlC
         let started = Diagnostics.Stopwatch.StartNew()
-        printfn "starting training for %d epochs..." opt.Epochs
+        log (sprintf "starting training for %d epochs..." opt.Epochs)
 
         let result =
             TrainSteps.Fit(opt, data, model, optimizer, loss, device, TrainCommand.progressPrinter (), token, Action<string> log)
 
-        TrainCommand.printSummary result
-        printfn "training took %s" (started.Elapsed.ToString(@"mm\:ss"))
+        if comm.Rank = 0 then
+            TrainCommand.printSummary result
+            printfn "training took %s" (started.Elapsed.ToString(@"mm\:ss"))
+
         if result.Cancelled then 130 else 0)
 )
 #endif

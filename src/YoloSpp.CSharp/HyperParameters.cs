@@ -26,6 +26,11 @@ public sealed class HyperParameters
     public HyperParameters AdjustedFor(int numClasses, int imageSize) =>
         new(Hyp.adjustForDataset(numClasses, imageSize, Core));
 
+    /// <summary>train_multi_GPU.py's scaling for <paramref name="worldSize"/> processes of <paramref name="batchSize"/>
+    /// images: lr0 × max(1, worldSize · batch / 64); unchanged for one process (train.py).</summary>
+    public HyperParameters AdjustedForWorld(int worldSize, int batchSize) =>
+        new(Hyp.adjustForWorld(worldSize, batchSize, Core));
+
     /// <summary>Initial learning rate.</summary>
     public double Lr0 => Core.Lr0;
     /// <summary>Final learning-rate fraction of the cosine schedule.</summary>

@@ -8,6 +8,7 @@ open Argu
 open YoloSpp
 open YoloSpp.Data
 open YoloSpp.Detection
+open YoloSpp.Distributed
 open YoloSpp.Evaluation
 open YoloSpp.Model
 open YoloSpp.Training
@@ -43,6 +44,7 @@ type TrainArgs =
     | Seed of int
     | Accumulate of int
     | Time_Limit of minutes: float
+    | Sync_Bn of bool
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -80,6 +82,7 @@ type TrainArgs =
                      | Some n -> string n
                      | None -> "max(round(64 / batch), 1)")
             | Time_Limit _ -> "stop training after this many minutes (the current epoch is evaluated and saved)"
+            | Sync_Bn _ -> "under mpirun: BatchNorm statistics over every rank's batch (default: on unless --freeze-layers, as train_multi_GPU.py)"
 
 /// Training options from parsed arguments: the demo preset with what was given.
 let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
@@ -116,22 +119,65 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
             (a.TryGetResult Time_Limit
              |> Option.map TimeSpan.FromMinutes
              |> Option.toNullable),
-        EvalBatchSize = demo.EvalBatchSize
+        EvalBatchSize = demo.EvalBatchSize,
+        SyncBatchNorm =
+            (match a.TryGetResult Sync_Bn with
+             | Some b -> Nullable b
+             | None -> demo.SyncBatchNorm)
     )
 
-/// Generates the shapes dataset when the options point at the default one and it is absent (after refusing a launch
-/// of several MPI processes, see TrainSteps.CheckSingleProcess).
-let ensureDefaultData (o: TrainOptions) (log: string -> unit) =
-    // before anything is written: several ranks of an MPI launch would generate the data over one another
-    TrainSteps.CheckSingleProcess()
-
-    if Path.GetFullPath o.Data = Path.GetFullPath demo.Data && not (File.Exists o.Data) then
+/// Generates the shapes dataset when the options point at the default one and it is absent: rank 0 of an MPI launch
+/// writes it while the others wait.
+let ensureDefaultData (comm: ICommunicator) (o: TrainOptions) (log: string -> unit) =
+    if
+        comm.Rank = 0
+        && Path.GetFullPath o.Data = Path.GetFullPath demo.Data
+        && not (File.Exists o.Data)
+    then
         log (sprintf "generating the default shapes dataset in %s" (Path.GetDirectoryName o.Data))
         ShapesDataset.Generate(ShapesOptions(Path.GetDirectoryName o.Data)) |> ignore
 
+    comm.Barrier()
+
+/// Runs a training body as one rank of `Communicator.FromEnvironment()` (one process without mpirun), with a log
+/// that prints on rank 0 only. A failure is its exit code (Errors.run); on one of several ranks it is printed with
+/// the rank and ends every rank (MPI_Abort), so that none waits in a collective for the failed one.
+let withRanks (body: ICommunicator -> (string -> unit) -> int) : int =
+    Errors.run (fun () ->
+        use comm = Communicator.FromEnvironment()
+        let log = if comm.Rank = 0 then printfn "%s" else ignore
+
+        if comm.Size = 1 then
+            body comm log
+        else
+            try
+                body comm log
+            with e ->
+                eprintfn "rank %d of %d failed:" comm.Rank comm.Size
+
+                let code =
+                    match Errors.exitCodeOf e with
+                    | Some c -> c
+                    | None ->
+                        eprintfn "%O" e
+                        1
+
+                comm.Abort code
+                code)
+
 /// Progress lines: one updating line on a terminal, a plain line every 25% of an epoch otherwise.
 let progressPrinter () =
-    let interactive = not Console.IsOutputRedirected
+    // a terminal with a width (an MPI launcher's forwarded output has none): one updating line
+    let width =
+        try
+            if Console.IsOutputRedirected then
+                0
+            else
+                Console.WindowWidth
+        with _ ->
+            0
+
+    let interactive = width > 1
     let mutable lastQuarter = (-1, -1)
 
     { new IProgress<TrainProgress> with
@@ -158,7 +204,7 @@ let progressPrinter () =
                         (p.Eta.ToString(@"mm\:ss"))
 
                 if interactive then
-                    Console.Write("\r" + line.PadRight(Console.WindowWidth - 1))
+                    Console.Write("\r" + line.PadRight(width - 1))
                 else
                     let quarter = (p.Epoch, p.Batch * 4 / max 1 p.Batches)
 
@@ -216,13 +262,18 @@ let cancelOnCtrlC () : CancellationToken * IDisposable =
             cts.Dispose()
     }
 
-/// Runs the command; Ctrl+C stops after the current batch and keeps a resumable checkpoint (exit 130).
+/// Runs the command (under mpirun -np N: as one of N ranks); Ctrl+C stops after the current batch and keeps a
+/// resumable checkpoint (exit 130).
 let run (args: ParseResults<TrainArgs>) : int =
-    Errors.run (fun () ->
-        let o = toOptions args
-        ensureDefaultData o (printfn "%s")
+    let o = toOptions args
+
+    withRanks (fun comm log ->
+        ensureDefaultData comm o log
         let token, ctrlC = cancelOnCtrlC ()
         use _ = ctrlC
-        let r = Trainer(o, (fun m -> printfn "%s" m)).Run(progressPrinter (), token)
-        printSummary r
+        let r = Trainer(o, log, comm).Run(progressPrinter (), token)
+
+        if comm.Rank = 0 then
+            printSummary r
+
         if r.Cancelled then 130 else 0)

@@ -45,6 +45,7 @@ let allTests () =
             Export.OnnxTests.tests
             Export.OnnxBackendTests.tests
             Distributed.CommunicatorTests.tests
+            Distributed.DataParallelTests.tests
         ],
         Normal
     )

@@ -26,6 +26,9 @@ public interface ICommunicator : IDisposable
     void Barrier();
     /// <summary>Every rank's bytes, by rank (the lengths may differ).</summary>
     byte[][] AllGather(byte[] value);
+    /// <summary>Ends every rank's process with <paramref name="code"/> (MPI_Abort), after flushing this one's console:
+    /// what a rank that failed calls so that the others, waiting in a collective, do not wait for it forever.</summary>
+    void Abort(int code);
 }
 
 /// <summary>Creating communicators, and collectives built on <see cref="ICommunicator"/>.</summary>
@@ -90,6 +93,13 @@ public sealed class SingleProcessCommunicator : ICommunicator
     /// <inheritdoc/>
     public byte[][] AllGather(byte[] value) => [value.ToArray()];
     /// <inheritdoc/>
+    public void Abort(int code)
+    {
+        Console.Out.Flush();
+        Console.Error.Flush();
+        Environment.Exit(code);
+    }
+    /// <inheritdoc/>
     public void Dispose() { }
 }
 
@@ -117,6 +127,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     readonly delegate* unmanaged<IntPtr, int> _barrier;
     readonly delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, int> _allgather;
     readonly delegate* unmanaged<int> _finalize;
+    readonly delegate* unmanaged<IntPtr, int, int> _abort;
     bool _disposed;
 
     /// <inheritdoc/>
@@ -146,6 +157,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         _barrier = (delegate* unmanaged<IntPtr, int>)Fn("MPI_Barrier");
         _allgather = (delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, int>)Fn("MPI_Allgather");
         _finalize = (delegate* unmanaged<int>)Fn("MPI_Finalize");
+        _abort = (delegate* unmanaged<IntPtr, int, int>)Fn("MPI_Abort");
         var rankFn = (delegate* unmanaged<IntPtr, int*, int>)Fn("MPI_Comm_rank");
         var sizeFn = (delegate* unmanaged<IntPtr, int*, int>)Fn("MPI_Comm_size");
         int flag = 0;
@@ -250,6 +262,15 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             fixed (byte* r = all)
                 Check(_allgather((IntPtr)s, max, _byte, (IntPtr)r, max, _byte, _comm), "MPI_Allgather");
         return Enumerable.Range(0, Size).Select(k => all.AsSpan(k * max, lengths[k]).ToArray()).ToArray();
+    }
+
+    /// <inheritdoc/>
+    public void Abort(int code)
+    {
+        Console.Out.Flush();
+        Console.Error.Flush();
+        _abort(_comm, code);
+        Environment.Exit(code);
     }
 
     /// <summary>Finalises MPI when the last user of this process's communicator disposes it.</summary>

@@ -36,4 +36,28 @@ public static class GradientSync
         }
         return total;
     }
+
+    /// <summary>
+    /// DDP's start: every floating-point tensor of <paramref name="tensors"/> (a model's parameters and buffers) is
+    /// overwritten with rank <paramref name="root"/>'s, in one flat float32 broadcast. Integer buffers (BatchNorm's
+    /// num_batches_tracked, which a momentum makes unused) keep each rank's value. Returns the floats broadcast.
+    /// </summary>
+    public static long Broadcast(ICommunicator comm, IEnumerable<Tensor> tensors, int root = 0)
+    {
+        ArgumentNullException.ThrowIfNull(comm);
+        var ts = tensors.Where(t => t.is_floating_point()).ToArray();
+        long total = ts.Sum(t => t.numel());
+        if (comm.Size == 1 || total == 0) return total;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var flat = cat(ts.Select(t => t.detach().flatten().to(ScalarType.Float32, CPU)).ToArray()).contiguous();
+        comm.Broadcast(flat, root);
+        long offset = 0;
+        foreach (var t in ts)
+        {
+            t.copy_(flat.narrow(0, offset, t.numel()).view(t.shape));
+            offset += t.numel();
+        }
+        return total;
+    }
 }

@@ -67,6 +67,23 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         }
     }
     ScalarType? _computeType;
+
+    /// <summary>
+    /// SyncBatchNorm (torch.nn.SyncBatchNorm.convert_sync_batchnorm): when set to a communicator of several ranks,
+    /// every BatchNorm normalises in train mode with the statistics of all ranks' batches together, and its backward
+    /// flows across the ranks, so that N ranks of batch B train as one process of batch N·B. Eval mode is unchanged.
+    /// Null (default) or a single process: each process's own batch statistics.
+    /// </summary>
+    public Distributed.ICommunicator? SyncBatchNorm
+    {
+        get => _sync;
+        set
+        {
+            _sync = value;
+            foreach (var bn in modules().OfType<Model.BatchNorm2d>()) bn.Sync = value;
+        }
+    }
+    Distributed.ICommunicator? _sync;
     // per module: the conv of a conv block, its configuration and the modules after it (BatchNorm, activation):
     // convolutions run through the ConvGuard, and in the mixed-precision type when one is set
     readonly (Conv2d Conv, ConvConfig Config, nn.Module<Tensor, Tensor>[] After)?[] _convBlocks;

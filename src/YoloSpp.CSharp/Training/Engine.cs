@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using TorchSharp;
 using YoloSpp.Data;
-using YoloSpp.Training;
+using YoloSpp.Distributed;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Training;
@@ -21,6 +21,9 @@ internal sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp,
 {
     /// <summary>Convolutions' type during the epoch (<see cref="MixedPrecision.ComputeType"/>); null: float32.</summary>
     public ScalarType? ComputeType { get; init; }
+    /// <summary>The ranks of a data-parallel run (gradients averaged before each optimizer step, losses reduced,
+    /// stops agreed); null: one process.</summary>
+    public ICommunicator? Communicator { get; init; }
 }
 
 /// <summary>What an epoch did.</summary>
@@ -47,16 +50,28 @@ internal static class Engine
     /// zero_grad. Returns the loss values; a non-finite total is returned without backward (training must stop).
     /// </summary>
     public static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
-        double gr, int accumulate, bool step)
+        double gr, int accumulate, bool step) => TrainStep(model, optimizer, loss, scaler, images, targets, gr, accumulate, step, null);
+
+    /// <summary>
+    /// <see cref="TrainStep(DarkNet, Sgd, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool)"/> as one rank of
+    /// <paramref name="comm"/> (train_multi_GPU.py's DDP): the loss values returned are the mean over the ranks
+    /// (reduce_dict), checked for finiteness before backward so that every rank stops together, and the gradients
+    /// are averaged over the ranks (one flat all-reduce) before the optimizer step. Gradients accumulated over several
+    /// batches are averaged once, at the step: the mean of sums is the sum of the means DDP would all-reduce per backward.
+    /// </summary>
+    public static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+        double gr, int accumulate, bool step, ICommunicator? comm)
     {
         using var scope = NewDisposeScope();
         var pred = model.forward(images).Raw;
         var parts = loss.Compute(pred, targets, gr);
-        var values = parts.ToValues();
+        bool distributed = comm is { Size: > 1 };
+        var values = distributed ? Reduced(parts, comm!) : parts.ToValues();
         if (!values.IsFinite) return values;
         using (var inv = (1.0 / accumulate).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
         if (step)
         {
+            if (distributed) GradientSync.AllReduceMean(comm!, optimizer.Parameters);
             scaler.Step(optimizer);
             scaler.Update();
             optimizer.ZeroGrad();
@@ -64,9 +79,30 @@ internal static class Engine
         return values;
     }
 
+    /// <summary>reduce_dict: the four loss values averaged over the ranks (one all-reduce).</summary>
+    static LossParts Reduced(LossResult parts, ICommunicator comm)
+    {
+        using var scope = NewDisposeScope();
+        var v = stack(new[] { parts.Box.detach(), parts.Objectness.detach(), parts.Class.detach(), parts.Total.detach() })
+            .to(ScalarType.Float32, CPU).contiguous().clone();
+        comm.AllReduceMean(v);
+        var d = v.to(float64).data<double>().ToArray();
+        return new LossParts(d[0], d[1], d[2], d[3]);
+    }
+
+    /// <summary>Whether any rank asks to stop (cancellation, time limit), so that every rank stops after the same batch.</summary>
+    static (bool Cancel, bool TimeUp) AgreedStop(ICommunicator? comm, bool cancel, bool timeUp)
+    {
+        if (comm is not { Size: > 1 }) return (cancel, timeUp);
+        using var flags = tensor(new float[] { cancel ? 1 : 0, timeUp ? 1 : 0 });
+        comm.AllReduceSum(flags);
+        var f = flags.data<float>().ToArray();
+        return (f[0] > 0, f[1] > 0);
+    }
+
     /// <summary>
     /// One epoch of the reference's train_one_epoch: per batch, optional multi-scale resize (bilinear, to a
-    /// 32-multiple), <see cref="TrainStep"/>, an optimizer step after every batch with ni mod accumulate = 0
+    /// 32-multiple), <see cref="TrainStep(DarkNet, Sgd, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool, ICommunicator?)"/> (as a rank of the epoch settings' communicator), an optimizer step after every batch with ni mod accumulate = 0
     /// (ni = i + nb·epoch, as the reference counts; gradients left over at the end of an epoch carry into the next,
     /// as there), and the warmup LR in epoch 0. The cosine LR of the epoch is set at its start (what LambdaLR stepped
     /// once per epoch shows).
@@ -119,7 +155,7 @@ internal static class Engine
                     imgs = nn.functional.interpolate(imgs, size: ns, mode: InterpolationMode.Bilinear, align_corners: false);
                 }
             }
-            var values = TrainStep(model, optimizer, loss, scaler, imgs, targets, hyp.GrAt(ni), acc, boundary);
+            var values = TrainStep(model, optimizer, loss, scaler, imgs, targets, hyp.GrAt(ni), acc, boundary, s.Communicator);
             mloss = mloss.RunningMean(values, i);
             if (!values.IsFinite)
                 return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, false, false,
@@ -130,10 +166,11 @@ internal static class Engine
             seen += (int)imgs.shape[0];
             i++;
             if (progress is not null && (i % 5 == 0 || i == nb))
-                progress.Report(new TrainProgress(s.Epoch, s.Epochs, i, nb, mloss, nowLr, seen / watch.Elapsed.TotalSeconds,
+                progress.Report(new TrainProgress(s.Epoch, s.Epochs, i, nb, mloss, nowLr, seen * (s.Communicator?.Size ?? 1) / watch.Elapsed.TotalSeconds,
                     TimeSpan.FromSeconds((nb - i) * watch.Elapsed.TotalSeconds / i), null));
-            if (cancellation.IsCancellationRequested) { cancelled = true; break; }
-            if (s.TimeLeft is { } left && watch.Elapsed >= left) { timeUp = true; break; }
+            (cancelled, timeUp) = AgreedStop(s.Communicator, cancellation.IsCancellationRequested,
+                s.TimeLeft is { } left && watch.Elapsed >= left);
+            if (cancelled || timeUp) break;
         }
         return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, cancelled, timeUp, null);
     }

@@ -64,6 +64,10 @@ public sealed record TrainOptions
     public TimeSpan? TimeLimit { get; init; }
     /// <summary>Evaluation batch size; null for <see cref="BatchSize"/>.</summary>
     public int? EvalBatchSize { get; init; }
+    /// <summary>With several ranks (mpirun), SyncBatchNorm: batch statistics over every rank's batch (see
+    /// <see cref="DarkNet.SyncBatchNorm"/>). Null: train_multi_GPU.py's rule, on unless <see cref="FreezeLayers"/>.
+    /// One process ignores it.</summary>
+    public bool? SyncBatchNorm { get; init; }
 
     /// <summary>
     /// The training demo: the generated shapes dataset (<c>data/shapes/shapes.data</c>), <c>cfg/shapes-spp.cfg</c> and
@@ -101,7 +105,7 @@ public sealed record TrainOptions
 /// <param name="Batches">Batches per epoch.</param>
 /// <param name="MeanLosses">Mean box, objectness, class and total loss over the epoch so far.</param>
 /// <param name="LearningRate">Current learning rate.</param>
-/// <param name="ImagesPerSecond">Training throughput over the epoch so far.</param>
+/// <param name="ImagesPerSecond">Training throughput over the epoch so far (of every rank together).</param>
 /// <param name="Eta">Estimated time to the end of the epoch.</param>
 /// <param name="Evaluation">Set once the epoch's evaluation is done (null otherwise).</param>
 public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches, LossParts MeanLosses,

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchSharp;
 using YoloSpp.Data;
+using YoloSpp.Distributed;
 using YoloSpp.Model;
 using static TorchSharp.torch;
 
@@ -11,11 +12,18 @@ namespace YoloSpp.Training;
 public sealed class TrainingData
 {
     internal TrainingData(DataDescription files, HyperParameters hyp, YoloDataset train, YoloDataset valid, int trainSize,
-        (int Min, int Max)? multiScaleGrid, bool singleClass = false)
+        (int Min, int Max)? multiScaleGrid, bool singleClass, ICommunicator communicator)
     {
-        (Files, Hyp, Train, Valid, TrainSize, MultiScaleGrid, SingleClass) = (files, hyp, train, valid, trainSize, multiScaleGrid, singleClass);
+        (Files, Hyp, Train, Valid, TrainSize, MultiScaleGrid, SingleClass, Communicator) =
+            (files, hyp, train, valid, trainSize, multiScaleGrid, singleClass, communicator);
         Loader = new YoloDataLoader(train);
     }
+
+    /// <summary>The processes of the run: <see cref="ICommunicator.Size"/> 1 for one process; several ranks of a
+    /// data-parallel run each train on their shard of <see cref="Train"/> (see <see cref="TrainSteps.Data"/>).</summary>
+    public ICommunicator Communicator { get; }
+    /// <summary>Whether this process prints, evaluates and writes the run's files (rank 0).</summary>
+    public bool IsMainRank => Communicator.Rank == 0;
 
     /// <summary>The .data file and its class names.</summary>
     public DataDescription Files { get; }
@@ -25,7 +33,8 @@ public sealed class TrainingData
     public int NumClasses => SingleClass ? 1 : Files.Classes;
     /// <summary>Class names, in class order (one, "object" or the dataset's only name, when <see cref="SingleClass"/>).</summary>
     public IReadOnlyList<string> ClassNames => !SingleClass ? Files.Names : Files.Classes == 1 ? Files.Names : ["object"];
-    /// <summary>Hyperparameters with train.py's adjustments (cls × nc/80, obj × img/320).</summary>
+    /// <summary>Hyperparameters with train.py's adjustments (cls × nc/80, obj × img/320), and for several ranks
+    /// train_multi_GPU.py's lr0 × max(1, ranks · batch / 64).</summary>
     public HyperParameters Hyp { get; }
     /// <summary>The training set (augmented as the options say).</summary>
     public YoloDataset Train { get; }
@@ -47,34 +56,64 @@ public sealed class TrainingData
 /// </summary>
 public static class TrainSteps
 {
-    /// <summary>Step 1: the .data file and names, the hyperparameters, the training set and loader (at the multi-scale
-    /// maximum when multi-scale is on, as the reference) and the validation set (rect batches).</summary>
-    public static TrainingData Data(TrainOptions o, Action<string>? log = null)
-        => DataCore(o, log);
-
     /// <summary>
-    /// Refuses a launch of several processes (mpirun -np N, N > 1): training runs in one process, and several ranks
-    /// would each train alone and overwrite one another's data, checkpoints and results.
+    /// Step 1: the .data file and names, the hyperparameters, the training set and loader (at the multi-scale maximum
+    /// when multi-scale is on, as the reference) and the validation set (rect batches). With a communicator of several
+    /// ranks (an MPI launch, <see cref="Distributed.Communicator.FromEnvironment"/>), this is train_multi_GPU.py's
+    /// setup: the loader yields this rank's DistributedSampler shard of every epoch in full batches, lr0 is scaled by
+    /// max(1, ranks · batch / 64), only rank 0 logs, and the caller owns the communicator. Null: one process.
     /// </summary>
-    /// <exception cref="NotSupportedException">The process is one of several an MPI launcher started.</exception>
-    public static void CheckSingleProcess()
+    /// <exception cref="NotSupportedException">The process is one of several an MPI launcher started but no
+    /// communicator was given (each rank would train alone), or rect batches are asked of several ranks.</exception>
+    public static TrainingData Data(TrainOptions o, Action<string>? log = null, ICommunicator? communicator = null)
+        => DataCore(o, log, communicator ?? SingleProcess());
+
+    static ICommunicator SingleProcess()
     {
-        if (Communicator.LaunchSize > 1)
+        if (Distributed.Communicator.LaunchSize > 1)
             throw new NotSupportedException(
-                $"this process is one of {Communicator.LaunchSize} started by an MPI launcher, but training runs in one process " +
-                "only (data-parallel training is not implemented yet: each rank would train alone and overwrite the others' " +
-                "checkpoints); run it without mpirun, or with -np 1");
+                $"this process is one of {Distributed.Communicator.LaunchSize} started by an MPI launcher, but no communicator was " +
+                "given to TrainSteps.Data: each rank would train alone and overwrite the others' checkpoints; pass " +
+                "Communicator.FromEnvironment() (yolospp train and scripts/train.fsx do)");
+        return new SingleProcessCommunicator();
     }
 
-    static TrainingData DataCore(TrainOptions o, Action<string>? log)
+    /// <summary>Only rank 0 logs.</summary>
+    static Action<string>? MainRankLog(ICommunicator comm, Action<string>? log) => comm.Rank == 0 ? log : null;
+
+    /// <summary>
+    /// Torch threads for one of several ranks on a machine: the cores shared out among the machine's ranks
+    /// (OMPI_COMM_WORLD_LOCAL_SIZE or MPI_LOCALNRANKS), unless OMP_NUM_THREADS says otherwise, as torchrun does.
+    /// </summary>
+    static void ShareCores(ICommunicator comm, Action<string>? log)
+    {
+        if (comm.Size <= 1 || Environment.GetEnvironmentVariable("OMP_NUM_THREADS") is { Length: > 0 }) return;
+        int local = new[] { "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS" }
+            .Select(Environment.GetEnvironmentVariable).Select(v => int.TryParse(v, out var k) ? k : 0).FirstOrDefault(k => k > 0, comm.Size);
+        int threads = Math.Max(1, Environment.ProcessorCount / local);
+        if (get_num_threads() != threads)
+        {
+            set_num_threads(threads);
+            log?.Invoke($"{local} rank(s) on this machine: {threads} torch thread(s) each (set OMP_NUM_THREADS to choose)");
+        }
+    }
+
+    static TrainingData DataCore(TrainOptions o, Action<string>? log, ICommunicator comm)
     {
         ArgumentNullException.ThrowIfNull(o);
         o.Validate();
-        CheckSingleProcess();
+        log = MainRankLog(comm, log);
+        if (comm.Size > 1 && o.Rect)
+            throw new NotSupportedException($"--rect cannot train on {comm.Size} ranks: rect batch shapes belong to consecutive batches of the whole list, which sharding splits");
+        if (comm.Size > 1) log?.Invoke($"data-parallel training: {comm.Size} ranks via {comm.Name}, {o.BatchSize} images per rank and batch");
+        ShareCores(comm, log);
         var files = DataFiles.Load(o.Data);
         // train.py: nc = 1 if opt.single_cls else int(data_dict["classes"]), then hyp["cls"] *= nc / 80
         int nc = o.SingleClass ? 1 : files.Classes;
-        var hyp = (o.Hyp is null ? HyperParameters.Default : HyperParameters.Load(o.Hyp)).AdjustedFor(nc, o.ImageSize);
+        var single = (o.Hyp is null ? HyperParameters.Default : HyperParameters.Load(o.Hyp)).AdjustedFor(nc, o.ImageSize);
+        var hyp = single.AdjustedForWorld(comm.Size, o.BatchSize);
+        if (hyp.Lr0 != single.Lr0)
+            log?.Invoke($"lr0 scaled to {hyp.Lr0:G6} for {comm.Size} ranks × batch {o.BatchSize} (train_multi_GPU.py: × max(1, ranks·batch/64))");
         (int Min, int Max)? grid = null;
         int trainSize = o.ImageSize;
         if (o.MultiScale)
@@ -88,6 +127,7 @@ public static class TrainSteps
         {
             ImageSize = trainSize, BatchSize = o.BatchSize, Augment = o.Augment, Mosaic = o.Mosaic, Rect = o.Rect,
             Hyp = hyp, Shuffle = !o.Rect, Seed = o.Seed, SingleClass = o.SingleClass, CacheImages = o.CacheImages,
+            ShardCount = comm.Size, ShardRank = comm.Rank,
         });
         var valid = YoloDataset.Open(files.Valid, files.Classes, new DataOptions
         {
@@ -96,7 +136,11 @@ public static class TrainSteps
         });
         log?.Invoke(train.Scan.Summary);
         log?.Invoke(valid.Scan.Summary);
-        return new TrainingData(files, hyp, train, valid, trainSize, grid, o.SingleClass);
+        var data = new TrainingData(files, hyp, train, valid, trainSize, grid, o.SingleClass, comm);
+        if (comm.Size > 1 && data.Loader.BatchCount == 0)
+            throw new ArgumentException(
+                $"{files.Train}: {train.Count} training images over {comm.Size} ranks give each fewer than --batch-size {o.BatchSize}; use a smaller batch or fewer ranks");
+        return data;
     }
 
     /// <summary>
@@ -106,12 +150,16 @@ public static class TrainSteps
     /// <see cref="TrainOptions.FreezeLayers"/> trains only the prediction convs (the reference's --freeze-layers);
     /// otherwise, starting from pretrained weights (not a checkpoint) on a network with yolov3-spp's Darknet-53
     /// backbone, modules 0..74 are frozen as the reference does when it fine-tunes (<see cref="TrainOptions.FreezeBackbone"/>
-    /// false keeps them trainable). A network trained from random initialisation is never frozen.
+    /// false keeps them trainable). A network trained from random initialisation is never frozen. Several ranks
+    /// (<see cref="TrainingData.Communicator"/>): every rank builds and loads the same, then takes rank 0's tensors
+    /// (DDP's broadcast), and BatchNorm is synchronised across the ranks as <see cref="TrainOptions.SyncBatchNorm"/> says.
     /// </summary>
     public static DarkNet Model(TrainOptions o, TrainingData data, Device device, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(data);
+        var comm = data.Communicator;
+        log = MainRankLog(comm, log);
         manual_seed(o.Seed);
         var model = DarkNet.FromCfgFile(o.Cfg);
         try
@@ -140,6 +188,15 @@ public static class TrainSteps
             }
             if (o.FreezeLayers) ModelWeights.Freeze(model, onlyPredictors: true);
             model.to(device);
+            if (comm.Size > 1)
+            {
+                GradientSync.Broadcast(comm, model.parameters().Cast<Tensor>().Concat(model.buffers()));
+                if (o.SyncBatchNorm ?? !o.FreezeLayers)
+                {
+                    model.SyncBatchNorm = comm;
+                    log?.Invoke($"SyncBatchNorm: batch statistics over the {comm.Size} ranks' batches");
+                }
+            }
             return model;
         }
         catch
@@ -172,13 +229,21 @@ public static class TrainSteps
     /// the results line, TensorBoard scalars and the plot, and writes last.ckpt (and best.ckpt when the mAP@0.5:0.95 is
     /// the best so far). A .ckpt in <see cref="TrainOptions.Weights"/> continues after its last completed epoch.
     /// Cancellation stops after the current batch and saves a checkpoint that redoes the interrupted epoch; a
-    /// non-finite loss saves one and throws <see cref="NonFiniteLossException"/>.
+    /// non-finite loss saves one and throws <see cref="NonFiniteLossException"/>. Several ranks: each trains its
+    /// shard with gradients averaged before every optimizer step (<see cref="GradientSync"/>), the accumulation is
+    /// max(round(64 / (ranks · batch)), 1) unless <see cref="TrainOptions.Accumulate"/> is set, the logged losses are
+    /// the ranks' mean, and rank 0 alone evaluates, logs, plots and writes checkpoints (the others' result has no
+    /// evaluation); every rank returns once rank 0 has written the epoch's files.
     /// </summary>
     public static TrainResult Fit(TrainOptions o, TrainingData data, DarkNet model, Sgd optimizer, YoloLoss loss, Device device,
         IProgress<TrainProgress>? progress = null, CancellationToken cancellation = default, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(data);
+        var comm = data.Communicator;
+        bool main = data.IsMainRank;
+        log = MainRankLog(comm, log);
+        if (!main) progress = null;
         var resume = !string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights) ? Checkpoint.ReadInfo(o.Weights) : null;
         int startEpoch = resume is null ? 0 : resume.Epoch + 1, epochs = o.Epochs;
         if (resume is not null && epochs < startEpoch)
@@ -190,11 +255,11 @@ public static class TrainSteps
         var precision = MixedPrecision.For(o.Amp, o.Bf16, device);
         if (precision.ComputeType is not null) log?.Invoke(precision.ToString());
         var scaler = resume is null ? precision.CreateScaler() : new LossScaler(precision.ScaleLoss, resume.LossScale, resume.LossScaleGrowthTracker);
-        int accumulate = o.Accumulate ?? YoloSpp.Training.Schedule.accumulate(o.BatchSize);
+        int accumulate = o.Accumulate ?? YoloSpp.Training.Schedule.accumulate(o.BatchSize * comm.Size);
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToArray();
 
-        Directory.CreateDirectory(o.OutputDir);
-        using var logs = new TrainingLog(o.OutputDir, o.ResultName, resume?.TrainingResults, resume?.EpochsCsv);
+        if (main) Directory.CreateDirectory(o.OutputDir);
+        using var logs = main ? new TrainingLog(o.OutputDir, o.ResultName, resume?.TrainingResults, resume?.EpochsCsv) : null;
         var cfgText = File.ReadAllText(o.Cfg);
         string last = Path.Combine(o.OutputDir, "last.ckpt"), bestPath = Path.Combine(o.OutputDir, "best.ckpt");
         string? best = File.Exists(bestPath) && resume is not null ? bestPath : null;
@@ -202,49 +267,62 @@ public static class TrainSteps
         var started = Stopwatch.StartNew();
         bool cancelled = false, timeUp = false;
         int epochsDone = 0;
-        void Save(string path, int completedEpoch) =>
+        // rank 0 alone writes; the others' copies are the same (averaged gradients from the same start)
+        void Save(string path, int completedEpoch)
+        {
+            if (logs is null) return;
             Checkpoint.Save(path, model, optimizer,
                 new CheckpointInfo(completedEpoch, bestMap, logs.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText, trainable, logs.EpochsText));
+        }
 
         for (int epoch = startEpoch; epoch < epochs && !cancelled && !timeUp; epoch++)
         {
             var settings = new EpochSettings(epoch, epochs, data.Hyp, accumulate, o.Warmup, data.MultiScaleGrid, data.TrainSize,
-                new Random(o.Seed + epoch), o.TimeLimit is { } limit ? limit - started.Elapsed : null) { ComputeType = precision.ComputeType };
+                new Random(o.Seed + epoch), o.TimeLimit is { } limit ? limit - started.Elapsed : null)
+            { ComputeType = precision.ComputeType, Communicator = comm };
             var outcome = Engine.TrainOneEpoch(model, optimizer, data.Loader, loss, scaler, device, settings, progress, cancellation);
             cancelled = outcome.Cancelled;
             timeUp = outcome.TimeUp;
             if (outcome.NonFinite is { } why)
             {
                 Save(last, epoch - 1);
+                comm.Barrier();
                 throw new NonFiniteLossException($"{why}; {last} holds the weights and optimizer state at that point");
             }
             if (cancelled)
             {
                 // the interrupted epoch is redone on resume: record the previous one as the last completed
                 Save(last, epoch - 1);
+                comm.Barrier();
                 break;
             }
             bool lastEpoch = epoch == epochs - 1 || timeUp;
             EvaluationResult? eval = null;
-            if (!o.NoTest || lastEpoch)
+            if (logs is not null)
             {
-                eval = Evaluator.Evaluate(model, data.Valid, device, new EvaluationOptions(), data.ClassNames, cancellation);
-                final = eval;
+                if (!o.NoTest || lastEpoch)
+                {
+                    eval = Evaluator.Evaluate(model, data.Valid, device, new EvaluationOptions(), data.ClassNames, cancellation);
+                    final = eval;
+                }
+                logs.Add(new EpochRecord(epoch, eval?.Stats, outcome.MeanLosses, outcome.LearningRate));
+                progress?.Report(new TrainProgress(epoch, epochs, outcome.Batches, data.Loader.BatchCount, outcome.MeanLosses, outcome.LearningRate,
+                    outcome.Images * comm.Size / outcome.Elapsed.TotalSeconds, TimeSpan.Zero, eval));
+                if (eval is not null && eval.Map > bestMap) bestMap = eval.Map;
+                Save(last, epoch);
+                // as the reference: best.ckpt whenever this epoch's mAP equals the best so far (the first evaluation included)
+                if (eval is not null && (bestMap == eval.Map || best is null) && o.SaveBest)
+                {
+                    AtomicFile.Copy(last, bestPath);
+                    best = bestPath;
+                }
+                if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(o.OutputDir, $"epoch-{epoch}.ckpt"));
             }
-            logs.Add(new EpochRecord(epoch, eval?.Stats, outcome.MeanLosses, outcome.LearningRate));
-            progress?.Report(new TrainProgress(epoch, epochs, outcome.Batches, data.Loader.BatchCount, outcome.MeanLosses, outcome.LearningRate,
-                outcome.Images / outcome.Elapsed.TotalSeconds, TimeSpan.Zero, eval));
-            if (eval is not null && eval.Map > bestMap) bestMap = eval.Map;
-            Save(last, epoch);
-            // as the reference: best.ckpt whenever this epoch's mAP equals the best so far (the first evaluation included)
-            if (eval is not null && (bestMap == eval.Map || best is null) && o.SaveBest)
-            {
-                AtomicFile.Copy(last, bestPath);
-                best = bestPath;
-            }
-            if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(o.OutputDir, $"epoch-{epoch}.ckpt"));
+            // every rank waits for rank 0's evaluation and files: a run that ends has written them
+            comm.Barrier();
             epochsDone++;
         }
-        return new TrainResult(last, best, logs.ResultsFile, logs.PlotFile, logs.TensorBoardDir, epochsDone, final, cancelled, logs.EpochsFile);
+        return new TrainResult(last, best, logs?.ResultsFile ?? Path.Combine(o.OutputDir, o.ResultName), logs?.PlotFile ?? Path.Combine(o.OutputDir, "results.png"),
+            logs?.TensorBoardDir ?? Path.Combine(o.OutputDir, "tensorboard"), epochsDone, final, cancelled, logs?.EpochsFile ?? Path.Combine(o.OutputDir, "epochs.csv"));
     }
 }

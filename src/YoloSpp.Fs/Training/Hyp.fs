@@ -212,6 +212,16 @@ let adjustForDataset (nc: int) (imgSize: int) (h: Hyp) : Hyp =
         Obj = h.Obj * float imgSize / 320.0
     }
 
+/// The reference train_multi_GPU.py's scaling for several processes: lr0 *= max(1, worldSize · batch / 64). One
+/// process is train.py, which does not scale, so worldSize 1 leaves the hyperparameters as they are.
+let adjustForWorld (worldSize: int) (batchSize: int) (h: Hyp) : Hyp =
+    if worldSize <= 1 then
+        h
+    else
+        { h with
+            Lr0 = h.Lr0 * max 1.0 (float (worldSize * batchSize) / 64.0)
+        }
+
 /// The objectness-target GIoU ratio at a global iteration: gr, or a linear ramp from 0 over `gr_ramp` iterations.
 let grAt (iteration: int) (h: Hyp) : float =
     if h.GrRamp <= 0.0 then

@@ -12,48 +12,7 @@ open YoloSpp.Data
 open YoloSpp.Distributed
 open YoloSpp.Tests
 
-let private mpirun =
-    lazy
-        (Environment.GetEnvironmentVariable("PATH").Split(Path.PathSeparator)
-         |> Array.map (fun d -> Path.Combine(d, "mpirun"))
-         |> Array.tryFind File.Exists)
-
-/// Runs `mpirun -np n dotnet yolospp.dll args` in `cwd` with a time limit; (exit code, stdout + stderr, seconds).
-let private underMpiIn (cwd: string) (n: int) (args: string list) (limit: TimeSpan) =
-    let psi =
-        ProcessStartInfo(mpirun.Value.Value, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = cwd)
-
-    for a in
-        [
-            "--allow-run-as-root"
-            "--oversubscribe"
-            "-np"
-            string n
-            "dotnet"
-            BuildTests.cliDll
-        ]
-        @ args do
-        psi.ArgumentList.Add a
-
-    let watch = Stopwatch.StartNew()
-    use p = Process.Start psi
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-
-    if not (p.WaitForExit limit) then
-        p.Kill true
-        failtestf "mpirun -np %d %s did not end within %O" n (String.Join(" ", args)) limit
-
-    p.WaitForExit()
-    p.ExitCode, out.Result + err.Result, watch.Elapsed.TotalSeconds
-
-let private underMpi = underMpiIn TestUtil.repoRoot
-
-/// Runs f when mpirun is installed, else skips the test saying what to install.
-let private withMpirun (f: unit -> unit) =
-    match mpirun.Force() with
-    | None -> skiptest "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
-    | Some _ -> f ()
+open YoloSpp.Tests.Distributed.MpiRun
 
 let tests =
     testList
@@ -145,20 +104,5 @@ let tests =
                     Expect.notEqual code 0 out
                     Expect.stringContains out "rank 1: exiting with code 3" "the drill ran"
                     Expect.isLessThan seconds 60.0 "the other rank did not wait for it")
-            }
-
-            test "mpirun -np 2 yolospp train is refused before anything is written (training is one process)" {
-                withMpirun (fun () ->
-                    let dir = (Directory.CreateTempSubdirectory "yolospp-mpi-").FullName
-
-                    try
-                        let code, out, _ =
-                            underMpiIn dir 2 [ "train"; "--epochs"; "1"; "--output"; "runs/mpi" ] (TimeSpan.FromMinutes 2.0)
-
-                        Expect.equal code 2 out
-                        Expect.stringContains out "one of 2 started by an MPI launcher" "says why"
-                        Expect.isEmpty (Directory.GetFileSystemEntries dir) "no dataset, no run folder"
-                    finally
-                        Directory.Delete(dir, true))
             }
         ]

@@ -1,0 +1,325 @@
+/// Data-parallel training (the reference's train_multi_GPU.py): SyncBatchNorm's forward and backward against one
+/// process with the whole batch; and under `mpirun -np 2` (skipped with a message without OpenMPI): the demo's
+/// command trains and rank 0 alone prints and writes, 2 ranks × batch 2 end with the weights of 1 process × batch 4,
+/// and a rank that dies ends the launch without a hang or a torn checkpoint.
+module YoloSpp.Tests.Distributed.DataParallelTests
+
+open System
+open System.IO
+open Expecto
+open TorchSharp
+open YoloSpp
+open YoloSpp.Data
+open YoloSpp.Distributed
+open YoloSpp.Model
+open YoloSpp.Training
+open YoloSpp.Tests
+open YoloSpp.Tests.Distributed.MpiRun
+
+let private two = (2.0).ToScalar()
+
+/// Two ranks with identical batches, in one process: an all-reduce doubles.
+type private TwoIdenticalRanks() =
+    interface ICommunicator with
+        member _.Rank = 0
+        member _.Size = 2
+        member _.Name = "two identical ranks"
+        member _.AllReduceSum t = t.mul_ two |> ignore
+        member _.Broadcast(_, _) = ()
+        member _.Barrier() = ()
+        member _.AllGather v = [| v; v |]
+        member _.Abort code = failwithf "abort %d" code
+        member _.Dispose() = ()
+
+let private tinyCfg = Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg")
+
+/// A training set of `n` 64-px shapes images whose label files are all the first one's (the same targets in every
+/// image, so that every rank's half of a batch matches as many targets as the other's), and 2 validation images.
+let private sameLabelsData (dir: string) (n: int) =
+    let s =
+        ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "data"), Train = n, Val = 2, Size = 64, Seed = 7))
+
+    let labels =
+        File.ReadAllLines(Path.Combine(s.Directory, "train.txt"))
+        |> Array.map (fun img ->
+            let full =
+                if Path.IsPathRooted img then
+                    img
+                else
+                    Path.Combine(s.Directory, img)
+
+            Path.ChangeExtension(
+                full.Replace(
+                    $"{Path.DirectorySeparatorChar}images{Path.DirectorySeparatorChar}",
+                    $"{Path.DirectorySeparatorChar}labels{Path.DirectorySeparatorChar}"
+                ),
+                ".txt"
+            ))
+
+    let first = labels |> Array.find (fun l -> File.Exists l && FileInfo(l).Length > 0L)
+
+    for l in labels do
+        if l <> first then
+            File.Copy(first, l, true)
+
+    s.DataFile
+
+let private cfgFor (dir: string) =
+    let cfg = Path.Combine(dir, "tiny5.cfg")
+    ModelCfg.WriteWithClasses(tinyCfg, cfg, 5)
+    cfg
+
+/// Every tensor of a checkpoint's model.
+let private stateOf (cfg: string) (ckpt: string) =
+    use m = DarkNet.FromCfgFile cfg
+    Checkpoint.LoadModel(ckpt, m) |> ignore
+    m.state_dict () |> Seq.map (fun kv -> kv.Key, kv.Value.clone ()) |> Map.ofSeq
+
+/// The largest max|a − b| / max|b| over the floating tensors of two states, and its tensor.
+let private worst (a: Map<string, torch.Tensor>) (b: Map<string, torch.Tensor>) =
+    a
+    |> Map.toArray
+    |> Array.filter (fun (_, t) -> t.is_floating_point ())
+    |> Array.map (fun (k, t) -> k, (t - b[k]).abs().max().ToDouble() / (b[k].abs().max().ToDouble() + 1e-12))
+    |> Array.maxBy snd
+
+let private trainArgs (data: string) (cfg: string) (output: string) (batch: int) (extra: string list) =
+    [
+        "train"
+        "--data"
+        data
+        "--cfg"
+        cfg
+        "--hyp"
+        Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml")
+        "--img-size"
+        "64"
+        "--batch-size"
+        string batch
+        "--device"
+        "cpu"
+        "--output"
+        output
+        "--seed"
+        "5"
+    ]
+    @ extra
+
+let tests =
+    testList
+        "data-parallel"
+        [
+            test "SyncBatchNorm over two identical ranks = BatchNorm over both batches: outputs, gradients, running statistics" {
+                Backend.Initialize()
+                torch.manual_seed 11L |> ignore
+                use a = DarkNet.FromCfgFile tinyCfg
+                torch.manual_seed 11L |> ignore
+                use b = DarkNet.FromCfgFile tinyCfg
+                a.SyncBatchNorm <- new TwoIdenticalRanks()
+                a.train ()
+                b.train ()
+                // odd, non-square input: 2 images of 96 × 64
+                use x = torch.rand (2L, 3L, 64L, 96L)
+                use both = torch.cat ([| x; x |], 0L)
+                let ra = a.forward(x).Raw
+                let rb = b.forward(both).Raw
+                torch.manual_seed 3L |> ignore
+                let weights = ra |> Array.map (fun (r: torch.Tensor) -> torch.randn (r.shape))
+                use half = (0.5).ToScalar()
+
+                // relative to the largest value (float32 rounding through the layers: about 2e-6 of it)
+                let relMax (a: torch.Tensor) (b: torch.Tensor) =
+                    (a - b).abs().max().ToDouble() / (b.abs().max().ToDouble() + 1e-12)
+
+                for k in 0 .. ra.Length - 1 do
+                    Expect.isLessThan (relMax ra[k] (rb[k].narrow (0L, 0L, 2L))) 1e-5 (sprintf "head %d output" k)
+
+                let la =
+                    Array.map2 (fun (r: torch.Tensor) (w: torch.Tensor) -> (r * w).sum ()) ra weights
+                    |> Array.reduce (+)
+
+                let lb =
+                    Array.map2
+                        (fun (r: torch.Tensor) (w: torch.Tensor) -> ((r.narrow (0L, 0L, 2L) * w).sum () + (r.narrow (0L, 2L, 2L) * w).sum ()).mul half)
+                        rb
+                        weights
+                    |> Array.reduce (+)
+
+                la.backward ()
+                lb.backward ()
+                let pb = b.named_parameters () |> Seq.map (fun struct (n, p) -> n, p) |> Map.ofSeq
+
+                for struct (name, p) in a.named_parameters () do
+                    Expect.isLessThan (relMax p.grad pb[name].grad) 1e-4 (sprintf "gradient of %s" name)
+
+                let sb = b.state_dict ()
+
+                for kv in a.state_dict () do
+                    if kv.Key.Contains "running_" then
+                        Expect.isLessThan (relMax kv.Value sb[kv.Key]) 1e-5 kv.Key
+                // eval mode does not synchronise
+                a.eval ()
+                b.eval ()
+                use y = torch.rand (1L, 3L, 64L, 64L)
+                Expect.isLessThan (relMax (a.forward y).Detections (b.forward y).Detections) 1e-5 "eval mode"
+            }
+
+            test "train_multi_GPU.py's scaling: lr0 × max(1, ranks · batch / 64), none for one process" {
+                let h = HyperParameters.Default
+                Expect.floatClose Accuracy.veryHigh (h.AdjustedForWorld(2, 64).Lr0) (2.0 * h.Lr0) "2 × 64"
+                Expect.equal (h.AdjustedForWorld(2, 16).Lr0) h.Lr0 "2 × 16 ≤ 64"
+                Expect.equal (h.AdjustedForWorld(1, 128).Lr0) h.Lr0 "one process is train.py"
+                Expect.equal (Schedule.accumulate (2 * 8)) 4 "accumulate max(round(64 / 16), 1)"
+            }
+
+            test "one of several MPI ranks without a communicator is refused before anything is read" {
+                let before = Environment.GetEnvironmentVariable "OMPI_COMM_WORLD_SIZE"
+                Environment.SetEnvironmentVariable("OMPI_COMM_WORLD_SIZE", "2")
+
+                try
+                    let o = TrainOptions(Cfg = "absent.cfg", Data = "absent.data", Device = "cpu")
+
+                    let e =
+                        TestUtil.throwsMessage<NotSupportedException> (fun () -> TrainSteps.Data o |> ignore)
+
+                    Expect.stringContains e "Communicator.FromEnvironment()" "says what to pass"
+                finally
+                    Environment.SetEnvironmentVariable("OMPI_COMM_WORLD_SIZE", before)
+            }
+
+            test "mpirun -np 2 yolospp train: trains, rank 0 alone prints the mAP and writes the run's files" {
+                withMpirun (fun () ->
+                    let dir = TestUtil.fixtureDir "yolospp-ddp-"
+                    let data = sameLabelsData dir 10
+                    let cfg = cfgFor dir
+
+                    let code, out, _ =
+                        underMpiIn dir 2 (trainArgs data cfg "run" 2 [ "--epochs"; "2" ]) (TimeSpan.FromMinutes 3.0)
+
+                    Expect.equal code 0 out
+                    let count (s: string) = out.Split(s).Length - 1
+                    Expect.equal (count "mAP@0.5: ") 1 "the mAP, once"
+                    Expect.equal (count "data-parallel training: 2 ranks via OpenMPI") 1 "rank 0's notice, once"
+                    Expect.stringContains out "SyncBatchNorm" "SyncBatchNorm by default"
+                    // 10 images, 2 ranks, batch 2: 5 each, 2 full batches per epoch
+                    Expect.stringContains out "2/2  loss" "two batches per rank and epoch"
+                    let run = Path.Combine(dir, "run")
+
+                    for f in [ "last.ckpt"; "best.ckpt"; "results.txt"; "epochs.csv"; "results.png" ] do
+                        Expect.isTrue (File.Exists(Path.Combine(run, f))) f
+
+                    Expect.equal (File.ReadAllLines(Path.Combine(run, "results.txt")).Length) 2 "one results line per epoch, one writer"
+                    Expect.equal (Checkpoint.ReadInfo(Path.Combine(run, "last.ckpt")).Epoch) 1 "last completed epoch")
+            }
+
+            test "equivalence: 2 ranks × batch 2 with SyncBatchNorm train as 1 process × batch 4; per-rank BatchNorm does not" {
+                withMpirun (fun () ->
+                    let dir = TestUtil.fixtureDir "yolospp-ddp-eq-"
+                    let data12 = sameLabelsData dir 12
+                    let cfg = cfgFor dir
+                    // the same data with its first 4 training images: one optimizer step
+                    let list = Path.Combine(Path.GetDirectoryName data12, "train.txt")
+                    File.WriteAllLines(Path.Combine(Path.GetDirectoryName data12, "train4.txt"), File.ReadAllLines list |> Array.take 4)
+                    let data4 = Path.Combine(Path.GetDirectoryName data12, "four.data")
+                    File.WriteAllText(data4, File.ReadAllText(data12).Replace("train=train.txt", "train=train4.txt"))
+                    // one epoch (warmup on: lr0 × 1/1000, then up), no augmentation, every batch an optimizer step
+                    let common =
+                        [ "--epochs"; "1"; "--notest"; "--augment"; "false"; "--accumulate"; "1" ]
+
+                    let pair (data: string) (name: string) (extra: string list) =
+                        let code, o, e =
+                            BuildTests.yolospp (trainArgs data cfg (Path.Combine(dir, name + "-one")) 4 common)
+
+                        Expect.equal code 0 (o + e)
+
+                        let code2, out2, _ =
+                            underMpiIn dir 2 (trainArgs data cfg (name + "-two") 2 (common @ extra)) (TimeSpan.FromMinutes 3.0)
+
+                        Expect.equal code2 0 out2
+                        let one = stateOf cfg (Path.Combine(dir, name + "-one", "last.ckpt"))
+                        worst (stateOf cfg (Path.Combine(dir, name + "-two", "last.ckpt"))) one
+
+                    let name1, step1 = pair data4 "k1" []
+                    let name3, step3 = pair data12 "k3" []
+                    let _, nosync = pair data12 "nosync" [ "--sync-bn"; "false" ]
+
+                    printfn
+                        "data-parallel equivalence, worst relative difference per tensor: 1 step %.2e (%s), 3 steps %.2e (%s); 3 steps without SyncBatchNorm %.2e"
+                        step1
+                        name1
+                        step3
+                        name3
+                        nosync
+                    // one step: the rounding of reductions in another order; it grows with every step, as it does
+                    // between 1 and 2 threads of one process (see the train_steps golden)
+                    Expect.isLessThan step1 1e-4 (sprintf "1 step: %s" name1)
+                    Expect.isLessThan step3 1e-2 (sprintf "3 steps: %s" name3)
+                    Expect.isGreaterThan nosync 0.5 "per-rank BatchNorm statistics are not the global batch's"
+                    // the logged losses are the ranks' mean, the same as one process's
+                    let losses (run: string) =
+                        File.ReadAllLines(Path.Combine(dir, run, "epochs.csv"))
+                        |> Array.skip 1
+                        |> Array.collect (fun l -> l.Split(',')[1..4] |> Array.map float)
+
+                    for x, y in Array.zip (losses "k3-two") (losses "k3-one") do
+                        Expect.floatClose { absolute = 1e-5; relative = 1e-4 } x y "epoch mean loss")
+            }
+
+            test "mpirun -np 2: a rank killed during training ends the launch within a minute; last.ckpt stays whole" {
+                withMpirun (fun () ->
+                    if not (Directory.Exists "/proc") then
+                        skiptest "finding a rank's process needs /proc"
+
+                    let dir = TestUtil.fixtureDir "yolospp-ddp-kill-"
+                    let data = sameLabelsData dir 8
+                    let cfg = cfgFor dir
+                    let last = Path.Combine(dir, "run", "last.ckpt")
+
+                    let launch =
+                        start dir 2 (trainArgs data cfg "run" 2 [ "--epochs"; "500"; "--notest" ])
+
+                    let p, _, _ = launch
+                    let watch = Diagnostics.Stopwatch.StartNew()
+
+                    while not (File.Exists last)
+                          && not p.HasExited
+                          && watch.Elapsed < TimeSpan.FromMinutes 2.0 do
+                        Threading.Thread.Sleep 100
+
+                    Expect.isFalse p.HasExited "still training after its first checkpoint"
+                    // rank 1: the launcher's child whose environment says OMPI_COMM_WORLD_RANK=1
+                    let rank1 =
+                        Directory.GetDirectories "/proc"
+                        |> Array.choose (fun d ->
+                            match Int32.TryParse(Path.GetFileName d) with
+                            | true, pid ->
+                                try
+                                    let stat = File.ReadAllText(Path.Combine(d, "stat"))
+                                    let ppid = int (stat.Substring(stat.LastIndexOf ')' + 2).Split(' ')[1])
+                                    let env = File.ReadAllText(Path.Combine(d, "environ")).Split('\000')
+
+                                    if ppid = p.Id && Array.contains "OMPI_COMM_WORLD_RANK=1" env then
+                                        Some pid
+                                    else
+                                        None
+                                with _ ->
+                                    None
+                            | _ -> None)
+
+                    Expect.equal rank1.Length 1 "rank 1's process"
+                    Diagnostics.Process.GetProcessById(rank1[0]).Kill()
+                    let killed = Diagnostics.Stopwatch.StartNew()
+
+                    let code, out =
+                        finish launch "the launch after rank 1 was killed" (TimeSpan.FromMinutes 1.0)
+
+                    printfn "launch ended %.1f s after rank 1 was killed (exit %d)" killed.Elapsed.TotalSeconds code
+                    Expect.notEqual code 0 out
+                    Expect.stringContains out "rank 1" "the launcher names the rank"
+                    let info = Checkpoint.ReadInfo last
+                    Expect.isLessThan info.Epoch 499 "stopped early"
+                    use m = DarkNet.FromCfgFile cfg
+                    let report = Checkpoint.LoadModel(last, m)
+                    Expect.isEmpty report.Skipped (sprintf "every tensor of %s loads (%O)" last report))
+            }
+        ]
