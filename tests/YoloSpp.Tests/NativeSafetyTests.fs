@@ -58,7 +58,7 @@ let private drain (m: FinalizerMonitor) =
         last <- now
 
 /// (Scalars, Tensors) that reached the finalizer while `f` ran.
-let private finalizedDuring (m: FinalizerMonitor) (f: unit -> unit) =
+let finalizedDuring (m: FinalizerMonitor) (f: unit -> unit) =
     drain m
     m.Clear()
     f ()

@@ -11,6 +11,9 @@ namespace YoloSpp.Distributed;
 /// </summary>
 public static class GradientSync
 {
+    /// <summary>The floats one all-reduce of <see cref="AllReduceMean"/> carries: every parameter that requires a gradient.</summary>
+    public static long Floats(IEnumerable<Parameter> parameters) => parameters.Where(p => p.requires_grad).Sum(p => p.numel());
+
     /// <summary>Averages the gradients of <paramref name="parameters"/> over the ranks of <paramref name="comm"/>;
     /// nothing to do for one process. Parameters that do not require gradients are left out (every rank must
     /// freeze the same ones). Returns the number of floats all-reduced.</summary>

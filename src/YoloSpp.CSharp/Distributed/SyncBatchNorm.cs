@@ -55,19 +55,23 @@ internal static class SyncBatchNormForward
         long localCount = x.shape[0] * x.shape[2] * x.shape[3];
         using var count = tensor(new float[] { localCount }, device: x.device);
         var totals = AllReduceSumFunction.Apply(cat([x.sum(dims), count]), comm);
-        double n = totals[c].ToDouble();
+        double n = totals[c].cpu().item<float>();
         if (n <= 1)
             throw new ArgumentException($"SyncBatchNorm needs more than one value per channel over every rank, got input [{string.Join(", ", input.shape)}] on each");
-        var mean = totals.narrow(0, 0, c).div(n);
+        // owned Scalars only (additions take the process-wide alpha): a temporary one left to the finalizer can be
+        // freed while libtorch reads it
+        using Scalar inverseCount = (1.0 / n).ToScalar(), epsilon = eps.ToScalar(), keep = (1 - momentum).ToScalar(),
+            meanRate = momentum.ToScalar(), varRate = (n / (n - 1) * momentum).ToScalar();
+        var mean = totals.narrow(0, 0, c).mul(inverseCount);
         var centred = x - mean.view(channel);
-        var variance = AllReduceSumFunction.Apply(centred.square().sum(dims), comm).div(n);
-        var y = centred * (variance + eps).rsqrt().view(channel);
+        var variance = AllReduceSumFunction.Apply((centred * centred).sum(dims), comm).mul(inverseCount);
+        var y = centred * variance.add(epsilon, Tensors.one).rsqrt().view(channel);
         if (weight is not null) y = y * weight.view(channel);
-        if (bias is not null) y = y + bias.view(channel);
+        if (bias is not null) y = y.add(bias.view(channel), Tensors.one);
         using (no_grad())
         {
-            runningMean?.mul_(1 - momentum).add_(mean.detach() * momentum);
-            runningVar?.mul_(1 - momentum).add_(variance.detach() * (n / (n - 1) * momentum));
+            runningMean?.mul_(keep).add_(mean.detach().mul(meanRate), Tensors.one);
+            runningVar?.mul_(keep).add_(variance.detach().mul(varRate), Tensors.one);
         }
         return input.dtype == ScalarType.Float32 ? y : y.to(input.dtype);
     }

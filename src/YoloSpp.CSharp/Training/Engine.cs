@@ -36,7 +36,11 @@ internal sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp,
 /// <param name="TimeUp">Stopped by the time limit.</param>
 /// <param name="NonFinite">Set when a loss was not finite: the parts and the batch's image paths (training must stop).</param>
 internal sealed record EpochOutcome(LossParts MeanLosses, double LearningRate, int Batches, int Images, TimeSpan Elapsed,
-    bool Cancelled, bool TimeUp, string? NonFinite);
+    bool Cancelled, bool TimeUp, string? NonFinite)
+{
+    /// <summary>Several ranks: the optimizer steps whose gradients were all-reduced, and the time those took.</summary>
+    public (int Steps, TimeSpan Time) GradientSync { get; init; }
+}
 
 /// <summary>The reference's engine: train_one_epoch with its collaborators passed in (evaluation is <see cref="Evaluator"/>).</summary>
 internal static class Engine
@@ -50,7 +54,7 @@ internal static class Engine
     /// zero_grad. Returns the loss values; a non-finite total is returned without backward (training must stop).
     /// </summary>
     public static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
-        double gr, int accumulate, bool step) => TrainStep(model, optimizer, loss, scaler, images, targets, gr, accumulate, step, null);
+        double gr, int accumulate, bool step) => TrainStep(model, optimizer, loss, scaler, images, targets, gr, accumulate, step, null, null);
 
     /// <summary>
     /// <see cref="TrainStep(DarkNet, Sgd, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool)"/> as one rank of
@@ -58,9 +62,10 @@ internal static class Engine
     /// (reduce_dict), checked for finiteness before backward so that every rank stops together, and the gradients
     /// are averaged over the ranks (one flat all-reduce) before the optimizer step. Gradients accumulated over several
     /// batches are averaged once, at the step: the mean of sums is the sum of the means DDP would all-reduce per backward.
+    /// <paramref name="syncWatch"/>, when given, runs while the gradients are averaged.
     /// </summary>
     public static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
-        double gr, int accumulate, bool step, ICommunicator? comm)
+        double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch)
     {
         using var scope = NewDisposeScope();
         var pred = model.forward(images).Raw;
@@ -71,7 +76,12 @@ internal static class Engine
         using (var inv = (1.0 / accumulate).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
         if (step)
         {
-            if (distributed) GradientSync.AllReduceMean(comm!, optimizer.Parameters);
+            if (distributed)
+            {
+                syncWatch?.Start();
+                GradientSync.AllReduceMean(comm!, optimizer.Parameters);
+                syncWatch?.Stop();
+            }
             scaler.Step(optimizer);
             scaler.Update();
             optimizer.ZeroGrad();
@@ -102,7 +112,7 @@ internal static class Engine
 
     /// <summary>
     /// One epoch of the reference's train_one_epoch: per batch, optional multi-scale resize (bilinear, to a
-    /// 32-multiple), <see cref="TrainStep(DarkNet, Sgd, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool, ICommunicator?)"/> (as a rank of the epoch settings' communicator), an optimizer step after every batch with ni mod accumulate = 0
+    /// 32-multiple), <see cref="TrainStep(DarkNet, Sgd, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool, ICommunicator?, Stopwatch?)"/> (as a rank of the epoch settings' communicator), an optimizer step after every batch with ni mod accumulate = 0
     /// (ni = i + nb·epoch, as the reference counts; gradients left over at the end of an epoch carry into the next,
     /// as there), and the warmup LR in epoch 0. The cosine LR of the epoch is set at its start (what LambdaLR stepped
     /// once per epoch shows).
@@ -136,6 +146,8 @@ internal static class Engine
         double nowLr = optimizer.LearningRate;
         int imgSize = s.ImageSize, seen = 0, i = 0, warmStep = 0;
         var watch = Stopwatch.StartNew();
+        var syncWatch = new Stopwatch();
+        int syncs = 0;
         bool cancelled = false, timeUp = false;
         foreach (var batch in loader.Epoch(s.Epoch))
         {
@@ -155,7 +167,8 @@ internal static class Engine
                     imgs = nn.functional.interpolate(imgs, size: ns, mode: InterpolationMode.Bilinear, align_corners: false);
                 }
             }
-            var values = TrainStep(model, optimizer, loss, scaler, imgs, targets, hyp.GrAt(ni), acc, boundary, s.Communicator);
+            var values = TrainStep(model, optimizer, loss, scaler, imgs, targets, hyp.GrAt(ni), acc, boundary, s.Communicator, syncWatch);
+            if (boundary && values.IsFinite && s.Communicator is { Size: > 1 }) syncs++;
             mloss = mloss.RunningMean(values, i);
             if (!values.IsFinite)
                 return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, false, false,
@@ -172,7 +185,7 @@ internal static class Engine
                 s.TimeLeft is { } left && watch.Elapsed >= left);
             if (cancelled || timeUp) break;
         }
-        return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, cancelled, timeUp, null);
+        return new EpochOutcome(mloss, nowLr, i, seen, watch.Elapsed, cancelled, timeUp, null) { GradientSync = (syncs, syncWatch.Elapsed) };
     }
 
     /// <summary>

@@ -296,6 +296,9 @@ public static class TrainSteps
                 comm.Barrier();
                 break;
             }
+            if (outcome.GradientSync is { Steps: > 0 } sync)
+                log?.Invoke($"epoch {epoch + 1}: {sync.Steps} gradient all-reduce(s) of {GradientSync.Floats(optimizer.Parameters) * 4 / 1e6:F1} MB, " +
+                    $"{sync.Time.TotalMilliseconds / sync.Steps:F1} ms each on rank 0 ({100 * sync.Time / outcome.Elapsed:F1} % of the epoch's training time)");
             bool lastEpoch = epoch == epochs - 1 || timeUp;
             EvaluationResult? eval = null;
             if (logs is not null)

@@ -164,6 +164,26 @@ let tests =
                 Expect.isLessThan (relMax (a.forward y).Detections (b.forward y).Detections) 1e-5 "eval mode"
             }
 
+            test "no Scalar or Tensor reaches the finalizer during SyncBatchNorm training steps" {
+                Backend.Initialize()
+                torch.manual_seed 2L |> ignore
+                use model = DarkNet.FromCfgFile tinyCfg
+                model.SyncBatchNorm <- new TwoIdenticalRanks()
+                model.train ()
+                use m = new NativeSafetyTests.FinalizerMonitor()
+
+                let scalars, tensors =
+                    NativeSafetyTests.finalizedDuring m (fun () ->
+                        for _ in 1..5 do
+                            use scope = torch.NewDisposeScope()
+                            let raw = model.forward(torch.rand (2L, 3L, 64L, 96L)).Raw
+                            (raw |> Array.map (fun r -> (r * r).sum ()) |> Array.reduce (+!)).backward ()
+                            model.zero_grad ())
+
+                Expect.equal scalars 0 "Scalars finalized (each one a temporary a GC could free mid-call)"
+                Expect.equal tensors 0 "Tensors finalized"
+            }
+
             test "train_multi_GPU.py's scaling: lr0 × max(1, ranks · batch / 64), none for one process" {
                 let h = HyperParameters.Default
                 Expect.floatClose Accuracy.veryHigh (h.AdjustedForWorld(2, 64).Lr0) (2.0 * h.Lr0) "2 × 64"
