@@ -40,7 +40,7 @@ let opt =
 // one process, or one rank of `mpirun -np N dotnet fsi scripts/train.fsx` (data-parallel; rank 0 prints and writes)
 exit (
     TrainCommand.withRanks (fun comm log ->
-        let device = Backend.ResolveDevice(opt.Device, Action<string> log)
+        let device = Backend.ResolveDevice(opt.Device, comm, Action<string> log)
         log (sprintf "Using %O device training." device)
         TrainCommand.ensureDefaultData comm opt log
 

@@ -37,4 +37,22 @@ public static class Backend
         }
         return device;
     }
+
+    /// <summary>
+    /// <see cref="ResolveDevice(string, Action{string}?)"/> for one of several ranks: a CUDA device becomes one GPU per
+    /// rank of this machine, GPU (index + local rank) mod the GPU count, so that "cuda" or "cuda:0" puts rank r of a
+    /// machine on its GPU r (the local rank is OMPI_COMM_WORLD_LOCAL_RANK or MPI_LOCALRANKID). The CPU, and one
+    /// process, are as asked.
+    /// </summary>
+    public static torch.Device ResolveDevice(string name, Distributed.ICommunicator comm, Action<string>? notice = null)
+    {
+        ArgumentNullException.ThrowIfNull(comm);
+        var device = ResolveDevice(name, notice);
+        if (comm.Size <= 1 || device.type != DeviceType.CUDA) return device;
+        int index = RankDeviceIndex(Math.Max(0, device.index), Distributed.Communicator.LocalRank ?? comm.Rank, torch.cuda.device_count());
+        return new torch.Device(DeviceType.CUDA, index);
+    }
+
+    /// <summary>The GPU of a rank: (index + localRank) mod count.</summary>
+    internal static int RankDeviceIndex(int index, int localRank, int count) => count <= 0 ? index : (index + localRank) % count;
 }

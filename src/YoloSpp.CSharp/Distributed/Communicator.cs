@@ -47,6 +47,22 @@ public static class Communicator
             .Select(v => int.TryParse(v, out var n) ? n : 0)
             .FirstOrDefault(n => n > 0, 1);
 
+    /// <summary>This process's rank among the ranks of its machine (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID or
+    /// PMI_LOCAL_RANK); null without a launcher that says.</summary>
+    public static int? LocalRank =>
+        new[] { "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK" }
+            .Select(Environment.GetEnvironmentVariable)
+            .Select(v => int.TryParse(v, out var n) ? n : (int?)null)
+            .FirstOrDefault(n => n is >= 0);
+
+    /// <summary>The number of ranks on this process's machine (OMPI_COMM_WORLD_LOCAL_SIZE or MPI_LOCALNRANKS); null
+    /// without a launcher that says.</summary>
+    public static int? LocalSize =>
+        new[] { "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS" }
+            .Select(Environment.GetEnvironmentVariable)
+            .Select(v => int.TryParse(v, out var n) ? n : (int?)null)
+            .FirstOrDefault(n => n is > 0);
+
     /// <summary>
     /// The MPI communicator when the process runs under an MPI launcher (<c>mpirun</c>, <c>mpiexec</c>), else the
     /// single-process one, which needs no MPI installed.

@@ -83,13 +83,12 @@ public static class TrainSteps
 
     /// <summary>
     /// Torch threads for one of several ranks on a machine: the cores shared out among the machine's ranks
-    /// (OMPI_COMM_WORLD_LOCAL_SIZE or MPI_LOCALNRANKS), unless OMP_NUM_THREADS says otherwise, as torchrun does.
+    /// (<see cref="Distributed.Communicator.LocalSize"/>), unless OMP_NUM_THREADS says otherwise, as torchrun does.
     /// </summary>
     static void ShareCores(ICommunicator comm, Action<string>? log)
     {
         if (comm.Size <= 1 || Environment.GetEnvironmentVariable("OMP_NUM_THREADS") is { Length: > 0 }) return;
-        int local = new[] { "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS" }
-            .Select(Environment.GetEnvironmentVariable).Select(v => int.TryParse(v, out var k) ? k : 0).FirstOrDefault(k => k > 0, comm.Size);
+        int local = Distributed.Communicator.LocalSize ?? comm.Size;
         int threads = Math.Max(1, Environment.ProcessorCount / local);
         if (get_num_threads() != threads)
         {

@@ -34,7 +34,7 @@ public sealed class Trainer
     {
         using var own = _comm is null ? Communicator.FromEnvironment() : null;
         var comm = _comm ?? own!;
-        var device = Backend.ResolveDevice(_o.Device, comm.Rank == 0 ? _log : _ => { });
+        var device = Backend.ResolveDevice(_o.Device, comm, comm.Rank == 0 ? _log : _ => { });
         var data = TrainSteps.Data(_o, _log, comm);
         using var model = TrainSteps.Model(_o, data, device, _log);
         using var optimizer = TrainSteps.Optimizer(_o, model, data);

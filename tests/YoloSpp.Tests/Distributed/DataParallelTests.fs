@@ -192,6 +192,12 @@ let tests =
                 Expect.equal (Schedule.accumulate (2 * 8)) 4 "accumulate max(round(64 / 16), 1)"
             }
 
+            test "one GPU per rank: cuda:i puts local rank r on GPU (i + r) mod count" {
+                Expect.equal [ for r in 0..3 -> Backend.RankDeviceIndex(0, r, 4) ] [ 0; 1; 2; 3 ] "cuda or cuda:0, 4 GPUs"
+                Expect.equal [ for r in 0..3 -> Backend.RankDeviceIndex(1, r, 2) ] [ 1; 0; 1; 0 ] "cuda:1, 2 GPUs, 4 ranks"
+                Expect.equal (Backend.RankDeviceIndex(2, 5, 0)) 2 "no GPU count: as asked"
+            }
+
             test "one of several MPI ranks without a communicator is refused before anything is read" {
                 let before = Environment.GetEnvironmentVariable "OMPI_COMM_WORLD_SIZE"
                 Environment.SetEnvironmentVariable("OMPI_COMM_WORLD_SIZE", "2")
@@ -207,7 +213,7 @@ let tests =
                     Environment.SetEnvironmentVariable("OMPI_COMM_WORLD_SIZE", before)
             }
 
-            test "mpirun -np 2 yolospp train: trains, rank 0 alone prints the mAP and writes the run's files" {
+            test "mpirun -np 2 yolospp train: trains, rank 0 alone prints the mAP and writes the run's files; both ranks resume" {
                 withMpirun (fun () ->
                     let dir = TestUtil.fixtureDir "yolospp-ddp-"
                     let data = sameLabelsData dir 10
@@ -229,7 +235,17 @@ let tests =
                         Expect.isTrue (File.Exists(Path.Combine(run, f))) f
 
                     Expect.equal (File.ReadAllLines(Path.Combine(run, "results.txt")).Length) 2 "one results line per epoch, one writer"
-                    Expect.equal (Checkpoint.ReadInfo(Path.Combine(run, "last.ckpt")).Epoch) 1 "last completed epoch")
+                    Expect.equal (Checkpoint.ReadInfo(Path.Combine(run, "last.ckpt")).Epoch) 1 "last completed epoch"
+                    // every rank resumes from rank 0's checkpoint: one more epoch
+                    let code2, out2, _ =
+                        underMpiIn dir 2 (trainArgs data cfg "run" 2 [ "--epochs"; "3"; "--weights"; "run/last.ckpt" ]) (TimeSpan.FromMinutes 3.0)
+
+                    Expect.equal code2 0 out2
+                    Expect.equal (out2.Split("mAP@0.5: ").Length - 1) 1 "the mAP, once"
+                    Expect.stringContains out2 "epoch 3/3" "continues with the third epoch"
+                    Expect.isFalse (out2.Contains "epoch 1/3") "does not redo the first"
+                    Expect.equal (File.ReadAllLines(Path.Combine(run, "results.txt")).Length) 3 "the resumed results"
+                    Expect.equal (Checkpoint.ReadInfo(Path.Combine(run, "last.ckpt")).Epoch) 2 "three epochs done")
             }
 
             test "equivalence: 2 ranks × batch 2 with SyncBatchNorm train as 1 process × batch 4; per-rank BatchNorm does not" {
