@@ -31,13 +31,49 @@ let private run (args: string list) =
     p.WaitForExit()
     p.ExitCode
 
+let private objDir = Path.Combine(root, "src", "YoloSpp.Cli", "obj")
+
+// written after each build this script runs: an incremental build need not rewrite yolospp.dll (MSBuild skips a
+// project whose references' public surface did not change), so its time alone cannot say the build is current
+let private stamp = Path.Combine(objDir, ".bootstrap.built")
+
+let private stale () =
+    let newest = newestSource ()
+
+    not (File.Exists built)
+    || (File.GetLastWriteTimeUtc built < newest
+        && (not (File.Exists stamp) || File.GetLastWriteTimeUtc stamp < newest))
+
+/// Holds an exclusive lock on a file in the runner's obj folder (not a source, ignored by git) while `f` runs:
+/// several processes started at once (the ranks of `mpirun -np N dotnet fsi scripts/train.fsx`) build one at a
+/// time, and the later ones find it built.
+let private underBuildLock (f: unit -> unit) =
+    Directory.CreateDirectory objDir |> ignore
+    let path = Path.Combine(objDir, ".bootstrap.lock")
+    let watch = Stopwatch.StartNew()
+
+    let rec acquire () =
+        try
+            new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
+        with :? IOException when watch.Elapsed < TimeSpan.FromMinutes 30.0 ->
+            Threading.Thread.Sleep 250
+            acquire ()
+
+    use _ = acquire ()
+    f ()
+
 /// Builds if needed, then runs `script` with the library defined; returns its exit code.
 let runWithLibrary (script: string) (args: string[]) : int =
-    if not (File.Exists built) || File.GetLastWriteTimeUtc built < newestSource () then
-        printfn "building YoloSpp (first run, or sources changed)..."
-        let code = run [ "fsi"; Path.Combine(root, "build.fsx"); "build" ]
+    if stale () then
+        underBuildLock (fun () ->
+            // another process may have built it while this one waited
+            if stale () then
+                printfn "building YoloSpp (first run, or sources changed)..."
+                let code = run [ "fsi"; Path.Combine(root, "build.fsx"); "build" ]
 
-        if code <> 0 then
-            exit code
+                if code <> 0 then
+                    exit code
+
+                File.WriteAllText(stamp, DateTime.UtcNow.ToString "O"))
 
     run ([ "fsi"; "--define:YOLOSPP_LIBRARY"; script ] @ List.ofArray args)
