@@ -301,6 +301,21 @@ let tests =
                         Expect.floatClose { absolute = 1e-5; relative = 1e-4 } x y "epoch mean loss")
             }
 
+            test "mpirun -np 2: a rank whose training fails prints its error with its rank and ends the launch" {
+                withMpirun (fun () ->
+                    let dir = TestUtil.fixtureDir "yolospp-ddp-fail-"
+                    let data = sameLabelsData dir 8
+                    let cfg = cfgFor dir
+                    // rank 0 alone writes the outputs: a folder it cannot create fails it, while rank 1 waits in a collective
+                    let code, out, seconds =
+                        underMpiIn dir 2 (trainArgs data cfg "/proc/yolospp-no/run" 2 [ "--epochs"; "2" ]) (TimeSpan.FromMinutes 2.0)
+
+                    Expect.notEqual code 0 out
+                    Expect.stringContains out "rank 0 of 2 failed:" "the failing rank says so"
+                    Expect.stringContains out "/proc/yolospp-no" "and why"
+                    Expect.isLessThan seconds 60.0 "rank 1 did not wait for it")
+            }
+
             test "mpirun -np 2: a rank killed during training ends the launch within a minute; last.ckpt stays whole" {
                 withMpirun (fun () ->
                     if not (Directory.Exists "/proc") then
