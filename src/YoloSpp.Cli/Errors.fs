@@ -40,7 +40,7 @@ let exitCodeOf (e: exn) : int option =
     | :? IOException ->
         eprintfn "%s" e.Message
         Some 1
-    // a setup this version does not run (e.g. training under mpirun -np N)
+    // a setup this version does not run (e.g. --rect on several MPI ranks)
     | :? NotSupportedException ->
         eprintfn "%s" e.Message
         Some 2

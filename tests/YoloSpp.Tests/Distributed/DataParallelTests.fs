@@ -198,6 +198,27 @@ let tests =
                 Expect.equal (Backend.RankDeviceIndex(2, 5, 0)) 2 "no GPU count: as asked"
             }
 
+            test "several ranks: --rect is refused, and a shard smaller than a batch is an error naming the list" {
+                let dir = TestUtil.fixtureDir "yolospp-ddp-data-"
+                let data = sameLabelsData dir 6
+                let cfg = cfgFor dir
+                use comm = new TwoIdenticalRanks()
+
+                let o (rect: bool) (batch: int) =
+                    TrainOptions(Cfg = cfg, Data = data, Device = "cpu", ImageSize = 64, BatchSize = batch, MultiScale = false, Rect = rect)
+
+                let rect =
+                    TestUtil.throwsMessage<NotSupportedException> (fun () -> TrainSteps.Data(o true 4, null, comm) |> ignore)
+
+                Expect.stringContains rect "--rect cannot train on 2 ranks" "rect"
+                // 6 images over 2 ranks: 3 each, fewer than a batch of 4
+                let small =
+                    TestUtil.throwsMessage<ArgumentException> (fun () -> TrainSteps.Data(o false 4, null, comm) |> ignore)
+
+                Expect.stringContains small "train.txt: 6 training images over 2 ranks" "names the list and the counts"
+                Expect.equal (TrainSteps.Data(o false 3, null, comm).Loader.BatchCount) 1 "3 each: one batch of 3"
+            }
+
             test "one of several MPI ranks without a communicator is refused before anything is read" {
                 let before = Environment.GetEnvironmentVariable "OMPI_COMM_WORLD_SIZE"
                 Environment.SetEnvironmentVariable("OMPI_COMM_WORLD_SIZE", "2")
