@@ -8,8 +8,13 @@ public static class Backend
     /// <summary>
     /// Loads the native libtorch libraries. Call it before the first <c>torch.nn</c> constructor: TorchSharp
     /// loads its natives on the first tensor operation, and a module constructor alone does not trigger that.
+    /// It also applies the host memory policy (<see cref="HostMemory"/>).
     /// </summary>
-    public static void Initialize() => torch.InitializeDeviceType(DeviceType.CPU);
+    public static void Initialize()
+    {
+        HostMemory.Configure();
+        torch.InitializeDeviceType(DeviceType.CPU);
+    }
 
     /// <summary>Whether a CUDA device is usable (a CUDA backend package and a GPU are present).</summary>
     public static bool CudaAvailable

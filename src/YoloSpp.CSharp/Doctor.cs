@@ -19,13 +19,14 @@ public sealed record SpeedProbe(double ConvMilliseconds, double ConvGflops, doub
 /// <param name="Avx512Flags">The AVX-512 flags of the CPU ("none" without AVX-512).</param>
 /// <param name="TorchThreads">libtorch's intra-op threads.</param>
 /// <param name="Processors">Logical processors .NET sees.</param>
+/// <param name="HostMemory">What the host memory policy did (<see cref="YoloSpp.HostMemory"/>).</param>
 /// <param name="CudaDevices">CUDA devices usable (0 with the CPU backend).</param>
 /// <param name="Guard">The convolution guard's decision for the built-in networks.</param>
 /// <param name="Checks">The convolution check made now, on the kernels in use, without the cache.</param>
 /// <param name="Speed">The speed probe, or null when skipped.</param>
 /// <param name="Problems">Why the environment does not compute correctly; empty when it does.</param>
 public sealed record DoctorReport(string YoloSppVersion, string TorchSharpVersion, string LibTorchVersion, string CpuModel, string OneDnnIsa,
-    string Avx512Flags, int TorchThreads, int Processors, int CudaDevices, ConvGuardReport Guard, IReadOnlyList<ConvCheckResult> Checks,
+    string Avx512Flags, int TorchThreads, int Processors, string HostMemory, int CudaDevices, ConvGuardReport Guard, IReadOnlyList<ConvCheckResult> Checks,
     SpeedProbe? Speed, IReadOnlyList<string> Problems)
 {
     /// <summary>Whether every check came out right (or was routed around).</summary>
@@ -60,7 +61,7 @@ public static class Doctor
             typeof(Doctor).Assembly.GetName().Version?.ToString(3) ?? "?",
             typeof(torch).Assembly.GetName().Version?.ToString() ?? "?",
             torch.__version__,
-            CpuInfo.Model, CpuInfo.OneDnnIsa, CpuInfo.Avx512Flags, get_num_threads(), Environment.ProcessorCount, cuda,
+            CpuInfo.Model, CpuInfo.OneDnnIsa, CpuInfo.Avx512Flags, get_num_threads(), Environment.ProcessorCount, YoloSpp.HostMemory.Description, cuda,
             guard, checks, speed, problems);
     }
 

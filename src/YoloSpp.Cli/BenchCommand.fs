@@ -527,6 +527,7 @@ let run (args: ParseResults<BenchArgs>) : int =
                     "compute", box (if args.Contains Bf16 then "bfloat16" else "float32")
                     "threads", box (torch.get_num_threads ())
                     "cores", box Environment.ProcessorCount
+                    "host_memory", box HostMemory.Description
                     "os", box Runtime.InteropServices.RuntimeInformation.OSDescription
                     "date", box (DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture))
                 ]

@@ -30,6 +30,7 @@ let run (args: ParseResults<DoctorArgs>) : int =
     printfn "CPU: %s (%d logical processors)" r.CpuModel r.Processors
     printfn "instruction set: oneDNN %s; AVX-512: %s" r.OneDnnIsa r.Avx512Flags
     printfn "threads: %d libtorch intra-op" r.TorchThreads
+    printfn "host memory: %s" r.HostMemory
 
     printfn
         "CUDA: %s"

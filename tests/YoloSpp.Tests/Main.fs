@@ -34,6 +34,7 @@ let allTests () =
             Model.ModelTests.tests
             Training.TrainTests.tests
             NativeSafetyTests.tests
+            HostMemoryTests.tests
             ConvGuardTests.tests
             Api.PublicApiTests.tests
             testList "eval" [ Detection.NmsTests.tests; Evaluation.CocoEvalTests.tests ]
