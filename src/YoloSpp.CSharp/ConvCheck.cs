@@ -62,6 +62,17 @@ internal static class UnfoldConv
     }
 }
 
+/// <summary>Memory layouts of 4-D tensors (TorchSharp has no <c>memory_format</c> argument).</summary>
+internal static class Layout
+{
+    /// <summary>The same [N, C, H, W] values stored channels-last (NHWC strides), as
+    /// <c>x.contiguous(memory_format=torch.channels_last)</c>.</summary>
+    public static Tensor ChannelsLast(Tensor x) => x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+
+    /// <summary>Whether a 4-D tensor is stored channels-last (channel stride 1, more than one channel).</summary>
+    public static bool IsChannelsLast(Tensor x) => x.dim() == 4 && x.shape[1] > 1 && x.stride(1) == 1;
+}
+
 /// <summary>The check of one configuration (see <see cref="ConvCheckResult"/>).</summary>
 internal static class ConvCheck
 {
@@ -69,17 +80,20 @@ internal static class ConvCheck
     /// Runs <paramref name="conv"/> (the path under test) forward and backward on a random [batch, C, h, w] input
     /// and compares it with <see cref="UnfoldConv"/> in float64 on the same numbers.
     /// </summary>
-    public static ConvCheckResult Run(ConvConfig c, int batch, int h, int w, Func<Tensor, Tensor, ConvConfig, Tensor> conv, ulong seed, string kernels)
+    public static ConvCheckResult Run(ConvConfig c, int batch, int h, int w, Func<Tensor, Tensor, ConvConfig, Tensor> conv, ulong seed, string kernels,
+        bool channelsLast = false)
     {
         using var scope = NewDisposeScope();
         using var g = new Generator(seed);
         var x = randn(new long[] { batch, c.InChannels, h, w }, generator: g);
         using var fanIn = (1.0 / Math.Sqrt(c.InChannels * c.Kernel * c.Kernel)).ToScalar();
         var wt = randn(new long[] { c.OutChannels, c.InChannels, c.Kernel, c.Kernel }, generator: g).mul_(fanIn);
-        var xa = x.clone().requires_grad_(true);
+        // the layout under test: channels-last input and output gradient take other kernels than contiguous ones
+        var xa = (channelsLast ? Layout.ChannelsLast(x) : x.clone()).requires_grad_(true);
         var wa = wt.clone().requires_grad_(true);
         var y = conv(xa, wa, c);
         var gy = randn(y.shape, generator: g);
+        if (channelsLast) gy = Layout.ChannelsLast(gy);
         var ga = autograd.grad(new[] { y }, new[] { xa, wa }, new[] { gy });
         var x64 = x.to(float64).requires_grad_(true);
         var w64 = wt.to(float64).requires_grad_(true);

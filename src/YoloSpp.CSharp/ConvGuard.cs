@@ -80,6 +80,9 @@ public static class ConvGuard
     /// <see cref="Reset"/>.</summary>
     internal static Func<ConvConfig, bool>? InjectedFault { get; private set; }
 
+    /// <summary>Test hook: as <see cref="InjectedFault"/>, for channels-last inputs only; cleared by <see cref="Reset"/>.</summary>
+    internal static Func<ConvConfig, bool>? InjectedChannelsLastFault { get; set; }
+
     /// <summary>The mode: <c>YOLOSPP_CONV</c> = auto (default), onednn, native or route.</summary>
     public static ConvMode Mode
     {
@@ -165,6 +168,28 @@ public static class ConvGuard
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="configs"/> compute right with channels-last inputs on the kernels in use (oneDNN takes
+    /// other kernels for them than for contiguous ones): forward, input and weight gradients of each checked as in
+    /// <see cref="Prepare"/> (results cached alike). True without checking in the unchecked modes (onednn, native);
+    /// false when any of them is routed through unfold + matmul. Says so in a notice when a check fails.
+    /// </summary>
+    public static bool CheckChannelsLast(IEnumerable<ConvConfig> configs)
+    {
+        lock (Gate)
+        {
+            var mode = Mode;
+            if (mode is ConvMode.OneDnn or ConvMode.Native) return true;
+            var list = configs.Distinct().ToArray();
+            if (_routeAll || list.Any(RoutedSet.Contains)) return false;
+            var todo = list.Select(c => { var (h, w) = ConvCheck.ProbeSize(c, ProbeBatch); return (c, h, w); }).ToArray();
+            var failures = RunChecks(todo, channelsLast: true).Where(r => !r.Ok).ToArray();
+            if (failures.Length == 0) return true;
+            Notice($"conv guard: {Summary(failures, todo.Length, KernelsNow + " channels-last")}; this network computes in the contiguous layout");
+            return false;
+        }
+    }
+
     /// <summary>Re-checks the grid and <paramref name="configs"/> on the kernels in use now, ignoring the cache (for
     /// <c>yolospp doctor</c>); returns the results. The decision already taken is not changed.</summary>
     public static IReadOnlyList<ConvCheckResult> CheckNow(IEnumerable<ConvConfig> configs)
@@ -192,7 +217,7 @@ public static class ConvGuard
             return UnfoldConv.Conv2d(x, weight, bias, c.Stride, c.Padding);
         var y = nn.functional.conv2d(x, weight, bias, strides: new long[] { c.Stride, c.Stride },
             padding: new long[] { c.Padding, c.Padding }, dilation: new long[] { 1, 1 }, groups: 1);
-        if (InjectedFault is { } fault && fault(c) && OneDnn.Enabled)
+        if ((InjectedFault is { } fault && fault(c) || InjectedChannelsLastFault is { } clFault && clFault(c) && Layout.IsChannelsLast(x)) && OneDnn.Enabled)
         {
             // mixes each output with its left neighbour: wrong forward and gradients that BatchNorm cannot normalise away
             using var wrong = 0.25.ToScalar();
@@ -209,6 +234,7 @@ public static class ConvGuard
         {
             _mode = mode;
             InjectedFault = fault;
+            InjectedChannelsLastFault = null;
             _gridChecked = false;
             _routeAll = false;
             RoutedSet.Clear();
@@ -230,16 +256,16 @@ public static class ConvGuard
     // the same numbers for a configuration wherever it is checked
     static ulong Seed(ConvConfig c) => (ulong)(c.InChannels * 1_000_003L + c.OutChannels * 1009L + c.Kernel * 31L + c.Stride * 7L + c.Padding);
 
-    static List<ConvCheckResult> RunChecks(IReadOnlyList<(ConvConfig Config, int H, int W)> todo)
+    static List<ConvCheckResult> RunChecks(IReadOnlyList<(ConvConfig Config, int H, int W)> todo, bool channelsLast = false)
     {
         LoadCache();
-        var kernels = KernelsNow;
+        var kernels = KernelsNow + (channelsLast ? " channels-last" : "");
         var missing = todo.Where(t => !Results.ContainsKey(Key(t.Config, t.H, t.W, kernels))).Distinct().ToArray();
         if (missing.Length > 20)
             Notice($"conv guard: checking {missing.Length} convolution configurations ({kernels} kernels) on this CPU ({CpuInfo.Model}); the results are kept for the next runs");
         var sw = Stopwatch.StartNew();
         foreach (var (c, h, w) in missing)
-            Results[Key(c, h, w, kernels)] = ConvCheck.Run(c, ProbeBatch, h, w, Compute, Seed(c), kernels);
+            Results[Key(c, h, w, kernels)] = ConvCheck.Run(c, ProbeBatch, h, w, Compute, Seed(c), kernels, channelsLast);
         if (missing.Length > 0)
         {
             _checkTime += sw.Elapsed;
@@ -290,7 +316,7 @@ public static class ConvGuard
     {
         get
         {
-            if (InjectedFault is not null) return null;
+            if (InjectedFault is not null || InjectedChannelsLastFault is not null) return null;
             var dir = Environment.GetEnvironmentVariable("YOLOSPP_CACHE_DIR");
             if (string.IsNullOrWhiteSpace(dir))
             {

@@ -188,4 +188,78 @@ let tests =
 
                 Expect.stringContains message "YOLOSPP_CONV=fast" "refused, naming the variable and value"
             }
+            test "channels-last inference: checked by the guard, taken in eval mode only, and a wrong channels-last kernel keeps the network contiguous" {
+                use _ = torch.NewDisposeScope()
+                // 96x64: non-square; the odd-widths network's 24- and 40-channel convs are the faulty ones
+                let x = torch.rand ([| 2L; 3L; 96L; 64L |], generator = new torch.Generator(5UL))
+
+                let evalOut (m: DarkNet) =
+                    use _ = torch.no_grad ()
+                    m.eval () |> ignore
+                    // the heads before decoding: the most sensitive view of the convolutions
+                    torch.cat ((m.forward x).Raw |> Array.map (fun (r: torch.Tensor) -> r.flatten ()), 0L)
+
+                // batch statistics: independent of the running stats, which a train-mode forward moves
+                let trainOut (m: DarkNet) =
+                    use _ = torch.no_grad ()
+                    m.train () |> ignore
+                    (m.forward x).Raw.[0]
+
+                let maxDiff (a: torch.Tensor) (b: torch.Tensor) = (a - b).abs().max().item<float32> ()
+
+                withGuard ConvMode.Auto None (fun _ ->
+                    torch.manual_seed 3L |> ignore
+                    use m = DarkNet.FromCfgFile(TestUtil.goldenFile "odd-widths.cfg")
+
+                    DarknetWeights.Load(m, TestUtil.goldenFile "odd-widths-random.weights")
+                    |> ignore
+
+                    Expect.isFalse m.ChannelsLast "a network with 4-filter convs stays contiguous by default"
+                    let e0 = evalOut m
+                    m.ChannelsLast <- true
+                    let e1 = evalOut m
+                    let scale = e0.abs().max().item<float32> ()
+                    Expect.isLessThan (maxDiff e1 e0) (1e-5f * scale) "channels-last computes the same heads"
+                    // from here on the channels-last path of the faulty configurations is wrong
+                    ConvGuard.InjectedChannelsLastFault <- Func<ConvConfig, bool>(fault)
+                    Expect.isGreaterThan (maxDiff (evalOut m) e0) (1e-2f * scale) "eval mode computes channels-last"
+                    let t1 = trainOut m
+                    m.ChannelsLast <- false
+                    Expect.equal (maxDiff (trainOut m) t1) 0.0f "train mode computes contiguous")
+
+                withGuard ConvMode.Auto None (fun notices ->
+                    ConvGuard.InjectedChannelsLastFault <- Func<ConvConfig, bool>(fault)
+                    torch.manual_seed 3L |> ignore
+                    use m = DarkNet.FromCfgFile(TestUtil.goldenFile "odd-widths.cfg")
+
+                    let refused =
+                        try
+                            m.ChannelsLast <- true
+                            ""
+                        with :? InvalidOperationException as e ->
+                            e.Message
+
+                    Expect.stringContains refused "channels-last" "refused, saying why"
+                    Expect.isFalse m.ChannelsLast "still contiguous"
+                    Expect.exists notices (fun n -> n.Contains "channels-last" && n.Contains "wrong") "the guard said so"
+                    let e0 = evalOut m
+                    ConvGuard.InjectedChannelsLastFault <- null
+                    Expect.equal (maxDiff (evalOut m) e0) 0.0f "the refused network computed contiguous")
+            }
+            test "channels-last by default only where every conv has 32 filters or more; YOLOSPP_CHANNELS_LAST is parsed" {
+                Expect.isTrue (DarkNet.PrefersChannelsLast(DarkNet.ConvConfigsOf(ModelCfg.Topology("yolov3-spp", 80)))) "yolov3-spp"
+                Expect.isFalse (DarkNet.PrefersChannelsLast(DarkNet.ConvConfigsOf(ModelCfg.Topology("shapes-spp", 5)))) "the demo network"
+
+                for v, expected in [ null, None; " Auto", None; "on", Some true; "off", Some false ] do
+                    Expect.equal (Option.ofNullable (DarkNet.ParseChannelsLast v)) expected (sprintf "%A" v)
+
+                let message =
+                    try
+                        DarkNet.ParseChannelsLast "nhwc" |> ignore
+                        ""
+                    with :? ArgumentException as e ->
+                        e.Message
+
+                Expect.stringContains message "YOLOSPP_CHANNELS_LAST=nhwc" "refused, naming the variable and value"
+            }
         ]
