@@ -22,7 +22,10 @@ public enum HostMemoryPolicy
 /// <c>M_MMAP_THRESHOLD</c>) and the heap is never trimmed (<c>M_TRIM_THRESHOLD</c> at its maximum), so blocks up to
 /// 32 MiB reuse the pages of the last step; larger ones are still mapped per block (taking those from the heap as
 /// well fragments it: 4.2–5.0 GB resident instead of 4.1–4.3 GB for the same steps). The resident memory stays at
-/// the largest step's heap, as a caching allocator's does. Only glibc is changed; elsewhere (musl, macOS, Windows)
+/// the largest step's heap, as a caching allocator's does. The reuse is complete for the main thread's heap (the
+/// runner's and a C# program's training loop): glibc gives the extra heaps of other threads' arenas (an F#
+/// script's evaluation thread, thread-pool threads) back whole when they empty, whatever the trim threshold; blocks
+/// below 32 MiB still avoid a mapping of their own there. Only glibc is changed; elsewhere (musl, macOS, Windows)
 /// nothing is, and <see cref="Description"/> says so.
 /// </summary>
 public static class HostMemory

@@ -180,11 +180,7 @@ let tests =
                     Expect.equal (ConvGuard.ParseMode v) expected (sprintf "%A" v)
 
                 let message =
-                    try
-                        ConvGuard.ParseMode "fast" |> ignore
-                        ""
-                    with :? ArgumentException as e ->
-                        e.Message
+                    TestUtil.throwsMessage<ArgumentException> (fun () -> ConvGuard.ParseMode "fast" |> ignore)
 
                 Expect.stringContains message "YOLOSPP_CONV=fast" "refused, naming the variable and value"
             }
@@ -254,11 +250,7 @@ let tests =
                     Expect.equal (Option.ofNullable (DarkNet.ParseChannelsLast v)) expected (sprintf "%A" v)
 
                 let message =
-                    try
-                        DarkNet.ParseChannelsLast "nhwc" |> ignore
-                        ""
-                    with :? ArgumentException as e ->
-                        e.Message
+                    TestUtil.throwsMessage<ArgumentException> (fun () -> DarkNet.ParseChannelsLast "nhwc" |> ignore)
 
                 Expect.stringContains message "YOLOSPP_CHANNELS_LAST=nhwc" "refused, naming the variable and value"
             }
