@@ -190,18 +190,21 @@ public static class ConvGuard
         }
     }
 
-    /// <summary>Re-checks the grid and <paramref name="configs"/> on the kernels in use now, ignoring the cache (for
-    /// <c>yolospp doctor</c>); returns the results. The decision already taken is not changed.</summary>
-    public static IReadOnlyList<ConvCheckResult> CheckNow(IEnumerable<ConvConfig> configs)
+    /// <summary>Re-checks the grid and <paramref name="configs"/> on the kernels in use now, and
+    /// <paramref name="channelsLast"/> with channels-last inputs, ignoring the cache (for <c>yolospp doctor</c>);
+    /// returns the results. The decision already taken is not changed.</summary>
+    public static IReadOnlyList<ConvCheckResult> CheckNow(IEnumerable<ConvConfig> configs, IEnumerable<ConvConfig>? channelsLast = null)
     {
         lock (Gate)
         {
-            var list = ProbeGrid.Select(c => (c, 40, 40))
-                .Concat(configs.Distinct().Select(c => { var (h, w) = ConvCheck.ProbeSize(c, ProbeBatch); return (c, h, w); }))
+            static (ConvConfig, int, int) Sized(ConvConfig c) { var (h, w) = ConvCheck.ProbeSize(c, ProbeBatch); return (c, h, w); }
+            var list = ProbeGrid.Select(c => (c, 40, 40)).Concat(configs.Distinct().Select(Sized))
+                .Select(t => (t.Item1, t.Item2, t.Item3, false))
+                .Concat((channelsLast ?? Enumerable.Empty<ConvConfig>()).Distinct().Select(Sized).Select(t => (t.Item1, t.Item2, t.Item3, true)))
                 .ToArray();
             var sw = Stopwatch.StartNew();
-            var kernels = KernelsNow;
-            var results = list.Select((t, i) => ConvCheck.Run(t.Item1, ProbeBatch, t.Item2, t.Item3, Compute, Seed(t.Item1), kernels)).ToArray();
+            var results = list.Select(t => ConvCheck.Run(t.Item1, ProbeBatch, t.Item2, t.Item3, Compute, Seed(t.Item1),
+                KernelsNow + (t.Item4 ? " channels-last" : ""), t.Item4)).ToArray();
             _checkTime += sw.Elapsed;
             return results;
         }

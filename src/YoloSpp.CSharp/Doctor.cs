@@ -42,12 +42,16 @@ public static class Doctor
     {
         Backend.Initialize();
         // the decision training would take, for the networks this library ships
-        var configs = ModelCfg.TopologyNames
-            .SelectMany(name => DarkNet.ConvConfigsOf(ModelCfg.Topology(name, name == "yolov3-spp" ? 80 : 5)))
-            .Distinct().ToArray();
+        var networks = ModelCfg.TopologyNames
+            .Select(name => DarkNet.ConvConfigsOf(ModelCfg.Topology(name, name == "yolov3-spp" ? 80 : 5))).ToArray();
+        var configs = networks.SelectMany(c => c).Distinct().ToArray();
         ConvGuard.Prepare(configs);
         var guard = ConvGuard.Report;
-        var checks = ConvGuard.CheckNow(configs);
+        // the wide networks' inference computes channels-last (DarkNet.ChannelsLast): those kernels too, unless off
+        var channelsLast = DarkNet.ParseChannelsLast(Environment.GetEnvironmentVariable("YOLOSPP_CHANNELS_LAST")) == false
+            ? Array.Empty<ConvConfig>()
+            : networks.Where(DarkNet.PrefersChannelsLast).SelectMany(c => c).Distinct().ToArray();
+        var checks = ConvGuard.CheckNow(configs, channelsLast);
         var problems = new List<string>();
         var wrong = checks.Where(c => !c.Ok && !guard.RoutesAll && !guard.Routed.Contains(c.Config)).ToArray();
         if (wrong.Length > 0)

@@ -64,6 +64,14 @@ let run (args: ParseResults<DoctorArgs>) : int =
         (failed r.Checks)
         r.Checks.Count
 
+    let channelsLast =
+        r.Checks
+        |> Seq.filter (fun c -> c.Kernels.EndsWith "channels-last")
+        |> Seq.toArray
+
+    if channelsLast.Length > 0 then
+        printfn "  of which channels-last (wide networks' inference): %d of %d wrong" (failed channelsLast) channelsLast.Length
+
     if args.Contains Verbose then
         for c in r.Checks do
             if not c.Ok then

@@ -167,6 +167,13 @@ let tests =
                     let r = Doctor.Run(false)
                     Expect.isTrue r.Ok (sprintf "ok after the guard switched: %A" r.Problems)
                     Expect.isFalse r.Guard.OneDnnEnabled "the guard turned oneDNN off")
+
+                // the channels-last kernels of the wide network's inference are checked too
+                withGuard ConvMode.Auto None (fun _ ->
+                    ConvGuard.InjectedChannelsLastFault <- Func<ConvConfig, bool>(fun c -> c.Kernel = 3 && c.InChannels = 64)
+                    let r = Doctor.Run(false)
+                    Expect.isFalse r.Ok "a wrong channels-last kernel is a problem"
+                    Expect.stringContains (String.Join(" ", r.Problems)) "channels-last" "named")
             }
             test "YOLOSPP_CONV values other than auto, onednn, native and route are refused with the variable named" {
                 for v, expected in
