@@ -29,6 +29,10 @@ public static class CpuInfo
         }
     }
 
+    /// <summary>Whether the CPU has VNNI (avx512_vnni or avx_vnni): 8-bit dot products without 16-bit intermediate
+    /// sums, so ONNX Runtime's u8s8 kernels cannot saturate on an int8 export's full-range weights.</summary>
+    public static bool HasVnni => Flags.Contains("avx512_vnni") || Flags.Contains("avx_vnni");
+
     /// <summary>
     /// The instruction set oneDNN dispatches to on this CPU (its names: avx512_core_bf16, avx512_core_vnni,
     /// avx512_core, avx2_vnni, avx2, avx, sse41), capped by ONEDNN_MAX_CPU_ISA when that is set.

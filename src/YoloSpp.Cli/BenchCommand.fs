@@ -201,35 +201,59 @@ let private benchInference (cfg: DarknetConfig) computeType size warmup repeats 
         run model ()
         run fused ()
 
-    // ONNX Runtime on the exported model (float32 only), with as many threads as TorchSharp
+    // ONNX Runtime on the exported model (float32 only), with as many threads as TorchSharp, in float32 and in int8
+    // (calibrated on random images: the figure is a speed, the weights are random too)
+    let exportOrt (int8: bool) =
+        let path =
+            Path.Combine(Path.GetTempPath(), sprintf "yolospp-bench-%s.onnx" (Guid.NewGuid().ToString("N")))
+
+        let calibration =
+            if int8 then
+                [ for _ in 1..2 -> torch.rand (2L, 3L, int64 size, int64 size) ]
+            else
+                []
+
+        try
+            let options =
+                YoloSpp.Export.OnnxExportOptions(
+                    ImageSize = Nullable<struct (int * int)>(struct (size, size)),
+                    Opset = (if int8 then YoloSpp.Export.OnnxExport.MinInt8Opset else 12),
+                    Int8 =
+                        (if int8 then
+                             YoloSpp.Export.OnnxInt8Options(Calibration = calibration)
+                         else
+                             null)
+                )
+
+            YoloSpp.Export.OnnxExport.Export(model, path, options)
+            YoloSpp.Export.OnnxRuntimeNetwork.Load(path, torch.get_num_threads ())
+        finally
+            File.Delete path
+
+            for t in calibration do
+                t.Dispose()
+
     let onnx =
         if computeType.HasValue then
-            None
+            []
         else
-            let path =
-                Path.Combine(Path.GetTempPath(), sprintf "yolospp-bench-%s.onnx" (Guid.NewGuid().ToString("N")))
-
-            YoloSpp.Export.OnnxExport.Export(model, path, YoloSpp.Export.OnnxExportOptions(ImageSize = Nullable<struct (int * int)>(struct (size, size))))
-
-            try
-                Some(YoloSpp.Export.OnnxRuntimeNetwork.Load(path, torch.get_num_threads ()))
-            finally
-                File.Delete path
+            [
+                "inference_onnxruntime", exportOrt false
+                "inference_onnxruntime_int8", exportOrt true
+            ]
 
     use _ =
-        match onnx with
-        | Some o -> o :> IDisposable
-        | None ->
-            { new IDisposable with
-                member _.Dispose() = ()
-            }
+        { new IDisposable with
+            member _.Dispose() =
+                for _, o in onnx do
+                    o.Dispose()
+        }
 
-    let runOnnx () =
+    let runOnnx (o: YoloSpp.Export.OnnxRuntimeNetwork) () =
         use _ = torch.NewDisposeScope()
-        onnx.Value.Predict x |> ignore
+        o.Predict x |> ignore
 
-    let plain, folded, ort =
-        Array.zeroCreate<float> repeats, Array.zeroCreate<float> repeats, Array.zeroCreate<float> repeats
+    let plain, folded = Array.zeroCreate<float> repeats, Array.zeroCreate<float> repeats
 
     for k in 0 .. repeats - 1 do
         plain.[k] <- (timed 0 1 (run model)).[0]
@@ -237,19 +261,16 @@ let private benchInference (cfg: DarknetConfig) computeType size warmup repeats 
 
     // ONNX Runtime after libtorch, not interleaved: its pool's threads spin for a while after each run and took a
     // core from the libtorch run that followed (the demo's fused inference measured 7.5 ms instead of 3.5 ms)
-    if onnx.IsSome then
-        for _ in 1..warmup do
-            runOnnx ()
+    let ort =
+        [
+            for name, o in onnx do
+                for _ in 1..warmup do
+                    runOnnx o ()
 
-        for k in 0 .. repeats - 1 do
-            ort.[k] <- (timed 0 1 runOnnx).[0]
+                figure name "s" [| for _ in 1..repeats -> (timed 0 1 (runOnnx o)).[0] |]
+        ]
 
-    [
-        figure "inference" "s" plain
-        figure "inference_fused" "s" folded
-        if onnx.IsSome then
-            figure "inference_onnxruntime" "s" ort
-    ]
+    [ figure "inference" "s" plain; figure "inference_fused" "s" folded ] @ ort
 
 /// (c): loader throughput on a generated shapes set at the bench size: mosaic training batches (HSV, affine,
 /// flips) and letterboxed evaluation batches; one warm-up epoch, then the median epoch.

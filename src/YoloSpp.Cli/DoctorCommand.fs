@@ -29,6 +29,14 @@ let run (args: ParseResults<DoctorArgs>) : int =
     printfn "YoloSpp %s, TorchSharp %s, libtorch %s" r.YoloSppVersion r.TorchSharpVersion r.LibTorchVersion
     printfn "CPU: %s (%d logical processors)" r.CpuModel r.Processors
     printfn "instruction set: oneDNN %s; AVX-512: %s" r.OneDnnIsa r.Avx512Flags
+
+    printfn
+        "int8 (export --int8, ONNX Runtime): %s"
+        (if CpuInfo.HasVnni then
+             "VNNI, full-range int8 weights"
+         else
+             "no VNNI: export with --reduce-range (7-bit weights), 8-bit ones can saturate here")
+
     printfn "threads: %d libtorch intra-op" r.TorchThreads
     printfn "host memory: %s" r.HostMemory
 

@@ -12,6 +12,11 @@ open YoloSpp.Training
 
 let private defaults = OnnxExportOptions()
 
+/// The letterbox size of the calibration images when the export leaves the size open (detect's default).
+let private calibrationSize = 512
+
+let private calibrationImages = 64
+
 type ExportArgs =
     | [<Mandatory>] Cfg of path: string
     | [<Mandatory>] Weights of path: string
@@ -24,6 +29,9 @@ type ExportArgs =
     | Fuse
     | No_Fuse
     | Raw
+    | Int8 of images: string
+    | Calibration_Images of int
+    | Reduce_Range
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -39,6 +47,14 @@ type ExportArgs =
             | Fuse -> "fold every BatchNorm into its conv (the default)"
             | No_Fuse -> "keep BatchNormalization nodes with the running statistics"
             | Raw -> "add a second output 'raw' with the undecoded heads [batch, rows, 5 + nc]"
+            | Int8 _ ->
+                sprintf
+                    "write an int8 model (QDQ, for ONNX Runtime's integer kernels) calibrated on these images: a .data file (its train list), an image list or a folder; letterboxed to --img-size (default %d); opset %d or higher (the default becomes %d)"
+                    calibrationSize
+                    OnnxExport.MinInt8Opset
+                    OnnxExport.MinInt8Opset
+            | Calibration_Images _ -> sprintf "images of --int8 to calibrate on, spread over it (default %d)" calibrationImages
+            | Reduce_Range -> "with --int8: 7-bit weights, for CPUs without VNNI (AVX2, early AVX-512), where 8-bit ones can saturate"
 
 /// Runs the command; returns the exit code (2 for bad input, naming the file or option).
 let run (args: ParseResults<ExportArgs>) : int =
@@ -61,6 +77,12 @@ let run (args: ParseResults<ExportArgs>) : int =
         if args.Contains Dynamic_Batch && args.Contains Static_Batch then
             raise (ArgumentException "--dynamic-batch and --static-batch contradict each other")
 
+        if
+            not (args.Contains Int8)
+            && (args.Contains Calibration_Images || args.Contains Reduce_Range)
+        then
+            raise (ArgumentException "--calibration-images and --reduce-range go with --int8")
+
         Backend.Initialize()
         let cfg = args.GetResult Cfg
         use model = DarkNet.FromCfgFile cfg
@@ -76,10 +98,32 @@ let run (args: ParseResults<ExportArgs>) : int =
             args.TryGetResult Names
             |> Option.map (fun n -> DataFiles.ReadNames(n, model.NumClasses) :> Collections.Generic.IReadOnlyList<string>)
 
+        let int8 = args.TryGetResult Int8
+
+        use calibration =
+            match int8 with
+            | None -> null
+            | Some source ->
+                let struct (h, w) =
+                    size |> Option.defaultValue (struct (calibrationSize, calibrationSize))
+
+                OnnxInt8Options.LoadCalibrationImages(source, h, w, args.GetResult(Calibration_Images, calibrationImages))
+
         let options =
             OnnxExportOptions(
                 ImageSize = Option.toNullable size,
-                Opset = args.GetResult(Opset, defaults.Opset),
+                Opset =
+                    args.GetResult(
+                        Opset,
+                        (if int8.IsSome then
+                             OnnxExport.MinInt8Opset
+                         else
+                             defaults.Opset)
+                    ),
+                Int8 =
+                    (match calibration with
+                     | null -> null
+                     | c -> OnnxInt8Options(Calibration = [ c ], ReduceRange = args.Contains Reduce_Range)),
                 DynamicBatch = not (args.Contains Static_Batch),
                 BatchSize = args.GetResult(Static_Batch, 1),
                 Fuse = not (args.Contains No_Fuse),
@@ -96,7 +140,7 @@ let run (args: ParseResults<ExportArgs>) : int =
             | None -> "any HxW (multiples of 32)"
 
         printfn
-            "%s: %s; %s -> %s (opset %d, input %s [%s, %d, %s], %s, %.1f MB)"
+            "%s: %s; %s -> %s (opset %d, input %s [%s, %d, %s], %s%s, %.1f MB)"
             weights
             report
             cfg
@@ -113,6 +157,17 @@ let run (args: ParseResults<ExportArgs>) : int =
                  "BatchNorm folded"
              else
                  "BatchNormalization nodes")
+            (match calibration with
+             | null -> ""
+             | c ->
+                 sprintf
+                     ", int8 calibrated on %d image%s%s"
+                     c.shape[0]
+                     (if c.shape[0] = 1L then "" else "s")
+                     (if args.Contains Reduce_Range then
+                          " (7-bit weights)"
+                      else
+                          ""))
             (float (FileInfo(output).Length) / 1e6)
 
         0)

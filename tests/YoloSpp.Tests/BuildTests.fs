@@ -162,6 +162,10 @@ let cliTests =
                         "libtorch 2.10"
                         "CPU: "
                         "instruction set: oneDNN "
+                        (if YoloSpp.CpuInfo.HasVnni then
+                             "int8 (export --int8, ONNX Runtime): VNNI"
+                         else
+                             "int8 (export --int8, ONNX Runtime): no VNNI")
                         "threads: "
                         "CUDA: "
                         "conv guard: YOLOSPP_CONV=auto"

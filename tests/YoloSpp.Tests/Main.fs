@@ -45,6 +45,7 @@ let allTests () =
             Detection.EvalDetectTests.tests
             Export.OnnxTests.tests
             Export.OnnxBackendTests.tests
+            Export.OnnxInt8Tests.tests
             Distributed.CommunicatorTests.tests
             Distributed.DataParallelTests.tests
         ],

@@ -174,6 +174,21 @@ public sealed class RgbImage
         return outImg;
     }
 
+    /// <summary>HWC RGB bytes → [1, 3, H, W] float in [0, 1], as the reference's img / 255.</summary>
+    internal TorchSharp.torch.Tensor ToTensor()
+    {
+        int plane = Width * Height;
+        var px = Pixels;
+        var data = new float[3 * plane];
+        for (int p = 0; p < plane; p++)
+        {
+            data[p] = px[p * 3] / 255f;
+            data[plane + p] = px[p * 3 + 1] / 255f;
+            data[2 * plane + p] = px[p * 3 + 2] / 255f;
+        }
+        return TorchSharp.torch.tensor(data, [1, 3, Height, Width]);
+    }
+
     /// <summary>cv2.resize with INTER_LINEAR (letterbox's resize), OpenCV's arithmetic (<see cref="CvResize"/>).</summary>
     public RgbImage Resized(int width, int height) =>
         new(width, height, CvResize.Resize(Pixels, Width, Height, width, height, area: false));

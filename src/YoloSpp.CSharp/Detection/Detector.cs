@@ -166,7 +166,7 @@ public sealed class Detector : IDisposable
         var plan = Letterbox.plan(options, image.Height, image.Width, th, tw);
         // the reference's predict pads with black (color=(0, 0, 0)), not the dataset's grey 114
         var boxed = image.Letterboxed(plan, 0);
-        var input = ToTensor(boxed).to(_device);
+        var input = boxed.ToTensor().to(_device);
         var preprocess = watch.Elapsed;
 
         var pred = _model.Predict(input);
@@ -191,21 +191,6 @@ public sealed class Detector : IDisposable
         }
         var nms = watch.Elapsed;
         return new DetectionResult(detections, image.Width, image.Height, preprocess, inference - preprocess, nms - inference);
-    }
-
-    /// <summary>HWC RGB bytes → [1, 3, H, W] float in [0, 1], as the reference's img / 255.</summary>
-    static Tensor ToTensor(RgbImage img)
-    {
-        int plane = img.Width * img.Height;
-        var px = img.Pixels;
-        var data = new float[3 * plane];
-        for (int p = 0; p < plane; p++)
-        {
-            data[p] = px[p * 3] / 255f;
-            data[plane + p] = px[p * 3 + 1] / 255f;
-            data[2 * plane + p] = px[p * 3 + 2] / 255f;
-        }
-        return tensor(data, [1, 3, img.Height, img.Width]);
     }
 
     /// <summary>Frees the network.</summary>

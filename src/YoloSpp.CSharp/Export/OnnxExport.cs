@@ -28,6 +28,9 @@ public sealed record OnnxExportOptions
     public bool RawOutput { get; init; }
     /// <summary>Class names stored in the model's metadata (default: class0, class1, …).</summary>
     public IReadOnlyList<string>? ClassNames { get; init; }
+    /// <summary>Write an int8 model (QDQ form), calibrated on these images; needs <see cref="Fuse"/> and an opset of
+    /// at least <see cref="OnnxExport.MinInt8Opset"/>. Null (default): float32.</summary>
+    public OnnxInt8Options? Int8 { get; init; }
 }
 
 /// <summary>
@@ -37,7 +40,7 @@ public sealed record OnnxExportOptions
 /// <c>prediction</c> [batch, rows, 5 + nc] equals <see cref="DarkNetOutput.Detections"/> in eval mode: x, y, w, h in
 /// input pixels, sigmoid objectness and class scores, rows by head (strides 32, 16, 8), anchor, grid row, grid column.
 /// </summary>
-public static class OnnxExport
+public static partial class OnnxExport
 {
     /// <summary>The input's name: images [batch, channels, height, width], RGB in [0, 1].</summary>
     public const string InputName = "images";
@@ -93,13 +96,20 @@ public static class OnnxExport
         var names = options.ClassNames?.ToArray() ?? Enumerable.Range(0, model.NumClasses).Select(i => $"class{i}").ToArray();
         if (names.Length != model.NumClasses)
             throw new ArgumentException($"{names.Length} class names for a network of {model.NumClasses} classes", nameof(options));
+        if (options.Int8 is not null && !options.Fuse)
+            throw new ArgumentException("an int8 export folds the BatchNorms: it cannot keep BatchNormalization nodes (Fuse = false)", nameof(options));
+        if (options.Int8 is not null && options.Opset < MinInt8Opset)
+            throw new ArgumentException($"an int8 export needs opset {MinInt8Opset} or higher (per-channel DequantizeLinear), not {options.Opset}", nameof(options));
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var net = options.Fuse ? model.Fuse() : model;
         try
         {
-            var g = new GraphWriter(options, model.Config.Channels);
+            var quantizer = options.Int8 is { } int8
+                ? Quantizer.Quantizing(Calibrate(net, options, int8), int8.ReduceRange)
+                : null;
+            var g = new GraphWriter(options, model.Config.Channels, quantizer);
             WriteNetwork(g, net, options, HeadGrids(net, options));
             return g.ToModel(Metadata(model, names, options));
         }
@@ -133,7 +143,8 @@ public static class OnnxExport
         var outputs = new string[defs.Length];
         var decoded = new List<string>();
         var raw = new List<string>();
-        string x = InputName;
+        var q = g.Quantizer;
+        string x = q is null ? InputName : q.Input(g, InputName);
         int head = 0;
         for (int i = 0; i < defs.Length; i++)
         {
@@ -145,21 +156,28 @@ public static class OnnxExport
                     x = ConvBlock(g, p, (Sequential)modules[i], c.Item, x);
                     break;
                 case CfgM.Layer.Shortcut:
-                    foreach (var l in CfgM.references(def)) x = g.Node("Add", [x, outputs[l]], $"{p}.add{l}");
+                    foreach (var l in CfgM.references(def))
+                        x = q is null ? g.Node("Add", [x, outputs[l]], $"{p}.add{l}")
+                            : q.Activation(g, g.Node("Add", [q.Ensure(g, x), q.Ensure(g, outputs[l])], $"{p}.add{l}"));
                     break;
                 case CfgM.Layer.Route:
                     var from = CfgM.references(def).Select(l => outputs[l]).ToArray();
-                    x = from.Length == 1 ? from[0] : g.Node("Concat", from, $"{p}.concat", Attr.Int("axis", 1));
+                    if (from.Length == 1) x = from[0];
+                    else if (q is null) x = g.Node("Concat", from, $"{p}.concat", Attr.Int("axis", 1));
+                    else x = q.Activation(g, g.Node("Concat", from.Select(f => q.Ensure(g, f)).ToArray(), $"{p}.concat", Attr.Int("axis", 1)));
                     break;
                 case CfgM.Layer.MaxPool mp:
                     x = MaxPool(g, p, mp.Item, x);
                     break;
                 case CfgM.Layer.Upsample u:
+                    if (q is not null) x = q.Ensure(g, x);
+                    var upsampled = x;
                     float s = u.Item.Stride;
                     var roi = g.Floats($"{p}.roi", [], [0]);
                     var scales = g.Floats($"{p}.scales", [1, 1, s, s], [4]);
                     x = g.Node("Resize", [x, roi, scales], $"{p}.resize", Attr.Str("mode", "nearest"),
                         Attr.Str("coordinate_transformation_mode", "asymmetric"), Attr.Str("nearest_mode", "floor"));
+                    if (q is not null) x = q.Activation(g, x, sameAs: upsampled);
                     break;
                 case CfgM.Layer.Yolo:
                     var (d, r) = YoloHead(g, p, net.YoloLayers[head], x, grids?[head]);
@@ -187,8 +205,11 @@ public static class OnnxExport
         var children = block.named_children().ToDictionary(ch => ch.name, ch => ch.module);
         var conv = (Conv2d)children["Conv2d"];
         int pad = c.Pad ? c.Size / 2 : 0;
-        var inputs = new List<string> { x, g.Weight($"{p}.Conv2d.weight", conv.weight!) };
-        if (conv.bias is { } b) inputs.Add(g.Weight($"{p}.Conv2d.bias", b));
+        // int8: the leaky convs (all but the heads' linear ones), which a fused network gives a bias
+        var q = c.Activation.IsLeaky && conv.bias is not null ? g.Quantizer : null;
+        var inputs = q is not null ? [.. q.ConvInputs(g, p, q.Ensure(g, x), conv.weight!, conv.bias!)]
+            : new List<string> { x, g.Weight($"{p}.Conv2d.weight", conv.weight!) };
+        if (q is null && conv.bias is { } b) inputs.Add(g.Weight($"{p}.Conv2d.bias", b));
         var y = g.Node("Conv", inputs.ToArray(), $"{p}.Conv2d", Attr.Ints("kernel_shape", c.Size, c.Size),
             Attr.Ints("strides", c.Stride, c.Stride), Attr.Ints("pads", pad, pad, pad, pad), Attr.Ints("dilations", 1, 1),
             Attr.Int("group", 1));
@@ -197,7 +218,9 @@ public static class OnnxExport
                 [y, g.Weight($"{p}.BatchNorm2d.weight", bn.weight!), g.Weight($"{p}.BatchNorm2d.bias", bn.bias!),
                  g.Weight($"{p}.BatchNorm2d.running_mean", bn.running_mean!), g.Weight($"{p}.BatchNorm2d.running_var", bn.running_var!)],
                 $"{p}.BatchNorm2d", Attr.Float("epsilon", (float)bn.eps));
+        if (q is not null) y = q.Activation(g, y);
         if (c.Activation.IsLeaky) y = g.Node("LeakyRelu", [y], $"{p}.activation", Attr.Float("alpha", 0.1f));
+        if (q is not null) y = q.Activation(g, y);
         return y;
     }
 
@@ -218,6 +241,13 @@ public static class OnnxExport
             return g.Node("Max", [Shift(0, 0), Shift(0, 1), Shift(1, 0), Shift(1, 1)], $"{p}.MaxPool2d");
         }
         int pad = (mp.Size - 1) / 2;
+        if (g.Quantizer is { } q)
+        {
+            var input = q.Ensure(g, x);
+            var pooled = g.Node("MaxPool", [input], $"{p}.MaxPool2d", Attr.Ints("kernel_shape", mp.Size, mp.Size),
+                Attr.Ints("strides", mp.Stride, mp.Stride), Attr.Ints("pads", pad, pad, pad, pad));
+            return q.Activation(g, pooled, sameAs: input);
+        }
         return g.Node("MaxPool", [x], $"{p}.MaxPool2d", Attr.Ints("kernel_shape", mp.Size, mp.Size),
             Attr.Ints("strides", mp.Stride, mp.Stride), Attr.Ints("pads", pad, pad, pad, pad));
     }
@@ -306,8 +336,11 @@ public static class OnnxExport
     }
 
     /// <summary>Accumulates nodes and initializers; names are unique (the state-dict names for weights).</summary>
-    sealed class GraphWriter(OnnxExportOptions options, int channels)
+    sealed class GraphWriter(OnnxExportOptions options, int channels, Quantizer? quantizer = null)
     {
+        /// <summary>Where int8 quantization goes (also while calibrating), or null for a float32 graph.</summary>
+        public Quantizer? Quantizer => quantizer;
+
         readonly GraphProto _graph = new() { Name = "YoloSpp DarkNet" };
         readonly HashSet<string> _names = [];
 
@@ -334,6 +367,9 @@ public static class OnnxExport
             _graph.Initializer.Add(t);
             return name;
         }
+
+        public string Bytes(string name, TensorProto.Types.DataType type, ReadOnlySpan<byte> data, long[] dims) =>
+            Initializer(name, type, dims, ByteString.CopyFrom(data));
 
         public string Floats(string name, float[] data, long[] dims) =>
             Initializer(name, TensorProto.Types.DataType.Float, dims, ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan())));
@@ -362,6 +398,14 @@ public static class OnnxExport
         }
 
         long? Batch => options.DynamicBatch ? null : options.BatchSize;
+
+        /// <summary>An intermediate tensor as an extra output, shape left to the runtime (calibration).</summary>
+        public void ValueOutput(string name) =>
+            _graph.Output.Add(new ValueInfoProto
+            {
+                Name = name,
+                Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } },
+            });
 
         public void Output(string name, long? rows, int no) =>
             _graph.Output.Add(Value(name, Dim(Batch, "batch"), Dim(rows, "rows"), Dim(no, "")));

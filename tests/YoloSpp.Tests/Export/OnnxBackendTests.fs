@@ -19,7 +19,7 @@ open YoloSpp.Tests.Export.OnnxTests
 
 /// The demo network (cfg/shapes-spp.cfg) with seeded weights whose head biases are spread, so that scores differ
 /// clearly (no near-ties for NMS to order differently), and a few shapes images.
-let private demo =
+let demo =
     lazy
         (let dir = TestUtil.fixtureDir "yolospp-onnx-"
 

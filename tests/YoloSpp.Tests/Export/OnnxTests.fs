@@ -18,7 +18,7 @@ open YoloSpp.Tests
 let private golden name =
     Path.Combine(TestUtil.repoGoldenDir, name)
 
-let private withTempDir (f: string -> unit) =
+let withTempDir (f: string -> unit) =
     let d = (Directory.CreateTempSubdirectory "yolospp-onnx-").FullName
 
     try
@@ -49,7 +49,7 @@ let randomiseBatchNorm (model: DarkNet) (seed: int64) =
 
 let private fixedSize (h: int) (w: int) : Nullable<struct (int * int)> = Nullable(struct (h, w))
 
-let private input (bs: int64) (h: int64) (w: int64) =
+let input (bs: int64) (h: int64) (w: int64) =
     let g = new torch.Generator(7UL)
     torch.rand ([| bs; 3L; h; w |], generator = g)
 
@@ -83,7 +83,7 @@ let private checkAgainstEval (model: DarkNet) (options: OnnxExportOptions) (x: t
 
 /// A network with every layer type the exporter writes: the 2×2 stride-1 max-pool (zero-padded bottom/right, as
 /// yolov3-tiny), a stride-2 max-pool, a shortcut, a two-way route, upsample and two yolo heads.
-let private allLayersCfg =
+let allLayersCfg =
     """[net]
 channels=3
 
