@@ -1,6 +1,6 @@
-/// `yolospp doctor`: the environment check to run first. Versions, CPU and instruction set, threads, CUDA, the
-/// convolution guard's decision and a fresh convolution check, a speed probe; exit 0 only when everything
-/// computes correctly.
+/// `yolospp doctor`: the environment check to run first. Versions, CPU and instruction set, ONNX Runtime's int8
+/// convolutions, threads, CUDA, the convolution guard's decision and a fresh convolution check, a speed probe; exit 0
+/// only when everything computes correctly.
 module YoloSpp.Cli.DoctorCommand
 
 open System
@@ -30,12 +30,39 @@ let run (args: ParseResults<DoctorArgs>) : int =
     printfn "CPU: %s (%d logical processors)" r.CpuModel r.Processors
     printfn "instruction set: oneDNN %s; AVX-512: %s" r.OneDnnIsa r.Avx512Flags
 
+    // ONNX Runtime's int8 convs (export --int8), checked as the guard checks libtorch's
+    let int8Full = YoloSpp.Export.OnnxInt8Check.Run false
+    let int8Reduced = YoloSpp.Export.OnnxInt8Check.Run true
+
+    let int8Verdict (rs: Collections.Generic.IReadOnlyList<YoloSpp.Export.Int8ConvResult>) =
+        match rs |> Seq.filter (fun r -> not r.Ok) |> Seq.toList with
+        | [] ->
+            match rs |> Seq.sumBy (fun r -> r.Mismatches) with
+            | 0 -> "right (exact)"
+            | n -> sprintf "right (%d of %d outputs one step off)" n (rs |> Seq.sumBy (fun r -> r.Elements))
+        | bad ->
+            let worst = bad |> List.maxBy (fun r -> r.WorstSteps)
+
+            sprintf
+                "%d of %d shapes wrong (worst: %s, %d outputs off, by up to %d steps)"
+                bad.Length
+                rs.Count
+                (string worst.Shape)
+                worst.Mismatches
+                worst.WorstSteps
+
     printfn
-        "int8 (export --int8, ONNX Runtime): %s"
-        (if CpuInfo.HasVnni then
-             "VNNI, full-range int8 weights"
-         else
-             "no VNNI: export with --reduce-range (7-bit weights), 8-bit ones can saturate here")
+        "int8 check (export --int8: ONNX Runtime's QLinearConv against exact integer sums, %d shapes; VNNI %s): full-range weights %s; 7-bit weights (--reduce-range) %s"
+        int8Full.Count
+        (if CpuInfo.HasVnni then "yes" else "no")
+        (int8Verdict int8Full)
+        (int8Verdict int8Reduced)
+
+    let int8FullOk = int8Full |> Seq.forall (fun r -> r.Ok)
+    let int8ReducedOk = int8Reduced |> Seq.forall (fun r -> r.Ok)
+
+    if not int8FullOk && int8ReducedOk then
+        printfn "  here: export --int8 with --reduce-range"
 
     printfn "threads: %d libtorch intra-op" r.TorchThreads
     printfn "host memory: %s" r.HostMemory
@@ -94,11 +121,14 @@ let run (args: ParseResults<DoctorArgs>) : int =
             s.ConvGflops
             s.MatmulGflops
 
-    if r.Ok then
+    if r.Ok && int8ReducedOk then
         printfn "OK: convolutions compute correctly here"
         0
     else
         for p in r.Problems do
             eprintfn "problem: %s" p
+
+        if not int8ReducedOk then
+            eprintfn "problem: ONNX Runtime's int8 convolutions are wrong here even with 7-bit weights: do not use export --int8"
 
         1

@@ -162,10 +162,8 @@ let cliTests =
                         "libtorch 2.10"
                         "CPU: "
                         "instruction set: oneDNN "
-                        (if YoloSpp.CpuInfo.HasVnni then
-                             "int8 (export --int8, ONNX Runtime): VNNI"
-                         else
-                             "int8 (export --int8, ONNX Runtime): no VNNI")
+                        "int8 check (export --int8: ONNX Runtime's QLinearConv against exact integer sums"
+                        "; 7-bit weights (--reduce-range) right"
                         "threads: "
                         "CUDA: "
                         "conv guard: YOLOSPP_CONV=auto"

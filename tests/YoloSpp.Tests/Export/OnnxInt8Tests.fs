@@ -260,4 +260,35 @@ let tests =
                 Expect.equal code 0 err
                 Expect.stringContains out "IoU=0.50:0.95 | area=   all | maxDets=100" "the COCO summary"
             }
+
+            test "ONNX Runtime's int8 convs on odd shapes: 7-bit weights exact; full-range exact where the CPU has VNNI" {
+                let describe (rs: Collections.Generic.IReadOnlyList<Int8ConvResult>) =
+                    String.Join(
+                        "; ",
+                        rs
+                        |> Seq.map (fun r -> sprintf "%O: %d of %d off, up to %d" r.Shape r.Mismatches r.Elements r.WorstSteps)
+                    )
+
+                let reduced = OnnxInt8Check.Run true
+                Expect.equal reduced.Count OnnxInt8Check.Shapes.Count "every shape"
+
+                for r in reduced do
+                    Expect.isTrue r.Ok (sprintf "7-bit weights: %s" (describe reduced))
+
+                let full = OnnxInt8Check.Run false
+
+                if CpuInfo.HasVnni then
+                    for r in full do
+                        Expect.isTrue r.Ok (sprintf "full-range weights with VNNI: %s" (describe full))
+                else
+                    printfn "no VNNI: full-range weights %s" (describe full)
+            }
+
+            test "the int8 check's verdict: within one step, at most 1 % of the outputs off" {
+                let s = OnnxInt8Check.Shapes[0]
+                Expect.isTrue (Int8ConvResult(s, 1000, 0, 0).Ok) "exact"
+                Expect.isTrue (Int8ConvResult(s, 1000, 10, 1).Ok) "1 % off by one step"
+                Expect.isFalse (Int8ConvResult(s, 1000, 11, 1).Ok) "more than 1 % off"
+                Expect.isFalse (Int8ConvResult(s, 1000, 1, 2).Ok) "one output two steps off"
+            }
         ]
