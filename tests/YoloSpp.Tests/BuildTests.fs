@@ -337,6 +337,8 @@ let benchTests =
                             "rss_growth"
                             "inference"
                             "inference_fused"
+                            "inference_onnxruntime"
+                            "inference_onnxruntime_int8"
                             "loader_train"
                             "loader_eval"
                             "nms"
