@@ -51,7 +51,7 @@ type BenchArgs =
             | Coco_Images _ -> "images in the synthetic COCO evaluation (default 5000, ~20 detections each)"
             | Threads _ -> "torch intra-op threads (default: torch's, the number of cores)"
             | Only _ ->
-                "run only these figures: train_step (with rss_growth), inference (with inference_fused and inference_onnxruntime), loader, nms, cocoeval"
+                "run only these figures: train_step (with rss_growth), inference (with inference_fused, inference_onnxruntime and inference_onnxruntime_int8), loader, nms, cocoeval"
             | Output _ -> "JSON file for the figures (default runs/bench/bench-<time>.json)"
             | Baseline _ -> "a previous bench JSON: print each figure's ratio to it"
             | Bf16 -> "run the training step and inference with bfloat16 convolutions (float32 master weights)"
