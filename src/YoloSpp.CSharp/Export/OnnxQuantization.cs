@@ -75,12 +75,13 @@ public static partial class OnnxExport
         WriteNetwork(g, net, options, HeadGrids(net, options));
         foreach (var t in quantizer.Observed) g.ValueOutput(t);
         var bytes = g.ToModel(new Dictionary<string, string>()).ToByteArray();
-        using var session = new InferenceSession(bytes, new SessionOptions
+        using var sessionOptions = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_BASIC,
             IntraOpNumThreads = Math.Max(1, get_num_threads()),
             InterOpNumThreads = 1,
-        });
+        };
+        using var session = new InferenceSession(bytes, sessionOptions);
         var names = quantizer.Observed.ToArray();
         var ranges = names.ToDictionary(n => n, _ => (Min: 0f, Max: 0f));
         using var run = new RunOptions();
