@@ -5,7 +5,6 @@
 module YoloSpp.Cli.BenchCommand
 
 open System
-open System.Diagnostics
 open System.Globalization
 open System.IO
 open System.Text.Json
@@ -14,10 +13,6 @@ open TorchSharp
 open YoloSpp
 open YoloSpp.IO
 open YoloSpp.Model
-open YoloSpp.Data
-open YoloSpp.Detection
-open YoloSpp.Evaluation
-open YoloSpp.Training
 open YoloSpp.Cli.BenchFigures
 
 type BenchArgs =
