@@ -39,7 +39,16 @@ let allTests () =
             Api.PublicApiTests.tests
             testList "eval" [ Detection.NmsTests.tests; Evaluation.CocoEvalTests.tests ]
             Data.ShapesTests.tests
-            BuildTests.tests
+            testList
+                "build"
+                [
+                    BuildTests.nativeFixTests
+                    BuildTests.cliTests
+                    BuildTests.infoTests
+                    BenchTests.tests
+                    BuildTests.exampleTests
+                    BuildTests.packageTests
+                ]
             Data.PyFloatTests.tests
             Data.DataTests.tests
             Detection.EvalDetectTests.tests
