@@ -47,7 +47,7 @@ type BenchArgs =
             | Coco_Images _ -> "images in the synthetic COCO evaluation (default 5000, ~20 detections each)"
             | Threads _ -> "torch intra-op threads (default: torch's, the number of cores)"
             | Only _ ->
-                "run only these figures: train_step (with rss_growth), inference (with inference_fused, inference_onnxruntime and inference_onnxruntime_int8), loader, nms, cocoeval"
+                "run only these figures: train_step (with rss_growth), inference (with inference_fused, inference_onnxruntime and inference_onnxruntime_int8), loader, nms, cocoeval (the default: all of these); train_phases (opt-in: --train-steps more steps, split into train_forward, train_loss, train_backward, train_optimizer)"
             | Output _ -> "JSON file for the figures (default runs/bench/bench-<time>.json)"
             | Baseline _ -> "a previous bench JSON: print each figure's ratio to it"
             | Bf16 -> "run the training step and inference with bfloat16 convolutions (float32 master weights)"
@@ -90,7 +90,9 @@ let private readBaseline (path: string) =
         |> Map.ofList
     | _ -> failwithf "%s: not a bench JSON file (no \"figures\")" path
 
-let private known = [ "train_step"; "inference"; "loader"; "nms"; "cocoeval" ]
+let private defaults = [ "train_step"; "inference"; "loader"; "nms"; "cocoeval" ]
+// opt-in: more training steps, for the split of one
+let private known = defaults @ [ "train_phases" ]
 
 /// Runs the command; returns the exit code (2 for bad input).
 let run (args: ParseResults<BenchArgs>) : int =
@@ -101,7 +103,7 @@ let run (args: ParseResults<BenchArgs>) : int =
     let repeats = args.GetResult(Repeats, 5)
     let warmup = args.GetResult(Warmup, 1)
     let steps = args.GetResult(Train_Steps, 50)
-    let only = args.GetResult(Only, known)
+    let only = args.GetResult(Only, defaults)
 
     let problems =
         [
@@ -202,6 +204,9 @@ let run (args: ParseResults<BenchArgs>) : int =
             // the yolov3-spp step measured 4 % slower after it
             if List.contains "train_step" only then
                 show (benchTrain cfg computeType bs size warmup steps log)
+
+            if List.contains "train_phases" only then
+                show (benchTrainPhases cfg computeType bs size warmup steps log)
 
             if List.contains "inference" only then
                 show (benchInference cfg computeType size warmup repeats)

@@ -87,13 +87,14 @@ let syntheticBatch (rnd: Random) (bs: int) (size: int) (nc: int) =
 
     images, torch.tensor(rows).view (-1L, 6L)
 
-/// (a) and (f): SGD training steps (forward, the core's loss, backward, step) and the process RSS after each.
-let benchTrain (cfg: DarknetConfig) computeType bs size warmup steps (log: string -> unit) =
+/// A network in train mode with the trainer's SGD (nesterov) and loss for the default hyperparameters, and one
+/// synthetic batch; `run` gets the trainer's own step (Engine.TrainStep: forward, loss, backward, SGD step), which
+/// writes the seconds of its parts into the array it is given (or not, for null).
+let private withTrainingStep (cfg: DarknetConfig) computeType bs size (run: (float[] -> unit) -> 'a) =
     use model = new DarkNet(cfg)
     model.train ()
     model.ComputeType <- computeType
-    let nc = model.NumClasses
-    let hyp = HyperParameters.Default.AdjustedFor(nc, size)
+    let hyp = HyperParameters.Default.AdjustedFor(model.NumClasses, size)
 
     let trainable =
         model.parameters () |> Seq.filter (fun p -> p.requires_grad) |> Array.ofSeq
@@ -103,43 +104,71 @@ let benchTrain (cfg: DarknetConfig) computeType bs size warmup steps (log: strin
 
     let loss = YoloLoss.For(model, hyp)
     let scaler = LossScaler(false)
-    let rnd = Random 0
-    let images, targets = syntheticBatch rnd bs size nc
-    // the trainer's own step (Engine.TrainStep): forward, loss, backward, SGD step
-    let step () =
-        Engine.TrainStep(model, optimizer, loss, scaler, images, targets, 1.0, 1, true)
-        |> ignore
+    let images, targets = syntheticBatch (Random 0) bs size model.NumClasses
 
-    for k in 1..warmup do
-        step ()
-        log (sprintf "train_step warm-up %d/%d" k warmup)
+    try
+        run (fun phases ->
+            Engine.TrainStep(model, optimizer, loss, scaler, images, targets, 1.0, 1, true, null, null, phases)
+            |> ignore)
+    finally
+        images.Dispose()
+        targets.Dispose()
 
-    let times = Array.zeroCreate<float> steps
-    let rss = Array.zeroCreate<float> steps
+/// (a) and (f): SGD training steps (forward, the core's loss, backward, step) and the process RSS after each.
+let benchTrain (cfg: DarknetConfig) computeType bs size warmup steps (log: string -> unit) =
+    withTrainingStep cfg computeType bs size (fun trainStep ->
+        for k in 1..warmup do
+            trainStep null
+            log (sprintf "train_step warm-up %d/%d" k warmup)
 
-    for k in 0 .. steps - 1 do
-        let sw = Stopwatch.StartNew()
-        step ()
-        times.[k] <- sw.Elapsed.TotalSeconds
-        rss.[k] <- rssBytes ()
-        log (sprintf "train_step %d/%d: %.3f s, RSS %.0f MiB" (k + 1) steps times.[k] (rss.[k] / 1048576.0))
+        let times = Array.zeroCreate<float> steps
+        let rss = Array.zeroCreate<float> steps
 
-    images.Dispose()
-    targets.Dispose()
-    let growth = 100.0 * (rss.[steps - 1] - rss.[0]) / rss.[0]
+        for k in 0 .. steps - 1 do
+            let sw = Stopwatch.StartNew()
+            trainStep null
+            times.[k] <- sw.Elapsed.TotalSeconds
+            rss.[k] <- rssBytes ()
+            log (sprintf "train_step %d/%d: %.3f s, RSS %.0f MiB" (k + 1) steps times.[k] (rss.[k] / 1048576.0))
 
-    [
-        figure "train_step" "s" times
-        {
-            Name = "rss_growth"
-            Median = growth
-            Min = growth
-            Max = growth
-            Unit = "%"
-            Runs = steps
-        }
-        figure "rss_train" "MiB" (rss |> Array.map (fun b -> b / 1048576.0))
-    ]
+        let growth = 100.0 * (rss.[steps - 1] - rss.[0]) / rss.[0]
+
+        [
+            figure "train_step" "s" times
+            {
+                Name = "rss_growth"
+                Median = growth
+                Min = growth
+                Max = growth
+                Unit = "%"
+                Runs = steps
+            }
+            figure "rss_train" "MiB" (rss |> Array.map (fun b -> b / 1048576.0))
+        ])
+
+/// The training step's parts, split as Engine.TrainStep times them: forward, loss (values read back), backward, and
+/// the optimizer step with zero_grad, each the median over the steps, and their per-step sum.
+let benchTrainPhases (cfg: DarknetConfig) computeType bs size warmup steps (log: string -> unit) =
+    withTrainingStep cfg computeType bs size (fun trainStep ->
+        let phases = Array.zeroCreate<float> 4
+
+        for k in 1..warmup do
+            trainStep phases
+            log (sprintf "train_phases warm-up %d/%d" k warmup)
+
+        let times =
+            [|
+                for k in 1..steps ->
+                    trainStep phases
+                    log (sprintf "train_phases %d/%d" k steps)
+                    Array.copy phases
+            |]
+
+        [
+            for i, name in Array.indexed [| "train_forward"; "train_loss"; "train_backward"; "train_optimizer" |] do
+                yield figure name "s" (times |> Array.map (fun t -> t.[i]))
+            yield figure "train_phases_sum" "s" (times |> Array.map Array.sum)
+        ])
 
 /// (b): batch-1 inference in eval mode (decoded detections included), unfused, with conv+BN folded, and through
 /// ONNX Runtime on the exported model.

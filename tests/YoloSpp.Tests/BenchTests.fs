@@ -1,12 +1,51 @@
 /// `yolospp bench`: the one loop (the runner and scripts/train.fsx give bit-identical runs), every figure on a tiny
-/// setting with its JSON and baseline ratio, and bad options.
+/// setting with its JSON and baseline ratio, the opt-in split of the training step, and bad options.
 module YoloSpp.Tests.BenchTests
 
 open System
 open System.IO
+open System.Text.Json
 open Expecto
 open YoloSpp.Tests
 open YoloSpp.Tests.BuildTests
+
+/// Runs `yolospp bench` on the demo network at 64 px, batch 2, with `options` and its JSON in a fresh folder, then
+/// `check` with the exit code, the output (stdout and stderr) and the JSON's path; the folder is removed after.
+let private tinyBench (options: string list) (check: int -> string -> string -> string -> unit) =
+    let dir = Directory.CreateTempSubdirectory "yolospp-bench-test-"
+
+    try
+        let json = Path.Combine(dir.FullName, "b.json")
+
+        let code, out, err =
+            yolospp (
+                [
+                    "bench"
+                    "--cfg"
+                    "shapes-spp"
+                    "--classes"
+                    "5"
+                    "--img-size"
+                    "64"
+                    "--batch-size"
+                    "2"
+                ]
+                @ options
+                @ [ "--output"; json ]
+            )
+
+        check code out err json
+    finally
+        dir.Delete true
+
+/// A `<name>: ` line in the bench's output.
+let private expectLine (out: string) (name: string) =
+    Expect.isTrue (out.Split('\n') |> Array.exists (fun l -> l.StartsWith(name + ": "))) (sprintf "a '%s: ' line in\n%s" name out)
+
+/// The median of a figure in a bench JSON file.
+let private median (json: string) (name: string) =
+    use doc = JsonDocument.Parse(File.ReadAllText json)
+    doc.RootElement.GetProperty("figures").GetProperty(name).GetProperty("median").GetDouble()
 
 let tests =
     testList
@@ -83,39 +122,20 @@ let tests =
                         ()
             }
             test "bench runs every figure on a tiny setting, prints one line each and writes them to JSON" {
-                let dir = Directory.CreateTempSubdirectory "yolospp-bench-test-"
+                let options =
+                    [
+                        "--train-steps"
+                        "2"
+                        "--repeats"
+                        "1"
+                        "--warmup"
+                        "0"
+                        "--loader-images"
+                        "4"
+                    ]
+                    @ [ "--nms-boxes"; "300"; "--coco-images"; "20" ]
 
-                try
-                    let json = Path.Combine(dir.FullName, "b.json")
-
-                    let code, out, err =
-                        yolospp
-                            [
-                                "bench"
-                                "--cfg"
-                                "shapes-spp"
-                                "--classes"
-                                "5"
-                                "--img-size"
-                                "64"
-                                "--batch-size"
-                                "2"
-                                "--train-steps"
-                                "2"
-                                "--repeats"
-                                "1"
-                                "--warmup"
-                                "0"
-                                "--loader-images"
-                                "4"
-                                "--nms-boxes"
-                                "300"
-                                "--coco-images"
-                                "20"
-                                "--output"
-                                json
-                            ]
-
+                tinyBench options (fun code out err json ->
                     Expect.equal code 0 (out + err)
 
                     let names =
@@ -134,15 +154,10 @@ let tests =
                         ]
 
                     for n in names do
-                        Expect.isTrue (out.Split('\n') |> Array.exists (fun l -> l.StartsWith(n + ": "))) (sprintf "a '%s: ' line in\n%s" n out)
+                        expectLine out n
+                        Expect.isTrue (Double.IsFinite(median json n)) (n + " median is a number")
 
-                    use doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText json)
-                    let figures = doc.RootElement.GetProperty "figures"
-
-                    for n in names do
-                        let f = figures.GetProperty n
-                        Expect.isTrue (Double.IsFinite(f.GetProperty("median").GetDouble())) (n + " median is a number")
-
+                    Expect.isFalse (out.Contains "train_forward") "the phase split is opt-in"
                     Expect.stringContains out ("json: " + json) "prints the JSON path"
                     // a second run compares with the first
                     let code2, out2, err2 =
@@ -162,13 +177,27 @@ let tests =
                                 "--baseline"
                                 json
                                 "--output"
-                                Path.Combine(dir.FullName, "c.json")
+                                Path.Combine(Path.GetDirectoryName json, "c.json")
                             ]
 
                     Expect.equal code2 0 (out2 + err2)
-                    Expect.stringContains out2 "x baseline" "ratio to the baseline"
-                finally
-                    dir.Delete true
+                    Expect.stringContains out2 "x baseline" "ratio to the baseline")
+            }
+            test "bench --only train_phases splits the trainer's step into forward, loss, backward and optimizer" {
+                tinyBench [ "--train-steps"; "3"; "--warmup"; "1"; "--only"; "train_phases" ] (fun code out err json ->
+                    Expect.equal code 0 (out + err)
+                    Expect.isFalse (out.Contains "train_step:") "only the split"
+                    let parts = [ "train_forward"; "train_loss"; "train_backward"; "train_optimizer" ]
+                    use doc = JsonDocument.Parse(File.ReadAllText json)
+
+                    let sumMax =
+                        doc.RootElement.GetProperty("figures").GetProperty("train_phases_sum").GetProperty("max")
+
+                    for n in parts do
+                        expectLine out n
+                        Expect.isGreaterThan (median json n) 0.0 (n + " took time")
+                        // each step's sum is its four parts: no part's median exceeds the largest sum
+                        Expect.isLessThanOrEqual (median json n) (sumMax.GetDouble()) (n + " within a step's sum"))
             }
             test "bench rejects an unknown figure and a bad size with exit code 2" {
                 let code, _, err = yolospp [ "bench"; "--only"; "gpu" ]

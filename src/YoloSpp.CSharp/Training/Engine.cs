@@ -65,15 +65,34 @@ internal static class Engine
     /// <paramref name="syncWatch"/>, when given, runs while the gradients are averaged.
     /// </summary>
     public static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
-        double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch)
+        double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch) =>
+        TrainStep(model, optimizer, loss, scaler, images, targets, gr, accumulate, step, comm, syncWatch, null);
+
+    /// <summary>
+    /// The step, and when <paramref name="phases"/> is given the seconds of its four parts in it: the forward pass, the
+    /// loss (its values read back), backward, the optimizer step with zero_grad (0 when <paramref name="step"/> is false).
+    /// </summary>
+    internal static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+        double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch, double[]? phases)
     {
         using var scope = NewDisposeScope();
+        long start = Stopwatch.GetTimestamp();
         var pred = model.forward(images).Raw;
+        long forwardEnd = Stopwatch.GetTimestamp();
         var parts = loss.Compute(pred, targets, gr);
         bool distributed = comm is { Size: > 1 };
         var values = distributed ? Reduced(parts, comm!) : parts.ToValues();
+        long lossEnd = Stopwatch.GetTimestamp();
         if (!values.IsFinite) return values;
         using (var inv = (1.0 / accumulate).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
+        long backwardEnd = Stopwatch.GetTimestamp();
+        if (phases is not null)
+        {
+            phases[0] = Stopwatch.GetElapsedTime(start, forwardEnd).TotalSeconds;
+            phases[1] = Stopwatch.GetElapsedTime(forwardEnd, lossEnd).TotalSeconds;
+            phases[2] = Stopwatch.GetElapsedTime(lossEnd, backwardEnd).TotalSeconds;
+            phases[3] = 0;
+        }
         if (step)
         {
             if (distributed)
@@ -85,6 +104,7 @@ internal static class Engine
             scaler.Step(optimizer);
             scaler.Update();
             optimizer.ZeroGrad();
+            if (phases is not null) phases[3] = Stopwatch.GetElapsedTime(backwardEnd).TotalSeconds;
         }
         return values;
     }
