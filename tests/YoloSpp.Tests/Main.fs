@@ -27,6 +27,7 @@ let allTests () =
                     Training.HypTests.tests
                     Training.LossTests.tests
                     Training.ScheduleTests.tests
+                    Training.SgdTests.tests
                     Geometry.BoxTests.tests
                     FacadeTests.tests
                 ]

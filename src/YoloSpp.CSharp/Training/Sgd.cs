@@ -65,10 +65,15 @@ public sealed class Sgd : IDisposable
         using var negLr = (-LearningRate).ToScalar();
         for (int i = 0; i < _params.Length; i++)
         {
+            // each parameter's temporaries are freed before the next one's are made: the memory is reused while it
+            // is in cache, and a large network's step does not hold two extra copies of every gradient to its end
+            using var parameterScope = NewDisposeScope();
             var p = _params[i];
-            var d = p.grad;
-            if (d is null) continue;
-            if (WeightDecay != 0) d = d.add(p, wd);
+            var g = p.grad;
+            if (g is null) continue;
+            // d is a temporary of this step once weight decay made it; the gradient itself is never changed
+            bool ownsD = WeightDecay != 0;
+            var d = ownsD ? g.add(p, wd) : g;
             if (Momentum != 0)
             {
                 var buf = _buffers[i];
@@ -78,7 +83,7 @@ public sealed class Sgd : IDisposable
                     _buffers[i] = buf;
                 }
                 else buf.mul_(momentum).add_(d, keep);
-                d = Nesterov ? d.add(buf, momentum) : buf;
+                d = !Nesterov ? buf : ownsD ? d.add_(buf, momentum) : d.add(buf, momentum);
             }
             p.add_(d, negLr);
         }
