@@ -70,12 +70,14 @@ internal static class Engine
 
     /// <summary>
     /// The step, and when <paramref name="phases"/> is given the seconds of its four parts in it: the forward pass, the
-    /// loss (its values read back), backward, the optimizer step with zero_grad (0 when <paramref name="step"/> is false).
+    /// loss (its values read back), backward, the optimizer step with zero_grad; 0 for a part that did not run (after a
+    /// non-finite loss, or without <paramref name="step"/>).
     /// </summary>
     internal static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
         double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch, double[]? phases)
     {
         using var scope = NewDisposeScope();
+        if (phases is not null) Array.Clear(phases);
         long start = Stopwatch.GetTimestamp();
         var pred = model.forward(images).Raw;
         long forwardEnd = Stopwatch.GetTimestamp();
@@ -83,16 +85,15 @@ internal static class Engine
         bool distributed = comm is { Size: > 1 };
         var values = distributed ? Reduced(parts, comm!) : parts.ToValues();
         long lossEnd = Stopwatch.GetTimestamp();
-        if (!values.IsFinite) return values;
-        using (var inv = (1.0 / accumulate).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
-        long backwardEnd = Stopwatch.GetTimestamp();
         if (phases is not null)
         {
             phases[0] = Stopwatch.GetElapsedTime(start, forwardEnd).TotalSeconds;
             phases[1] = Stopwatch.GetElapsedTime(forwardEnd, lossEnd).TotalSeconds;
-            phases[2] = Stopwatch.GetElapsedTime(lossEnd, backwardEnd).TotalSeconds;
-            phases[3] = 0;
         }
+        if (!values.IsFinite) return values;
+        using (var inv = (1.0 / accumulate).ToScalar()) scaler.ScaleLoss(parts.Total.mul(inv)).backward();
+        long backwardEnd = Stopwatch.GetTimestamp();
+        if (phases is not null) phases[2] = Stopwatch.GetElapsedTime(lossEnd, backwardEnd).TotalSeconds;
         if (step)
         {
             if (distributed)
