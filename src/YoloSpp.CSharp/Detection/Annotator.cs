@@ -6,7 +6,9 @@ namespace YoloSpp.Detection;
 /// <summary>
 /// Draws detections as the reference's draw_box_utils does: a rectangle per object in its class's colour and a
 /// filled label "name confidence" above it (inside the box when there is no room above), in a system sans-serif
-/// font (DejaVu Sans, Arial, ...).
+/// font (DejaVu Sans, Arial, ...). Line width and font size follow the image's size and labels stay inside the
+/// image, as ultralytics' Annotator draws them. It draws every detection it is given: <see cref="Detector.Annotate"/>
+/// gives it those above <see cref="DetectorOptions.DrawThreshold"/>.
 /// </summary>
 public static class Annotator
 {
@@ -79,18 +81,34 @@ public static class Annotator
         AtomicFile.Write(outputPath, s => data.SaveTo(s));
     }
 
+    /// <summary>The box outline's width for an image, as ultralytics' Annotator: max(round((h + w) / 2 × 0.003), 2) pixels.</summary>
+    internal static int LineWidth(int width, int height) => Math.Max((int)Math.Round((height + width) / 2.0 * 0.003), 2);
+
+    /// <summary>The label font's size for an image, as ultralytics' Annotator (its PIL path): max(round((h + w) / 2 × 0.035), 12) pixels.</summary>
+    internal static float FontSize(int width, int height) => Math.Max((float)Math.Round((height + width) / 2.0 * 0.035), 12f);
+
+    /// <summary>Where a label of <paramref name="labelWidth"/> × <paramref name="labelHeight"/> goes for a box whose
+    /// top-left corner is (<paramref name="x1"/>, <paramref name="y1"/>): above the box when it fits, else just inside
+    /// its top edge; moved left and up as needed so that it stays inside the image (as ultralytics' Annotator).</summary>
+    internal static SKRect LabelRect(double x1, double y1, float labelWidth, float labelHeight, int imageWidth, int imageHeight)
+    {
+        float w = Math.Min(labelWidth, imageWidth), h = Math.Min(labelHeight, imageHeight);
+        float left = Math.Clamp((float)x1, 0, imageWidth - w);
+        float top = y1 - h >= 0 ? (float)y1 - h : Math.Clamp((float)y1, 0, imageHeight - h);
+        return SKRect.Create(left, top, w, h);
+    }
+
     static void DrawOn(SKBitmap bmp, IReadOnlyList<Detection> detections)
     {
         using var canvas = new SKCanvas(bmp);
-        int side = Math.Max(bmp.Width, bmp.Height);
-        float line = Math.Max(1f, MathF.Round(side / 300f));
+        int lw = LineWidth(bmp.Width, bmp.Height);
         // no font at all: the label is a coloured tab without text
-        using var font = new SKFont(LabelTypeface.Value ?? SKTypeface.Default, Math.Max(9f, side / 40f));
-        using var stroke = new SKPaint { Style = SKPaintStyle.Stroke, StrokeWidth = line, IsAntialias = false };
+        using var font = new SKFont(LabelTypeface.Value ?? SKTypeface.Default, FontSize(bmp.Width, bmp.Height));
+        using var stroke = new SKPaint { Style = SKPaintStyle.Stroke, StrokeWidth = lw, IsAntialias = false };
         using var fill = new SKPaint { Style = SKPaintStyle.Fill };
-        using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+        using var text = new SKPaint { Color = SKColors.White, IsAntialias = true };
         font.GetFontMetrics(out var metrics);
-        float textH = metrics.Descent - metrics.Ascent;
+        float textH = metrics.Descent - metrics.Ascent, pad = lw / 2f;
         foreach (var d in detections)
         {
             var (r, g, b) = ClassColor(d.ClassId);
@@ -98,12 +116,12 @@ public static class Annotator
             stroke.Color = colour;
             canvas.DrawRect(SKRect.Create((float)d.X1, (float)d.Y1, (float)(d.X2 - d.X1), (float)(d.Y2 - d.Y1)), stroke);
             var label = $"{d.ClassName} {d.Confidence:0.00}";
-            float textW = Math.Max(font.MeasureText(label), textH);
-            // above the box when it fits, else just inside its top edge
-            float top = d.Y1 - textH >= 0 ? (float)d.Y1 - textH : (float)d.Y1;
+            var rect = LabelRect(d.X1, d.Y1, Math.Max(font.MeasureText(label), textH) + 2 * pad, textH + pad, bmp.Width, bmp.Height);
             fill.Color = colour;
-            canvas.DrawRect(SKRect.Create((float)d.X1, top, textW + 2, textH), fill);
-            canvas.DrawText(label, (float)d.X1 + 1, top - metrics.Ascent, SKTextAlign.Left, font, text);
+            canvas.DrawRect(rect, fill);
+            // white text on the class colour, or black on a light one, as ultralytics picks
+            text.Color = 0.299 * r + 0.587 * g + 0.114 * b > 160 ? SKColors.Black : SKColors.White;
+            canvas.DrawText(label, rect.Left + pad, rect.Top - metrics.Ascent, SKTextAlign.Left, font, text);
         }
         canvas.Flush();
     }
