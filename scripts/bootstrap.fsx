@@ -24,9 +24,9 @@ let private newestSource () =
     |> Seq.map File.GetLastWriteTimeUtc
     |> Seq.max
 
-let private run (args: string list) =
+let private run (cwd: string) (args: string list) =
     use p =
-        Process.Start(ProcessStartInfo("dotnet", args, WorkingDirectory = root, UseShellExecute = false))
+        Process.Start(ProcessStartInfo("dotnet", args, WorkingDirectory = cwd, UseShellExecute = false))
 
     p.WaitForExit()
     p.ExitCode
@@ -69,11 +69,12 @@ let runWithLibrary (script: string) (args: string[]) : int =
             // another process may have built it while this one waited
             if stale () then
                 printfn "building YoloSpp (first run, or sources changed)..."
-                let code = run [ "fsi"; Path.Combine(root, "build.fsx"); "build" ]
+                let code = run root [ "fsi"; Path.Combine(root, "build.fsx"); "build" ]
 
                 if code <> 0 then
                     exit code
 
                 File.WriteAllText(stamp, DateTime.UtcNow.ToString "O"))
 
-    run ([ "fsi"; "--define:YOLOSPP_LIBRARY"; script ] @ List.ofArray args)
+    // in the caller's folder: relative paths (--data, --output) and the demo's data/shapes are the caller's
+    run Environment.CurrentDirectory ([ "fsi"; "--define:YOLOSPP_LIBRARY"; script ] @ List.ofArray args)

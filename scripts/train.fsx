@@ -1,10 +1,12 @@
 // Trains a YOLOv3-SPP detector: the reference's train.py as an F# script over the YoloSpp library.
 //
-//   dotnet fsi scripts/train.fsx                 the demo: shapes dataset, cfg/shapes-spp.cfg at 160 px, ~9 min on 2 cores
+//   dotnet fsi scripts/train.fsx                 the demo: shapes dataset, the shapes-spp network at 160 px, ~9 min on 2 cores
 //   dotnet fsi scripts/train.fsx --help          every option (the same as `yolospp train`)
-//   dotnet fsi scripts/train.fsx --cfg cfg/my.cfg --data data/my.data --img-size 512 --epochs 100 --device cuda
+//   dotnet fsi scripts/train.fsx --cfg my.cfg --data my-data/my.data --img-size 512 --epochs 100 --device cuda
 //
-// Run from the repository root. The first run builds the library and generates the dataset.
+// Paths are the current folder's: the demo's dataset goes to ./data/shapes and the outputs to ./runs/train. The
+// built-in network (--cfg shapes-spp | yolov3-spp) and hyperparameters (--hyp shapes | reference) need no file.
+// The first run builds the library and generates the dataset.
 #if !YOLOSPP_LIBRARY
 #load "bootstrap.fsx"
 exit (Bootstrap.runWithLibrary (System.IO.Path.Combine(__SOURCE_DIRECTORY__, __SOURCE_FILE__)) (fsi.CommandLineArgs |> Array.skip 1))
@@ -14,7 +16,6 @@ exit (Bootstrap.runWithLibrary (System.IO.Path.Combine(__SOURCE_DIRECTORY__, __S
 #r "../src/YoloSpp.Cli/bin/Release/net10.0/yolospp.dll"
 
 open System
-open System.IO
 open Argu
 open TorchSharp
 open YoloSpp
@@ -24,8 +25,6 @@ open YoloSpp.Evaluation
 open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Cli
-
-Environment.CurrentDirectory <- Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, ".."))
 
 let parser =
     ArgumentParser.Create<TrainCommand.TrainArgs>(programName = "dotnet fsi scripts/train.fsx")

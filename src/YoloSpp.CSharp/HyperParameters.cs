@@ -12,11 +12,53 @@ public sealed class HyperParameters
     /// <summary>The reference's defaults (cfg/hyp.yaml, gr = 1).</summary>
     public static HyperParameters Default { get; } = new(Hyp.defaults);
 
+    static readonly Lazy<HyperParameters> ShapesRecipe = new(() => Parse(Recipes.SourceName("hyp.shapes.yaml"), Recipes.Read("hyp.shapes.yaml")));
+    static readonly Lazy<HyperParameters> ReferenceRecipe = new(() => Parse(Recipes.SourceName("hyp.yaml"), Recipes.Read("hyp.yaml")));
+
+    /// <summary>The built-in <c>shapes</c> recipe: the demo's hyperparameters for training from scratch on a CPU
+    /// (the repository's cfg/hyp.shapes.yaml, embedded in the library).</summary>
+    public static HyperParameters Shapes => ShapesRecipe.Value;
+
+    /// <summary>The built-in <c>reference</c> recipe: the reference trainer's cfg/hyp.yaml (tuned for fine-tuning
+    /// pretrained weights), embedded in the library; the same values as <see cref="Default"/>.</summary>
+    public static HyperParameters Reference => ReferenceRecipe.Value;
+
+    /// <summary>The names of the built-in recipes: <c>shapes</c>, <c>reference</c>.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["shapes", "reference"];
+
+    /// <summary>A built-in recipe by name (<see cref="Names"/>, case-insensitive).</summary>
+    /// <exception cref="ArgumentException">Not a built-in name.</exception>
+    public static HyperParameters Named(string name) => (name ?? "").ToLowerInvariant() switch
+    {
+        "shapes" => Shapes,
+        "reference" => Reference,
+        _ => throw new ArgumentException($"'{name}' is not a built-in hyperparameter recipe (known: {string.Join(", ", Names)})", nameof(name)),
+    };
+
+    /// <summary>A hyp.yaml file, or, when <paramref name="pathOrName"/> is one of <see cref="Names"/> and no such file
+    /// exists, that built-in recipe.</summary>
+    /// <exception cref="InvalidInputException">Neither a file nor a built-in name, or a malformed file (every problem as file:line: reason).</exception>
+    public static HyperParameters LoadOrNamed(string pathOrName)
+    {
+        ArgumentNullException.ThrowIfNull(pathOrName);
+        if (!File.Exists(pathOrName) && Names.Contains(pathOrName.ToLowerInvariant())) return Named(pathOrName);
+        if (!File.Exists(pathOrName))
+            throw new InvalidInputException(pathOrName, $"no such hyp file (nor a built-in recipe: {string.Join(", ", Names)})");
+        return Load(pathOrName);
+    }
+
     /// <summary>Reads a hyp.yaml file. Throws <see cref="InvalidInputException"/> listing every problem as file:line: reason.</summary>
+    /// <exception cref="InvalidInputException">The file is missing or malformed.</exception>
     public static HyperParameters Load(string path)
     {
-        var text = File.ReadAllText(path);
-        var result = Hyp.parse(path, text);
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path)) throw new InvalidInputException(path, "no such hyp file");
+        return Parse(path, File.ReadAllText(path));
+    }
+
+    static HyperParameters Parse(string source, string text)
+    {
+        var result = Hyp.parse(source, text);
         if (result.IsError)
             throw InvalidInputException.From(result.ErrorValue);
         return new HyperParameters(result.ResultValue);

@@ -25,7 +25,7 @@ type HypArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | File _ -> "hyp.yaml to check"
+            | File _ -> "hyp.yaml to check, or a built-in recipe to print: shapes or reference"
             | Nc _ -> "class count: print the values adjusted as train.py does (cls *= nc/80)"
             | Img_Size _ -> "image size: print the values adjusted as train.py does (obj *= size/320; default 512)"
 

@@ -53,21 +53,16 @@ let private runIou (args: ParseResults<IouArgs>) =
     | _, Error e -> badInput e
 
 let private runHyp (args: ParseResults<HypArgs>) =
-    let path = args.GetResult File
+    Errors.run (fun () ->
+        let hyp = HyperParameters.LoadOrNamed(args.GetResult File)
 
-    if not (IO.File.Exists path) then
-        badInput (sprintf "%s: no such file" path)
-    else
-        Errors.run (fun () ->
-            let hyp = HyperParameters.Load path
+        let hyp =
+            match args.TryGetResult Nc with
+            | Some nc -> hyp.AdjustedFor(nc, args.GetResult(HypArgs.Img_Size, 512))
+            | None -> hyp
 
-            let hyp =
-                match args.TryGetResult Nc with
-                | Some nc -> hyp.AdjustedFor(nc, args.GetResult(HypArgs.Img_Size, 512))
-                | None -> hyp
-
-            printf "%s" (hyp.ToString())
-            0)
+        printf "%s" (hyp.ToString())
+        0)
 
 /// Prints a dataset tool's report: warnings and lines to stdout, errors to stderr; exit 2 on any error.
 let private report (r: YoloSpp.Data.ToolReport) =
@@ -103,8 +98,7 @@ let private runDatasetCfg (args: ParseResults<DatasetCfgArgs>) =
 
 let private runCfg (args: ParseResults<CfgArgs>) =
     let name = args.GetResult Topology
-    let isYolo = name.ToLowerInvariant() = "yolov3-spp"
-    let classes = args.GetResult(CfgArgs.Classes, (if isYolo then 80 else 5))
+    let classes = args.GetResult(CfgArgs.Classes, ModelCfg.TopologyClasses name)
 
     Errors.run (fun () ->
         let cfg = ModelCfg.Topology(name, classes)

@@ -10,7 +10,10 @@ public sealed class DarknetConfig
 {
     internal Cfg.NetCfg Core { get; }
 
-    internal DarknetConfig(Cfg.NetCfg core) => Core = core;
+    /// <summary>The text this config was parsed from (comments included), or null for one built or changed in code.</summary>
+    readonly string? _sourceText;
+
+    internal DarknetConfig(Cfg.NetCfg core, string? sourceText = null) => (Core, _sourceText) = (core, sourceText);
 
     /// <summary>Input channels ([net] channels, 3 for RGB).</summary>
     public int Channels => Core.Net.Channels;
@@ -38,8 +41,17 @@ public sealed class DarknetConfig
         return new DarknetConfig(new Cfg.NetCfg(new Cfg.NetOptions(net.Line, net.Batch, net.Subdivisions, some, some, net.Channels, net.Other), Core.Modules));
     }
 
-    /// <summary>The cfg as Darknet text (parsing it gives the same network).</summary>
-    public string ToCfgText() => CfgWrite.toText(Core);
+    /// <summary>The cfg as Darknet text (parsing it gives the same network): the text it was read from, comments
+    /// included, or written from the modules for one built in code.</summary>
+    public string ToCfgText() => _sourceText ?? CfgWrite.toText(Core);
+
+    /// <summary>Whether two configs build the same network (the same [net] size and channels and the same modules;
+    /// comments and line numbers aside).</summary>
+    public bool SameNetworkAs(DarknetConfig other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return CfgWrite.toText(Core) == CfgWrite.toText(other.Core);
+    }
 }
 
 /// <summary>Reads and writes Darknet cfg files.</summary>
@@ -51,7 +63,7 @@ public static class ModelCfg
     {
         var result = Cfg.parse(file, text);
         if (result.IsError) throw InvalidInputException.From(result.ErrorValue);
-        return new DarknetConfig(result.ResultValue);
+        return new DarknetConfig(result.ResultValue, text);
     }
 
     /// <summary>Reads and parses a cfg file.</summary>
@@ -66,20 +78,35 @@ public static class ModelCfg
     /// <summary>Names of the built-in topologies (<c>yolov3-spp</c>, <c>shapes-spp</c>).</summary>
     public static IReadOnlyList<string> TopologyNames => YoloSpp.Model.Topology.names.ToArray();
 
+    /// <summary>The class count a built-in topology has unless told otherwise: 80 for <c>yolov3-spp</c> (COCO, as the
+    /// reference's yolov3-spp.cfg), 5 for <c>shapes-spp</c> (the shapes dataset), 80 for any other name.</summary>
+    public static int TopologyClasses(string name) =>
+        string.Equals(name, "shapes-spp", StringComparison.OrdinalIgnoreCase) ? 5 : 80;
+
     /// <summary>
     /// A built-in topology: <c>yolov3-spp</c> (the reference's yolov3-spp.cfg, module for module) or <c>shapes-spp</c>
-    /// (the training demo's shallow variant), with <paramref name="numClasses"/> classes.
+    /// (the training demo's shallow variant: the repository's cfg/shapes-spp.cfg, embedded in the library), with
+    /// <paramref name="numClasses"/> classes (each [yolo]'s classes and the filters of the conv before it).
     /// </summary>
     /// <exception cref="ArgumentException">Unknown name or a class count below 1.</exception>
     public static DarknetConfig Topology(string name, int numClasses)
     {
+        ArgumentNullException.ThrowIfNull(name);
         if (numClasses < 1) throw new ArgumentException($"classes must be at least 1, got {numClasses}", nameof(numClasses));
+        if (name.Equals("shapes-spp", StringComparison.OrdinalIgnoreCase))
+        {
+            var file = Recipes.SourceName("shapes-spp.cfg");
+            var text = CfgWrite.withClasses(file, numClasses, null, Recipes.Read("shapes-spp.cfg"));
+            if (text.IsError) throw InvalidInputException.From(text.ErrorValue);
+            return Parse(file, text.ResultValue);
+        }
         var result = YoloSpp.Model.Topology.named(name, numClasses);
         if (result.IsError) throw new ArgumentException(result.ErrorValue, nameof(name));
         return new DarknetConfig(result.ResultValue);
     }
 
-    /// <summary>A cfg file, or, when no such file exists and the name is a built-in topology, that topology.</summary>
+    /// <summary>A cfg file, or, when no such file exists and the name is a built-in topology, that topology with
+    /// <paramref name="numClasses"/> classes (a file keeps its own).</summary>
     /// <exception cref="InvalidInputException">Neither a file nor a topology name.</exception>
     public static DarknetConfig LoadOrTopology(string pathOrName, int numClasses)
     {
