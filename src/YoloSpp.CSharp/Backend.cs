@@ -26,14 +26,20 @@ public static class Backend
         }
     }
 
+    /// <summary>The default device name: CUDA when a CUDA device is usable, else the CPU, chosen silently.</summary>
+    public const string AutoDevice = "auto";
+
     /// <summary>
-    /// Resolves a device name such as "cpu", "cuda" or "cuda:1". A CUDA request on a machine without CUDA falls
-    /// back to the CPU and says so through <paramref name="notice"/>, as the reference trainer does.
+    /// Resolves a device name: <see cref="AutoDevice"/> ("auto", also for null or blank) is CUDA when available and
+    /// the CPU otherwise, without a notice; "cpu", "cuda" or "cuda:1" are as asked, except that a CUDA request on a
+    /// machine without CUDA falls back to the CPU and says so through <paramref name="notice"/>, as the reference
+    /// trainer does.
     /// </summary>
-    public static torch.Device ResolveDevice(string name, Action<string>? notice = null)
+    public static torch.Device ResolveDevice(string? name, Action<string>? notice = null)
     {
         Initialize();
-        if (string.IsNullOrWhiteSpace(name)) name = "cpu";
+        if (string.IsNullOrWhiteSpace(name) || name.Trim().Equals(AutoDevice, StringComparison.OrdinalIgnoreCase))
+            return torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, 0) : torch.CPU;
         var device = new torch.Device(name);
         if (device.type == DeviceType.CUDA && !torch.cuda.is_available())
         {
@@ -49,7 +55,7 @@ public static class Backend
     /// machine on its GPU r (the local rank is OMPI_COMM_WORLD_LOCAL_RANK or MPI_LOCALRANKID). The CPU, and one
     /// process, are as asked.
     /// </summary>
-    public static torch.Device ResolveDevice(string name, Distributed.ICommunicator comm, Action<string>? notice = null)
+    public static torch.Device ResolveDevice(string? name, Distributed.ICommunicator comm, Action<string>? notice = null)
     {
         ArgumentNullException.ThrowIfNull(comm);
         var device = ResolveDevice(name, notice);
