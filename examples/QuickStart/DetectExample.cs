@@ -12,7 +12,8 @@ public static class DetectExample
         string cfg, string weights, string names, string data, string image, string annotated, int imageSize)
     {
         using var detector = Detector.Load(cfg, weights, names, new DetectorOptions { ImageSize = imageSize, ConfThreshold = 1e-5 });
-        var detections = detector.Annotate(image, annotated);
+        var detections = detector.Detect(image);
+        detector.Annotate(image, annotated);   // draws those scoring above DrawThreshold (0.2)
         foreach (var d in detections.Take(3))
             Console.WriteLine($"{d.ClassName} {d.Confidence:F3} at ({d.X1}, {d.Y1})-({d.X2}, {d.Y2})");
 

@@ -32,17 +32,22 @@ type DetectArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Cfg _ -> "Darknet cfg (required with the torchsharp backend)"
-            | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors) holding every tensor of the cfg"
-            | Names _ -> "class names, one a line, as many as the cfg's classes (onnxruntime: default the model's own)"
+            | Cfg _ -> ModelOptions.cfgUsage
+            | Weights _ -> ModelOptions.weightsUsage
+            | Names _ ->
+                "class names, one a line, as many as the network's classes: needed only when the weights do not carry them (a .ckpt and an exported .onnx do; given, they override)"
             | Source _ -> "an image, or a folder whose images are all processed (other files are skipped)"
             | Out _ -> "output folder: annotated images and detections.json (default runs/detect)"
             | Conf _ -> sprintf "NMS confidence threshold; detections.json holds these (default %g, as predict_test.py)" defaults.ConfThreshold
             | Draw_Threshold _ -> sprintf "draw only the boxes scoring above this (default %g, predict_test.py's box_thresh)" defaults.DrawThreshold
             | Iou _ -> "NMS IoU threshold (default 0.6)"
             | Merge -> "merge-NMS: kept boxes become the score-weighted mean of the boxes they suppress (the reference's merge)"
-            | Img_Size _ -> sprintf "input size (long side), a multiple of %d (default 512)" DarkNet.GridStride
-            | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
+            | Img_Size _ ->
+                sprintf
+                    "input size (long side), a multiple of %d (default: the size the model was trained at, else %d)"
+                    DarkNet.GridStride
+                    TrainedModel.DefaultImageSize
+            | Device _ -> ModelOptions.deviceUsage
             | Backend _ -> EvalCommand.backendUsage
 
 // the one list of image extensions, as the dataset reads them
@@ -132,27 +137,33 @@ let run (args: ParseResults<DetectArgs>) : int =
         | Ok images ->
             let options =
                 DetectorOptions(
-                    ImageSize = args.GetResult(Img_Size, defaults.ImageSize),
+                    ImageSize = Option.toNullable (args.TryGetResult Img_Size),
                     ConfThreshold = args.GetResult(Conf, defaults.ConfThreshold),
                     DrawThreshold = args.GetResult(Draw_Threshold, defaults.DrawThreshold),
                     IouThreshold = args.GetResult(Iou, defaults.IouThreshold),
                     Merge = args.Contains Merge,
-                    Device = args.GetResult(Device, "cpu")
+                    Device = args.GetResult(Device, Backend.AutoDevice)
                 )
 
             let backend =
                 EvalCommand.toBackend (args.GetResult(Backend, EvalCommand.Torchsharp))
 
-            let cfg = EvalCommand.cfgFor backend (args.TryGetResult Cfg)
-
-            let names =
-                match args.TryGetResult Names, backend with
-                | Some n, _ -> n
-                | None, InferenceBackend.OnnxRuntime -> null
-                | None, _ -> raise (ArgumentException "--names is required (only --backend onnxruntime reads the names from the model)")
-
             use detector =
-                Detector.Load(cfg, args.GetResult Weights, names, options, (fun n -> eprintfn "%s" n), backend)
+                Detector.Load(
+                    Option.toObj (args.TryGetResult Cfg),
+                    args.GetResult Weights,
+                    Option.toObj (args.TryGetResult Names),
+                    options,
+                    ModelOptions.notice,
+                    backend
+                )
+
+            printfn
+                "%s: %d classes (%s), image size %d"
+                (args.GetResult Weights)
+                detector.ClassNames.Count
+                (String.Join(", ", detector.ClassNames))
+                detector.ImageSize
 
             Directory.CreateDirectory outDir |> ignore
             let mutable failed = 0
@@ -167,11 +178,7 @@ let run (args: ParseResults<DetectArgs>) : int =
                             let r = detector.DetectWithTimings picture
                             let target = outputPath outDir image
                             // as predict_test.py: every detection above conf in the json, those above box_thresh drawn
-                            let drawn =
-                                r.Detections
-                                |> Seq.filter (fun d -> d.Confidence > options.DrawThreshold)
-                                |> Seq.toArray
-
+                            let drawn = detector.Drawn r.Detections
                             Annotator.Save(picture, drawn, target)
 
                             let found =
@@ -186,7 +193,7 @@ let run (args: ParseResults<DetectArgs>) : int =
                                 r.Width
                                 r.Height
                                 found
-                                drawn.Length
+                                drawn.Count
                                 (decode + r.Preprocess).TotalMilliseconds
                                 r.Inference.TotalMilliseconds
                                 r.Nms.TotalMilliseconds

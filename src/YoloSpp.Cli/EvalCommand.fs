@@ -23,15 +23,8 @@ let toBackend =
     | Torchsharp -> InferenceBackend.TorchSharp
     | Onnxruntime -> InferenceBackend.OnnxRuntime
 
-/// The cfg option: required by TorchSharp; optional for ONNX Runtime (the model carries its cfg).
-let cfgFor (backend: InferenceBackend) (cfg: string option) =
-    match cfg, backend with
-    | Some c, _ -> c
-    | None, InferenceBackend.OnnxRuntime -> null
-    | None, _ -> raise (ArgumentException "--cfg is required (only --backend onnxruntime reads the cfg from the model)")
-
 let backendUsage =
-    "torchsharp (default) or onnxruntime: --weights is then a model `yolospp export` wrote (CPU; --cfg optional)"
+    "torchsharp (default) or onnxruntime: --weights is then a model `yolospp export` wrote (CPU; it carries its cfg and names)"
 
 type EvalArgs =
     | Cfg of path: string
@@ -50,10 +43,11 @@ type EvalArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Cfg _ -> "Darknet cfg; its class count must match the .data file (required with the torchsharp backend)"
-            | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors) holding every tensor of the cfg"
+            | Cfg _ -> ModelOptions.cfgUsage
+            | Weights _ -> ModelOptions.weightsUsage
             | Data _ -> ".data file: the valid list is evaluated, class names from its names file"
-            | Img_Size _ -> sprintf "input size (long side), a multiple of 32 (default %d)" DataOptions.Validation.ImageSize
+            | Img_Size _ ->
+                sprintf "input size (long side), a multiple of 32 (default: the size the checkpoint was trained at, else %d)" TrainedModel.DefaultImageSize
             | Batch_Size _ ->
                 sprintf "images per batch; with rectangular batches it changes their shapes (default %d, as validation.py)" DataOptions.Validation.BatchSize
             | Conf _ -> "NMS confidence threshold (default 0.01, the reference's evaluate)"
@@ -61,7 +55,7 @@ type EvalArgs =
             | Merge -> "merge-NMS: kept boxes become the score-weighted mean of the boxes they suppress (the reference's merge)"
             | No_Rect -> "letterbox every image to a square instead of validation.py's rectangular batches (sorted by aspect ratio)"
             | Save_Json _ -> "write the detections as a COCO result list (image_id = index in the valid list)"
-            | Device _ -> "cpu (default), cuda or cuda:N (falls back to the CPU when CUDA is absent)"
+            | Device _ -> ModelOptions.deviceUsage
             | Backend _ -> backendUsage
 
 let private apText (v: float) =
@@ -70,38 +64,57 @@ let private apText (v: float) =
 /// Runs the command; returns the exit code (2 for bad input, with one line per problem on stderr).
 let run (args: ParseResults<EvalArgs>) : int =
     // validation.py's data unless told otherwise
-    let v = DataOptions.Validation
-    let size = args.GetResult(Img_Size, v.ImageSize)
-    let batch = args.GetResult(Batch_Size, v.BatchSize)
-
-    let data =
-        DataOptions(ImageSize = size, BatchSize = batch, Rect = not (args.Contains No_Rect))
+    let batch = args.GetResult(Batch_Size, DataOptions.Validation.BatchSize)
+    let weights = args.GetResult Weights
+    let dataPath = args.GetResult EvalArgs.Data
 
     Errors.run (fun () ->
-        DarkNet.CheckImageSize(size, "--img-size")
-
         if batch <= 0 then
             raise (ArgumentException(sprintf "--batch-size %d must be positive" batch))
 
         let device =
-            Backend.ResolveDevice(args.GetResult(Device, "cpu"), fun n -> eprintfn "%s" n)
+            Backend.ResolveDevice(args.GetResult(Device, Backend.AutoDevice), ModelOptions.notice)
 
         let options =
             EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6), Merge = args.Contains Merge)
 
-        let backend = toBackend (args.GetResult(Backend, Torchsharp))
+        let data (size: int) =
+            DataOptions(ImageSize = size, BatchSize = batch, Rect = not (args.Contains No_Rect))
 
-        let r =
-            Evaluator.Evaluate(
-                cfgFor backend (args.TryGetResult Cfg),
-                args.GetResult Weights,
-                args.GetResult EvalArgs.Data,
-                options,
-                data,
-                device,
-                Threading.CancellationToken.None,
-                backend
-            )
+        let r, size =
+            match toBackend (args.GetResult(Backend, Torchsharp)) with
+            | InferenceBackend.OnnxRuntime ->
+                // the model's training size (export records a checkpoint's) unless told otherwise
+                let size =
+                    match args.TryGetResult Img_Size with
+                    | Some s -> s
+                    | None ->
+                        use m = YoloSpp.Export.OnnxRuntimeNetwork.Load weights
+
+                        m.TrainedImageSize
+                        |> Option.ofNullable
+                        |> Option.defaultValue TrainedModel.DefaultImageSize
+
+                DarkNet.CheckImageSize(size, "--img-size")
+
+                Evaluator.Evaluate(
+                    Option.toObj (args.TryGetResult Cfg),
+                    weights,
+                    dataPath,
+                    options,
+                    data size,
+                    device,
+                    Threading.CancellationToken.None,
+                    InferenceBackend.OnnxRuntime,
+                    ModelOptions.notice
+                ),
+                size
+            | _ ->
+                let model =
+                    TrainedModel.Open(weights, Option.toObj (args.TryGetResult Cfg), null, Option.toNullable (args.TryGetResult Img_Size), ModelOptions.notice)
+
+                model.ImageSizeNotice |> Option.ofObj |> Option.iter ModelOptions.notice
+                Evaluator.Evaluate(model, dataPath, options, data model.ImageSize, device), model.ImageSize
 
         printf "%s" r.Summary
         printfn ""

@@ -12,13 +12,10 @@ open YoloSpp.Training
 
 let private defaults = OnnxExportOptions()
 
-/// The letterbox size of the calibration images when the export leaves the size open (detect's default).
-let private calibrationSize = 512
-
 let private calibrationImages = 64
 
 type ExportArgs =
-    | [<Mandatory>] Cfg of path: string
+    | Cfg of path: string
     | [<Mandatory>] Weights of path: string
     | [<Mandatory>] Output of path: string
     | Names of path: string
@@ -36,10 +33,10 @@ type ExportArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Cfg _ -> "Darknet cfg"
-            | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors, .ckpt) holding every tensor of the cfg"
+            | Cfg _ -> ModelOptions.cfgUsage
+            | Weights _ -> ModelOptions.weightsUsage
             | Output _ -> "the .onnx file to write"
-            | Names _ -> "class names to store in the model (default class0, class1, ...)"
+            | Names _ -> "class names to store in the model (default: the checkpoint's, else class0, class1, ...)"
             | Img_Size _ -> "fix the input size: H, or H W (multiples of 32); default: any size (grids computed in the graph)"
             | Opset _ -> sprintf "ONNX opset, %d to %d (default %d, as export_onnx.py)" OnnxExport.MinOpset OnnxExport.MaxOpset defaults.Opset
             | Dynamic_Batch -> "a symbolic batch dimension (the default, as export_onnx.py's dynamic_axes)"
@@ -49,8 +46,8 @@ type ExportArgs =
             | Raw -> "add a second output 'raw' with the undecoded heads [batch, rows, 5 + nc]"
             | Int8 _ ->
                 sprintf
-                    "write an int8 model (QDQ, for ONNX Runtime's integer kernels) calibrated on these images: a .data file (its train list), an image list or a folder; letterboxed to --img-size (default %d); opset %d or higher (the default becomes %d)"
-                    calibrationSize
+                    "write an int8 model (QDQ, for ONNX Runtime's integer kernels) calibrated on these images: a .data file (its train list), an image list or a folder; letterboxed to --img-size (default: the checkpoint's training size, else %d); opset %d or higher (the default becomes %d)"
+                    TrainedModel.DefaultImageSize
                     OnnxExport.MinInt8Opset
                     OnnxExport.MinInt8Opset
             | Calibration_Images _ -> sprintf "images of --int8 to calibrate on, spread over it (default %d)" calibrationImages
@@ -84,28 +81,24 @@ let run (args: ParseResults<ExportArgs>) : int =
             raise (ArgumentException "--calibration-images and --reduce-range go with --int8")
 
         Backend.Initialize()
-        let cfg = args.GetResult Cfg
-        use model = DarkNet.FromCfgFile cfg
         let weights = args.GetResult Weights
 
-        let report =
-            if Path.GetExtension(weights).Equals(".ckpt", StringComparison.OrdinalIgnoreCase) then
-                Checkpoint.LoadModel(weights, model).ToString()
-            else
-                (ModelWeights.LoadExact(model, weights)).ToString()
+        let trained =
+            TrainedModel.Open(weights, Option.toObj (args.TryGetResult Cfg), Option.toObj (args.TryGetResult Names), Nullable(), ModelOptions.notice)
 
-        let names =
-            args.TryGetResult Names
-            |> Option.map (fun n -> DataFiles.ReadNames(n, model.NumClasses) :> Collections.Generic.IReadOnlyList<string>)
-
+        use model = trained.CreateNetwork()
         let int8 = args.TryGetResult Int8
 
         use calibration =
             match int8 with
             | None -> null
             | Some source ->
+                // calibrate at the size the model will run: the fixed size, else the checkpoint's training size
+                if size.IsNone then
+                    trained.ImageSizeNotice |> Option.ofObj |> Option.iter ModelOptions.notice
+
                 let struct (h, w) =
-                    size |> Option.defaultValue (struct (calibrationSize, calibrationSize))
+                    size |> Option.defaultValue (struct (trained.ImageSize, trained.ImageSize))
 
                 OnnxInt8Options.LoadCalibrationImages(source, h, w, args.GetResult(Calibration_Images, calibrationImages))
 
@@ -128,7 +121,12 @@ let run (args: ParseResults<ExportArgs>) : int =
                 BatchSize = args.GetResult(Static_Batch, 1),
                 Fuse = not (args.Contains No_Fuse),
                 RawOutput = args.Contains Raw,
-                ClassNames = Option.toObj names
+                ClassNames = trained.ClassNames,
+                TrainedImageSize =
+                    (trained.Checkpoint
+                     |> Option.ofObj
+                     |> Option.bind (fun c -> Option.ofNullable c.ImageSize)
+                     |> Option.toNullable)
             )
 
         let output = args.GetResult Output
@@ -140,11 +138,10 @@ let run (args: ParseResults<ExportArgs>) : int =
             | None -> "any HxW (multiples of 32)"
 
         printfn
-            "%s: %s; %s -> %s (opset %d, input %s [%s, %d, %s], %s%s, %.1f MB)"
+            "%s -> %s (%d classes, opset %d, input %s [%s, %d, %s], %s%s, %.1f MB)"
             weights
-            report
-            cfg
             output
+            model.NumClasses
             options.Opset
             OnnxExport.InputName
             (if options.DynamicBatch then

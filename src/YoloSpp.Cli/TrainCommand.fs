@@ -49,9 +49,11 @@ type TrainArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Cfg _ -> sprintf "Darknet cfg (default %s, the demo's small SPP network)" demo.Cfg
+            | Cfg _ ->
+                "Darknet cfg file, or a built-in network: shapes-spp (the demo's small SPP network, the default) or yolov3-spp (the reference's); a name takes the data's class count"
             | Data _ -> sprintf "dataset .data file (default %s, generated with `yolospp shapes` when absent)" demo.Data
-            | Hyp _ -> sprintf "hyperparameters yaml (default %s; the reference's is cfg/hyp.yaml)" demo.Hyp
+            | Hyp _ ->
+                "hyperparameters: a hyp.yaml file, or built in: shapes (the demo's, for training from scratch; the default) or reference (the reference's cfg/hyp.yaml, for fine-tuning)"
             | Weights _ -> "start from weights: a .ckpt resumes exactly; .weights/.pt/.safetensors load the tensors whose sizes match"
             | Epochs _ -> sprintf "epochs to train (default %d; below a resumed checkpoint's epoch: that many more)" demo.Epochs
             | Batch_Size _ -> sprintf "images per batch (default %d)" demo.BatchSize
@@ -59,7 +61,7 @@ type TrainArgs =
             | Savebest _ -> sprintf "keep only the best checkpoint besides last.ckpt (default %s); false keeps one per epoch" (onOff demo.SaveBest)
             | Notest -> "evaluate only after the last epoch"
             | Freeze_Layers -> "train only the three prediction convs"
-            | Device _ -> sprintf "cpu, cuda or cuda:N (default %s; falls back to the CPU with a notice)" demo.Device
+            | Device _ -> sprintf "%s (CUDA when available, else the CPU; the default), cpu, cuda or cuda:N" demo.Device
             | Multi_Scale _ -> sprintf "multi-scale batches in [img/1.5, img/0.667] (default %s for the demo; the reference: true)" (onOff demo.MultiScale)
             | Warmup _ -> sprintf "epoch-0 LR warmup (default %s)" (onOff demo.Warmup)
             | Augment _ -> sprintf "augment training images (default %s)" (onOff demo.Augment)
@@ -191,11 +193,12 @@ let progressPrinter () =
 
             match p.Evaluation with
             | null ->
+                // epochs count from 0 to epochs - 1, as in results.txt, epochs.csv and the checkpoints
                 let line =
                     sprintf
                         "epoch %d/%d  %d/%d  loss (box obj cls total) %s  lr %.5f  %.0f img/s  eta %s"
-                        (p.Epoch + 1)
-                        p.Epochs
+                        p.Epoch
+                        (p.Epochs - 1)
                         p.Batch
                         p.Batches
                         losses
@@ -215,10 +218,10 @@ let progressPrinter () =
                 if interactive then
                     Console.WriteLine()
 
-                printfn "epoch %d/%d  mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  (eval %.1f s)" (p.Epoch + 1) p.Epochs e.Map50 e.Map e.Elapsed.TotalSeconds
+                printfn "epoch %d/%d  mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  (eval %.1f s)" p.Epoch (p.Epochs - 1) e.Map50 e.Map e.Elapsed.TotalSeconds
     }
 
-/// Prints the final summary: mAP and where the outputs are.
+/// Prints the final summary: mAP and the files the run wrote (only those that exist).
 let printSummary (r: TrainResult) =
     match r.Final with
     | null -> printfn "no evaluation ran"
@@ -238,9 +241,15 @@ let printSummary (r: TrainResult) =
          | null -> ""
          | b -> sprintf " (best: %s)" b)
 
-    printfn "results: %s" r.ResultsFile
-    printfn "plot: %s" r.PlotFile
-    printfn "tensorboard: %s" r.TensorBoardDir
+    for label, path in
+        [
+            "results", r.ResultsFile
+            "epochs", r.EpochsFile
+            "plot", r.PlotFile
+            "tensorboard", r.TensorBoardDir
+        ] do
+        if not (isNull path) then
+            printfn "%s: %s" label path
 
 /// Cancels the returned token on Ctrl+C (training stops after the current batch and saves a resumable checkpoint);
 /// dispose the second value to remove the handler.

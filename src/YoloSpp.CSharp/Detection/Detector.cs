@@ -7,16 +7,19 @@ using static TorchSharp.torch;
 
 namespace YoloSpp.Detection;
 
-/// <summary>Settings of a <see cref="Detector"/>; the defaults are the reference's predict_test.py (512 px, confidence
-/// 0.1, IoU 0.6, multi-label; it then draws only the boxes scoring above 0.2, see <see cref="DrawThreshold"/>).</summary>
+/// <summary>Settings of a <see cref="Detector"/>; the defaults are the reference's predict_test.py (confidence 0.1,
+/// IoU 0.6, multi-label; it then draws only the boxes scoring above 0.2, see <see cref="DrawThreshold"/>), at the
+/// size the model was trained at.</summary>
 public sealed record DetectorOptions
 {
-    /// <summary>Network input size (long side), a multiple of <see cref="DarkNet.GridStride"/>. Default 512.</summary>
-    public int ImageSize { get; init; } = 512;
+    /// <summary>Network input size (long side), a multiple of <see cref="DarkNet.GridStride"/>. Default null: the size
+    /// a checkpoint was trained at (<see cref="CheckpointInfo.ImageSize"/>), else 512 (predict_test.py's).</summary>
+    public int? ImageSize { get; init; }
     /// <summary>Objectness and class-confidence threshold of NMS (predict_test.py's conf_thres). Default 0.1.</summary>
     public double ConfThreshold { get; init; } = 0.1;
-    /// <summary>The score a detection must exceed to be drawn by <see cref="Annotator"/> in the reference's predict
-    /// (draw_objs' box_thresh, as predict_test.py calls it). Default 0.2. Detections are still returned from 0.1 on.</summary>
+    /// <summary>The score a detection must exceed to be drawn by <see cref="Detector.Annotate"/>, as the reference's
+    /// predict draws (draw_objs' box_thresh, as predict_test.py calls it). Default 0.2. Detections are still returned
+    /// from <see cref="ConfThreshold"/> on.</summary>
     public double DrawThreshold { get; init; } = 0.2;
     /// <summary>IoU threshold of NMS. Default 0.6.</summary>
     public double IouThreshold { get; init; } = 0.6;
@@ -27,8 +30,9 @@ public sealed record DetectorOptions
     /// <summary>Merge-NMS: each kept box becomes the score-weighted mean of the boxes it suppressed (the reference's
     /// <c>merge</c> option). Default false, as there.</summary>
     public bool Merge { get; init; }
-    /// <summary>Device to run on, e.g. "cpu" or "cuda:0" (CUDA falls back to the CPU when absent). Default "cpu".</summary>
-    public string Device { get; init; } = "cpu";
+    /// <summary>Device to run on: "auto" (default: CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N" (an
+    /// explicit CUDA device falls back to the CPU with a notice when absent).</summary>
+    public string Device { get; init; } = YoloSpp.Backend.AutoDevice;
 }
 
 /// <summary>One detected object, in pixels of the original image.</summary>
@@ -67,63 +71,79 @@ public sealed class Detector : IDisposable
     public IReadOnlyList<string> ClassNames { get; }
     /// <summary>The options the detector was loaded with.</summary>
     public DetectorOptions Options { get; }
+    /// <summary>The input size (long side) images are letterboxed to: <see cref="DetectorOptions.ImageSize"/>, else the
+    /// checkpoint's training size, else 512.</summary>
+    public int ImageSize { get; }
 
     /// <summary>What runs the network.</summary>
     public InferenceBackend Backend { get; }
 
-    Detector(InferenceNetwork model, IReadOnlyList<string> names, DetectorOptions options, InferenceBackend backend)
+    Detector(InferenceNetwork model, IReadOnlyList<string> names, DetectorOptions options, int imageSize, InferenceBackend backend)
     {
-        (_model, ClassNames, Options, _device, Backend) = (model, names, options, model.Device, backend);
+        (_model, ClassNames, Options, ImageSize, _device, Backend) = (model, names, options, imageSize, model.Device, backend);
         var d = Nms.NmsOptions.Default;
         _nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
             d.MinWh, d.MaxWh, d.Classes, d.Agnostic, options.Merge);
     }
 
-    /// <summary>Builds the network from a cfg, loads every tensor from a weights file and fuses it for inference; or,
-    /// with <see cref="InferenceBackend.OnnxRuntime"/>, loads a model <see cref="OnnxExport"/> wrote.</summary>
-    /// <param name="cfgPath">Darknet cfg (optional for ONNX Runtime: the model carries it; when given, its class count is checked).</param>
-    /// <param name="weightsPath">.weights, .pt/.pth or .safetensors holding every tensor of the network; the .onnx model for ONNX Runtime.</param>
-    /// <param name="namesPath">.names file: one class a line, as many as the cfg's classes (optional for ONNX Runtime:
-    /// the model carries its names).</param>
+    /// <summary>Loads a checkpoint written by training: it carries its cfg, class names and image size.</summary>
+    /// <param name="weightsPath">A .ckpt file (last.ckpt, best.ckpt).</param>
+    /// <param name="options">Thresholds, device, and an input size other than the checkpoint's; default <see cref="DetectorOptions"/>.</param>
+    /// <param name="notice">Receives one-line notices (an override that differs from the checkpoint, a CUDA fallback).</param>
+    /// <exception cref="InvalidInputException">The file is missing, not a checkpoint, or records no class names (an
+    /// older checkpoint: use the overload with a .names file).</exception>
+    public static Detector Load(string weightsPath, DetectorOptions? options = null, Action<string>? notice = null) =>
+        Load(null, weightsPath, null, options, notice);
+
+    /// <summary>Builds the network, loads every tensor of a weights file and fuses it for inference; or, with
+    /// <see cref="InferenceBackend.OnnxRuntime"/>, loads a model <see cref="OnnxExport"/> wrote.</summary>
+    /// <param name="cfgPath">Darknet cfg file or built-in topology name; null for a .ckpt (it carries its cfg) and for
+    /// ONNX Runtime (the model carries it). Given for a .ckpt, it overrides the checkpoint's (with a notice when it differs).</param>
+    /// <param name="weightsPath">A .ckpt, or .weights, .pt/.pth, .safetensors holding every tensor of the cfg's
+    /// network; the .onnx model for ONNX Runtime.</param>
+    /// <param name="namesPath">.names file: one class a line, as many as the network's classes; null for a .ckpt
+    /// that records its names and for ONNX Runtime (the model carries them).</param>
     /// <param name="options">Input size, thresholds, device; default <see cref="DetectorOptions"/>.</param>
-    /// <param name="notice">Receives notices such as a CUDA fallback (optional).</param>
+    /// <param name="notice">Receives notices such as a CUDA fallback or an override that differs from the checkpoint (optional).</param>
     /// <param name="backend">TorchSharp (default) or ONNX Runtime. Pre-processing, NMS and scale_coords are the same.</param>
-    /// <exception cref="InvalidInputException">The cfg or weights file is missing.</exception>
+    /// <exception cref="InvalidInputException">The cfg or weights file is missing, or weights other than a .ckpt come without a cfg.</exception>
     /// <exception cref="InvalidInputException">The cfg is malformed.</exception>
-    /// <exception cref="InvalidInputException">The .names file is missing, empty or has another class count than the cfg.</exception>
+    /// <exception cref="InvalidInputException">The .names file is missing, empty or has another class count than the
+    /// network, or no class names are known (neither a .names file nor the checkpoint's record).</exception>
     /// <exception cref="InvalidInputException">The weights do not fit the cfg.</exception>
     /// <exception cref="ArgumentException">The image size is not a positive multiple of <see cref="DarkNet.GridStride"/>.</exception>
     public static Detector Load(string? cfgPath, string weightsPath, string? namesPath, DetectorOptions? options = null,
         Action<string>? notice = null, InferenceBackend backend = InferenceBackend.TorchSharp)
     {
         options ??= new DetectorOptions();
-        DarkNet.CheckImageSize(options.ImageSize);
+        if (options.ImageSize is { } requested) DarkNet.CheckImageSize(requested);
         YoloSpp.Backend.Initialize();
-        var device = backend == InferenceBackend.OnnxRuntime ? CPU : YoloSpp.Backend.ResolveDevice(options.Device, notice);
-        if (backend == InferenceBackend.OnnxRuntime && options.Device != "cpu")
-            notice?.Invoke($"ONNX Runtime runs on the CPU here; device {options.Device} is not used");
-        var model = InferenceNetwork.Load(backend, cfgPath, weightsPath, device, notice, fuse: true);
-        try
+        if (backend == InferenceBackend.OnnxRuntime)
         {
-            string[] names;
-            if (namesPath is not null)
+            if (!string.Equals(options.Device, "cpu", StringComparison.OrdinalIgnoreCase) && !string.Equals(options.Device, YoloSpp.Backend.AutoDevice, StringComparison.OrdinalIgnoreCase))
+                notice?.Invoke($"ONNX Runtime runs on the CPU here; device {options.Device} is not used");
+            var onnx = InferenceNetwork.LoadOnnx(cfgPath, weightsPath, CPU, notice);
+            try
             {
-                names = DataFiles.ReadNames(namesPath);
-                if (names.Length != model.NumClasses)
-                    throw new InvalidInputException(namesPath, $"{names.Length} class names but {cfgPath ?? weightsPath} has {model.NumClasses} classes");
+                string[] names = namesPath is not null ? DataFiles.ReadNames(namesPath) : onnx.EmbeddedNames!.ToArray();
+                if (names.Length != onnx.NumClasses)
+                    throw new InvalidInputException(namesPath!, $"{names.Length} class names but {weightsPath} has {onnx.NumClasses} classes");
+                if (onnx.FixedImageSize is { } f)
+                    notice?.Invoke($"{weightsPath} has a fixed {f.Height}x{f.Width} input: images are letterboxed to it (no minimal rectangle)");
+                return new Detector(onnx, names, options, options.ImageSize ?? onnx.TrainedImageSize ?? TrainedModel.DefaultImageSize, backend);
             }
-            else
-                names = model.EmbeddedNames?.ToArray()
-                    ?? throw new ArgumentNullException(nameof(namesPath), "the TorchSharp backend needs a .names file");
-            if (model.FixedImageSize is { } f)
-                notice?.Invoke($"{weightsPath} has a fixed {f.Height}x{f.Width} input: images are letterboxed to it (no minimal rectangle)");
-            return new Detector(model, names, options, backend);
+            catch
+            {
+                onnx.Dispose();
+                throw;
+            }
         }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        var trained = TrainedModel.Open(weightsPath, cfgPath, namesPath, options.ImageSize, notice);
+        var classNames = trained.RequireClassNames();
+        if (trained.ImageSizeNotice is { } n) notice?.Invoke(n);
+        var device = YoloSpp.Backend.ResolveDevice(options.Device, notice);
+        var model = InferenceNetwork.FromTrained(trained, device, fuse: true);
+        return new Detector(model, classNames, options, trained.ImageSize, backend);
     }
 
     /// <summary>Detects objects in an image file.</summary>
@@ -145,15 +165,22 @@ public sealed class Detector : IDisposable
     /// <summary>Detects objects in an RGB image and reports the time of each stage.</summary>
     public DetectionResult DetectWithTimings(RgbImage image) => Run(image, Stopwatch.StartNew());
 
-    /// <summary>Detects objects in an image file, draws them (see <see cref="Annotator"/>) and writes the picture to <paramref name="outputPath"/> (PNG for .png, else JPEG).</summary>
+    /// <summary>Detects objects in an image file, draws those scoring above <see cref="DetectorOptions.DrawThreshold"/>
+    /// (see <see cref="Annotator"/>; as the reference's predict) and writes the picture to <paramref name="outputPath"/>
+    /// (PNG for .png, else JPEG).</summary>
     /// <returns>The detections drawn.</returns>
     public IReadOnlyList<Detection> Annotate(string imagePath, string outputPath)
     {
         var image = RgbImage.Load(imagePath);
-        var detections = Detect(image);
-        Annotator.Save(image, detections, outputPath);
-        return detections;
+        var drawn = Drawn(Detect(image));
+        Annotator.Save(image, drawn, outputPath);
+        return drawn;
     }
+
+    /// <summary>The detections <see cref="Annotate"/> draws: those whose confidence exceeds <see cref="DetectorOptions.DrawThreshold"/>
+    /// (draw_objs' <c>scores &gt; box_thresh</c>).</summary>
+    public IReadOnlyList<Detection> Drawn(IEnumerable<Detection> detections) =>
+        detections.Where(d => d.Confidence > Options.DrawThreshold).ToArray();
 
     DetectionResult Run(RgbImage image, Stopwatch watch)
     {
@@ -161,7 +188,7 @@ public sealed class Detector : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         // a model with a fixed input takes the letterbox to exactly that size (auto = false, as load_onnx_test.py)
-        var (th, tw) = _model.FixedImageSize ?? (Options.ImageSize, Options.ImageSize);
+        var (th, tw) = _model.FixedImageSize ?? (ImageSize, ImageSize);
         var options = new Letterbox.Options(Letterbox.Variant.ImgUtils, _model.FixedImageSize is null, false, true);
         var plan = Letterbox.plan(options, image.Height, image.Width, th, tw);
         // the reference's predict pads with black (color=(0, 0, 0)), not the dataset's grey 114

@@ -25,6 +25,8 @@ internal sealed class InferenceNetwork : IDisposable
     public (int Height, int Width)? FixedImageSize => _onnx?.FixedImageSize;
     /// <summary>The class names an ONNX model carries, else null.</summary>
     public IReadOnlyList<string>? EmbeddedNames => _onnx?.ClassNames;
+    /// <summary>The training image size an ONNX model records, else null.</summary>
+    public int? TrainedImageSize => _onnx?.TrainedImageSize;
 
     InferenceNetwork(DarkNet? torch, OnnxRuntimeNetwork? onnx, Device device)
     {
@@ -32,34 +34,33 @@ internal sealed class InferenceNetwork : IDisposable
         NumClasses = torch?.NumClasses ?? onnx!.NumClasses;
     }
 
-    /// <summary>Loads the network: for TorchSharp the cfg with every tensor of <paramref name="weightsPath"/> (fused for
-    /// inference when <paramref name="fuse"/>), in eval mode on <paramref name="device"/>; for ONNX Runtime the .onnx
-    /// file, checked against the cfg's class count when a cfg is given.</summary>
-    public static InferenceNetwork Load(InferenceBackend backend, string? cfgPath, string weightsPath, Device device,
-        Action<string>? notice, bool fuse = false)
+    /// <summary>Loads a model <see cref="OnnxExport"/> wrote into ONNX Runtime (on the CPU), checked against the cfg's
+    /// class count when a cfg is given.</summary>
+    public static InferenceNetwork LoadOnnx(string? cfgPath, string weightsPath, Device device, Action<string>? notice)
     {
-        if (backend == InferenceBackend.OnnxRuntime)
-        {
-            if (device.type != DeviceType.CPU)
-                notice?.Invoke($"ONNX Runtime runs on the CPU here; {device} is not used");
-            var onnx = OnnxRuntimeNetwork.Load(weightsPath);
-            try
-            {
-                if (cfgPath is not null)
-                {
-                    var cfg = ModelCfg.Load(cfgPath);
-                    if (cfg.NumClasses != onnx.NumClasses)
-                        throw new InvalidInputException(weightsPath, $"the model has {onnx.NumClasses} classes but {cfgPath} has {cfg.NumClasses}");
-                }
-                return new InferenceNetwork(null, onnx, CPU);
-            }
-            catch { onnx.Dispose(); throw; }
-        }
-        if (cfgPath is null) throw new ArgumentNullException(nameof(cfgPath), "the TorchSharp backend needs the network's cfg");
-        var model = DarkNet.FromCfgFile(cfgPath);
+        if (device.type != DeviceType.CPU)
+            notice?.Invoke($"ONNX Runtime runs on the CPU here; {device} is not used");
+        var onnx = OnnxRuntimeNetwork.Load(weightsPath);
         try
         {
-            ModelWeights.LoadExact(model, weightsPath);
+            if (cfgPath is not null)
+            {
+                var cfg = ModelCfg.LoadOrTopology(cfgPath, onnx.NumClasses);
+                if (cfg.NumClasses != onnx.NumClasses)
+                    throw new InvalidInputException(weightsPath, $"the model has {onnx.NumClasses} classes but {cfgPath} has {cfg.NumClasses}");
+            }
+            return new InferenceNetwork(null, onnx, CPU);
+        }
+        catch { onnx.Dispose(); throw; }
+    }
+
+    /// <summary>The TorchSharp network of a trained model with every tensor loaded (fused for inference when
+    /// <paramref name="fuse"/>), in eval mode on <paramref name="device"/>.</summary>
+    public static InferenceNetwork FromTrained(TrainedModel trained, Device device, bool fuse = false)
+    {
+        var model = trained.CreateNetwork();
+        try
+        {
             var net = model;
             if (fuse)
             {

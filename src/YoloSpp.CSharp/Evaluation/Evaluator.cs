@@ -71,43 +71,98 @@ public sealed record EvaluationResult(IReadOnlyList<double> Stats, string Summar
 public static class Evaluator
 {
     /// <summary>
-    /// Evaluates a trained model given as files, as the reference's test step does: the network from
-    /// <paramref name="cfgPath"/>, every tensor from <paramref name="weightsPath"/>, on the <c>valid</c> list of
-    /// <paramref name="dataPath"/> with the class names of its <c>.names</c>.
+    /// Evaluates a checkpoint written by training on the <c>valid</c> list of <paramref name="dataPath"/>, as the
+    /// reference's validation.py does (rectangular batches of 1), at the size the checkpoint was trained at: the
+    /// checkpoint carries its cfg and image size, the class names come from the .data file's names.
     /// </summary>
-    /// <param name="cfgPath">Darknet cfg; its class count must equal the .data file's <c>classes</c>.</param>
-    /// <param name="weightsPath">.weights, .pt/.pth or .safetensors holding every tensor of the cfg's network.</param>
+    /// <param name="weightsPath">A .ckpt file (last.ckpt, best.ckpt).</param>
     /// <param name="dataPath">.data file (classes, valid, names).</param>
     /// <param name="options">NMS settings; default: the reference's evaluate (conf 0.01, IoU 0.6).</param>
-    /// <param name="dataOptions">Image size, batch size and rect batching; augmentation is always off.</param>
-    /// <param name="device">Device to run on (default the CPU).</param>
+    /// <exception cref="InvalidInputException">The checkpoint, the .data/.names file or the valid list is missing or
+    /// malformed, or the checkpoint's class count is not the .data file's.</exception>
+    public static EvaluationResult Evaluate(string weightsPath, string dataPath, EvaluationOptions? options = null) =>
+        Evaluate(null, weightsPath, dataPath, options);
+
+    /// <summary>
+    /// Evaluates a trained model given as files, as the reference's test step does: the network of
+    /// <paramref name="weightsPath"/> (a .ckpt carries its cfg; other weights need <paramref name="cfgPath"/>), on the
+    /// <c>valid</c> list of <paramref name="dataPath"/> with the class names of its <c>.names</c>.
+    /// </summary>
+    /// <param name="cfgPath">Darknet cfg file or built-in topology name; its class count must equal the .data file's
+    /// <c>classes</c>. Null for a .ckpt (it carries its cfg) and for ONNX Runtime; given for a .ckpt, it overrides the
+    /// checkpoint's (with a notice when it differs).</param>
+    /// <param name="weightsPath">A .ckpt, or .weights, .pt/.pth, .safetensors holding every tensor of the cfg's network.</param>
+    /// <param name="dataPath">.data file (classes, valid, names).</param>
+    /// <param name="options">NMS settings; default: the reference's evaluate (conf 0.01, IoU 0.6).</param>
+    /// <param name="dataOptions">Image size, batch size and rect batching; augmentation is always off. Null:
+    /// validation.py's (batch 1, rect) at the checkpoint's training size (512 for weights that do not record one);
+    /// given, its image size is used (with a notice when it differs from the checkpoint's).</param>
+    /// <param name="device">Device to run on (default: CUDA when available, else the CPU).</param>
     /// <param name="cancellation">Stops between batches.</param>
-    /// <exception cref="InvalidInputException">The cfg or weights file is missing.</exception>
+    /// <param name="backend">TorchSharp (default) or ONNX Runtime; for ONNX Runtime <paramref name="weightsPath"/> is a
+    /// model <see cref="OnnxExport"/> wrote and <paramref name="cfgPath"/> may be null (the model carries its cfg).</param>
+    /// <param name="notice">Receives one-line notices (an override that differs from the checkpoint).</param>
+    /// <exception cref="InvalidInputException">The cfg or weights file is missing, or weights other than a .ckpt come without a cfg.</exception>
     /// <exception cref="InvalidInputException">The cfg is malformed.</exception>
     /// <exception cref="InvalidInputException">The .data/.names file or the valid list is missing or malformed.</exception>
     /// <exception cref="InvalidInputException">The weights do not fit the cfg.</exception>
     /// <exception cref="InvalidInputException">The cfg and the .data file disagree on the class count, or the weights file is unreadable.</exception>
-    /// <param name="backend">TorchSharp (default) or ONNX Runtime; for ONNX Runtime <paramref name="weightsPath"/> is a
-    /// model <see cref="OnnxExport"/> wrote and <paramref name="cfgPath"/> may be null (the model carries its cfg).</param>
     public static EvaluationResult Evaluate(string? cfgPath, string weightsPath, string dataPath,
         EvaluationOptions? options = null, DataOptions? dataOptions = null, Device? device = null,
-        CancellationToken cancellation = default, InferenceBackend backend = InferenceBackend.TorchSharp)
+        CancellationToken cancellation = default, InferenceBackend backend = InferenceBackend.TorchSharp, Action<string>? notice = null)
     {
         var data = DataFiles.ReadData(dataPath);
         var names = DataFiles.ReadNames(data.NamesFile, data.Classes);
         Backend.Initialize();
+        var d = dataOptions ?? DataOptions.Validation;
+        if (backend == InferenceBackend.OnnxRuntime)
+        {
+            using var onnx = InferenceNetwork.LoadOnnx(cfgPath, weightsPath, CPU, notice);
+            int size = dataOptions?.ImageSize ?? onnx.TrainedImageSize ?? TrainedModel.DefaultImageSize;
+            return EvaluateFiles(onnx, weightsPath, dataPath, data, names, size, d, options, cancellation);
+        }
+        var trained = TrainedModel.Open(weightsPath, cfgPath, null, dataOptions?.ImageSize, notice);
+        if (trained.ImageSizeNotice is { } n) notice?.Invoke(n);
+        return Evaluate(trained, dataPath, options, dataOptions, device, cancellation);
+    }
+
+    /// <summary>
+    /// Evaluates a trained model opened with <see cref="TrainedModel.Open"/> (its cfg, and the image size it was
+    /// opened with) on the <c>valid</c> list of <paramref name="dataPath"/>, with the class names of its <c>.names</c>.
+    /// </summary>
+    /// <param name="model">The network and its image size (<see cref="TrainedModel.ImageSize"/>).</param>
+    /// <param name="dataPath">.data file (classes, valid, names); its class count must be the network's.</param>
+    /// <param name="options">NMS settings; default: the reference's evaluate (conf 0.01, IoU 0.6).</param>
+    /// <param name="dataOptions">Batch size, rect batching, workers; null: validation.py's (batch 1, rect). The image
+    /// size is always the model's.</param>
+    /// <param name="device">Device to run on (default: CUDA when available, else the CPU).</param>
+    /// <param name="cancellation">Stops between batches.</param>
+    /// <exception cref="InvalidInputException">The .data/.names file or the valid list is missing or malformed, the
+    /// class counts differ, or the weights do not fit the network.</exception>
+    public static EvaluationResult Evaluate(TrainedModel model, string dataPath, EvaluationOptions? options = null,
+        DataOptions? dataOptions = null, Device? device = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var data = DataFiles.ReadData(dataPath);
+        var names = DataFiles.ReadNames(data.NamesFile, data.Classes);
+        Backend.Initialize();
         // the class counts are compared before any weights are read, so that a mismatch is named as such
-        if (cfgPath is not null && ModelCfg.Load(cfgPath).NumClasses is var classes && classes != data.Classes)
-            throw new InvalidInputException(cfgPath, $"the cfg has {classes} classes but {dataPath} says classes={data.Classes}");
-        using var network = InferenceNetwork.Load(backend, cfgPath, weightsPath, device ?? CPU, null);
+        if (model.NumClasses != data.Classes)
+            throw new InvalidInputException(model.CfgSource, $"the cfg has {model.NumClasses} classes but {dataPath} says classes={data.Classes}");
+        using var network = InferenceNetwork.FromTrained(model, device ?? Backend.ResolveDevice(Backend.AutoDevice));
+        return EvaluateFiles(network, model.WeightsPath, dataPath, data, names, model.ImageSize, dataOptions ?? DataOptions.Validation, options, cancellation);
+    }
+
+    static EvaluationResult EvaluateFiles(InferenceNetwork network, string weightsPath, string dataPath, DataDescription data, string[] names,
+        int imageSize, DataOptions d, EvaluationOptions? options, CancellationToken cancellation)
+    {
         if (network.NumClasses != data.Classes)
             throw new InvalidInputException(weightsPath, $"the model has {network.NumClasses} classes but {dataPath} says classes={data.Classes}");
         if (!File.Exists(data.Valid) && !Directory.Exists(data.Valid))
             throw new InvalidInputException(dataPath, $"valid list not found: {data.Valid}");
-        var d = dataOptions ?? DataOptions.Validation;
         var dataset = YoloDataset.Open(data.Valid, data.Classes, new DataOptions
         {
-            ImageSize = d.ImageSize, BatchSize = d.BatchSize, Rect = d.Rect, Hyp = d.Hyp, Workers = d.Workers,
+            ImageSize = imageSize, BatchSize = d.BatchSize, Rect = d.Rect, Hyp = d.Hyp, Workers = d.Workers,
             Prefetch = d.Prefetch, Augment = false, Shuffle = false,
         });
         return Evaluate(network.Predict, dataset, network.Device, options, names, cancellation);

@@ -8,7 +8,7 @@ using CfgM = YoloSpp.Model.Cfg;
 
 namespace YoloSpp.Export;
 
-/// <summary>Settings of <see cref="OnnxExport.Export"/>; the defaults are the reference's export_onnx.py (opset 12, a
+/// <summary>Settings of <see cref="OnnxExport.Export(DarkNet, string, OnnxExportOptions?)"/>; the defaults are the reference's export_onnx.py (opset 12, a
 /// dynamic batch, BatchNorm folded) with a dynamic input size.</summary>
 public sealed record OnnxExportOptions
 {
@@ -28,6 +28,10 @@ public sealed record OnnxExportOptions
     public bool RawOutput { get; init; }
     /// <summary>Class names stored in the model's metadata (default: class0, class1, …).</summary>
     public IReadOnlyList<string>? ClassNames { get; init; }
+    /// <summary>The image size the network was trained at, stored in the metadata (<c>train_img_size</c>) so that
+    /// <c>detect</c> and <c>eval</c> run the model at that size by default; null: not recorded.
+    /// <see cref="OnnxExport.Export(string, string, OnnxExportOptions?, Action{string}?, string?)"/> takes it from the checkpoint.</summary>
+    public int? TrainedImageSize { get; init; }
     /// <summary>Write an int8 model (QDQ form), calibrated on these images; needs <see cref="Fuse"/> and an opset of
     /// at least <see cref="OnnxExport.MinInt8Opset"/>. Null (default): float32.</summary>
     public OnnxInt8Options? Int8 { get; init; }
@@ -68,6 +72,8 @@ public static partial class OnnxExport
         public const string Cfg = "cfg";
         /// <summary>A line describing the output layout.</summary>
         public const string Layout = "layout";
+        /// <summary>The image size the network was trained at, a JSON number, or null when not recorded.</summary>
+        public const string TrainImageSize = "train_img_size";
     }
 
     /// <summary>Writes <paramref name="model"/> (its current weights, eval-mode semantics) to <paramref name="path"/>
@@ -79,7 +85,29 @@ public static partial class OnnxExport
         AtomicFile.WriteAllBytes(path, proto.ToByteArray());
     }
 
-    /// <summary>The ONNX model of <paramref name="model"/>, as <see cref="Export"/> writes it.</summary>
+    /// <summary>Writes the network of a weights file as an ONNX model: a .ckpt written by training carries its cfg,
+    /// class names and training size (stored in the model's metadata); other weights need <paramref name="cfg"/>.
+    /// Class names and image size in <paramref name="options"/> win over the checkpoint's.</summary>
+    /// <param name="weightsPath">A .ckpt, or .weights, .pt/.pth, .safetensors with <paramref name="cfg"/>.</param>
+    /// <param name="path">The .onnx file to write (atomically).</param>
+    /// <param name="options">Export settings; default <see cref="OnnxExportOptions"/> with the checkpoint's names.</param>
+    /// <param name="notice">Receives one-line notices (an older checkpoint without names or size).</param>
+    /// <param name="cfg">The network's cfg file or built-in name, for weights that are not a .ckpt (overrides a checkpoint's).</param>
+    /// <exception cref="InvalidInputException">The weights file is missing or does not fit, or weights other than a .ckpt come without a cfg.</exception>
+    public static void Export(string weightsPath, string path, OnnxExportOptions? options = null, Action<string>? notice = null, string? cfg = null)
+    {
+        Backend.Initialize();
+        var trained = TrainedModel.Open(weightsPath, cfg, null, null, notice);
+        options ??= new OnnxExportOptions();
+        using var model = trained.CreateNetwork();
+        Export(model, path, options with
+        {
+            ClassNames = options.ClassNames ?? trained.ClassNames,
+            TrainedImageSize = options.TrainedImageSize ?? trained.Checkpoint?.ImageSize,
+        });
+    }
+
+    /// <summary>The ONNX model of <paramref name="model"/>, as <see cref="Export(DarkNet, string, OnnxExportOptions?)"/> writes it.</summary>
     public static ModelProto Build(DarkNet model, OnnxExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -315,6 +343,7 @@ public static partial class OnnxExport
             [MetadataKeys.Strides] = JsonSerializer.Serialize(model.YoloLayers.Select(y => y.Stride).ToArray()),
             [MetadataKeys.Anchors] = JsonSerializer.Serialize(anchors),
             [MetadataKeys.Cfg] = model.Config.ToCfgText(),
+            [MetadataKeys.TrainImageSize] = options.TrainedImageSize is { } t ? JsonSerializer.Serialize(t) : "null",
             [MetadataKeys.Layout] = $"{OutputName}: [batch, rows, 5 + nc] = x, y, w, h (input pixels, box centre and size), " +
                 "objectness, class scores (sigmoid; confidence = objectness x class score); rows by head (strides " +
                 string.Join(", ", model.YoloLayers.Select(y => y.Stride)) + "), anchor, grid row, grid column",

@@ -30,6 +30,8 @@ public sealed class OnnxRuntimeNetwork : IDisposable
     public int? FixedBatchSize { get; }
     /// <summary>The Darknet cfg text the model was exported from (empty when the metadata lacks it).</summary>
     public string CfgText { get; }
+    /// <summary>The image size the network was trained at (metadata <c>train_img_size</c>), or null when not recorded.</summary>
+    public int? TrainedImageSize { get; }
 
     OnnxRuntimeNetwork(string path, InferenceSession session)
     {
@@ -48,6 +50,8 @@ public sealed class OnnxRuntimeNetwork : IDisposable
         try { ClassNames = JsonSerializer.Deserialize<string[]>(names) ?? []; }
         catch (JsonException e) { throw new InvalidInputException(path, $"metadata '{OnnxExport.MetadataKeys.Names}' is not a JSON list of strings: {e.Message}"); }
         CfgText = meta.TryGetValue(OnnxExport.MetadataKeys.Cfg, out var cfg) ? cfg : "";
+        if (meta.TryGetValue(OnnxExport.MetadataKeys.TrainImageSize, out var trained) && int.TryParse(trained, out var size) && size > 0)
+            TrainedImageSize = size;
     }
 
     /// <summary>Loads an exported model.</summary>

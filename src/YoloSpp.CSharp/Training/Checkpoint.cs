@@ -6,17 +6,27 @@ using static TorchSharp.torch;
 
 namespace YoloSpp.Training;
 
-/// <summary>What a checkpoint records besides the tensors.</summary>
-/// <param name="Epoch">Last completed epoch (−1: none; resuming starts at Epoch + 1).</param>
-/// <param name="BestMap">Best mAP@0.5:0.95 so far.</param>
+/// <summary>What a checkpoint records besides the tensors: the run's state (to resume it) and what is needed to use
+/// the network (cfg, class names, image size), so that <see cref="Detector"/>, <see cref="Evaluator"/> and
+/// <see cref="OnnxExport"/> need only the file. The fields after <paramref name="EpochsCsv"/> are null in checkpoints
+/// written before checkpoints described themselves (they still load; give the cfg, names or size where needed).</summary>
+/// <param name="Epoch">Last completed epoch, counted from 0 as in results.txt (−1: none; resuming starts at Epoch + 1).</param>
+/// <param name="BestMap">Best mAP@0.5:0.95 so far (the fitness best.ckpt is chosen by).</param>
 /// <param name="TrainingResults">The results file's text so far.</param>
 /// <param name="LossScale">Loss scaler's scale.</param>
 /// <param name="LossScaleGrowthTracker">Loss scaler's good-step counter.</param>
 /// <param name="Cfg">The cfg text the network was built from.</param>
 /// <param name="Trainable">Names of the parameters that were trained (the others were frozen); null: all of them.</param>
 /// <param name="EpochsCsv">The epochs.csv text so far (every epoch's losses, LR and stats); null in older checkpoints.</param>
+/// <param name="ClassNames">The class names, in class order (one name for a single-class run).</param>
+/// <param name="ImageSize">The training (and test) image size the run used.</param>
+/// <param name="Hyp">The hyperparameters as hyp.yaml text, before train.py's adjustments for the class count and image size.</param>
+/// <param name="Dataset">The .data file the run trained on, as it was given.</param>
+/// <param name="Version">The YoloSpp version that wrote the checkpoint.</param>
+/// <param name="Epochs">The epochs the run was set to train (its last epoch is Epochs − 1).</param>
 public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingResults, double LossScale, int LossScaleGrowthTracker, string Cfg,
-    IReadOnlyList<string>? Trainable = null, string? EpochsCsv = null);
+    IReadOnlyList<string>? Trainable = null, string? EpochsCsv = null, IReadOnlyList<string>? ClassNames = null, int? ImageSize = null,
+    string? Hyp = null, string? Dataset = null, string? Version = null, int? Epochs = null);
 
 /// <summary>
 /// The trainer's checkpoint: one zip file (.ckpt) holding <c>model.safetensors</c> (the reference's state-dict
@@ -49,6 +59,12 @@ public static class Checkpoint
                 JsonSerializer.Serialize(e, info, new JsonSerializerOptions { WriteIndented = true });
         });
     }
+
+    /// <summary>This library's version as checkpoints record it (<see cref="CheckpointInfo.Version"/>).</summary>
+    public static string LibraryVersion { get; } =
+        typeof(Checkpoint).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
+        ?? typeof(Checkpoint).Assembly.GetName().Version?.ToString(3) ?? "?";
 
     /// <summary>Whether a file is a trainer checkpoint (by extension).</summary>
     public static bool IsCheckpoint(string path) => path.EndsWith(".ckpt", StringComparison.OrdinalIgnoreCase);

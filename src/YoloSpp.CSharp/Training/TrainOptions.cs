@@ -7,11 +7,13 @@ namespace YoloSpp.Training;
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>Darknet cfg of the network (its class count must match the data).</summary>
+    /// <summary>The network: a Darknet cfg file (its class count must match the data), or a built-in topology by
+    /// name, <c>shapes-spp</c> or <c>yolov3-spp</c> (see <see cref="ModelCfg.Topology"/>), built with the data's class count.</summary>
     public required string Cfg { get; init; }
     /// <summary>The .data file (classes, train, valid, names).</summary>
     public required string Data { get; init; }
-    /// <summary>hyp.yaml; null for the reference's defaults.</summary>
+    /// <summary>A hyp.yaml file, or a built-in recipe by name, <c>shapes</c> or <c>reference</c> (see
+    /// <see cref="HyperParameters.Named"/>); null for the reference's defaults.</summary>
     public string? Hyp { get; init; }
     /// <summary>Starting weights: a checkpoint (.ckpt) to resume, or .weights/.pt/.safetensors to start from; null for random init.</summary>
     public string? Weights { get; init; }
@@ -30,8 +32,9 @@ public sealed record TrainOptions
     /// <summary>When starting from pretrained weights on a network with yolov3-spp's Darknet-53 backbone, freeze that
     /// backbone (modules 0..74) as the reference does (see <see cref="TrainSteps.Model"/>).</summary>
     public bool FreezeBackbone { get; init; } = true;
-    /// <summary>Device: "cpu", "cuda", "cuda:1"… CUDA falls back to the CPU with a notice when absent.</summary>
-    public string Device { get; init; } = "cuda:0";
+    /// <summary>Device: "auto" (default: CUDA when available, else the CPU), "cpu", "cuda", "cuda:1"… An explicit
+    /// CUDA device falls back to the CPU with a notice when absent.</summary>
+    public string Device { get; init; } = YoloSpp.Backend.AutoDevice;
     /// <summary>Draw each batch's size in [img/1.5, img/0.667], rounded to 32, every <c>accumulate</c> batches.</summary>
     public bool MultiScale { get; init; } = true;
     /// <summary>Epoch-0 warmup: LR factor from 1/1000 to 1 over min(1000, batches − 1) iterations, accumulate 1 (always on in the reference).</summary>
@@ -70,15 +73,15 @@ public sealed record TrainOptions
     public bool? SyncBatchNorm { get; init; }
 
     /// <summary>
-    /// The training demo: the generated shapes dataset (<c>data/shapes/shapes.data</c>), <c>cfg/shapes-spp.cfg</c> and
-    /// <c>cfg/hyp.shapes.yaml</c> at 160 px, batch 8, 30 epochs, one batch per optimizer step, no mosaic and no
-    /// multi-scale (paths relative to the repository root). Every other option as the reference.
+    /// The training demo: the generated shapes dataset (<c>data/shapes/shapes.data</c>, relative to the working
+    /// folder), the built-in <c>shapes-spp</c> network and <c>shapes</c> hyperparameters at 160 px, batch 8, 30 epochs,
+    /// one batch per optimizer step, no mosaic and no multi-scale. Every other option as the reference.
     /// </summary>
     public static TrainOptions ShapesDemo { get; } = new()
     {
-        Cfg = Path.Combine("cfg", "shapes-spp.cfg"),
+        Cfg = "shapes-spp",
         Data = Path.Combine("data", "shapes", "shapes.data"),
-        Hyp = Path.Combine("cfg", "hyp.shapes.yaml"),
+        Hyp = "shapes",
         Epochs = 30,
         BatchSize = 8,
         ImageSize = 160,
@@ -99,8 +102,8 @@ public sealed record TrainOptions
 }
 
 /// <summary>Progress of a training run, reported every few batches and at the end of each epoch.</summary>
-/// <param name="Epoch">Current epoch (0-based).</param>
-/// <param name="Epochs">Total epochs.</param>
+/// <param name="Epoch">Current epoch, counted from 0 as everywhere (the console, results.txt, epochs.csv, checkpoints): 0 to <paramref name="Epochs"/> − 1.</param>
+/// <param name="Epochs">Epochs of the run.</param>
 /// <param name="Batch">Batches done in this epoch.</param>
 /// <param name="Batches">Batches per epoch.</param>
 /// <param name="MeanLosses">Mean box, objectness, class and total loss over the epoch so far.</param>
@@ -111,18 +114,19 @@ public sealed record TrainOptions
 public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches, LossParts MeanLosses,
     double LearningRate, double ImagesPerSecond, TimeSpan Eta, EvaluationResult? Evaluation);
 
-/// <summary>Where a finished (or stopped) run left its outputs, and its final numbers.</summary>
-/// <param name="LastCheckpoint">last.ckpt: resumable with <see cref="TrainOptions.Weights"/>.</param>
+/// <summary>Where a finished (or stopped) run left its outputs, and its final numbers. A file the run did not write
+/// (a run stopped before its first epoch ended writes only last.ckpt) is null, so every path given exists.</summary>
+/// <param name="LastCheckpoint">last.ckpt: resumable with <see cref="TrainOptions.Weights"/> (written by rank 0).</param>
 /// <param name="BestCheckpoint">The best checkpoint by mAP@0.5:0.95 (null if no evaluation ran).</param>
 /// <param name="ResultsFile">The reference's results file: a line per evaluated epoch, the 12 COCO stats, the mean total loss and the LR.</param>
 /// <param name="PlotFile">PNG of losses, mAP and LR over epochs.</param>
 /// <param name="TensorBoardDir">TensorBoard event files.</param>
-/// <param name="EpochsDone">Epochs completed.</param>
+/// <param name="EpochsDone">Epochs completed by this run.</param>
 /// <param name="Final">Last evaluation (null if none ran).</param>
 /// <param name="Cancelled">Whether the run was stopped by cancellation.</param>
 /// <param name="EpochsFile">epochs.csv: every epoch's four mean losses, LR and (when evaluated) the 12 stats, at full precision.</param>
-public sealed record TrainResult(string LastCheckpoint, string? BestCheckpoint, string ResultsFile, string PlotFile,
-    string TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled, string EpochsFile);
+public sealed record TrainResult(string LastCheckpoint, string? BestCheckpoint, string? ResultsFile, string? PlotFile,
+    string? TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled, string? EpochsFile);
 
 /// <summary>Training stopped on a non-finite loss: the loss parts and the images of the batch.</summary>
 public sealed class NonFiniteLossException(string message) : Exception(message);

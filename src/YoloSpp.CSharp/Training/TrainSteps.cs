@@ -11,11 +11,11 @@ namespace YoloSpp.Training;
 /// training and validation sets with the training loader.</summary>
 public sealed class TrainingData
 {
-    internal TrainingData(DataDescription files, HyperParameters hyp, YoloDataset train, YoloDataset valid, int trainSize,
-        (int Min, int Max)? multiScaleGrid, bool singleClass, ICommunicator communicator)
+    internal TrainingData(DataDescription files, HyperParameters baseHyp, HyperParameters hyp, YoloDataset train, YoloDataset valid,
+        int trainSize, (int Min, int Max)? multiScaleGrid, bool singleClass, ICommunicator communicator)
     {
-        (Files, Hyp, Train, Valid, TrainSize, MultiScaleGrid, SingleClass, Communicator) =
-            (files, hyp, train, valid, trainSize, multiScaleGrid, singleClass, communicator);
+        (Files, BaseHyp, Hyp, Train, Valid, TrainSize, MultiScaleGrid, SingleClass, Communicator) =
+            (files, baseHyp, hyp, train, valid, trainSize, multiScaleGrid, singleClass, communicator);
         Loader = new YoloDataLoader(train);
     }
 
@@ -33,6 +33,8 @@ public sealed class TrainingData
     public int NumClasses => SingleClass ? 1 : Files.Classes;
     /// <summary>Class names, in class order (one, "object" or the dataset's only name, when <see cref="SingleClass"/>).</summary>
     public IReadOnlyList<string> ClassNames => !SingleClass ? Files.Names : Files.Classes == 1 ? Files.Names : ["object"];
+    /// <summary>The hyperparameters as given (a file or a built-in recipe), before any adjustment; checkpoints record them.</summary>
+    internal HyperParameters BaseHyp { get; }
     /// <summary>Hyperparameters with train.py's adjustments (cls × nc/80, obj × img/320), and for several ranks
     /// train_multi_GPU.py's lr0 × max(1, ranks · batch / 64).</summary>
     public HyperParameters Hyp { get; }
@@ -109,7 +111,8 @@ public static class TrainSteps
         var files = DataFiles.Load(o.Data);
         // train.py: nc = 1 if opt.single_cls else int(data_dict["classes"]), then hyp["cls"] *= nc / 80
         int nc = o.SingleClass ? 1 : files.Classes;
-        var single = (o.Hyp is null ? HyperParameters.Default : HyperParameters.Load(o.Hyp)).AdjustedFor(nc, o.ImageSize);
+        var baseHyp = o.Hyp is null ? HyperParameters.Default : HyperParameters.LoadOrNamed(o.Hyp);
+        var single = baseHyp.AdjustedFor(nc, o.ImageSize);
         var hyp = single.AdjustedForWorld(comm.Size, o.BatchSize);
         if (hyp.Lr0 != single.Lr0)
             log?.Invoke($"lr0 scaled to {hyp.Lr0:G6} for {comm.Size} ranks × batch {o.BatchSize} (train_multi_GPU.py: × max(1, ranks·batch/64))");
@@ -135,7 +138,7 @@ public static class TrainSteps
         });
         log?.Invoke(train.Scan.Summary);
         log?.Invoke(valid.Scan.Summary);
-        var data = new TrainingData(files, hyp, train, valid, trainSize, grid, o.SingleClass, comm);
+        var data = new TrainingData(files, baseHyp, hyp, train, valid, trainSize, grid, o.SingleClass, comm);
         if (comm.Size > 1 && data.Loader.BatchCount == 0)
             throw new ArgumentException(
                 $"{files.Train}: {train.Count} training images over {comm.Size} ranks give each fewer than --batch-size {o.BatchSize}; use a smaller batch or fewer ranks");
@@ -143,7 +146,8 @@ public static class TrainSteps
     }
 
     /// <summary>
-    /// Step 2: the network from the cfg (seeded with <see cref="TrainOptions.Seed"/>), its starting weights, and what is
+    /// Step 2: the network from the cfg (a file, or a built-in topology by name with the data's class count; seeded
+    /// with <see cref="TrainOptions.Seed"/>), its starting weights, and what is
     /// frozen, on <paramref name="device"/>. A .ckpt restores every tensor and the frozen set it was trained with;
     /// other weights load the tensors whose sizes match (a report goes to <paramref name="log"/>). Freezing, one rule:
     /// <see cref="TrainOptions.FreezeLayers"/> trains only the prediction convs (the reference's --freeze-layers);
@@ -160,7 +164,7 @@ public static class TrainSteps
         var comm = data.Communicator;
         log = MainRankLog(comm, log);
         manual_seed(o.Seed);
-        var model = DarkNet.FromCfgFile(o.Cfg);
+        var model = new DarkNet(ModelCfg.LoadOrTopology(o.Cfg, data.NumClasses));
         try
         {
             if (model.NumClasses != data.NumClasses)
@@ -259,7 +263,8 @@ public static class TrainSteps
 
         if (main) Directory.CreateDirectory(o.OutputDir);
         using var logs = main ? new TrainingLog(o.OutputDir, o.ResultName, resume?.TrainingResults, resume?.EpochsCsv) : null;
-        var cfgText = File.ReadAllText(o.Cfg);
+        var cfgText = model.Config.ToCfgText();
+        var hypText = data.BaseHyp.ToString();
         string last = Path.Combine(o.OutputDir, "last.ckpt"), bestPath = Path.Combine(o.OutputDir, "best.ckpt");
         string? best = File.Exists(bestPath) && resume is not null ? bestPath : null;
         EvaluationResult? final = null;
@@ -271,7 +276,8 @@ public static class TrainSteps
         {
             if (logs is null) return;
             Checkpoint.Save(path, model, optimizer,
-                new CheckpointInfo(completedEpoch, bestMap, logs.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText, trainable, logs.EpochsText));
+                new CheckpointInfo(completedEpoch, bestMap, logs.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText, trainable, logs.EpochsText,
+                    data.ClassNames.ToArray(), o.ImageSize, hypText, o.Data, Checkpoint.LibraryVersion, epochs));
         }
 
         for (int epoch = startEpoch; epoch < epochs && !cancelled && !timeUp; epoch++)
@@ -296,7 +302,7 @@ public static class TrainSteps
                 break;
             }
             if (outcome.GradientSync is { Steps: > 0 } sync)
-                log?.Invoke($"epoch {epoch + 1}: {sync.Steps} gradient all-reduce(s) of {GradientSync.Floats(optimizer.Parameters) * 4 / 1e6:F1} MB, " +
+                log?.Invoke($"epoch {epoch}: {sync.Steps} gradient all-reduce(s) of {GradientSync.Floats(optimizer.Parameters) * 4 / 1e6:F1} MB, " +
                     $"{sync.Time.TotalMilliseconds / sync.Steps:F1} ms each on rank 0 ({100 * sync.Time / outcome.Elapsed:F1} % of the epoch's training time)");
             bool lastEpoch = epoch == epochs - 1 || timeUp;
             EvaluationResult? eval = null;
@@ -324,7 +330,11 @@ public static class TrainSteps
             comm.Barrier();
             epochsDone++;
         }
-        return new TrainResult(last, best, logs?.ResultsFile ?? Path.Combine(o.OutputDir, o.ResultName), logs?.PlotFile ?? Path.Combine(o.OutputDir, "results.png"),
-            logs?.TensorBoardDir ?? Path.Combine(o.OutputDir, "tensorboard"), epochsDone, final, cancelled, logs?.EpochsFile ?? Path.Combine(o.OutputDir, "epochs.csv"));
+        // only what exists: a run stopped before its first epoch ended has written last.ckpt and no results
+        return new TrainResult(last, best, Written(Path.Combine(o.OutputDir, o.ResultName)), Written(Path.Combine(o.OutputDir, "results.png")),
+            Written(Path.Combine(o.OutputDir, "tensorboard")), epochsDone, final, cancelled, Written(Path.Combine(o.OutputDir, "epochs.csv")));
     }
+
+    static string? Written(string path) =>
+        File.Exists(path) || (Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any()) ? path : null;
 }
