@@ -1,31 +1,29 @@
-// Train, evaluate and detect with the YoloSpp package, as the README shows: the shapes dataset, the demo's network
-// written from its built-in topology, one epoch, then the Evaluator and the Detector on the validation images.
-using YoloSpp;
 using YoloSpp.Data;
 using YoloSpp.Detection;
 using YoloSpp.Evaluation;
-using YoloSpp.Model;
+using YoloSpp.Export;
 using YoloSpp.Training;
 
-var root = args.Length > 0 ? args[0] : Path.Combine(Path.GetTempPath(), "yolospp-package-sample");
-var data = ShapesDataset.Generate(new ShapesOptions(Path.Combine(root, "shapes")) { Train = 32, Val = 8, Size = 96 });
-var cfg = Path.Combine(root, "shapes-spp.cfg");
-ModelCfg.Write(ModelCfg.Topology("shapes-spp", 5), cfg);
+// a dataset in the YOLO layout: 200 generated images of shapes (yours: "my-data/my.data")
+var data = ShapesDataset.Generate(new ShapesOptions("shapes") { Train = 160, Val = 40, Size = 96 }).DataFile;
 
-var options = new TrainOptions
-{
-    Cfg = cfg, Data = data.DataFile, Epochs = 1, BatchSize = 8, ImageSize = 96, MultiScale = false, Mosaic = false,
-    Device = "cpu", OutputDir = Path.Combine(root, "run"), Accumulate = 1,
-};
-var result = new Trainer(options, Console.WriteLine).Run();
-Console.WriteLine($"trained {result.EpochsDone} epoch: mAP@0.5 {result.Final?.Map50:F4}, weights {result.LastCheckpoint}");
+// train the built-in shapes-spp network with the built-in shapes hyperparameters (the demo's preset) on it
+var options = TrainOptions.ShapesDemo with { Data = data, ImageSize = 96, Epochs = 3, OutputDir = "runs/csharp" };
+var run = new Trainer(options, Console.WriteLine).Run();
+var weights = run.BestCheckpoint ?? run.LastCheckpoint;
+Console.WriteLine($"trained {run.EpochsDone} epochs: mAP@0.5 {run.Final?.Map50:F3}, weights {weights}");
 
-var eval = Evaluator.Evaluate(cfg, result.LastCheckpoint, data.DataFile, dataOptions: new YoloSpp.Data.DataOptions { ImageSize = 96 });
-Console.WriteLine($"evaluated {eval.Images} images: mAP@0.5 {eval.Map50:F4}");
+// the checkpoint carries its network, class names and image size
+var eval = Evaluator.Evaluate(weights, data);
+Console.WriteLine($"evaluated {eval.Images} images: mAP@0.5 {eval.Map50:F3}, mAP@0.5:0.95 {eval.Map:F3}");
 
-using var detector = Detector.Load(cfg, result.LastCheckpoint, Path.Combine(data.Directory, "shapes.names"),
-    new DetectorOptions { ImageSize = 96, ConfThreshold = 0.001 });
-var image = Directory.GetFiles(Path.Combine(data.Directory, "images", "val")).Order().First();
-var detections = detector.Detect(image);
-Console.WriteLine($"{detections.Count} detections on {Path.GetFileName(image)}");
-Console.WriteLine($"conv guard: {ConvGuard.Report.Decision}");
+using var detector = Detector.Load(weights);
+var image = Path.Combine("shapes", "images", "val", "000000.jpg");
+var found = detector.Detect(image);
+Console.WriteLine($"{found.Count} objects in {image}");
+foreach (var d in found.Take(5))
+    Console.WriteLine($"  {d.ClassName} {d.Confidence:F2} at ({d.X1}, {d.Y1})-({d.X2}, {d.Y2})");
+detector.Annotate(image, "000000-boxes.jpg");
+
+OnnxExport.Export(weights, "shapes.onnx");
+Console.WriteLine("wrote 000000-boxes.jpg and shapes.onnx");
