@@ -19,7 +19,7 @@ let runProcess (exe: string) (args: string list) (cwd: string) =
     p.WaitForExit()
     p.ExitCode, out.Result, err.Result
 
-let private systemHasGlibcxx332 () =
+let systemHasGlibcxx332 () =
     [
         "/usr/lib/x86_64-linux-gnu"
         "/lib/x86_64-linux-gnu"
@@ -34,7 +34,7 @@ let private systemHasGlibcxx332 () =
         && (Text.Encoding.ASCII.GetString(File.ReadAllBytes f)).Contains "GLIBCXX_3.4.32\000")
 
 /// The flags readelf prints for the GLIBCXX_3.4.32 requirement of a library ("WEAK" or "none").
-let private versionFlags (lib: string) =
+let versionFlags (lib: string) =
     let code, out, err = runProcess "readelf" [ "-V"; lib ] "."
 
     if code <> 0 then
@@ -301,98 +301,5 @@ let exampleTests =
                 Expect.equal code 0 (out + err)
                 Expect.stringContains out "weights runs/example/last.ckpt" "trained and saved"
                 Expect.stringContains out "detections (after one epoch" "detected"
-            }
-        ]
-
-/// Deletes what a test left in the NuGet cache (a prerelease version of the packages packed for it).
-let private forgetPackages (version: string) =
-    let cache =
-        match Environment.GetEnvironmentVariable "NUGET_PACKAGES" with
-        | null
-        | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".nuget", "packages")
-        | d -> d
-
-    for id in [ "yolospp"; "yolospp.fsharp" ] do
-        let d = Path.Combine(cache, id, version)
-
-        if Directory.Exists d then
-            try
-                Directory.Delete(d, true)
-            with _ ->
-                ()
-
-let packageTests =
-    testList
-        "package"
-        [
-            test "examples/PackageSample, outside the solution, builds against the packed NuGet packages and runs" {
-                // a version of its own, so that NuGet's cache cannot hand back an older build of the packages
-                let version = sprintf "0.1.0-test.%d" (DateTime.UtcNow.Ticks / 10_000_000L)
-                let feed = Path.Combine(TestUtil.repoRoot, "artifacts", "packages")
-                let sample = Path.Combine(TestUtil.repoRoot, "examples", "PackageSample")
-                let work = (Directory.CreateTempSubdirectory "yolospp-package-").FullName
-
-                try
-                    let code, out, err =
-                        runProcess "dotnet" [ "fsi"; "build.fsx"; "pack"; "--"; sprintf "-p:Version=%s" version ] TestUtil.repoRoot
-
-                    Expect.equal code 0 (sprintf "pack: %s %s" out err)
-
-                    for id in [ "YoloSpp"; "YoloSpp.FSharp" ] do
-                        Expect.isTrue (File.Exists(Path.Combine(feed, sprintf "%s.%s.nupkg" id version))) (sprintf "%s packed" id)
-
-                    let code, out, err =
-                        runProcess
-                            "dotnet"
-                            [
-                                "build"
-                                sample
-                                "-c"
-                                "Release"
-                                "--nologo"
-                                sprintf "-p:YoloSppVersion=%s" version
-                            ]
-                            TestUtil.repoRoot
-
-                    Expect.equal code 0 (sprintf "the sample builds from the packages: %s %s" out err)
-                    let dll = Path.Combine(sample, "bin", "Release", "net10.0", "PackageSample.dll")
-
-                    if OperatingSystem.IsLinux() then
-                        // the package's own buildTransitive step fixed the native glue in the sample's output (see build/NativeFix.targets)
-                        let glue =
-                            Path.Combine(sample, "bin", "Release", "net10.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
-
-                        Expect.isTrue (File.Exists glue) "the sample's output has TorchSharp's native glue"
-
-                        let hasReadelf =
-                            (try
-                                (let c, _, _ = runProcess "readelf" [ "--version" ] "." in c = 0)
-                             with _ ->
-                                 false)
-
-                        if hasReadelf && not (systemHasGlibcxx332 ()) then
-                            Expect.equal (versionFlags glue) (Some "WEAK") "GLIBCXX_3.4.32 marked weak by the package's build step"
-
-                    let code, out, err = runProcess "dotnet" [ dll; work ] TestUtil.repoRoot
-                    Expect.equal code 0 (sprintf "the sample runs: %s %s" out err)
-
-                    for line in
-                        [
-                            "trained 1 epoch"
-                            "evaluated 8 images"
-                            "detections on 000000.jpg"
-                            "conv guard: "
-                        ] do
-                        Expect.stringContains out line (sprintf "prints '%s'" line)
-                finally
-                    forgetPackages version
-
-                    for f in Directory.GetFiles(feed, sprintf "*.%s.nupkg" version) do
-                        File.Delete f
-
-                    try
-                        Directory.Delete(work, true)
-                    with _ ->
-                        ()
             }
         ]

@@ -48,7 +48,6 @@ let allTests () =
                     BuildTests.infoTests
                     BenchTests.tests
                     BuildTests.exampleTests
-                    BuildTests.packageTests
                 ]
             Data.PyFloatTests.tests
             Data.DataTests.tests
@@ -58,6 +57,8 @@ let allTests () =
             Export.OnnxInt8Tests.tests
             Distributed.CommunicatorTests.tests
             Distributed.DataParallelTests.tests
+            Docs.DocTests.tests
+            Docs.AcceptanceTests.tests
         ],
         Normal
     )
