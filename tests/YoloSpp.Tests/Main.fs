@@ -52,6 +52,9 @@ let allTests () =
             Data.PyFloatTests.tests
             Data.DataTests.tests
             Detection.EvalDetectTests.tests
+            Detection.AnnotatorTests.tests
+            Training.CheckpointTests.tests
+            Training.RunTests.tests
             Export.OnnxTests.tests
             Export.OnnxBackendTests.tests
             Export.OnnxInt8Tests.tests
