@@ -30,6 +30,12 @@ let cfgFor (backend: InferenceBackend) (cfg: string option) =
     | None, InferenceBackend.OnnxRuntime -> null
     | None, _ -> raise (ArgumentException "--cfg is required (only --backend onnxruntime reads the cfg from the model)")
 
+/// `--max-pixels` of every command that reads images.
+let maxPixelsUsage =
+    sprintf
+        "refuse images with more pixels than this, read from their header before decoding (default %s, the size PIL refuses as a decompression bomb)"
+        (RgbImage.DefaultMaxPixels.ToString("N0"))
+
 let backendUsage =
     "torchsharp (default) or onnxruntime: --weights is then a model `yolospp export` wrote (CPU; --cfg optional)"
 
@@ -46,10 +52,12 @@ type EvalArgs =
     | Save_Json of path: string
     | Device of name: string
     | Backend of BackendChoice
+    | Max_Pixels of int64
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Max_Pixels _ -> maxPixelsUsage
             | Cfg _ -> "Darknet cfg; its class count must match the .data file (required with the torchsharp backend)"
             | Weights _ -> "trained weights (.weights, .pt/.pth, .safetensors) holding every tensor of the cfg"
             | Data _ -> ".data file: the valid list is evaluated, class names from its names file"
@@ -79,6 +87,7 @@ let run (args: ParseResults<EvalArgs>) : int =
 
     Errors.run (fun () ->
         DarkNet.CheckImageSize(size, "--img-size")
+        args.TryGetResult Max_Pixels |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
 
         if batch <= 0 then
             raise (ArgumentException(sprintf "--batch-size %d must be positive" batch))

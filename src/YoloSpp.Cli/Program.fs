@@ -83,7 +83,11 @@ let private report (r: YoloSpp.Data.ToolReport) =
     if r.Ok then 0 else 2
 
 let private runCheckData (args: ParseResults<CheckDataArgs>) =
-    report (YoloSpp.Data.DatasetTools.CheckData(args.GetResult CheckDataArgs.Data))
+    Errors.run (fun () ->
+        args.TryGetResult CheckDataArgs.Max_Pixels
+        |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
+
+        report (YoloSpp.Data.DatasetTools.CheckData(args.GetResult CheckDataArgs.Data)))
 
 let private runVoc2Yolo (args: ParseResults<Voc2YoloArgs>) =
     YoloSpp.Data.VocToYoloOptions(

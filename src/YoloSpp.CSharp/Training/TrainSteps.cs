@@ -133,13 +133,29 @@ public static class TrainSteps
             ImageSize = o.ImageSize, BatchSize = o.EvalBatchSize ?? o.BatchSize, Rect = true, Hyp = hyp,
             SingleClass = o.SingleClass, CacheImages = o.CacheImages,
         });
+        // never train on nothing: the reference stops on a training set without labels ("No labels found")
+        if (train.Scan.NoLabels is { } none) throw new InvalidInputException(files.Train, none);
         log?.Invoke(train.Scan.Summary);
+        LogWarnings(train.Scan, log);
         log?.Invoke(valid.Scan.Summary);
+        LogWarnings(valid.Scan, log);
+        if (valid.Scan.NoLabels is { } noValid) log?.Invoke($"warning: {files.Valid}: {noValid}; its mAP will be -1");
         var data = new TrainingData(files, hyp, train, valid, trainSize, grid, o.SingleClass, comm);
         if (comm.Size > 1 && data.Loader.BatchCount == 0)
             throw new ArgumentException(
                 $"{files.Train}: {train.Count} training images over {comm.Size} ranks give each fewer than --batch-size {o.BatchSize}; use a smaller batch or fewer ranks");
         return data;
+    }
+
+    /// <summary>Warnings shown per set before the rest are counted (check-data lists them all).</summary>
+    const int WarningsShown = 10;
+
+    static void LogWarnings(ScanResult scan, Action<string>? log)
+    {
+        if (log is null) return;
+        foreach (var w in scan.Warnings.Take(WarningsShown)) log($"warning: {w}");
+        if (scan.Warnings.Count > WarningsShown)
+            log($"... and {scan.Warnings.Count - WarningsShown} more warnings about {scan.Source} (yolospp check-data lists them all)");
     }
 
     /// <summary>
