@@ -273,10 +273,14 @@ public static class TrainSteps
         int accumulate = o.Accumulate ?? YoloSpp.Training.Schedule.accumulate(o.BatchSize * comm.Size);
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToArray();
 
-        if (main) Directory.CreateDirectory(o.OutputDir);
-        using var logs = main ? new TrainingLog(o.OutputDir, o.ResultName, resume?.TrainingResults, resume?.EpochsCsv) : null;
+        // rank 0 takes the run's folder (never an earlier run's; see RunFolder) and every rank learns which
+        var (requested, reuse) = RequestedOutput(o);
+        using var folder = main ? RunFolder.Claim(requested, reuse, o.ResultName) : null;
+        var dir = RunFolder.Numbered(requested, ShareFolderNumber(comm, folder));
+        if (folder?.Notice is { } notice) log?.Invoke(notice);
+        using var logs = main ? new TrainingLog(dir, o.ResultName, resume?.TrainingResults, resume?.EpochsCsv) : null;
         var cfgText = File.ReadAllText(o.Cfg);
-        string last = Path.Combine(o.OutputDir, "last.ckpt"), bestPath = Path.Combine(o.OutputDir, "best.ckpt");
+        string last = Path.Combine(dir, "last.ckpt"), bestPath = Path.Combine(dir, "best.ckpt");
         string? best = File.Exists(bestPath) && resume is not null ? bestPath : null;
         EvaluationResult? final = null;
         var started = Stopwatch.StartNew();
@@ -334,13 +338,35 @@ public static class TrainSteps
                     AtomicFile.Copy(last, bestPath);
                     best = bestPath;
                 }
-                if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(o.OutputDir, $"epoch-{epoch}.ckpt"));
+                if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(dir, $"epoch-{epoch}.ckpt"));
             }
             // every rank waits for rank 0's evaluation and files: a run that ends has written them
             comm.Barrier();
             epochsDone++;
         }
-        return new TrainResult(last, best, logs?.ResultsFile ?? Path.Combine(o.OutputDir, o.ResultName), logs?.PlotFile ?? Path.Combine(o.OutputDir, "results.png"),
-            logs?.TensorBoardDir ?? Path.Combine(o.OutputDir, "tensorboard"), epochsDone, final, cancelled, logs?.EpochsFile ?? Path.Combine(o.OutputDir, "epochs.csv"));
+        return new TrainResult(last, best, logs?.ResultsFile ?? Path.Combine(dir, o.ResultName), logs?.PlotFile ?? Path.Combine(dir, "results.png"),
+            logs?.TensorBoardDir ?? Path.Combine(dir, "tensorboard"), epochsDone, final, cancelled, logs?.EpochsFile ?? Path.Combine(dir, "epochs.csv"), dir);
+    }
+
+    /// <summary>
+    /// The folder a run asks for and whether it is reused as it is: <see cref="TrainOptions.OutputDir"/>, or when
+    /// resuming a checkpoint without one, the checkpoint's own folder; reused with <see cref="TrainOptions.ExistOk"/>
+    /// or when it is the resumed run's folder (a resume continues its run), else a numbered folder when it holds a run.
+    /// </summary>
+    internal static (string Folder, bool Reuse) RequestedOutput(TrainOptions o)
+    {
+        var ckptDir = !string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights)
+            ? Path.GetDirectoryName(Path.GetFullPath(o.Weights)) : null;
+        var folder = o.OutputDir ?? ckptDir ?? TrainOptions.DefaultOutputDir;
+        bool own = ckptDir is not null && string.Equals(Path.GetFullPath(folder).TrimEnd('/', '\\'), ckptDir.TrimEnd('/', '\\'), StringComparison.Ordinal);
+        return (folder, o.ExistOk || own);
+    }
+
+    /// <summary>The suffix number rank 0 took, on every rank.</summary>
+    static int ShareFolderNumber(ICommunicator comm, RunFolder? folder)
+    {
+        if (comm.Size <= 1) return folder?.Number ?? 1;
+        var all = comm.AllGather(BitConverter.GetBytes(folder?.Number ?? 0));
+        return BitConverter.ToInt32(all[0]);
     }
 }
