@@ -59,6 +59,7 @@ internal sealed class InferenceNetwork : IDisposable
         var model = DarkNet.FromCfgFile(cfgPath);
         try
         {
+            model.RequireRgb();
             ModelWeights.LoadExact(model, weightsPath);
             var net = model;
             if (fuse)

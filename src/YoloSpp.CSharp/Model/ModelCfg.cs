@@ -10,7 +10,10 @@ public sealed class DarknetConfig
 {
     internal Cfg.NetCfg Core { get; }
 
-    internal DarknetConfig(Cfg.NetCfg core) => Core = core;
+    internal DarknetConfig(Cfg.NetCfg core, string source = "cfg") => (Core, Source) = (core, source);
+
+    /// <summary>Where the cfg came from (its file, or the name of a built-in topology), for messages.</summary>
+    public string Source { get; }
 
     /// <summary>Input channels ([net] channels, 3 for RGB).</summary>
     public int Channels => Core.Net.Channels;
@@ -35,7 +38,7 @@ public sealed class DarknetConfig
         DarkNet.CheckImageSize(size);
         var net = Core.Net;
         var some = Microsoft.FSharp.Core.FSharpOption<int>.Some(size);
-        return new DarknetConfig(new Cfg.NetCfg(new Cfg.NetOptions(net.Line, net.Batch, net.Subdivisions, some, some, net.Channels, net.Other), Core.Modules));
+        return new DarknetConfig(new Cfg.NetCfg(new Cfg.NetOptions(net.Line, net.Batch, net.Subdivisions, some, some, net.Channels, net.Other), Core.Modules), Source);
     }
 
     /// <summary>The cfg as Darknet text (parsing it gives the same network).</summary>
@@ -45,13 +48,16 @@ public sealed class DarknetConfig
 /// <summary>Reads and writes Darknet cfg files.</summary>
 public static class ModelCfg
 {
-    /// <summary>Parses cfg text; <paramref name="file"/> only names the source in errors.</summary>
-    /// <exception cref="InvalidInputException">The text is not a valid cfg for the reference model.</exception>
+    /// <summary>Parses cfg text and checks that the network can run (<c>CfgCheck</c>: option values, anchors, widths, a
+    /// parameter budget, feature maps that fit together), before anything is allocated; <paramref name="file"/> only
+    /// names the source in errors.</summary>
+    /// <exception cref="InvalidInputException">The text is not a valid cfg for the reference model, or describes a
+    /// network that cannot run; every problem as file:line: reason, naming the layer.</exception>
     public static DarknetConfig Parse(string file, string text)
     {
-        var result = Cfg.parse(file, text);
+        var result = CfgCheck.parse(file, text);
         if (result.IsError) throw InvalidInputException.From(result.ErrorValue);
-        return new DarknetConfig(result.ResultValue);
+        return new DarknetConfig(result.ResultValue, file);
     }
 
     /// <summary>Reads and parses a cfg file.</summary>
@@ -59,8 +65,9 @@ public static class ModelCfg
     /// <exception cref="InvalidInputException">The file does not exist.</exception>
     public static DarknetConfig Load(string path)
     {
+        if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a cfg file");
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such cfg file");
-        return Parse(path, File.ReadAllText(path));
+        return Parse(path, TextFile.Read(path, "cfg"));
     }
 
     /// <summary>Names of the built-in topologies (<c>yolov3-spp</c>, <c>shapes-spp</c>).</summary>
@@ -76,7 +83,7 @@ public static class ModelCfg
         if (numClasses < 1) throw new ArgumentException($"classes must be at least 1, got {numClasses}", nameof(numClasses));
         var result = YoloSpp.Model.Topology.named(name, numClasses);
         if (result.IsError) throw new ArgumentException(result.ErrorValue, nameof(name));
-        return new DarknetConfig(result.ResultValue);
+        return new DarknetConfig(result.ResultValue, name);
     }
 
     /// <summary>A cfg file, or, when no such file exists and the name is a built-in topology, that topology.</summary>

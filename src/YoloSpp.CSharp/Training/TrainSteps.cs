@@ -179,6 +179,7 @@ public static class TrainSteps
         var model = DarkNet.FromCfgFile(o.Cfg);
         try
         {
+            model.RequireRgb();
             if (model.NumClasses != data.NumClasses)
                 throw new ArgumentException(data.SingleClass
                     ? $"{o.Cfg} has {model.NumClasses} classes but --single-cls trains one: write a one-class cfg (`yolospp cfg --topology NAME --classes 1 --output F`, or `yolospp dataset-cfg` with a one-line names file)"
@@ -188,6 +189,7 @@ public static class TrainSteps
                 if (Checkpoint.IsCheckpoint(o.Weights))
                 {
                     var info = Checkpoint.ReadInfo(o.Weights);
+                    CheckSameCfg(o, info, model.Config, log);
                     log?.Invoke($"{o.Weights}: {Checkpoint.LoadModel(o.Weights, model)}");
                     if (info.Trainable is { } trainable) ModelWeights.FreezeAllBut(model, trainable);
                 }
@@ -219,6 +221,26 @@ public static class TrainSteps
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A resumed checkpoint must continue the network it trained: its cfg (kept in the checkpoint) against the one
+    /// given now, layer by layer. Edited anchors or activations would load into a network that computes something
+    /// else, so a difference is refused, naming it, unless <see cref="TrainOptions.AllowCfgChange"/> says it is meant.
+    /// </summary>
+    static void CheckSameCfg(TrainOptions o, CheckpointInfo info, DarknetConfig current, Action<string>? log)
+    {
+        if (string.IsNullOrWhiteSpace(info.Cfg)) return;
+        var trained = Cfg.parse($"{o.Weights} (its cfg)", info.Cfg);
+        if (trained.IsError)
+        {
+            log?.Invoke($"{o.Weights}: the cfg it holds no longer parses ({trained.ErrorValue.Head.Reason}); not compared with {o.Cfg}");
+            return;
+        }
+        if (CfgCheck.difference(trained.ResultValue, current.Core) is not { } diff) return;
+        if (o.AllowCfgChange) { log?.Invoke($"{o.Weights}: resuming with a changed cfg (--allow-cfg-change): {diff.Value}"); return; }
+        throw new InvalidInputException(o.Cfg,
+            $"differs from the cfg {o.Weights} was trained with: {diff.Value}; resume with the checkpoint's cfg, or pass --allow-cfg-change if the change is meant");
     }
 
     /// <summary>Step 3: SGD with Nesterov momentum over the trainable parameters (lr0, momentum and weight decay of the
