@@ -12,10 +12,11 @@ public sealed class HyperParameters
     /// <summary>The reference's defaults (cfg/hyp.yaml, gr = 1).</summary>
     public static HyperParameters Default { get; } = new(Hyp.defaults);
 
-    /// <summary>Reads a hyp.yaml file. Throws <see cref="InvalidInputException"/> listing every problem as file:line: reason.</summary>
+    /// <summary>Reads a hyp.yaml file. Throws <see cref="InvalidInputException"/> listing every problem as file:line: reason
+    /// (a missing, binary or deeply nested file included).</summary>
     public static HyperParameters Load(string path)
     {
-        var text = File.ReadAllText(path);
+        var text = TextFile.Read(path, "hyp");
         var result = Hyp.parse(path, text);
         if (result.IsError)
             throw InvalidInputException.From(result.ErrorValue);
