@@ -29,6 +29,28 @@ public sealed record DetectorOptions
     public bool Merge { get; init; }
     /// <summary>Device to run on, e.g. "cpu" or "cuda:0" (CUDA falls back to the CPU when absent). Default "cpu".</summary>
     public string Device { get; init; } = "cpu";
+
+    /// <summary>Checks the image size (a positive multiple of <see cref="DarkNet.GridStride"/>), the thresholds (each
+    /// in [0, 1]) and the detection cap; throws <see cref="ArgumentException"/> naming the option.</summary>
+    public void Validate()
+    {
+        DarkNet.CheckImageSize(ImageSize, "--img-size");
+        Thresholds.Check(ConfThreshold, IouThreshold, MaxDetections);
+        if (!(DrawThreshold >= 0 && DrawThreshold <= 1)) throw new ArgumentException($"--draw-threshold {DrawThreshold} must be in [0, 1]");
+    }
+}
+
+/// <summary>The NMS settings every inference path checks alike.</summary>
+internal static class Thresholds
+{
+    /// <summary>Throws <see cref="ArgumentException"/> unless both thresholds are in [0, 1] and at least one detection is kept.</summary>
+    public static void Check(double conf, double iou, int maxDetections)
+    {
+        // written so that NaN fails too
+        if (!(conf >= 0 && conf <= 1)) throw new ArgumentException($"--conf {conf} must be in [0, 1] (a score threshold)");
+        if (!(iou >= 0 && iou <= 1)) throw new ArgumentException($"--iou {iou} must be in [0, 1] (an IoU threshold)");
+        if (maxDetections < 1) throw new ArgumentException($"max detections {maxDetections} must be >= 1");
+    }
 }
 
 /// <summary>One detected object, in pixels of the original image.</summary>
@@ -97,7 +119,7 @@ public sealed class Detector : IDisposable
         Action<string>? notice = null, InferenceBackend backend = InferenceBackend.TorchSharp)
     {
         options ??= new DetectorOptions();
-        DarkNet.CheckImageSize(options.ImageSize);
+        options.Validate();
         YoloSpp.Backend.Initialize();
         var device = backend == InferenceBackend.OnnxRuntime ? CPU : YoloSpp.Backend.ResolveDevice(options.Device, notice);
         if (backend == InferenceBackend.OnnxRuntime && options.Device != "cpu")
