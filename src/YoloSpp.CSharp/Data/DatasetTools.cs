@@ -145,6 +145,7 @@ public static class DatasetTools
     public static ToolReport CheckData(string dataFile)
     {
         var report = new ToolReport();
+        if (Directory.Exists(dataFile)) { report.Errors.Add($"{dataFile}: is a folder, not a .data file"); return report; }
         if (!File.Exists(dataFile)) { report.Errors.Add($"{dataFile}: no such file"); return report; }
         var data = DataConfig.parseData(dataFile, File.ReadAllText(dataFile));
         if (data.IsError) { report.Errors.AddRange(data.ErrorValue.Select(e => e.ToString())); return report; }

@@ -132,24 +132,24 @@ internal static class ImageDecode
 
     /// <summary>
     /// A JPEG that lacks its end marker: decoded with the marker appended, and again with filler bytes before it. When
-    /// the image data is complete the filler lies beyond the last block and the two decodes are identical; when the
-    /// data is cut short the decoder reads the filler as image data and they differ. Null when the file cannot be
-    /// restored that way (a truncated file, or one that already ends with the marker).
+    /// the image data is complete the filler lies beyond the last block and every decode is the same; when the data is
+    /// cut short the decoder reads the filler as image data and some decode differs. Three fillers, since one can
+    /// happen to decode as the decoder's own fill (0xAA did once: a bad Huffman code makes libjpeg skip to the marker).
+    /// Null when the file cannot be restored that way (a truncated file, or one that already ends with the marker).
     /// </summary>
     static SKBitmap? RestoreJpeg(string path)
     {
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 2 || (bytes[^2] == 0xFF && bytes[^1] == 0xD9)) return null;
-        var marker = new byte[] { 0xFF, 0xD9 };
-        var filler = Enumerable.Repeat((byte)0xAA, 64);
+        byte[] marker = [0xFF, 0xD9];
         var a = DecodeBytes(path, [.. bytes, .. marker]);
-        var b = DecodeBytes(path, [.. bytes, .. filler, .. marker]);
-        try
+        if (a is null) return null;
+        foreach (var fill in new byte[] { 0x00, 0xAA, 0x55 })
         {
-            if (a is null || b is null || !a.GetPixelSpan().SequenceEqual(b.GetPixelSpan())) { a?.Dispose(); return null; }
-            return a;
+            using var b = DecodeBytes(path, [.. bytes, .. Enumerable.Repeat(fill, 64), .. marker]);
+            if (b is null || !a.GetPixelSpan().SequenceEqual(b.GetPixelSpan())) { a.Dispose(); return null; }
         }
-        finally { b?.Dispose(); }
+        return a;
     }
 
     static SKBitmap? DecodeBytes(string path, byte[] bytes)

@@ -80,8 +80,10 @@ public sealed class ScanResult
             if (Found > 0 || Items.Count == 0) return null;
             if (Missing == 0) return $"no labels: all {Empty} label files are empty";
             var folders = MissingLabels.Select(p => Path.GetDirectoryName(p) ?? ".").Distinct().Take(3).ToArray();
-            return $"no labels found for its {Items.Count} images: looked in {string.Join(", ", folders)}" +
-                $" (e.g. {MissingLabels[0]}); {LabelScan.LabelRule}";
+            var where = $"looked in {string.Join(", ", folders)} (e.g. {MissingLabels[0]}); {LabelScan.LabelRule}";
+            return Empty == 0
+                ? $"no labels found for its {Items.Count} images: {where}"
+                : $"no labels: {Empty} label files are empty and {Missing} images have none: {where}";
         }
     }
 }

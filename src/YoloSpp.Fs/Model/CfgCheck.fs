@@ -24,7 +24,8 @@ let MaxWindow = 1024
 [<Literal>]
 let MaxParameters = 1_000_000_000L
 
-/// The most elements one feature map of one image may hold (a larger one cannot be indexed by 32-bit code).
+/// The most elements one feature map of one image may hold (8 GB of float32; a larger one cannot be indexed by 32-bit
+/// code). yolov3-spp's largest map at 1024 px has 33.5 million.
 let maxMapElements = int64 Int32.MaxValue
 
 /// Input sizes a cfg is tried at when read: it must fit together at one of them at least (a stride-64 network
@@ -274,7 +275,15 @@ let shapesAt (cfg: NetCfg) (h: int, w: int) : (ModuleDef * string) list =
 
                     for j, s in List.tail parts do
                         if s.[1] <> first.[1] || s.[2] <> first.[2] then
-                            problems.Add(m, sprintf "joins layer %d (%s) and layer %d (%s): a route concatenates maps of one size" j0 (size first) j (size s))
+                            problems.Add(
+                                m,
+                                sprintf
+                                    "joins layer %d (%s) and layer %d (%s), maps of different sizes: a route concatenates maps of one size"
+                                    j0
+                                    (size first)
+                                    j
+                                    (size s)
+                            )
 
                     [| parts |> List.sumBy (fun (_, s) -> s.[0]); first.[1]; first.[2] |]
                 | Shortcut _ ->
@@ -282,7 +291,14 @@ let shapesAt (cfg: NetCfg) (h: int, w: int) : (ModuleDef * string) list =
                         let s = shapes.[j]
 
                         if s.[1] <> input.[1] || s.[2] <> input.[2] then
-                            problems.Add(m, sprintf "adds layer %d (%s) to its input (%s): a shortcut adds maps of one size" j (size s) (size input))
+                            problems.Add(
+                                m,
+                                sprintf
+                                    "adds layer %d (%s) to its input (%s), maps of different sizes: a shortcut adds maps of one size"
+                                    j
+                                    (size s)
+                                    (size input)
+                            )
 
                     input
                 | Yolo _ -> input
