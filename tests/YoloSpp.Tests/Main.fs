@@ -58,6 +58,16 @@ let allTests () =
             Export.OnnxInt8Tests.tests
             Distributed.CommunicatorTests.tests
             Distributed.DataParallelTests.tests
+            testList
+                "robustness"
+                [
+                    Data.ImageCheckTests.tests
+                    Training.RunFolderTests.tests
+                    Model.CfgCheckTests.tests
+                    Model.MalformedFilesTests.tests
+                ]
+            Robustness.WhyTests.tests
+            Robustness.CampaignRuns.tests
         ],
         Normal
     )
