@@ -99,6 +99,19 @@ let run (args: ParseResults<EvalArgs>) : int =
             EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6), Merge = args.Contains Merge)
 
         let backend = toBackend (args.GetResult(Backend, Torchsharp))
+        let dataFile = DataFiles.ReadData(args.GetResult EvalArgs.Data)
+
+        // images the evaluation leaves out (unreadable, truncated, corrupt) are named, as a training run names them;
+        // a scan with errors is left for the evaluation to report
+        let scan =
+            if File.Exists dataFile.Valid || Directory.Exists dataFile.Valid then
+                Some(LabelScan.Scan(dataFile.Valid, dataFile.Classes))
+            else
+                None
+
+        match scan with
+        | Some s when s.Errors.Count = 0 -> Errors.printWarnings s.Warnings
+        | _ -> ()
 
         let r =
             Evaluator.Evaluate(
@@ -116,7 +129,6 @@ let run (args: ParseResults<EvalArgs>) : int =
         printfn ""
         // the COCO categories are the classes that occur in the labels (as the reference's convert_to_coco_api);
         // every class of the .names gets a row, "-" where it has no ground truth
-        let dataFile = DataFiles.ReadData(args.GetResult EvalArgs.Data)
         let names = DataFiles.ReadNames(dataFile.NamesFile, dataFile.Classes)
         let byId = r.PerClass |> Seq.map (fun c -> c.CategoryId, c) |> dict
         let width = names |> Seq.map String.length |> Seq.fold max 5

@@ -72,10 +72,13 @@ internal static class ImageDecode
         int w = codec.Info.Width, h = codec.Info.Height;
         long pixels = (long)w * h;
         if (w <= 0 || h <= 0) why = $"empty image ({w}x{h})";
-        else if (pixels > RgbImage.MaxPixels)
-            why = $"{w}x{h} image: {pixels:N0} pixels, above the limit of {RgbImage.MaxPixels:N0} (raise it with --max-pixels, or RgbImage.MaxPixels, if the image is meant to be this large)";
+        else if (pixels > RgbImage.MaxPixels) why = TooLarge(w, h);
         return why is null ? new Header(w, h, codec.EncodedOrigin, codec.EncodedFormat) : null;
     }
+
+    /// <summary>Why a w × h image is refused under the current <see cref="RgbImage.MaxPixels"/>.</summary>
+    internal static string TooLarge(int w, int h) =>
+        $"{w}x{h} image: {(long)w * h:N0} pixels, above the limit of {RgbImage.MaxPixels:N0} (raise it with --max-pixels, or RgbImage.MaxPixels, if the image is meant to be this large)";
 
     /// <summary>Decodes a file to RGBA after the header checks.</summary>
     /// <exception cref="InvalidInputException">The header fails its checks, or the pixel data is truncated or corrupt.</exception>

@@ -19,8 +19,8 @@ public readonly record struct ObjectLabel(int Class, double Cx, double Cy, doubl
 /// <summary>One image of a dataset: its files, original size and objects.</summary>
 public sealed class DatasetItem
 {
-    internal DatasetItem(string imagePath, string labelPath, int width0, int height0, LabelRow[] rows, bool hasLabelFile = true) =>
-        (ImagePath, LabelPath, Width0, Height0, Rows, HasLabelFile) = (imagePath, labelPath, width0, height0, rows, hasLabelFile);
+    internal DatasetItem(string imagePath, string labelPath, int width0, int height0, LabelRow[] rows) =>
+        (ImagePath, LabelPath, Width0, Height0, Rows) = (imagePath, labelPath, width0, height0, rows);
 
     /// <summary>The image file.</summary>
     public string ImagePath { get; }
@@ -33,8 +33,6 @@ public sealed class DatasetItem
     /// <summary>The objects of the label file.</summary>
     public IReadOnlyList<ObjectLabel> Labels => ObjectLabel.Of(Rows);
     internal LabelRow[] Rows { get; }
-    /// <summary>Whether the label file exists (an image without one has no objects).</summary>
-    internal bool HasLabelFile { get; }
 }
 
 /// <summary>What a label scan found: the items and the reference's counts, or every error.</summary>
@@ -212,9 +210,10 @@ internal static class LabelScan
                 warnings.Add($"{img}: {why}; skipped");
                 continue;
             }
+            // checked here, not in Verify, so that a lower limit applies to sizes read from the cache too
             if ((long)e.W * e.H > RgbImage.MaxPixels)
             {
-                errors.Add(new(img, 0, $"{e.W}x{e.H} image: {(long)e.W * e.H:N0} pixels, above the limit of {RgbImage.MaxPixels:N0} (raise it with --max-pixels, or RgbImage.MaxPixels, if the image is meant to be this large)"));
+                errors.Add(new(img, 0, ImageDecode.TooLarge(e.W, e.H)));
                 continue;
             }
             if (e.Note is { } note) warnings.Add($"{img}: {note}");
@@ -227,7 +226,7 @@ internal static class LabelScan
                 dup++;
                 warnings.AddRange(lines.Select(l => $"{label.Path}:{l}: duplicate row (kept, as the reference)"));
             }
-            items.Add(new DatasetItem(img, label.Path, e.W, e.H, rows, label.State != LabelCache.LabelState.Missing));
+            items.Add(new DatasetItem(img, label.Path, e.W, e.H, rows));
         }
         if (errors.Count > 0) return Failed(source, errors, [.. listWarnings, .. warnings]);
         if (items.Count == 0)
@@ -248,7 +247,9 @@ internal static class LabelScan
     static LabelCache.Entry[] Verify(IReadOnlyList<string> images, LabelFile[] labels, int numClasses)
     {
         var entries = new LabelCache.Entry[images.Count];
-        Parallel.For(0, images.Count, i =>
+        // at most 8 at once, as yolov5's NUM_THREADS: each holds a whole decoded image
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Min(8, Environment.ProcessorCount) };
+        Parallel.For(0, images.Count, options, i =>
         {
             var v = ImageDecode.Verify(images[i]);
             var (w, h) = RgbImage.SwapsAxes(v.Origin) ? (v.Height, v.Width) : (v.Width, v.Height);

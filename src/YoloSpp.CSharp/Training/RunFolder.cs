@@ -75,9 +75,6 @@ internal sealed partial class RunFolder : IDisposable
         throw new InvalidInputException(requested, $"{requested}2 to {requested}{MaxNumber} all hold runs: choose another --output");
     }
 
-    /// <summary>The folder for a rank that does not write (the number rank 0 took): not locked, not created.</summary>
-    public static string PathFor(string requested, int number) => Numbered(requested, number);
-
     static void CreateFolder(string dir)
     {
         try { Directory.CreateDirectory(dir); }

@@ -243,6 +243,45 @@ let private images =
             o |> check (o.Out.Contains "good.jpg:") "the good image is still processed")
         refused f "detect on an empty folder" 2 [ "no images" ] (fun ctx -> detect ctx (Directory.CreateDirectory(Path.Combine(ctx.Dir, "e")).FullName) [])
         refused f "detect on a file that is no image" 2 [ "not an image" ] (fun ctx -> detect ctx (text ctx "notes.txt" "x") [])
+        accepted f "eval with a truncated JPEG in the valid list: skipped, named" [ "warning: "; "truncated image"; "skipped" ] (fun ctx ->
+            let data = dataset ctx
+            let v = Path.Combine(Path.GetDirectoryName data, "images", "val", "000000.jpg")
+            let b = File.ReadAllBytes v
+            File.WriteAllBytes(v, b[.. b.Length / 2])
+
+            cli
+                ctx
+                [
+                    "eval"
+                    "--cfg"
+                    ctx.Fixture.Cfg
+                    "--weights"
+                    ctx.Fixture.Weights
+                    "--data"
+                    data
+                    "--img-size"
+                    "64"
+                ])
+        accepted f "anchors with a truncated JPEG in the train list: skipped, named" [ "warning: "; "truncated image"; "anchors = " ] (fun ctx ->
+            let data = dataset ctx
+            let i = image data
+            let b = File.ReadAllBytes i
+            File.WriteAllBytes(i, b[.. b.Length / 2])
+
+            cli
+                ctx
+                [
+                    "anchors"
+                    "--data"
+                    data
+                    "--n"
+                    "3"
+                    "--gen"
+                    "10"
+                    "--img-size"
+                    "64"
+                    "64"
+                ])
         refused f "eval with a 30000x30000 PNG in the valid list" 2 [ "huge.png"; "pixels" ] (fun ctx ->
             let data = dataset ctx
             let dir = Path.GetDirectoryName data
