@@ -29,9 +29,9 @@ open YoloSpp.Cli
 let parser =
     ArgumentParser.Create<TrainCommand.TrainArgs>(programName = "dotnet fsi scripts/train.fsx")
 // the options of `yolospp train`, defaulting to the shapes demo (TrainOptions.ShapesDemo)
-let opt =
+let args =
     try
-        TrainCommand.toOptions (parser.ParseCommandLine(fsi.CommandLineArgs |> Array.skip 1))
+        parser.ParseCommandLine(fsi.CommandLineArgs |> Array.skip 1)
     with :? ArguParseException as e ->
         eprintfn "%s" e.Message
         exit (if e.ErrorCode = ErrorCode.HelpText then 0 else 2)
@@ -39,6 +39,9 @@ let opt =
 // one process, or one rank of `mpirun -np N dotnet fsi scripts/train.fsx` (data-parallel; rank 0 prints and writes)
 exit (
     TrainCommand.withRanks (fun comm log ->
+        // options out of range or in conflict end here with exit code 2 and one line
+        let opt = TrainCommand.toOptions args
+        TrainCommand.applyImageLimit args
         let device = Backend.ResolveDevice(opt.Device, comm, Action<string> log)
         log (sprintf "Using %O device training." device)
         TrainCommand.ensureDefaultData comm opt log

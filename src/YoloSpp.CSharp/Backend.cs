@@ -40,7 +40,12 @@ public static class Backend
         Initialize();
         if (string.IsNullOrWhiteSpace(name) || name.Trim().Equals(AutoDevice, StringComparison.OrdinalIgnoreCase))
             return torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, 0) : torch.CPU;
-        var device = new torch.Device(name);
+        // libtorch knows more device types (xla, mps, …) than this build runs on: name the ones it does
+        var parts = name.Trim().ToLowerInvariant().Split(':');
+        bool known = parts[0] is "cpu" or "cuda" && (parts.Length == 1
+            || (parts.Length == 2 && parts[0] == "cuda" && int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)));
+        if (!known) throw new ArgumentException($"--device {name}: expected auto, cpu, cuda or cuda:N (N = 0, 1, ...)");
+        var device = new torch.Device(name.Trim().ToLowerInvariant());
         if (device.type == DeviceType.CUDA && !torch.cuda.is_available())
         {
             notice?.Invoke($"CUDA was requested ({name}) but is not available; using the CPU.");

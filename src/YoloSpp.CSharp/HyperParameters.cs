@@ -47,13 +47,13 @@ public sealed class HyperParameters
         return Load(pathOrName);
     }
 
-    /// <summary>Reads a hyp.yaml file. Throws <see cref="InvalidInputException"/> listing every problem as file:line: reason.</summary>
+    /// <summary>Reads a hyp.yaml file. Throws <see cref="InvalidInputException"/> listing every problem as file:line: reason
+    /// (a missing, binary or deeply nested file included).</summary>
     /// <exception cref="InvalidInputException">The file is missing or malformed.</exception>
     public static HyperParameters Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        if (!File.Exists(path)) throw new InvalidInputException(path, "no such hyp file");
-        return Parse(path, File.ReadAllText(path));
+        return Parse(path, TextFile.Read(path, "hyp"));
     }
 
     static HyperParameters Parse(string source, string text)

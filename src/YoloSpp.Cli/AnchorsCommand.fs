@@ -42,6 +42,9 @@ let run (args: ParseResults<AnchorsArgs>) : int =
         if scan.Errors.Count > 0 then
             raise (InvalidInputException(scan.Errors))
 
+        // skipped images (unreadable, truncated, corrupt) and missing labels are named, as a training run names them
+        Errors.printWarnings scan.Warnings
+
         let rnd = Random(args.GetResult(Seed, 0))
         let wh = Anchors.labelWh [ for it in scan.Items -> it.Width0, it.Height0, it.Rows ]
         let px = Anchors.pixelWh rnd (float lo, float hi) wh

@@ -11,6 +11,7 @@ type CocoEvalArgs =
     | [<Mandatory>] Gt of path: string
     | [<Mandatory>] Dt of path: string
     | Json
+    | Strict
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -18,6 +19,7 @@ type CocoEvalArgs =
             | Gt _ -> "COCO ground truth json (images, categories, annotations)"
             | Dt _ -> "COCO detection list json ([{image_id, category_id, bbox, score}, ...]; [] allowed)"
             | Json -> "print the 12 stats as a JSON array instead of the summary table"
+            | Strict -> "refuse (exit 2) what is otherwise a warning: boxes of negative size, annotations of unknown images or categories, ids used twice"
 
 let private exists (path: string) =
     if File.Exists path then
@@ -29,13 +31,30 @@ let private exists (path: string) =
 let run (args: ParseResults<CocoEvalArgs>) : int =
     let gtPath, dtPath = args.GetResult Gt, args.GetResult Dt
 
-    let result =
+    let inputs =
         exists gtPath
         |> Result.bind (fun () -> CocoJson.readGroundTruth gtPath)
         |> Result.bind (fun gt ->
             exists dtPath
             |> Result.bind (fun () -> CocoJson.readDetections dtPath gt)
-            |> Result.map (fun dt -> CocoEval.evaluate gt dt))
+            |> Result.map (fun dt -> gt, dt))
+
+    // pycocotools evaluates these without a word, and the numbers move: say so, or refuse under --strict
+    let problems =
+        match inputs with
+        | Ok(gt, dt) -> CocoLint.groundTruth gtPath gt @ CocoLint.detections dtPath gt dt
+        | Error _ -> []
+
+    let strict = args.Contains Strict
+
+    for p in problems do
+        eprintfn "%s%s" (if strict then "" else "warning: ") p
+
+    let result =
+        match inputs with
+        | Ok _ when strict && not problems.IsEmpty -> Error "--strict: the inputs have the problems listed above (without --strict they are warnings)"
+        | Ok(gt, dt) -> Ok(CocoEval.evaluate gt dt)
+        | Error e -> Error e
 
     match result with
     | Ok r ->

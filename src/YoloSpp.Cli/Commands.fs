@@ -31,11 +31,13 @@ type HypArgs =
 
 type CheckDataArgs =
     | [<Mandatory>] Data of path: string
+    | Max_Pixels of int64
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
             | Data _ -> ".data file (classes, train, valid, names); its train and valid lists are scanned"
+            | Max_Pixels _ -> EvalCommand.maxPixelsUsage
 
 type Voc2YoloArgs =
     | [<Mandatory>] Voc_Root of dir: string

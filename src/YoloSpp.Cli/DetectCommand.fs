@@ -28,10 +28,12 @@ type DetectArgs =
     | Img_Size of int
     | Device of name: string
     | Backend of EvalCommand.BackendChoice
+    | Max_Pixels of int64
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Max_Pixels _ -> EvalCommand.maxPixelsUsage
             | Cfg _ -> ModelOptions.cfgUsage
             | Weights _ -> ModelOptions.weightsUsage
             | Names _ ->
@@ -130,6 +132,8 @@ let run (args: ParseResults<DetectArgs>) : int =
     let outDir = args.GetResult(Out, Path.Combine("runs", "detect"))
 
     Errors.run (fun () ->
+        args.TryGetResult Max_Pixels |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
+
         match sources (args.GetResult Source) with
         | Error e ->
             eprintfn "%s" e
@@ -173,7 +177,11 @@ let run (args: ParseResults<DetectArgs>) : int =
                     for image in images do
                         try
                             let watch = Diagnostics.Stopwatch.StartNew()
-                            let picture = RgbImage.Load image
+                            let picture, note = RgbImage.LoadNoted image
+
+                            if not (isNull note) then
+                                eprintfn "note: %s: %s" image note
+
                             let decode = watch.Elapsed
                             let r = detector.DetectWithTimings picture
                             let target = outputPath outDir image

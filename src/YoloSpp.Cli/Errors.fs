@@ -24,6 +24,10 @@ let private printLines (lines: seq<string>) =
     if all.Length > maxLines then
         eprintfn "... and %d more problems" (all.Length - maxLines)
 
+/// Prints warnings to stderr ("warning: ..."), at most `maxLines` of them before a count of the rest.
+let printWarnings (warnings: seq<string>) =
+    printLines (warnings |> Seq.map (sprintf "warning: %s"))
+
 /// The exit code of a failure, after printing it to stderr; None for an exception that is a bug (it propagates
 /// with its stack trace).
 let exitCodeOf (e: exn) : int option =

@@ -23,6 +23,12 @@ let toBackend =
     | Torchsharp -> InferenceBackend.TorchSharp
     | Onnxruntime -> InferenceBackend.OnnxRuntime
 
+/// `--max-pixels` of every command that reads images.
+let maxPixelsUsage =
+    sprintf
+        "refuse images with more pixels than this, read from their header before decoding (default %s, the size PIL refuses as a decompression bomb)"
+        (RgbImage.DefaultMaxPixels.ToString("N0"))
+
 let backendUsage =
     "torchsharp (default) or onnxruntime: --weights is then a model `yolospp export` wrote (CPU; it carries its cfg and names)"
 
@@ -39,10 +45,12 @@ type EvalArgs =
     | Save_Json of path: string
     | Device of name: string
     | Backend of BackendChoice
+    | Max_Pixels of int64
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Max_Pixels _ -> maxPixelsUsage
             | Cfg _ -> ModelOptions.cfgUsage
             | Weights _ -> ModelOptions.weightsUsage
             | Data _ -> ".data file: the valid list is evaluated, class names from its names file"
@@ -69,6 +77,8 @@ let run (args: ParseResults<EvalArgs>) : int =
     let dataPath = args.GetResult EvalArgs.Data
 
     Errors.run (fun () ->
+        args.TryGetResult Max_Pixels |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
+
         if batch <= 0 then
             raise (ArgumentException(sprintf "--batch-size %d must be positive" batch))
 
@@ -80,6 +90,20 @@ let run (args: ParseResults<EvalArgs>) : int =
 
         let data (size: int) =
             DataOptions(ImageSize = size, BatchSize = batch, Rect = not (args.Contains No_Rect))
+
+        let dataFile = DataFiles.ReadData dataPath
+
+        // images the evaluation leaves out (unreadable, truncated, corrupt) are named, as a training run names them;
+        // a scan with errors is left for the evaluation to report
+        let scan =
+            if File.Exists dataFile.Valid || Directory.Exists dataFile.Valid then
+                Some(LabelScan.Scan(dataFile.Valid, dataFile.Classes))
+            else
+                None
+
+        match scan with
+        | Some s when s.Errors.Count = 0 -> Errors.printWarnings s.Warnings
+        | _ -> ()
 
         let r, size =
             match toBackend (args.GetResult(Backend, Torchsharp)) with
@@ -120,7 +144,6 @@ let run (args: ParseResults<EvalArgs>) : int =
         printfn ""
         // the COCO categories are the classes that occur in the labels (as the reference's convert_to_coco_api);
         // every class of the .names gets a row, "-" where it has no ground truth
-        let dataFile = DataFiles.ReadData(args.GetResult EvalArgs.Data)
         let names = DataFiles.ReadNames(dataFile.NamesFile, dataFile.Classes)
         let byId = r.PerClass |> Seq.map (fun c -> c.CategoryId, c) |> dict
         let width = names |> Seq.map String.length |> Seq.fold max 5

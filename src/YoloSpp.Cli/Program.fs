@@ -16,7 +16,9 @@ let private badInput (msg: string) =
     eprintfn "%s" msg
     2
 
-let private parseBox (name: string) (text: string) =
+/// A box of the `iou` command: four finite numbers, and a size that is not negative (w, h in xywh; x2 >= x1 and
+/// y2 >= y1 in xyxy), since the IoU of a box turned inside out is a number without a meaning.
+let private parseBox (name: string) (layout: BoxLayout) (text: string) =
     let parts = text.Split(',', StringSplitOptions.TrimEntries)
 
     let nums =
@@ -26,7 +28,16 @@ let private parseBox (name: string) (text: string) =
     if parts.Length <> 4 || nums |> Array.exists (fst >> not) then
         Error(sprintf "%s: '%s' is not four comma-separated numbers" name text)
     else
-        Ok(nums |> Array.map snd)
+        let v = nums |> Array.map snd
+
+        if v |> Array.exists (Double.IsFinite >> not) then
+            Error(sprintf "%s: '%s' has a value that is not a finite number" name text)
+        elif layout = BoxLayout.Xywh && (v.[2] < 0.0 || v.[3] < 0.0) then
+            Error(sprintf "%s: '%s' has a negative width or height" name text)
+        elif layout = BoxLayout.Xyxy && (v.[2] < v.[0] || v.[3] < v.[1]) then
+            Error(sprintf "%s: '%s' has x2 < x1 or y2 < y1 (xyxy corners)" name text)
+        else
+            Ok v
 
 let private runIou (args: ParseResults<IouArgs>) =
     let b1, b2 = args.GetResult Boxes
@@ -37,7 +48,7 @@ let private runIou (args: ParseResults<IouArgs>) =
         else
             BoxLayout.Xywh
 
-    match parseBox "box1" b1, parseBox "box2" b2 with
+    match parseBox "box1" layout b1, parseBox "box2" layout b2 with
     | Ok a, Ok b ->
         for name, t in
             [
@@ -58,7 +69,11 @@ let private runHyp (args: ParseResults<HypArgs>) =
 
         let hyp =
             match args.TryGetResult Nc with
-            | Some nc -> hyp.AdjustedFor(nc, args.GetResult(HypArgs.Img_Size, 512))
+            | Some nc when nc < 1 -> raise (ArgumentException(sprintf "--nc %d must be >= 1 (a class count)" nc))
+            | Some nc ->
+                let size = args.GetResult(HypArgs.Img_Size, 512)
+                DarkNet.CheckImageSize(size, "--img-size")
+                hyp.AdjustedFor(nc, size)
             | None -> hyp
 
         printf "%s" (hyp.ToString())
@@ -78,7 +93,11 @@ let private report (r: YoloSpp.Data.ToolReport) =
     if r.Ok then 0 else 2
 
 let private runCheckData (args: ParseResults<CheckDataArgs>) =
-    report (YoloSpp.Data.DatasetTools.CheckData(args.GetResult CheckDataArgs.Data))
+    Errors.run (fun () ->
+        args.TryGetResult CheckDataArgs.Max_Pixels
+        |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
+
+        report (YoloSpp.Data.DatasetTools.CheckData(args.GetResult CheckDataArgs.Data)))
 
 let private runVoc2Yolo (args: ParseResults<Voc2YoloArgs>) =
     YoloSpp.Data.VocToYoloOptions(

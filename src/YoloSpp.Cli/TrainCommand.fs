@@ -45,6 +45,9 @@ type TrainArgs =
     | Accumulate of int
     | Time_Limit of minutes: float
     | Sync_Bn of bool
+    | Exist_Ok
+    | Allow_Cfg_Change
+    | Max_Pixels of int64
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -75,7 +78,14 @@ type TrainArgs =
                     (onOff demo.Amp)
             | Bf16 -> "opt-in bfloat16 convolutions with float32 master weights, on any device (fast only where the CPU or GPU has bf16 units)"
             | Result_Name _ -> sprintf "results file name in the output folder (default %s)" demo.ResultName
-            | Output _ -> sprintf "output folder for checkpoints, results, plot, TensorBoard (default %s)" demo.OutputDir
+            | Output _ ->
+                sprintf
+                    "output folder for checkpoints, results, plot, TensorBoard (default %s; resuming a .ckpt: its folder); a folder holding a previous run gives way to <folder>2, <folder>3, ..."
+                    TrainOptions.DefaultOutputDir
+            | Exist_Ok -> "reuse --output even when it holds a previous run (its files are replaced); a folder in use by a live run is still refused"
+            | Allow_Cfg_Change -> "resume a .ckpt with a cfg that differs from the one it was trained with (refused otherwise)"
+            | Max_Pixels _ ->
+                sprintf "refuse images with more pixels than this, from their header (default %s, PIL's limit)" (RgbImage.DefaultMaxPixels.ToString("N0"))
             | Seed _ -> sprintf "random seed (default %d)" demo.Seed
             | Accumulate _ ->
                 sprintf
@@ -83,11 +93,25 @@ type TrainArgs =
                     (match Option.ofNullable demo.Accumulate with
                      | Some n -> string n
                      | None -> "max(round(64 / batch), 1)")
-            | Time_Limit _ -> "stop training after this many minutes (the current epoch is evaluated and saved)"
+            | Time_Limit _ -> "stop training after this many minutes, > 0 (the current epoch is evaluated and saved)"
             | Sync_Bn _ -> "under mpirun: BatchNorm statistics over every rank's batch (default: on unless --freeze-layers, as train_multi_GPU.py)"
+
+/// The options that contradict each other or are out of range before they reach the library (which checks the
+/// rest in `TrainOptions.Validate`): an ArgumentException naming them.
+let private checkArgs (a: ParseResults<TrainArgs>) =
+    // the reference turns mosaic off for rect batches without a word; asked for both, say so
+    if a.Contains Rect && a.TryGetResult Mosaic = Some true then
+        raise (ArgumentException "--rect and --mosaic true conflict: rectangular batches take whole images, so mosaic is off with --rect (drop one)")
+
+    match a.TryGetResult Time_Limit with
+    | Some m when not (Double.IsFinite m) || m <= 0.0 || m > TimeSpan.MaxValue.TotalMinutes / 2.0 ->
+        raise (ArgumentException(sprintf "--time-limit %g must be a number of minutes > 0" m))
+    | _ -> ()
 
 /// Training options from parsed arguments: the demo preset with what was given.
 let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
+    checkArgs a
+
     TrainOptions(
         Cfg = a.GetResult(Cfg, demo.Cfg),
         Data = a.GetResult(Data, demo.Data),
@@ -111,7 +135,9 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         Amp = a.GetResult(Amp, demo.Amp),
         Bf16 = (a.Contains Bf16 || demo.Bf16),
         ResultName = a.GetResult(Result_Name, demo.ResultName),
-        OutputDir = a.GetResult(Output, demo.OutputDir),
+        OutputDir = (a.TryGetResult Output |> Option.toObj),
+        ExistOk = a.Contains Exist_Ok,
+        AllowCfgChange = a.Contains Allow_Cfg_Change,
         Seed = a.GetResult(Seed, demo.Seed),
         Accumulate =
             (match a.TryGetResult Accumulate with
@@ -127,6 +153,10 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
              | Some b -> Nullable b
              | None -> demo.SyncBatchNorm)
     )
+
+/// Sets the process-wide image size limit (`RgbImage.MaxPixels`) from --max-pixels, when given.
+let applyImageLimit (a: ParseResults<TrainArgs>) =
+    a.TryGetResult Max_Pixels |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
 
 /// Generates the shapes dataset when the options point at the default one and it is absent: rank 0 of an MPI launch
 /// writes it while the others wait.
@@ -274,9 +304,10 @@ let cancelOnCtrlC () : CancellationToken * IDisposable =
 /// Runs the command (under mpirun -np N: as one of N ranks); Ctrl+C stops after the current batch and keeps a
 /// resumable checkpoint (exit 130).
 let run (args: ParseResults<TrainArgs>) : int =
-    let o = toOptions args
-
     withRanks (fun comm log ->
+        let o = toOptions args
+        applyImageLimit args
+
         ensureDefaultData comm o log
         let token, ctrlC = cancelOnCtrlC ()
         use _ = ctrlC

@@ -297,6 +297,12 @@ let exampleTests =
                 if not (File.Exists dll) then
                     failtestf "%s is not built (dotnet fsi build.fsx build)" dll
 
+                // runs never replace runs: an earlier run of the example would send this one to runs/example2
+                let previous = Path.Combine(TestUtil.repoRoot, "runs", "example")
+
+                if Directory.Exists previous then
+                    Directory.Delete(previous, true)
+
                 let code, out, err = runProcess "dotnet" [ dll ] TestUtil.repoRoot
                 Expect.equal code 0 (out + err)
                 Expect.stringContains out "weights runs/example/last.ckpt" "trained and saved"

@@ -62,6 +62,16 @@ let allTests () =
             Distributed.DataParallelTests.tests
             Docs.DocTests.tests
             Docs.AcceptanceTests.tests
+            testList
+                "robustness"
+                [
+                    Data.ImageCheckTests.tests
+                    Training.RunFolderTests.tests
+                    Model.CfgCheckTests.tests
+                    Model.MalformedFilesTests.tests
+                ]
+            Robustness.WhyTests.tests
+            Robustness.CampaignRuns.tests
         ],
         Normal
     )

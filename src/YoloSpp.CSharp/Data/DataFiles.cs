@@ -18,6 +18,7 @@ public static class DataFiles
     /// <exception cref="InvalidInputException">The file is missing or malformed; every problem as file:line: reason.</exception>
     public static DataDescription ReadData(string path)
     {
+        if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a .data file");
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such .data file");
         var data = DataConfig.parseData(path, File.ReadAllText(path));
         if (data.IsError) throw InvalidInputException.From(data.ErrorValue);
@@ -29,6 +30,7 @@ public static class DataFiles
     /// <exception cref="InvalidInputException">The file is missing, empty, or has another class count.</exception>
     public static string[] ReadNames(string path, int? expectedCount = null)
     {
+        if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a .names file");
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such .names file");
         var expected = expectedCount is int n ? FSharpOption<int>.Some(n) : FSharpOption<int>.None;
         var names = DataConfig.parseNames(path, expected, File.ReadAllText(path));

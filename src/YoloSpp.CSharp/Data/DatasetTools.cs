@@ -139,11 +139,13 @@ public static class DatasetTools
 
     /// <summary>
     /// check-data: the .data file, its names, and a label scan of the train and valid lists. Lines are each scan's
-    /// summary; errors name the file (and line) of every problem.
+    /// summary; errors name the file (and line) of every problem: bad rows, unreadable, truncated, corrupt or
+    /// oversized images, label folders, and a training list without any labels.
     /// </summary>
     public static ToolReport CheckData(string dataFile)
     {
         var report = new ToolReport();
+        if (Directory.Exists(dataFile)) { report.Errors.Add($"{dataFile}: is a folder, not a .data file"); return report; }
         if (!File.Exists(dataFile)) { report.Errors.Add($"{dataFile}: no such file"); return report; }
         var data = DataConfig.parseData(dataFile, File.ReadAllText(dataFile));
         if (data.IsError) { report.Errors.AddRange(data.ErrorValue.Select(e => e.ToString())); return report; }
@@ -159,7 +161,15 @@ public static class DatasetTools
             if (!File.Exists(path) && !Directory.Exists(path)) { report.Errors.Add($"{dataFile}: {key} list not found: {path}"); continue; }
             var scan = LabelScan.Scan(path, d.Classes);
             report.Errors.AddRange(scan.Errors.Select(e => e.ToString()));
-            report.Warnings.AddRange(scan.Warnings);
+            // training skips a corrupt image with a warning; a check reports it as the problem it is
+            report.Errors.AddRange(scan.Skipped.Select(e => $"{e} (training skips it)"));
+            report.Warnings.AddRange(scan.Warnings.Where(w => !scan.Skipped.Any(k => w.StartsWith(k.File + ": ", StringComparison.Ordinal))));
+            // no labels at all: training refuses such a set; a validation set without labels only makes mAP meaningless
+            if (scan.NoLabels is { } none)
+            {
+                if (key == "train") report.Errors.Add($"{path}: {none}");
+                else report.Warnings.Add($"{path}: {none}; evaluation on it reports no mAP");
+            }
             if (scan.Errors.Count == 0) report.Lines.Add($"{key}: {scan.Summary}");
         }
         return report;

@@ -52,27 +52,57 @@ public sealed class ScanResult
     public int Duplicate { get; init; }
     /// <summary>Every problem (file, line, reason); empty when the data is usable.</summary>
     public required IReadOnlyList<InputError> Errors { get; init; }
-    /// <summary>Non-fatal notes (duplicate rows, list lines that name no image), "file:line: reason".</summary>
+    /// <summary>Non-fatal notes (duplicate rows, list lines that name no image, images without a label file, skipped
+    /// and restored images), "file:line: reason".</summary>
     public required IReadOnlyList<string> Warnings { get; init; }
+    /// <summary>Images left out because they are unreadable, truncated or corrupt (yolov5's "ignoring corrupt image"),
+    /// each with the reason; they are not in <see cref="Items"/>.</summary>
+    public IReadOnlyList<InputError> Skipped { get; init; } = [];
+    /// <summary>The label files that do not exist, in list order (their images have no objects).</summary>
+    public IReadOnlyList<string> MissingLabels { get; init; } = [];
     /// <summary>Whether the result came from the cache file.</summary>
     public bool FromCache { get; init; }
     /// <summary>The reference's summary line: "found N, missing M, empty E, duplicate D" and the image count.</summary>
     public string Summary =>
-        $"{Source}: {Items.Count} images; found {Found}, missing {Missing}, empty {Empty}, duplicate {Duplicate}";
+        $"{Source}: {Items.Count} images; found {Found}, missing {Missing}, empty {Empty}, duplicate {Duplicate}" +
+        (Skipped.Count > 0 ? $"; skipped {Skipped.Count} corrupt" : "");
+
+    /// <summary>
+    /// Why this set has no labels to learn from (no label file has a row), naming where they were looked for; null
+    /// when some do. The reference stops a training run on such a set ("No labels found").
+    /// </summary>
+    internal string? NoLabels
+    {
+        get
+        {
+            if (Found > 0 || Items.Count == 0) return null;
+            if (Missing == 0) return $"no labels: all {Empty} label files are empty";
+            var folders = MissingLabels.Select(p => Path.GetDirectoryName(p) ?? ".").Distinct().Take(3).ToArray();
+            var where = $"looked in {string.Join(", ", folders)} (e.g. {MissingLabels[0]}); {LabelScan.LabelRule}";
+            return Empty == 0
+                ? $"no labels found for its {Items.Count} images: {where}"
+                : $"no labels: {Empty} label files are empty and {Missing} images have none: {where}";
+        }
+    }
 }
 
 /// <summary>
 /// The reference's label caching pass (LoadImagesAndLabels.__init__), as an I/O shell over <c>Labels.parse</c>:
-/// resolves the image list, reads every image header (size; corrupt files are errors here, not mid-training) and
-/// label file, and keeps a cache next to the list, valid while no image or label file changes size or mtime.
+/// resolves the image list, checks every image as yolov5's verify_image_label does (the header, the pixel limit,
+/// then every pixel: a truncated or corrupt file is skipped with a warning naming it, an oversized one is an error),
+/// reads every label file, and keeps a cache next to the list (<see cref="LabelCache"/>).
 /// </summary>
 internal static class LabelScan
 {
-    const int CacheVersion = 2;
+    /// <summary>How a label file is found, for messages.</summary>
+    public const string LabelRule =
+        "a label file is the image's path with its last 'images' folder replaced by 'labels' and the extension by .txt";
 
-    sealed record Stamp(string Image, long ImageSize, long ImageTicks, long LabelSize, long LabelTicks);
-    sealed record CacheEntry(int W, int H, double[] Rows);
-    sealed record CacheFile(int Version, int Classes, Stamp[] Stamps, CacheEntry[] Entries, int Found, int Missing, int Empty, int Duplicate, string[] Warnings);
+    /// <summary>Label files larger than this are refused: a row is about 40 bytes, so this is over a million objects.</summary>
+    const long MaxLabelBytes = 64L << 20;
+
+    /// <summary>Images without a label file named in the warning before "and N more".</summary>
+    const int MissingShown = 5;
 
     /// <summary>
     /// The images of a list file or of a folder (its image files, sorted). A list is read as the reference reads
@@ -94,12 +124,15 @@ internal static class LabelScan
         var listDir = Path.GetDirectoryName(Path.GetFullPath(source))!;
         var roots = new[] { listDir, Directory.GetCurrentDirectory(), Path.GetDirectoryName(listDir) }
             .OfType<string>().Distinct(StringComparer.Ordinal).ToArray();
-        var lines = File.ReadAllLines(source);
+        string[] lines;
+        try { lines = File.ReadAllLines(source); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { errors.Add(new(source, 0, $"cannot read the image list ({e.Message})")); return images; }
         var entries = new List<(string Path, int Line)>();
         for (int i = 0; i < lines.Length; i++)
         {
             var line = lines[i].Trim();
             if (line.Length == 0) continue;
+            if (line.IndexOf('\0') >= 0) { errors.Add(new(source, i + 1, "binary data: not an image list")); return images; }
             if (isImagePath(line)) entries.Add((line, i + 1));
             else if (!line.StartsWith('#')) warnings.Add($"{source}:{i + 1}: '{line}' has no image extension ({string.Join(" ", imageExtensions)}), skipped");
         }
@@ -117,11 +150,33 @@ internal static class LabelScan
     /// <summary>The cache file of a list (beside it: list.txt → list.txt.cache; folder → folder.cache).</summary>
     public static string CachePath(string source) => Path.GetFullPath(source).TrimEnd('/', '\\') + ".cache";
 
-    static Stamp StampOf(string image)
+    /// <summary>A label file as read: its state, bytes and content hash (the cache's key).</summary>
+    sealed record LabelFile(string Path, LabelCache.LabelState State, byte[] Bytes, string Hash, string? Error);
+
+    static LabelFile ReadLabel(string image)
     {
-        var fi = new FileInfo(image);
-        var li = new FileInfo(labelPathFor(image));
-        return new Stamp(image, fi.Length, fi.LastWriteTimeUtc.Ticks, li.Exists ? li.Length : -1, li.Exists ? li.LastWriteTimeUtc.Ticks : -1);
+        var path = labelPathFor(image);
+        if (Directory.Exists(path))
+            return new(path, LabelCache.LabelState.Directory, [], "dir", $"a folder where the label file of {image} should be");
+        if (!File.Exists(path)) return new(path, LabelCache.LabelState.Missing, [], "-", null);
+        try
+        {
+            if (new FileInfo(path).Length > MaxLabelBytes)
+                return new(path, LabelCache.LabelState.File, [], "big", $"{new FileInfo(path).Length:N0} bytes: too large for a label file (at most {MaxLabelBytes:N0})");
+            var bytes = File.ReadAllBytes(path);
+            return new(path, LabelCache.LabelState.File, bytes, LabelCache.Hash(bytes), null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new(path, LabelCache.LabelState.File, [], "unreadable", $"cannot read the label file ({e.Message})");
+        }
+    }
+
+    static string Text(byte[] bytes)
+    {
+        // as File.ReadAllText: UTF-8 unless a byte order mark says otherwise
+        using var reader = new StreamReader(new MemoryStream(bytes), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        return reader.ReadToEnd();
     }
 
     /// <summary>Scans a list or folder for <paramref name="numClasses"/> classes, using and refreshing the cache.</summary>
@@ -131,100 +186,88 @@ internal static class LabelScan
         var listWarnings = new List<string>();
         var images = ResolveImages(source, errors, listWarnings);
         if (errors.Count > 0) return Failed(source, errors, listWarnings);
-        var stamps = images.Select(StampOf).ToArray();
+        var labels = new LabelFile[images.Count];
+        Parallel.For(0, images.Count, i => labels[i] = ReadLabel(images[i]));
+        var stamps = images.Select((img, i) => LabelCache.StampOf(img, labels[i].State, labels[i].Hash)).ToArray();
         var cachePath = CachePath(source);
-        if (useCache && TryReadCache(cachePath, numClasses, stamps) is { } cached)
-            return FromCache(source, images, cached, listWarnings);
+        var entries = useCache ? LabelCache.TryRead(cachePath, numClasses, stamps) : null;
+        bool fromCache = entries is not null;
+        entries ??= Verify(images, labels, numClasses);
 
-        var items = new DatasetItem[images.Count];
+        var items = new List<DatasetItem>(images.Count);
         var warnings = new List<string>();
+        var skipped = new List<InputError>();
+        var missingLabels = new List<string>();
         int found = 0, missing = 0, empty = 0, dup = 0;
         for (int i = 0; i < images.Count; i++)
         {
-            var img = images[i];
-            var labelPath = labelPathFor(img);
-            int w = 0, h = 0;
-            try { (w, h) = RgbImage.ReadSize(img); }
-            catch (InvalidInputException e) { errors.AddRange(e.Errors); }
-            catch (IOException e) { errors.Add(new(img, 0, e.Message)); }
-            LabelRow[] rows = [];
-            if (stamps[i].LabelSize < 0) missing++;
-            else
+            var (img, label, e) = (images[i], labels[i], entries[i]);
+            if (label.Error is { } labelError) errors.Add(new(label.Path, 0, labelError));
+            if (e.Errors is { Length: > 0 }) errors.AddRange(e.Errors.Select(m => new InputError(label.Path, m.Line, m.Reason)));
+            if (e.Skip is { } why)
             {
-                var parsed = parse(labelPath, numClasses, File.ReadAllText(labelPath));
-                if (parsed.IsError) { errors.AddRange(parsed.ErrorValue.Select(InputError.Of)); continue; }
-                rows = parsed.ResultValue.Rows;
-                if (rows.Length == 0) empty++; else found++;
-                if (!parsed.ResultValue.DuplicateLines.IsEmpty)
-                {
-                    dup++;
-                    warnings.AddRange(parsed.ResultValue.DuplicateLines.Select(l => $"{labelPath}:{l}: duplicate row (kept, as the reference)"));
-                }
+                skipped.Add(new(img, 0, why));
+                warnings.Add($"{img}: {why}; skipped");
+                continue;
             }
-            items[i] = new DatasetItem(img, labelPath, w, h, rows);
+            // checked here, not in Verify, so that a lower limit applies to sizes read from the cache too
+            if ((long)e.W * e.H > RgbImage.MaxPixels)
+            {
+                errors.Add(new(img, 0, ImageDecode.TooLarge(e.W, e.H)));
+                continue;
+            }
+            if (e.Note is { } note) warnings.Add($"{img}: {note}");
+            var rows = e.RowsOf();
+            if (label.State == LabelCache.LabelState.Missing) { missing++; missingLabels.Add(label.Path); }
+            else if (rows.Length == 0) empty++;
+            else found++;
+            if (e.DuplicateLines is { Length: > 0 } lines)
+            {
+                dup++;
+                warnings.AddRange(lines.Select(l => $"{label.Path}:{l}: duplicate row (kept, as the reference)"));
+            }
+            items.Add(new DatasetItem(img, label.Path, e.W, e.H, rows));
         }
         if (errors.Count > 0) return Failed(source, errors, [.. listWarnings, .. warnings]);
-        var result = new ScanResult
+        if (items.Count == 0)
+            return Failed(source, [new(source, 0, $"no usable images: all {skipped.Count} are unreadable or corrupt (first: {skipped[0]})")], [.. listWarnings, .. warnings]);
+        // a set where some images lack a label file: say how many and which, as they train as images without objects
+        if (missing > 0 && found + empty > 0)
+            warnings.Add($"{source}: {missing} of {items.Count} images have no label file (used as images without objects): " +
+                string.Join(", ", missingLabels.Take(MissingShown)) + (missing > MissingShown ? $" and {missing - MissingShown} more" : "") + $"; {LabelRule}");
+        if (useCache && !fromCache) LabelCache.TryWrite(cachePath, numClasses, stamps, entries);
+        return new ScanResult
         {
             Source = source, Items = items, Found = found, Missing = missing, Empty = empty, Duplicate = dup,
-            Errors = [], Warnings = warnings,
+            Errors = [], Warnings = [.. listWarnings, .. warnings], FromCache = fromCache, Skipped = skipped, MissingLabels = missingLabels,
         };
-        // the cache keeps the label files' notes; the list's own are the list's, read afresh each time
-        if (useCache) TryWriteCache(cachePath, numClasses, stamps, result);
-        return listWarnings.Count == 0 ? result : new ScanResult
+    }
+
+    /// <summary>Checks every image (in parallel: each is a full decode) and parses every label file.</summary>
+    static LabelCache.Entry[] Verify(IReadOnlyList<string> images, LabelFile[] labels, int numClasses)
+    {
+        var entries = new LabelCache.Entry[images.Count];
+        // at most 8 at once, as yolov5's NUM_THREADS: each holds a whole decoded image
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Min(8, Environment.ProcessorCount) };
+        Parallel.For(0, images.Count, options, i =>
         {
-            Source = source, Items = items, Found = found, Missing = missing, Empty = empty, Duplicate = dup,
-            Errors = [], Warnings = [.. listWarnings, .. warnings],
-        };
+            var v = ImageDecode.Verify(images[i]);
+            var (w, h) = RgbImage.SwapsAxes(v.Origin) ? (v.Height, v.Width) : (v.Width, v.Height);
+            string? skip = v.Fault is ImageDecode.Fault.Unreadable or ImageDecode.Fault.Corrupt ? v.Reason : null;
+            var label = labels[i];
+            if (label.State != LabelCache.LabelState.File || label.Error is not null)
+            {
+                entries[i] = new LabelCache.Entry(w, h, [], null, null, skip, v.Note);
+                return;
+            }
+            var parsed = parse(label.Path, numClasses, Text(label.Bytes));
+            entries[i] = parsed.IsError
+                ? new LabelCache.Entry(w, h, [], null, parsed.ErrorValue.Select(e => new LabelCache.LineError(e.Line, e.Reason)).ToArray(), skip, v.Note)
+                : new LabelCache.Entry(w, h, LabelCache.Flatten(parsed.ResultValue.Rows), parsed.ResultValue.DuplicateLines.ToArray(), null, skip, v.Note);
+        });
+        return entries;
     }
 
     static ScanResult Failed(string source, List<InputError> errors, List<string>? warnings = null) =>
         new() { Source = source, Items = [], Errors = errors, Warnings = warnings ?? [] };
-
-    static CacheFile? TryReadCache(string path, int nc, Stamp[] stamps)
-    {
-        try
-        {
-            if (!File.Exists(path)) return null;
-            var c = JsonSerializer.Deserialize<CacheFile>(File.ReadAllText(path));
-            if (c is null || c.Version != CacheVersion || c.Classes != nc || !c.Stamps.SequenceEqual(stamps)) return null;
-            return c;
-        }
-        catch (Exception e) when (e is JsonException or IOException or NotSupportedException) { return null; }
-    }
-
-    static ScanResult FromCache(string source, IReadOnlyList<string> images, CacheFile c, List<string> listWarnings)
-    {
-        var items = images.Select((img, i) =>
-        {
-            var e = c.Entries[i];
-            var rows = Enumerable.Range(0, e.Rows.Length / 5).Select(k => new LabelRow((int)e.Rows[k * 5],
-                e.Rows[k * 5 + 1], e.Rows[k * 5 + 2], e.Rows[k * 5 + 3], e.Rows[k * 5 + 4])).ToArray();
-            return new DatasetItem(img, labelPathFor(img), e.W, e.H, rows);
-        }).ToArray();
-        return new ScanResult
-        {
-            Source = source, Items = items, Found = c.Found, Missing = c.Missing, Empty = c.Empty,
-            Duplicate = c.Duplicate, Errors = [], Warnings = [.. listWarnings, .. c.Warnings], FromCache = true,
-        };
-    }
-
-    /// <summary>Writes the cache atomically (temp file, then rename) so a crash or a parallel reader never sees half of it.</summary>
-    static void TryWriteCache(string path, int nc, Stamp[] stamps, ScanResult r)
-    {
-        var entries = r.Items.Select(it => new CacheEntry(it.Width0, it.Height0,
-            it.Rows.SelectMany(l => new[] { l.Class, l.Cx, l.Cy, l.W, l.H }).ToArray())).ToArray();
-        var c = new CacheFile(CacheVersion, nc, stamps, entries, r.Found, r.Missing, r.Empty, r.Duplicate, r.Warnings.ToArray());
-        var tmp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            File.WriteAllText(tmp, JsonSerializer.Serialize(c));
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // a read-only dataset folder still trains; it just rescans next time
-            try { File.Delete(tmp); } catch (IOException) { }
-        }
-    }
 }

@@ -31,42 +31,57 @@ public sealed class RgbImage
         return new RgbImage(width, height, p);
     }
 
+    /// <summary>The default of <see cref="MaxPixels"/>: 178,956,970, the size at which PIL (which yolov5 reads images
+    /// with) refuses an image as a decompression bomb (2 × <c>Image.MAX_IMAGE_PIXELS</c>).</summary>
+    public const long DefaultMaxPixels = 178_956_970;
+
+    /// <summary>Largest decodable RGBA buffer: width × height × 4 bytes must fit an array.</summary>
+    const long PixelCeiling = int.MaxValue / 4;
+
+    static long _maxPixels = DefaultMaxPixels;
+
+    /// <summary>
+    /// The most pixels (width × height) an image file may have; larger ones are refused from their header, before any
+    /// pixel is decoded, with an error naming the file (a 30000×30000 PNG of a few hundred kB would otherwise take
+    /// 3.6 GB). Process-wide, like PIL's <c>Image.MAX_IMAGE_PIXELS</c>; the runner's <c>--max-pixels</c> sets it.
+    /// Default <see cref="DefaultMaxPixels"/>; at most 536,870,911 (a decoded image must fit one array).
+    /// </summary>
+    /// <exception cref="ArgumentException">Not in 1..536,870,911.</exception>
+    public static long MaxPixels
+    {
+        get => Volatile.Read(ref _maxPixels);
+        set
+        {
+            if (value < 1 || value > PixelCeiling)
+                throw new ArgumentException($"--max-pixels {value} must be in 1..{PixelCeiling:N0}");
+            Volatile.Write(ref _maxPixels, value);
+        }
+    }
+
     /// <summary>The size of an image file as cv2.imread gives it (EXIF orientation applied: orientations 5–8 swap
     /// width and height), read from its header only (no pixel decode).</summary>
-    /// <exception cref="InvalidInputException">The file is not an image Skia can read.</exception>
+    /// <exception cref="InvalidInputException">The file is not an image Skia can read, or has more than <see cref="MaxPixels"/> pixels.</exception>
     public static (int Width, int Height) ReadSize(string path)
     {
-        using var codec = SKCodec.Create(path, out var result);
-        if (codec is null) throw new InvalidInputException(path, $"not a readable image ({result})");
-        if (codec.Info.Width <= 0 || codec.Info.Height <= 0) throw new InvalidInputException(path, $"empty image");
-        return SwapsAxes(codec.EncodedOrigin) ? (codec.Info.Height, codec.Info.Width) : (codec.Info.Width, codec.Info.Height);
+        var h = ImageDecode.ReadHeader(path);
+        return SwapsAxes(h.Origin) ? (h.Height, h.Width) : (h.Width, h.Height);
     }
 
-    static bool SwapsAxes(SKEncodedOrigin o) =>
+    internal static bool SwapsAxes(SKEncodedOrigin o) =>
         o is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
-
-    static (SKBitmap Bitmap, SKEncodedOrigin Origin) DecodeBitmap(string path)
-    {
-        using var codec = SKCodec.Create(path, out var result)
-            ?? throw new InvalidInputException(path, $"not a readable image ({result})");
-        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        var bmp = new SKBitmap(info);
-        var r = codec.GetPixels(info, bmp.GetPixels());
-        // a truncated file still yields its decoded rows (IncompleteInput); anything else is corrupt
-        if (r != SKCodecResult.Success && r != SKCodecResult.IncompleteInput)
-        {
-            bmp.Dispose();
-            throw new InvalidInputException(path, $"cannot decode image ({r})");
-        }
-        return (bmp, codec.EncodedOrigin);
-    }
 
     /// <summary>Decodes an image file to RGB (any format Skia reads: JPEG, PNG, BMP, WebP, ...) with its EXIF
     /// orientation applied, as cv2.imread does.</summary>
-    public static RgbImage Load(string path)
+    /// <exception cref="InvalidInputException">The file is not a readable image, has more than <see cref="MaxPixels"/>
+    /// pixels, or its data is truncated or corrupt; the message names the file.</exception>
+    public static RgbImage Load(string path) => LoadNoted(path, out _);
+
+    /// <summary><see cref="Load(string)"/>, with the note of a restored file (a JPEG without its end marker), else null.</summary>
+    internal static RgbImage LoadNoted(string path, out string? note)
     {
-        var (bmp, origin) = DecodeBitmap(path);
-        using (bmp) return FromRgba(bmp).Oriented(origin);
+        using var decoded = ImageDecode.Decode(path);
+        note = decoded.Note;
+        return FromRgba(decoded.Bitmap).Oriented(decoded.Origin);
     }
 
     /// <summary>
@@ -113,7 +128,8 @@ public sealed class RgbImage
         (h0, w0) = (img.Height, img.Width);
         var ((h, w), r) = Augment.loadSize(imgSize, h0, w0).ToValueTuple();
         if (r == 1.0) return img;
-        return new RgbImage(w, h, CvResize.Resize(img.Pixels, w0, h0, w, h, area: r < 1 && !augment));
+        try { return new RgbImage(w, h, CvResize.Resize(img.Pixels, w0, h0, w, h, area: r < 1 && !augment)); }
+        catch (ArgumentException e) { throw new InvalidInputException(path, $"cannot resize the {w0}x{h0} image to {w}x{h}: {e.Message}", e); }
     }
 
     static RgbImage FromRgba(SKBitmap bmp)

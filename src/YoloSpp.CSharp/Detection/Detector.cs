@@ -33,6 +33,28 @@ public sealed record DetectorOptions
     /// <summary>Device to run on: "auto" (default: CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N" (an
     /// explicit CUDA device falls back to the CPU with a notice when absent).</summary>
     public string Device { get; init; } = YoloSpp.Backend.AutoDevice;
+
+    /// <summary>Checks the image size when one is given (a positive multiple of <see cref="DarkNet.GridStride"/>), the thresholds (each
+    /// in [0, 1]) and the detection cap; throws <see cref="ArgumentException"/> naming the option.</summary>
+    public void Validate()
+    {
+        if (ImageSize is { } size) DarkNet.CheckImageSize(size, "--img-size");
+        Thresholds.Check(ConfThreshold, IouThreshold, MaxDetections);
+        if (!(DrawThreshold >= 0 && DrawThreshold <= 1)) throw new ArgumentException($"--draw-threshold {DrawThreshold} must be in [0, 1]");
+    }
+}
+
+/// <summary>The NMS settings every inference path checks alike.</summary>
+internal static class Thresholds
+{
+    /// <summary>Throws <see cref="ArgumentException"/> unless both thresholds are in [0, 1] and at least one detection is kept.</summary>
+    public static void Check(double conf, double iou, int maxDetections)
+    {
+        // written so that NaN fails too
+        if (!(conf >= 0 && conf <= 1)) throw new ArgumentException($"--conf {conf} must be in [0, 1] (a score threshold)");
+        if (!(iou >= 0 && iou <= 1)) throw new ArgumentException($"--iou {iou} must be in [0, 1] (an IoU threshold)");
+        if (maxDetections < 1) throw new ArgumentException($"max detections {maxDetections} must be >= 1");
+    }
 }
 
 /// <summary>One detected object, in pixels of the original image.</summary>
@@ -116,7 +138,7 @@ public sealed class Detector : IDisposable
         Action<string>? notice = null, InferenceBackend backend = InferenceBackend.TorchSharp)
     {
         options ??= new DetectorOptions();
-        if (options.ImageSize is { } requested) DarkNet.CheckImageSize(requested);
+        options.Validate();
         YoloSpp.Backend.Initialize();
         if (backend == InferenceBackend.OnnxRuntime)
         {

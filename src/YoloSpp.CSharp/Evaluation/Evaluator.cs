@@ -22,6 +22,9 @@ public sealed record EvaluationOptions
     /// <summary>Merge-NMS: each kept box becomes the score-weighted mean of the boxes it suppressed (the reference's
     /// <c>merge</c> option, "for best mAP"; off by default, as there).</summary>
     public bool Merge { get; init; }
+
+    /// <summary>Checks the thresholds (each in [0, 1]) and the detection cap; throws <see cref="ArgumentException"/> naming the option.</summary>
+    public void Validate() => Thresholds.Check(ConfThreshold, IouThreshold, MaxDetections);
 }
 
 /// <summary>AP of one class over all areas at maxDets 100.</summary>
@@ -111,6 +114,7 @@ public static class Evaluator
         EvaluationOptions? options = null, DataOptions? dataOptions = null, Device? device = null,
         CancellationToken cancellation = default, InferenceBackend backend = InferenceBackend.TorchSharp, Action<string>? notice = null)
     {
+        options?.Validate();
         var data = DataFiles.ReadData(dataPath);
         var names = DataFiles.ReadNames(data.NamesFile, data.Classes);
         Backend.Initialize();
@@ -184,6 +188,7 @@ public static class Evaluator
         EvaluationOptions? options, IReadOnlyList<string>? classNames, CancellationToken cancellation)
     {
         options ??= new EvaluationOptions();
+        options.Validate();
         var watch = Stopwatch.StartNew();
         var d = Nms.NmsOptions.Default;
         var nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,

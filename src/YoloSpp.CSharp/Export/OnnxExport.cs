@@ -164,9 +164,17 @@ public static partial class OnnxExport
         finally { if (wasTraining) net.train(); }
     }
 
+    /// <summary>A feature a shortcut adds, brought to the input's channel count as the reference's fusion does:
+    /// zero-padded when narrower (so it adds into the first channels), sliced when wider.</summary>
+    static string FitChannels(GraphWriter g, string p, string a, long na, long nx) =>
+        na == nx ? a
+        : na < nx ? g.Node("Pad", [a, g.Int64s($"{p}.pads", [0, 0, 0, 0, 0, nx - na, 0, 0], [8])], $"{p}.pad")
+        : g.Node("Slice", [a, g.Int64s($"{p}.starts", [0], [1]), g.Int64s($"{p}.ends", [nx], [1]), g.Int64s($"{p}.axes", [1], [1])], $"{p}.slice");
+
     static void WriteNetwork(GraphWriter g, DarkNet net, OnnxExportOptions options, (long Ny, long Nx)[]? grids)
     {
         var defs = net.Cfg.Modules.ToArray();
+        var channels = CfgM.outputChannels(net.Cfg).ToArray();
         var modules = net.Modules;
         var outputs = new string[defs.Length];
         var decoded = new List<string>();
@@ -185,8 +193,11 @@ public static partial class OnnxExport
                     break;
                 case CfgM.Layer.Shortcut:
                     foreach (var l in CfgM.references(def))
-                        x = q is null ? g.Node("Add", [x, outputs[l]], $"{p}.add{l}")
-                            : q.Activation(g, g.Node("Add", [q.Ensure(g, x), q.Ensure(g, outputs[l])], $"{p}.add{l}"));
+                    {
+                        var a = FitChannels(g, $"{p}.from{l}", outputs[l], channels[l], i == 0 ? net.Config.Channels : channels[i - 1]);
+                        x = q is null ? g.Node("Add", [x, a], $"{p}.add{l}")
+                            : q.Activation(g, g.Node("Add", [q.Ensure(g, x), q.Ensure(g, a)], $"{p}.add{l}"));
+                    }
                     break;
                 case CfgM.Layer.Route:
                     var from = CfgM.references(def).Select(l => outputs[l]).ToArray();

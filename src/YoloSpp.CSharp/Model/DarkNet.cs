@@ -127,7 +127,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
                     break;
                 case CfgM.Layer.Yolo y:
                     if (yolos.Count >= yoloStrides.Length)
-                        throw new InvalidInputException("cfg", def.Line, $"layer {i}: more than {yoloStrides.Length} [yolo] layers (the reference assigns strides 32, 16, 8 only)");
+                        throw new InvalidInputException(config.Source, def.Line, $"layer {i}: more than {yoloStrides.Length} [yolo] layers (the reference assigns strides 32, 16, 8 only)");
                     var anchors = CfgM.maskedAnchors(y.Item).ToArray();
                     var a = new double[anchors.Length, 2];
                     for (int k = 0; k < anchors.Length; k++) { a[k, 0] = anchors[k].Item1; a[k, 1] = anchors[k].Item2; }
@@ -279,6 +279,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     {
         if (x.dim() != 4 || x.shape[1] != Config.Channels)
             throw new ArgumentException($"input must be [bs, {Config.Channels}, H, W], got [{string.Join(", ", x.shape)}]", nameof(x));
+        CheckFits(x.shape[2], x.shape[3]);
         var outputs = new Tensor?[module_list.Count];
         var raw = new List<Tensor>(YoloLayers.Count);
         var lowPrecision = _computeType;
@@ -305,6 +306,37 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         if (training) return new DarkNetOutput(raw.ToArray(), null);
         var decoded = raw.Select((p, k) => YoloLayers[k].Decode(p)).ToArray();
         return new DarkNetOutput(raw.ToArray(), cat(decoded, 1));
+    }
+
+    /// <summary>The loaders decode every image to RGB: a network of another [net] channels count cannot take them.</summary>
+    /// <exception cref="InvalidInputException">The cfg's channels are not 3; the message names the cfg.</exception>
+    internal void RequireRgb()
+    {
+        if (Config.Channels != 3)
+            throw new InvalidInputException(Config.Source, $"[net] channels={Config.Channels}, but images are read as RGB (3 channels)");
+    }
+
+    // input sizes (h, w) whose feature maps are known to fit together
+    readonly HashSet<(long, long)> _fits = new();
+
+    /// <summary>
+    /// The cfg was checked at a few sizes when read (<c>CfgCheck</c>); a size it has not seen is checked the first time
+    /// the network gets it, so that a route over maps of different sizes at this size is an error naming the layer,
+    /// not a failure inside libtorch.
+    /// </summary>
+    /// <exception cref="InvalidInputException">The network does not fit together at this input size.</exception>
+    internal void CheckFits(long h, long w)
+    {
+        lock (_fits)
+        {
+            if (_fits.Contains((h, w))) return;
+            if (h > int.MaxValue || w > int.MaxValue) throw new ArgumentException($"input {w}x{h} is too large");
+            var problems = CfgCheck.shapesAt(Cfg, (int)h, (int)w);
+            if (!problems.IsEmpty)
+                throw new InvalidInputException(problems.Select(p => new InputError(Config.Source, p.Item1.Line,
+                    $"{CfgCheck.problemText(p.Item1, p.Item2)} (at a {w}x{h} input; choose another image size)")));
+            _fits.Add((h, w));
+        }
     }
 
     /// <summary>

@@ -71,6 +71,7 @@ public static class DarknetWeights
         var minor = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(4));
         var revision = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8));
         var header = new DarknetHeader(major, minor, revision, 0);
+        if (header.SeenIs64 && bytes.Length < 20) throw new InvalidInputException(path, $"{bytes.Length} bytes is too short for a Darknet weights header of version {major}.{minor}");
         var seen = header.SeenIs64 ? BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(12)) : BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(12));
         header = header with { Seen = seen };
         long offset = header.Size;

@@ -26,16 +26,23 @@ internal sealed class WeightedFeatureFusion : nn.Module
     /// <summary>Creates the shortcut over absolute layer indices.</summary>
     public WeightedFeatureFusion(int[] layers) : base(nameof(WeightedFeatureFusion)) => Layers = layers;
 
-    /// <summary>x + outputs[l] for each layer l, in cfg order.</summary>
+    /// <summary>
+    /// x + outputs[l] for each layer l, in cfg order, over the channels they share, as the reference's fusion: a
+    /// feature with fewer channels than x is added into x's first channels (x[:, :na] += a), one with more is sliced
+    /// to x's (x + a[:, :nx]). The output keeps x's channel count. The reference adds in place, which also changes x
+    /// where a later route reads it; here x is left as it was (no cfg of the reference's relies on that).
+    /// </summary>
     public Tensor Forward(Tensor x, IReadOnlyList<Tensor?> outputs)
     {
+        long nx = x.shape[1];
         foreach (var l in Layers)
         {
             var a = outputs[l]!;
-            if (a.shape[1] != x.shape[1])
-                throw new InvalidOperationException(
-                    $"shortcut from layer {l}: {a.shape[1]} channels cannot be added to {x.shape[1]}");
-            x = x.add(a, Tensors.one);
+            long na = a.shape[1];
+            if (na == nx) x = x.add(a, Tensors.one);
+            else if (nx > na)
+                x = cat([x[TensorIndex.Colon, TensorIndex.Slice(0, na)].add(a, Tensors.one), x[TensorIndex.Colon, TensorIndex.Slice(na, null)]], 1);
+            else x = x.add(a[TensorIndex.Colon, TensorIndex.Slice(0, nx)], Tensors.one);
         }
         return x;
     }

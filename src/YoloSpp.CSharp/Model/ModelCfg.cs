@@ -13,7 +13,11 @@ public sealed class DarknetConfig
     /// <summary>The text this config was parsed from (comments included), or null for one built or changed in code.</summary>
     readonly string? _sourceText;
 
-    internal DarknetConfig(Cfg.NetCfg core, string? sourceText = null) => (Core, _sourceText) = (core, sourceText);
+    internal DarknetConfig(Cfg.NetCfg core, string source = "cfg", string? sourceText = null) =>
+        (Core, Source, _sourceText) = (core, source, sourceText);
+
+    /// <summary>Where the cfg came from (its file, or the name of a built-in topology), for messages.</summary>
+    public string Source { get; }
 
     /// <summary>Input channels ([net] channels, 3 for RGB).</summary>
     public int Channels => Core.Net.Channels;
@@ -38,7 +42,7 @@ public sealed class DarknetConfig
         DarkNet.CheckImageSize(size);
         var net = Core.Net;
         var some = Microsoft.FSharp.Core.FSharpOption<int>.Some(size);
-        return new DarknetConfig(new Cfg.NetCfg(new Cfg.NetOptions(net.Line, net.Batch, net.Subdivisions, some, some, net.Channels, net.Other), Core.Modules));
+        return new DarknetConfig(new Cfg.NetCfg(new Cfg.NetOptions(net.Line, net.Batch, net.Subdivisions, some, some, net.Channels, net.Other), Core.Modules), Source);
     }
 
     /// <summary>The cfg as Darknet text (parsing it gives the same network): the text it was read from, comments
@@ -57,13 +61,16 @@ public sealed class DarknetConfig
 /// <summary>Reads and writes Darknet cfg files.</summary>
 public static class ModelCfg
 {
-    /// <summary>Parses cfg text; <paramref name="file"/> only names the source in errors.</summary>
-    /// <exception cref="InvalidInputException">The text is not a valid cfg for the reference model.</exception>
+    /// <summary>Parses cfg text and checks that the network can run (<c>CfgCheck</c>: option values, anchors, widths, a
+    /// parameter budget, feature maps that fit together), before anything is allocated; <paramref name="file"/> only
+    /// names the source in errors.</summary>
+    /// <exception cref="InvalidInputException">The text is not a valid cfg for the reference model, or describes a
+    /// network that cannot run; every problem as file:line: reason, naming the layer.</exception>
     public static DarknetConfig Parse(string file, string text)
     {
-        var result = Cfg.parse(file, text);
+        var result = CfgCheck.parse(file, text);
         if (result.IsError) throw InvalidInputException.From(result.ErrorValue);
-        return new DarknetConfig(result.ResultValue, text);
+        return new DarknetConfig(result.ResultValue, file, text);
     }
 
     /// <summary>Reads and parses a cfg file.</summary>
@@ -71,8 +78,9 @@ public static class ModelCfg
     /// <exception cref="InvalidInputException">The file does not exist.</exception>
     public static DarknetConfig Load(string path)
     {
+        if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a cfg file");
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such cfg file");
-        return Parse(path, File.ReadAllText(path));
+        return Parse(path, TextFile.Read(path, "cfg"));
     }
 
     /// <summary>Names of the built-in topologies (<c>yolov3-spp</c>, <c>shapes-spp</c>).</summary>
@@ -102,7 +110,7 @@ public static class ModelCfg
         }
         var result = YoloSpp.Model.Topology.named(name, numClasses);
         if (result.IsError) throw new ArgumentException(result.ErrorValue, nameof(name));
-        return new DarknetConfig(result.ResultValue);
+        return new DarknetConfig(result.ResultValue, name);
     }
 
     /// <summary>A cfg file, or, when no such file exists and the name is a built-in topology, that topology with

@@ -29,6 +29,7 @@ public static class ModelInfo
     {
         DarkNet.CheckImageSize(height, "image height");
         DarkNet.CheckImageSize(width, "image width");
+        model.CheckFits(height, width);
         var shapes = Summary.layerShapes(model.Cfg, height, width).ToArray();
         var rows = shapes.Select(s => new LayerSummary(s.Index, s.Type, s.Shape,
             model.Modules[s.Index].parameters().Sum(p => p.numel()))).ToArray();

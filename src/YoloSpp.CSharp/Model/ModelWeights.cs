@@ -32,6 +32,7 @@ public static class ModelWeights
     /// </summary>
     public static LoadReport Load(DarkNet model, string path)
     {
+        if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a weights file");
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such weights file");
         var name = Path.GetFileName(path).ToLowerInvariant();
         if (name.EndsWith(".weights") || name == "darknet53.conv.74" || name.Contains(".conv."))
@@ -42,7 +43,7 @@ public static class ModelWeights
         }
         if (Checkpoint.IsCheckpoint(path)) return Checkpoint.LoadModel(path, model);
         using var scope = NewDisposeScope();
-        var state = name.EndsWith(".safetensors") ? Safetensors.LoadStateDict(path) : ReadPyTorch(path);
+        var state = name.EndsWith(".safetensors") ? SafetensorsCheck.Load(path) : ReadPyTorch(path);
         return LoadStateDict(model, state);
     }
 

@@ -115,6 +115,7 @@ public sealed class TrainedModel
         var model = new DarkNet(Config);
         try
         {
+            model.RequireRgb();
             ModelWeights.LoadExact(model, WeightsPath);
             return model;
         }

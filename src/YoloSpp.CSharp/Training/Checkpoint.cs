@@ -73,8 +73,8 @@ public static class Checkpoint
     public static CheckpointInfo ReadInfo(string path)
     {
         using var zip = Open(path);
-        using var e = Entry(zip, path, "meta.json").Open();
-        try { return JsonSerializer.Deserialize<CheckpointInfo>(e) ?? throw new InvalidInputException(path, "empty meta.json"); }
+        var bytes = ReadAll(zip, path, "meta.json");
+        try { return JsonSerializer.Deserialize<CheckpointInfo>(bytes) ?? throw new InvalidInputException(path, "empty meta.json"); }
         catch (JsonException j) { throw new InvalidInputException(path, $"unreadable meta.json ({j.Message})", j); }
     }
 
@@ -82,11 +82,9 @@ public static class Checkpoint
     public static LoadReport LoadModel(string path, DarkNet model)
     {
         using var zip = Open(path);
-        using var ms = new MemoryStream();
-        using (var e = Entry(zip, path, "model.safetensors").Open()) e.CopyTo(ms);
-        ms.Position = 0;
+        using var ms = new MemoryStream(ReadAll(zip, path, "model.safetensors"));
         using var scope = NewDisposeScope();
-        var state = Safetensors.LoadStateDict(ms, leaveOpen: true);
+        var state = SafetensorsCheck.Load(ms, $"{path} (model.safetensors)");
         return ModelWeights.LoadStateDict(model, state);
     }
 
@@ -100,12 +98,14 @@ public static class Checkpoint
         using var scope = NewDisposeScope();
         if (zip.GetEntry("optimizer.safetensors") is { } entry)
         {
-            var meta = JsonSerializer.Deserialize<OptimizerMeta>(ReadAll(zip, path, "optimizer.json"))
-                ?? throw new InvalidInputException(path, "empty optimizer.json");
+            OptimizerMeta? meta;
+            try { meta = JsonSerializer.Deserialize<OptimizerMeta>(ReadAll(zip, path, "optimizer.json")); }
+            catch (JsonException j) { throw new InvalidInputException(path, $"unreadable optimizer.json ({j.Message})", j); }
+            if (meta is null) throw new InvalidInputException(path, "empty optimizer.json");
             if (meta.Parameters != optimizer.Parameters.Count)
                 throw new InvalidInputException(path, $"the optimizer was saved over {meta.Parameters} trainable parameters, this run has {optimizer.Parameters.Count} (were other layers frozen?)");
             using var ms = new MemoryStream(ReadAll(zip, path, "optimizer.safetensors"));
-            var state = Safetensors.LoadStateDict(ms, leaveOpen: true);
+            var state = SafetensorsCheck.Load(ms, $"{path} (optimizer.safetensors)");
             var buffers = Enumerable.Range(0, meta.Parameters).Select(i => state.TryGetValue($"momentum_buffer.{i}", out var b) ? b : null).ToArray();
             try { optimizer.LoadMomentumBuffers(buffers, meta.Steps); }
             catch (ArgumentException e) { throw new InvalidInputException(path, e.Message, e); }
@@ -132,18 +132,28 @@ public static class Checkpoint
         return false;
     }
 
+    /// <summary>An entry's bytes; a damaged entry (bad compressed data, a size that lies) is an error naming it.</summary>
     static byte[] ReadAll(ZipArchive zip, string path, string name)
     {
-        using var ms = new MemoryStream();
-        using (var e = Entry(zip, path, name).Open()) e.CopyTo(ms);
-        return ms.ToArray();
+        var entry = Entry(zip, path, name);
+        // no entry of a checkpoint comes near this: a larger one is a forged size, not weights
+        if (entry.Length > int.MaxValue) throw new InvalidInputException(path, $"{name} claims {entry.Length:N0} bytes: damaged");
+        try
+        {
+            using var ms = new MemoryStream();
+            using (var e = entry.Open()) e.CopyTo(ms);
+            return ms.ToArray();
+        }
+        catch (InvalidDataException e) { throw new InvalidInputException(path, $"{name} is damaged ({e.Message})", e); }
     }
 
     static ZipArchive Open(string path)
     {
+        if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a checkpoint");
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such checkpoint");
         try { return ZipFile.OpenRead(path); }
         catch (InvalidDataException e) { throw new InvalidInputException(path, $"not a YoloSpp checkpoint ({e.Message})", e); }
+        catch (UnauthorizedAccessException e) { throw new InvalidInputException(path, $"cannot read the checkpoint ({e.Message})", e); }
     }
 
     static ZipArchiveEntry Entry(ZipArchive zip, string path, string name) =>

@@ -55,8 +55,21 @@ public sealed record TrainOptions
     public bool Amp { get; init; }
     /// <summary>Opt-in bfloat16 convolutions with float32 master weights on any device (see <see cref="MixedPrecision"/>); off by default.</summary>
     public bool Bf16 { get; init; }
-    /// <summary>Folder for checkpoints, results, plot and TensorBoard events.</summary>
-    public string OutputDir { get; init; } = Path.Combine("runs", "train");
+    /// <summary>The output folder when none is given: runs/train.</summary>
+    public static string DefaultOutputDir { get; } = Path.Combine("runs", "train");
+    /// <summary>
+    /// Folder for checkpoints, results, plot and TensorBoard events; null: <see cref="DefaultOutputDir"/>, or when
+    /// resuming a checkpoint (<see cref="Weights"/> a .ckpt), the checkpoint's folder. Runs never replace runs: when
+    /// the folder holds a previous run, the run writes to the next free numbered folder (runs/train2, runs/train3, …,
+    /// as yolov5), unless <see cref="ExistOk"/>; the folder used is <see cref="TrainResult.OutputDir"/>.
+    /// </summary>
+    public string? OutputDir { get; init; }
+    /// <summary>Reuse <see cref="OutputDir"/> even when it holds a previous run (yolov5's --exist-ok): its files are
+    /// replaced. Still never two live runs in one folder: a run finding the folder in use stops with an error.</summary>
+    public bool ExistOk { get; init; }
+    /// <summary>Resume a checkpoint (<see cref="Weights"/>) with a cfg that differs from the one it was trained with;
+    /// without it such a resume is refused, naming the first difference.</summary>
+    public bool AllowCfgChange { get; init; }
     /// <summary>Results file name inside <see cref="OutputDir"/>.</summary>
     public string ResultName { get; init; } = "results.txt";
     /// <summary>Seed of initialisation, shuffling, augmentation and multi-scale draws.</summary>
@@ -98,6 +111,17 @@ public sealed record TrainOptions
         if (Epochs < 1) throw new ArgumentException($"--epochs {Epochs} must be >= 1");
         if (Accumulate is < 1) throw new ArgumentException($"--accumulate {Accumulate} must be >= 1");
         if (EvalBatchSize is < 1) throw new ArgumentException($"eval batch size {EvalBatchSize} must be >= 1");
+        if (TimeLimit is { } t && !(t > TimeSpan.Zero))
+            throw new ArgumentException($"--time-limit {t.TotalMinutes:G6} must be > 0 minutes (a run with no time trains nothing)");
+        // the results file lives in the run's folder: a path would write it somewhere else
+        if (string.IsNullOrWhiteSpace(ResultName) || ResultName != Path.GetFileName(ResultName) || ResultName is "." or ".." || ResultName.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
+            throw new ArgumentException($"--result-name '{ResultName}' must be a file name (no folder): the results file is written in the output folder");
+        if (OutputDir is { } dir)
+        {
+            if (string.IsNullOrWhiteSpace(dir)) throw new ArgumentException("--output is empty: give a folder (default runs/train)");
+            if (dir.IndexOfAny(Path.GetInvalidPathChars()) >= 0) throw new ArgumentException($"--output '{dir}' has characters no path may hold");
+            if (File.Exists(dir)) throw new ArgumentException($"--output {dir} is a file, not a folder");
+        }
     }
 }
 
@@ -125,8 +149,9 @@ public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches
 /// <param name="Final">Last evaluation (null if none ran).</param>
 /// <param name="Cancelled">Whether the run was stopped by cancellation.</param>
 /// <param name="EpochsFile">epochs.csv: every epoch's four mean losses, LR and (when evaluated) the 12 stats, at full precision.</param>
+/// <param name="OutputDir">The folder the run wrote to (a numbered one when the requested folder held a previous run).</param>
 public sealed record TrainResult(string LastCheckpoint, string? BestCheckpoint, string? ResultsFile, string? PlotFile,
-    string? TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled, string? EpochsFile);
+    string? TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled, string? EpochsFile, string OutputDir);
 
 /// <summary>Training stopped on a non-finite loss: the loss parts and the images of the batch.</summary>
 public sealed class NonFiniteLossException(string message) : Exception(message);

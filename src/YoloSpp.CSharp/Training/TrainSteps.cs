@@ -136,13 +136,29 @@ public static class TrainSteps
             ImageSize = o.ImageSize, BatchSize = o.EvalBatchSize ?? o.BatchSize, Rect = true, Hyp = hyp,
             SingleClass = o.SingleClass, CacheImages = o.CacheImages,
         });
+        // never train on nothing: the reference stops on a training set without labels ("No labels found")
+        if (train.Scan.NoLabels is { } none) throw new InvalidInputException(files.Train, none);
         log?.Invoke(train.Scan.Summary);
+        LogWarnings(train.Scan, log);
         log?.Invoke(valid.Scan.Summary);
+        LogWarnings(valid.Scan, log);
+        if (valid.Scan.NoLabels is { } noValid) log?.Invoke($"warning: {files.Valid}: {noValid}; its mAP will be -1");
         var data = new TrainingData(files, baseHyp, hyp, train, valid, trainSize, grid, o.SingleClass, comm);
         if (comm.Size > 1 && data.Loader.BatchCount == 0)
             throw new ArgumentException(
                 $"{files.Train}: {train.Count} training images over {comm.Size} ranks give each fewer than --batch-size {o.BatchSize}; use a smaller batch or fewer ranks");
         return data;
+    }
+
+    /// <summary>Warnings shown per set before the rest are counted (check-data lists them all).</summary>
+    const int WarningsShown = 10;
+
+    static void LogWarnings(ScanResult scan, Action<string>? log)
+    {
+        if (log is null) return;
+        foreach (var w in scan.Warnings.Take(WarningsShown)) log($"warning: {w}");
+        if (scan.Warnings.Count > WarningsShown)
+            log($"... and {scan.Warnings.Count - WarningsShown} more warnings about {scan.Source} (yolospp check-data lists them all)");
     }
 
     /// <summary>
@@ -167,6 +183,7 @@ public static class TrainSteps
         var model = new DarkNet(ModelCfg.LoadOrTopology(o.Cfg, data.NumClasses));
         try
         {
+            model.RequireRgb();
             if (model.NumClasses != data.NumClasses)
                 throw new ArgumentException(data.SingleClass
                     ? $"{o.Cfg} has {model.NumClasses} classes but --single-cls trains one: write a one-class cfg (`yolospp cfg --topology NAME --classes 1 --output F`, or `yolospp dataset-cfg` with a one-line names file)"
@@ -176,6 +193,7 @@ public static class TrainSteps
                 if (Checkpoint.IsCheckpoint(o.Weights))
                 {
                     var info = Checkpoint.ReadInfo(o.Weights);
+                    CheckSameCfg(o, info, model.Config, log);
                     log?.Invoke($"{o.Weights}: {Checkpoint.LoadModel(o.Weights, model)}");
                     if (info.Trainable is { } trainable) ModelWeights.FreezeAllBut(model, trainable);
                 }
@@ -207,6 +225,26 @@ public static class TrainSteps
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A resumed checkpoint must continue the network it trained: its cfg (kept in the checkpoint) against the one
+    /// given now, layer by layer. Edited anchors or activations would load into a network that computes something
+    /// else, so a difference is refused, naming it, unless <see cref="TrainOptions.AllowCfgChange"/> says it is meant.
+    /// </summary>
+    static void CheckSameCfg(TrainOptions o, CheckpointInfo info, DarknetConfig current, Action<string>? log)
+    {
+        if (string.IsNullOrWhiteSpace(info.Cfg)) return;
+        var trained = Cfg.parse($"{o.Weights} (its cfg)", info.Cfg);
+        if (trained.IsError)
+        {
+            log?.Invoke($"{o.Weights}: the cfg it holds no longer parses ({trained.ErrorValue.Head.Reason}); not compared with {o.Cfg}");
+            return;
+        }
+        if (CfgCheck.difference(trained.ResultValue, current.Core) is not { } diff) return;
+        if (o.AllowCfgChange) { log?.Invoke($"{o.Weights}: resuming with a changed cfg (--allow-cfg-change): {diff.Value}"); return; }
+        throw new InvalidInputException(o.Cfg,
+            $"differs from the cfg {o.Weights} was trained with: {diff.Value}; resume with the checkpoint's cfg, or pass --allow-cfg-change if the change is meant");
     }
 
     /// <summary>Step 3: SGD with Nesterov momentum over the trainable parameters (lr0, momentum and weight decay of the
@@ -261,11 +299,15 @@ public static class TrainSteps
         int accumulate = o.Accumulate ?? YoloSpp.Training.Schedule.accumulate(o.BatchSize * comm.Size);
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToArray();
 
-        if (main) Directory.CreateDirectory(o.OutputDir);
-        using var logs = main ? new TrainingLog(o.OutputDir, o.ResultName, resume?.TrainingResults, resume?.EpochsCsv) : null;
+        // rank 0 takes the run's folder (never an earlier run's; see RunFolder) and every rank learns which
+        var (requested, reuse) = RequestedOutput(o);
+        using var folder = main ? RunFolder.Claim(requested, reuse, o.ResultName) : null;
+        var dir = RunFolder.Numbered(requested, ShareFolderNumber(comm, folder));
+        if (folder?.Notice is { } notice) log?.Invoke(notice);
+        using var logs = main ? new TrainingLog(dir, o.ResultName, resume?.TrainingResults, resume?.EpochsCsv) : null;
         var cfgText = model.Config.ToCfgText();
         var hypText = data.BaseHyp.ToString();
-        string last = Path.Combine(o.OutputDir, "last.ckpt"), bestPath = Path.Combine(o.OutputDir, "best.ckpt");
+        string last = Path.Combine(dir, "last.ckpt"), bestPath = Path.Combine(dir, "best.ckpt");
         string? best = File.Exists(bestPath) && resume is not null ? bestPath : null;
         EvaluationResult? final = null;
         var started = Stopwatch.StartNew();
@@ -324,15 +366,37 @@ public static class TrainSteps
                     AtomicFile.Copy(last, bestPath);
                     best = bestPath;
                 }
-                if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(o.OutputDir, $"epoch-{epoch}.ckpt"));
+                if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(dir, $"epoch-{epoch}.ckpt"));
             }
             // every rank waits for rank 0's evaluation and files: a run that ends has written them
             comm.Barrier();
             epochsDone++;
         }
         // only what exists: a run stopped before its first epoch ended has written last.ckpt and no results
-        return new TrainResult(last, best, Written(Path.Combine(o.OutputDir, o.ResultName)), Written(Path.Combine(o.OutputDir, "results.png")),
-            Written(Path.Combine(o.OutputDir, "tensorboard")), epochsDone, final, cancelled, Written(Path.Combine(o.OutputDir, "epochs.csv")));
+        return new TrainResult(last, best, Written(Path.Combine(dir, o.ResultName)), Written(Path.Combine(dir, "results.png")),
+            Written(Path.Combine(dir, "tensorboard")), epochsDone, final, cancelled, Written(Path.Combine(dir, "epochs.csv")), dir);
+    }
+
+    /// <summary>
+    /// The folder a run asks for and whether it is reused as it is: <see cref="TrainOptions.OutputDir"/>, or when
+    /// resuming a checkpoint without one, the checkpoint's own folder; reused with <see cref="TrainOptions.ExistOk"/>
+    /// or when it is the resumed run's folder (a resume continues its run), else a numbered folder when it holds a run.
+    /// </summary>
+    internal static (string Folder, bool Reuse) RequestedOutput(TrainOptions o)
+    {
+        var ckptDir = !string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights)
+            ? Path.GetDirectoryName(Path.GetFullPath(o.Weights)) : null;
+        var folder = o.OutputDir ?? ckptDir ?? TrainOptions.DefaultOutputDir;
+        bool own = ckptDir is not null && string.Equals(Path.GetFullPath(folder).TrimEnd('/', '\\'), ckptDir.TrimEnd('/', '\\'), StringComparison.Ordinal);
+        return (folder, o.ExistOk || own);
+    }
+
+    /// <summary>The suffix number rank 0 took, on every rank.</summary>
+    static int ShareFolderNumber(ICommunicator comm, RunFolder? folder)
+    {
+        if (comm.Size <= 1) return folder?.Number ?? 1;
+        var all = comm.AllGather(BitConverter.GetBytes(folder?.Number ?? 0));
+        return BitConverter.ToInt32(all[0]);
     }
 
     static string? Written(string path) =>

@@ -26,7 +26,9 @@ let loadSize (imgSize: int) (h0: int, w0: int) : (int * int) * float =
     if r = 1.0 then
         (h0, w0), r
     else
-        (int (float h0 * r), int (float w0 * r)), r
+        // at least one pixel: the reference's int() gives 0 for a side far shorter than the other (a 10000x20 image
+        // at 64 px), which cv2.resize rejects; one pixel keeps such an image usable, and changes nothing else
+        (max 1 (int (float h0 * r)), max 1 (int (float w0 * r))), r
 
 /// Normalised label rows → pixel corner boxes, as __getitem__ does after letterbox:
 /// x1 = ratioW * w * (cx - bw/2) + padW (w, h the size before padding, ratio and pad from letterbox).

@@ -35,29 +35,33 @@ let isImagePath (path: string) =
     let ext = Path.GetExtension(path).ToLowerInvariant()
     Array.contains ext imageExtensions
 
-/// The label file of an image, by the reference's rule: `images` → `labels`, extension → `.txt`. The reference
-/// replaces the substring everywhere (so `/data/myimages/` would change too); this replaces whole path segments
-/// named `images` only, which agrees on every conventional layout and never renames an unrelated folder.
+/// The label file of an image, by the reference's rule (yolov5's img2label_paths): the last path component named
+/// `images` becomes `labels`, the extension `.txt`. Only the last one changes, so a dataset kept under a parent folder
+/// that is also named `images` (`/x/images/proj/images/train/a.jpg`) finds `/x/images/proj/labels/train/a.txt`;
+/// whole components only, so `/data/myimages/` is never renamed. Without an `images` folder the label file sits
+/// beside the image. Both separators are recognised and kept as written.
 let labelPathFor (imagePath: string) : string =
-    let sep = [| '/'; '\\' |]
     let noExt = Path.ChangeExtension(imagePath, ".txt")
-    // keep the original separators: rebuild by scanning segments in place
-    let sb = Text.StringBuilder()
-    let mutable start = 0
+    let sep = [| '/'; '\\' |]
+    // the file name itself is never a folder to rename: search the folders only
+    let folderEnd = noExt.LastIndexOfAny sep
 
-    while start <= noExt.Length do
-        let next = noExt.IndexOfAny(sep, start)
-        let stop = if next < 0 then noExt.Length else next
-        let seg = noExt.Substring(start, stop - start)
-        // the file name itself is never a folder to rename
-        sb.Append(if seg = "images" && next >= 0 then "labels" else seg) |> ignore
+    let rec lastImages (stop: int) =
+        if stop <= 0 then
+            -1
+        else
+            let start = noExt.LastIndexOfAny(sep, stop - 1) + 1
 
-        if next >= 0 then
-            sb.Append(noExt[next]) |> ignore
+            if stop - start = 6 && String.CompareOrdinal(noExt, start, "images", 0, 6) = 0 then
+                start
+            elif start = 0 then
+                -1
+            else
+                lastImages (start - 1)
 
-        start <- stop + 1
-
-    sb.ToString()
+    match lastImages folderEnd with
+    | -1 -> noExt
+    | i -> noExt.Substring(0, i) + "labels" + noExt.Substring(i + 6)
 
 let private parseNum (s: string) =
     match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with

@@ -64,7 +64,8 @@ let plan (o: Options) (h0: int, w0: int) (newH: int, newW: int) : Plan =
 
     let r0 = min (float newH / float h0) (float newW / float w0)
     let r = if o.ScaleUp then r0 else min r0 1.0
-    let unpadW, unpadH = pyRound (float w0 * r), pyRound (float h0 * r)
+    // at least one pixel (a side far shorter than the other would round to 0, which no resize accepts)
+    let unpadW, unpadH = max 1 (pyRound (float w0 * r)), max 1 (pyRound (float h0 * r))
     let dw, dh = newW - unpadW, newH - unpadH
 
     let unpadW, unpadH, dw, dh, ratioW, ratioH =

@@ -148,6 +148,32 @@ let private domainError (key: string) (v: float) =
     | _ when Double.IsNaN v || Double.IsInfinity v -> Some "must be finite"
     | _ -> None
 
+/// The deepest nesting of mappings and sequences read: a hyp file is one flat mapping, and YamlDotNet builds its
+/// document tree recursively, so a file nested tens of thousands deep would overflow the stack.
+[<Literal>]
+let MaxDepth = 64
+
+/// The first line where `text` nests deeper than `MaxDepth`, found with YamlDotNet's event parser (which keeps its
+/// state on the heap), or None.
+let private tooDeep (text: string) : int option =
+    let parser = YamlDotNet.Core.Parser(new StringReader(text))
+    let mutable depth = 0
+    let mutable deep = None
+
+    while deep.IsNone && parser.MoveNext() do
+        match parser.Current with
+        | :? YamlDotNet.Core.Events.MappingStart
+        | :? YamlDotNet.Core.Events.SequenceStart ->
+            depth <- depth + 1
+
+            if depth > MaxDepth then
+                deep <- Some(int parser.Current.Start.Line)
+        | :? YamlDotNet.Core.Events.MappingEnd
+        | :? YamlDotNet.Core.Events.SequenceEnd -> depth <- depth - 1
+        | _ -> ()
+
+    deep
+
 /// Parses hyp.yaml text (a flat mapping of key: number). `file` only names the source in errors.
 let parse (file: string) (text: string) : Result<Hyp, SourceError list> =
     let err line reason =
@@ -158,43 +184,51 @@ let parse (file: string) (text: string) : Result<Hyp, SourceError list> =
         }
 
     try
-        let stream = YamlStream()
-        stream.Load(new StringReader(text))
+        match tooDeep text with
+        | Some line ->
+            Error
+                [
+                    err line (sprintf "nested more than %d levels deep: a hyp file is one flat mapping of key: number" MaxDepth)
+                ]
+        | None ->
 
-        match stream.Documents |> Seq.tryHead with
-        | None -> Error [ err 0 "empty file: expected a mapping of hyperparameters" ]
-        | Some doc ->
-            match doc.RootNode with
-            | :? YamlMappingNode as map ->
-                let mutable h = defaults
-                let errors = ResizeArray()
-                let seen = Collections.Generic.HashSet<string>()
+            let stream = YamlStream()
+            stream.Load(new StringReader(text))
 
-                for KeyValue(k, v) in map.Children do
-                    let line = int k.Start.Line
-                    let key = (k :?> YamlScalarNode).Value
+            match stream.Documents |> Seq.tryHead with
+            | None -> Error [ err 0 "empty file: expected a mapping of hyperparameters" ]
+            | Some doc ->
+                match doc.RootNode with
+                | :? YamlMappingNode as map ->
+                    let mutable h = defaults
+                    let errors = ResizeArray()
+                    let seen = Collections.Generic.HashSet<string>()
 
-                    match fields |> List.tryFind (fun f -> f.Key = key) with
-                    | None -> errors.Add(err line (sprintf "unknown key '%s' (known: %s)" key (String.Join(", ", knownKeys))))
-                    | Some f ->
-                        seen.Add key |> ignore
+                    for KeyValue(k, v) in map.Children do
+                        let line = int k.Start.Line
+                        let key = (k :?> YamlScalarNode).Value
 
-                        match v with
-                        | :? YamlScalarNode as s ->
-                            match Double.TryParse(s.Value, NumberStyles.Float, CultureInfo.InvariantCulture) with
-                            | true, x ->
-                                match domainError key x with
-                                | Some why -> errors.Add(err line (sprintf "%s = %s %s" key s.Value why))
-                                | None -> h <- f.Set h x
-                            | _ -> errors.Add(err line (sprintf "%s: '%s' is not a number" key s.Value))
-                        | _ -> errors.Add(err line (sprintf "%s: expected a number" key))
+                        match fields |> List.tryFind (fun f -> f.Key = key) with
+                        | None -> errors.Add(err line (sprintf "unknown key '%s' (known: %s)" key (String.Join(", ", knownKeys))))
+                        | Some f ->
+                            seen.Add key |> ignore
 
-                for key in requiredKeys do
-                    if not (seen.Contains key) then
-                        errors.Add(err 0 (sprintf "missing key '%s'" key))
+                            match v with
+                            | :? YamlScalarNode as s ->
+                                match Double.TryParse(s.Value, NumberStyles.Float, CultureInfo.InvariantCulture) with
+                                | true, x ->
+                                    match domainError key x with
+                                    | Some why -> errors.Add(err line (sprintf "%s = %s %s" key s.Value why))
+                                    | None -> h <- f.Set h x
+                                | _ -> errors.Add(err line (sprintf "%s: '%s' is not a number" key s.Value))
+                            | _ -> errors.Add(err line (sprintf "%s: expected a number" key))
 
-                if errors.Count = 0 then Ok h else Error(List.ofSeq errors)
-            | node -> Error [ err (int node.Start.Line) "expected a mapping of key: number" ]
+                    for key in requiredKeys do
+                        if not (seen.Contains key) then
+                            errors.Add(err 0 (sprintf "missing key '%s'" key))
+
+                    if errors.Count = 0 then Ok h else Error(List.ofSeq errors)
+                | node -> Error [ err (int node.Start.Line) "expected a mapping of key: number" ]
     with :? YamlDotNet.Core.YamlException as e ->
         Error [ err (int e.Start.Line) e.Message ]
 

@@ -132,8 +132,12 @@ let labelTests =
                 }
             yield test "an empty file has no objects" { Expect.equal (parse "x.txt" 2 "" |> Result.map (fun p -> p.Rows.Length)) (Ok 0) "no rows" }
             yield
-                test "label path: images segment → labels, extension → .txt" {
+                test "label path: the last images folder → labels, extension → .txt" {
                     Expect.equal (labelPathFor "/d/images/train/a.jpg") "/d/labels/train/a.txt" "segment"
+                    Expect.equal (labelPathFor "/x/images/proj/images/train/a.jpg") "/x/images/proj/labels/train/a.txt" "only the last images folder"
+                    Expect.equal (labelPathFor "/x/images/proj/train/a.jpg") "/x/labels/proj/train/a.txt" "the last one may be high up"
+                    Expect.equal (labelPathFor @"C:\x\images\t\a.png") @"C:\x\labels\t\a.txt" "backslashes kept"
+                    Expect.equal (labelPathFor "/d/train/a.jpg") "/d/train/a.txt" "no images folder: beside the image"
                     Expect.equal (labelPathFor "/d/myimages/a.JPG") "/d/myimages/a.txt" "not a segment: unchanged folder"
                     Expect.equal (labelPathFor "/d/images/images.png") "/d/labels/images.txt" "file named images kept"
                 }
@@ -282,7 +286,7 @@ let scanTests =
                 Expect.stringContains r3.Summary "duplicate 1" "reported in the summary line"
                 Expect.isEmpty (Directory.GetFiles(dir, "*.tmp")) "no temp file left"
             }
-            test "a corrupt image, a missing image and a non-image line are errors naming the file" {
+            test "a missing image is an error naming list:line, a non-image line is skipped, a corrupt image is skipped naming it" {
                 let dir, cleanup = tempDir ()
                 use _ = cleanup
                 makeDataset dir |> ignore
@@ -301,8 +305,13 @@ let scanTests =
 
                 File.WriteAllLines(list, [ "images/a.png"; "images/bad.jpg" ])
                 let r2 = LabelScan.Scan(list, 1)
-                Expect.equal r2.Errors.Count 1 "one error"
-                Expect.stringStarts (string r2.Errors[0]) (Path.Combine(dir, "images", "bad.jpg") + ": not a readable image") "corrupt"
+                let bad = Path.Combine(dir, "images", "bad.jpg")
+                // as yolov5's "ignoring corrupt image": left out of the set, with a warning naming it
+                Expect.isEmpty r2.Errors "no error"
+                Expect.equal r2.Items.Count 1 "the corrupt image is left out"
+                Expect.equal r2.Skipped.Count 1 "one skipped"
+                Expect.stringStarts (string r2.Skipped[0]) (bad + ": not a readable image") "named, with the reason"
+                Expect.exists r2.Warnings (fun w -> w.StartsWith(bad + ": not a readable image") && w.EndsWith "skipped") "warned"
             }
             test "a list as calculate_dataset.py writes it: ./ paths from the working directory or beside the list's folder, sorted" {
                 let dir, cleanup = tempDir ()

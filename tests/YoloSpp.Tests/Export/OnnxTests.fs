@@ -67,7 +67,7 @@ let private expectClose (actual: torch.Tensor) (expected: torch.Tensor) (what: s
         failtestf "%s: element %d is %.9g, expected %.9g (beyond abs 1e-4 + rel 1e-4)" what i fa fe
 
 /// Exports, runs ONNX Runtime on the input and compares with the network's eval output (unfused).
-let private checkAgainstEval (model: DarkNet) (options: OnnxExportOptions) (x: torch.Tensor) =
+let checkAgainstEval (model: DarkNet) (options: OnnxExportOptions) (x: torch.Tensor) =
     withTempDir (fun dir ->
         let path = Path.Combine(dir, "model.onnx")
         OnnxExport.Export(model, path, options)
