@@ -118,6 +118,7 @@ public static class ModelCfg
     /// <exception cref="InvalidInputException">Neither a file nor a topology name.</exception>
     public static DarknetConfig LoadOrTopology(string pathOrName, int numClasses)
     {
+        if (Directory.Exists(pathOrName)) throw new InvalidInputException(pathOrName, "is a folder, not a cfg file");
         if (!File.Exists(pathOrName) && TopologyNames.Contains(pathOrName.ToLowerInvariant()))
             return Topology(pathOrName, numClasses);
         if (!File.Exists(pathOrName))

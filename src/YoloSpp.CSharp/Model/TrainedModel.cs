@@ -52,8 +52,12 @@ public sealed class TrainedModel
     {
         ArgumentNullException.ThrowIfNull(weightsPath);
         if (imageSize is { } s) DarkNet.CheckImageSize(s, "--img-size");
+        if (Directory.Exists(weightsPath)) throw new InvalidInputException(weightsPath, "is a folder, not a weights file");
         if (!File.Exists(weightsPath)) throw new InvalidInputException(weightsPath, "no such weights file");
-        var info = Training.Checkpoint.IsCheckpoint(weightsPath) ? Training.Checkpoint.ReadInfo(weightsPath) : null;
+        // with a cfg given, a checkpoint's tensors are enough: one without its run record (meta.json) still loads
+        var info = !Training.Checkpoint.IsCheckpoint(weightsPath) ? null
+            : cfg is null ? Training.Checkpoint.ReadInfo(weightsPath)
+            : Training.Checkpoint.TryReadInfo(weightsPath);
         var config = ResolveConfig(weightsPath, info, cfg, namesPath, notice);
         var names = ResolveNames(weightsPath, info, namesPath, config, notice);
         int size = imageSize ?? info?.ImageSize ?? DefaultImageSize;

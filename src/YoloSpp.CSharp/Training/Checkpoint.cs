@@ -78,6 +78,14 @@ public static class Checkpoint
         catch (JsonException j) { throw new InvalidInputException(path, $"unreadable meta.json ({j.Message})", j); }
     }
 
+    /// <summary>A checkpoint's run state, or null when it has none (no meta.json); a damaged one is an error.</summary>
+    internal static CheckpointInfo? TryReadInfo(string path)
+    {
+        using (var zip = Open(path))
+            if (zip.GetEntry("meta.json") is null) return null;
+        return ReadInfo(path);
+    }
+
     /// <summary>Loads the model tensors of a checkpoint (only those whose size matches, as the reference).</summary>
     public static LoadReport LoadModel(string path, DarkNet model)
     {
