@@ -57,8 +57,9 @@ exit (
         use model = TrainSteps.Model(opt, data, device, log)
 
         // ================================ step 3/5 optimizer and learning rate ================================
-        // SGD nesterov over the trainable parameters; the cosine LambdaLR and the epoch-0 warmup are applied per epoch
-        use optimizer = TrainSteps.Optimizer(opt, model, data)
+        // the recipe's optimizer over the trainable parameters (the demo's Adam; the reference's SGD nesterov with
+        // --hyp reference or --optimizer sgd); the cosine LambdaLR and the epoch-0 warmup are applied per epoch
+        use optimizer = TrainSteps.Optimizer(opt, model, data, log)
 
         // ================================ step 4/5 loss ================================
         // compute_loss of the reference (F# core): GIoU box loss, objectness BCE with a GIoU target, class BCE

@@ -77,12 +77,14 @@ public sealed class HyperParameters
     public double Lr0 => Core.Lr0;
     /// <summary>Final learning-rate fraction of the cosine schedule.</summary>
     public double Lrf => Core.Lrf;
-    /// <summary>SGD momentum.</summary>
+    /// <summary>SGD momentum (Adam's beta1).</summary>
     public double Momentum => Core.Momentum;
-    /// <summary>SGD weight decay.</summary>
+    /// <summary>Weight decay (SGD: every parameter; Adam and AdamW: convolution weights).</summary>
     public double WeightDecay => Core.WeightDecay;
     /// <summary>Objectness-target GIoU ratio.</summary>
     public double Gr => Core.Gr;
+    /// <summary>The optimizer the recipe names (key <c>optimizer</c>; SGD, the reference's, when absent).</summary>
+    public OptimizerKind Optimizer => (OptimizerKind)(int)Core.Optimizer;
 
     /// <summary>The loss's view of these hyperparameters (gains, positive weights, iou_t, fl_gamma).</summary>
     internal Loss.LossHyp LossHyperParameters => Hyp.toLossHyp(Core);

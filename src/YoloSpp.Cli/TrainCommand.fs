@@ -22,6 +22,7 @@ type TrainArgs =
     | Cfg of path: string
     | Data of path: string
     | Hyp of path: string
+    | Optimizer of name: string
     | Weights of path: string
     | Epochs of int
     | Batch_Size of int
@@ -57,6 +58,7 @@ type TrainArgs =
             | Data _ -> sprintf "dataset .data file (default %s, generated with `yolospp shapes` when absent)" demo.Data
             | Hyp _ ->
                 "hyperparameters: a hyp.yaml file, or built in: shapes (the demo's, for training from scratch; the default) or reference (the reference's cfg/hyp.yaml, for fine-tuning)"
+            | Optimizer _ -> "sgd, adam or adamw (default: the one the hyp names, sgd when it names none: shapes trains with adam, reference with sgd)"
             | Weights _ -> "start from weights: a .ckpt resumes exactly; .weights/.pt/.safetensors load the tensors whose sizes match"
             | Epochs _ -> sprintf "epochs to train (default %d; below a resumed checkpoint's epoch: that many more)" demo.Epochs
             | Batch_Size _ -> sprintf "images per batch (default %d)" demo.BatchSize
@@ -116,6 +118,13 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         Cfg = a.GetResult(Cfg, demo.Cfg),
         Data = a.GetResult(Data, demo.Data),
         Hyp = a.GetResult(Hyp, demo.Hyp),
+        Optimizer =
+            (match a.TryGetResult Optimizer with
+             | Some name ->
+                 match YoloSpp.Training.Hyp.tryParseOptimizer name with
+                 | Some kind -> Nullable(enum<YoloSpp.Training.OptimizerKind> (int kind))
+                 | None -> raise (ArgumentException(sprintf "--optimizer %s: expected sgd, adam or adamw" name))
+             | None -> demo.Optimizer),
         Weights = (a.TryGetResult Weights |> Option.toObj),
         Epochs = a.GetResult(Epochs, demo.Epochs),
         BatchSize = a.GetResult(Batch_Size, demo.BatchSize),

@@ -28,6 +28,7 @@ let allTests () =
                     Training.LossTests.tests
                     Training.ScheduleTests.tests
                     Training.SgdTests.tests
+                    Training.AdamTests.tests
                     Geometry.BoxTests.tests
                     FacadeTests.tests
                 ]

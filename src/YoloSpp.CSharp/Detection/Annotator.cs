@@ -76,9 +76,7 @@ public static class Annotator
     {
         using var bmp = ToBitmap(image);
         DrawOn(bmp, detections);
-        var png = outputPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase);
-        using var data = bmp.Encode(png ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg, png ? 100 : 95);
-        AtomicFile.Write(outputPath, s => data.SaveTo(s));
+        Write(bmp, outputPath);
     }
 
     /// <summary>The box outline's width for an image, as ultralytics' Annotator: max(round((h + w) / 2 × 0.003), 2) pixels.</summary>
@@ -98,12 +96,16 @@ public static class Annotator
         return SKRect.Create(left, top, w, h);
     }
 
-    static void DrawOn(SKBitmap bmp, IReadOnlyList<Detection> detections)
+    static void DrawOn(SKBitmap bmp, IReadOnlyList<Detection> detections) =>
+        DrawOn(bmp, detections, LineWidth(bmp.Width, bmp.Height), FontSize(bmp.Width, bmp.Height), withConfidence: true);
+
+    /// <summary>Draws boxes with labels "name confidence" (or "name" alone, for ground truth) at a given line width and
+    /// font size.</summary>
+    internal static void DrawOn(SKBitmap bmp, IReadOnlyList<Detection> detections, int lw, float fontSize, bool withConfidence)
     {
         using var canvas = new SKCanvas(bmp);
-        int lw = LineWidth(bmp.Width, bmp.Height);
         // no font at all: the label is a coloured tab without text
-        using var font = new SKFont(LabelTypeface.Value ?? SKTypeface.Default, FontSize(bmp.Width, bmp.Height));
+        using var font = new SKFont(LabelTypeface.Value ?? SKTypeface.Default, fontSize);
         using var stroke = new SKPaint { Style = SKPaintStyle.Stroke, StrokeWidth = lw, IsAntialias = false };
         using var fill = new SKPaint { Style = SKPaintStyle.Fill };
         using var text = new SKPaint { Color = SKColors.White, IsAntialias = true };
@@ -115,7 +117,7 @@ public static class Annotator
             var colour = new SKColor(r, g, b);
             stroke.Color = colour;
             canvas.DrawRect(SKRect.Create((float)d.X1, (float)d.Y1, (float)(d.X2 - d.X1), (float)(d.Y2 - d.Y1)), stroke);
-            var label = $"{d.ClassName} {d.Confidence:0.00}";
+            var label = withConfidence ? $"{d.ClassName} {d.Confidence:0.00}" : d.ClassName;
             var rect = LabelRect(d.X1, d.Y1, Math.Max(font.MeasureText(label), textH) + 2 * pad, textH + pad, bmp.Width, bmp.Height);
             fill.Color = colour;
             canvas.DrawRect(rect, fill);
@@ -126,7 +128,26 @@ public static class Annotator
         canvas.Flush();
     }
 
-    static SKBitmap ToBitmap(RgbImage image)
+    /// <summary>Writes <paramref name="text"/> with its top-left corner at (<paramref name="x"/>, <paramref name="y"/>).</summary>
+    internal static void DrawText(SKBitmap bmp, float x, float y, string text, SKColor colour, float fontSize)
+    {
+        using var canvas = new SKCanvas(bmp);
+        using var font = new SKFont(LabelTypeface.Value ?? SKTypeface.Default, fontSize);
+        using var paint = new SKPaint { Color = colour, IsAntialias = true };
+        font.GetFontMetrics(out var metrics);
+        canvas.DrawText(text, x, y - metrics.Ascent, SKTextAlign.Left, font, paint);
+        canvas.Flush();
+    }
+
+    /// <summary>Encodes a bitmap and writes it atomically: PNG for a .png path, else JPEG (quality 95).</summary>
+    internal static void Write(SKBitmap bmp, string outputPath)
+    {
+        var png = outputPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase);
+        using var data = bmp.Encode(png ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg, png ? 100 : 95);
+        AtomicFile.Write(outputPath, s => data.SaveTo(s));
+    }
+
+    internal static SKBitmap ToBitmap(RgbImage image)
     {
         var bmp = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
         var dst = bmp.GetPixelSpan();

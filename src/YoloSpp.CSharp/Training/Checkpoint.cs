@@ -37,24 +37,14 @@ public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingRe
 public static class Checkpoint
 {
     /// <summary>Saves model, optimizer and run state.</summary>
-    public static void Save(string path, DarkNet model, Sgd? optimizer, CheckpointInfo info)
+    public static void Save(string path, DarkNet model, IOptimizer? optimizer, CheckpointInfo info)
     {
         AtomicFile.Write(path, stream =>
         {
             using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
             using (var e = zip.CreateEntry("model.safetensors", CompressionLevel.NoCompression).Open())
                 model.save_safetensors(e, leaveOpen: true);
-            if (optimizer is not null)
-            {
-                var buffers = new Dictionary<string, Tensor>();
-                for (int i = 0; i < optimizer.MomentumBuffers.Count; i++)
-                    if (optimizer.MomentumBuffers[i] is { } b) buffers[$"momentum_buffer.{i}"] = b.cpu();
-                using (var e = zip.CreateEntry("optimizer.safetensors", CompressionLevel.NoCompression).Open())
-                    Safetensors.SaveStateDict(e, buffers, leaveOpen: true);
-                using (var e = zip.CreateEntry("optimizer.json").Open())
-                    JsonSerializer.Serialize(e, new OptimizerMeta(optimizer.Parameters.Count, optimizer.Steps, optimizer.LearningRate,
-                        optimizer.Momentum, optimizer.WeightDecay, optimizer.Nesterov, optimizer.Dampening), new JsonSerializerOptions { WriteIndented = true });
-            }
+            if (optimizer is not null) OptimizerState.Write(zip, optimizer);
             using (var e = zip.CreateEntry("meta.json").Open())
                 JsonSerializer.Serialize(e, info, new JsonSerializerOptions { WriteIndented = true });
         });
@@ -96,45 +86,37 @@ public static class Checkpoint
         return ModelWeights.LoadStateDict(model, state);
     }
 
-    sealed record OptimizerMeta(int Parameters, long Steps, double LearningRate, double Momentum, double WeightDecay, bool Nesterov, double Dampening);
-
-    /// <summary>Loads the optimizer state (momentum buffers and learning rate) of a checkpoint; false when it has none.
-    /// The optimizer must be over the same trainable parameters, in the same order, as the one saved.</summary>
-    public static bool LoadOptimizer(string path, Sgd optimizer)
+    /// <summary>Loads the optimizer state (SGD's momentum buffers, Adam's moments and step counts, the learning rate) of a
+    /// checkpoint; false when it has none. The optimizer must be of the kind saved, over the same trainable parameters
+    /// in the same order.</summary>
+    /// <exception cref="InvalidInputException">The checkpoint's optimizer is of another kind or does not fit.</exception>
+    public static bool LoadOptimizer(string path, IOptimizer optimizer)
     {
+        ArgumentNullException.ThrowIfNull(optimizer);
         using var zip = Open(path);
         using var scope = NewDisposeScope();
-        if (zip.GetEntry("optimizer.safetensors") is { } entry)
+        if (zip.GetEntry("optimizer.safetensors") is not null)
         {
-            OptimizerMeta? meta;
-            try { meta = JsonSerializer.Deserialize<OptimizerMeta>(ReadAll(zip, path, "optimizer.json")); }
-            catch (JsonException j) { throw new InvalidInputException(path, $"unreadable optimizer.json ({j.Message})", j); }
-            if (meta is null) throw new InvalidInputException(path, "empty optimizer.json");
-            if (meta.Parameters != optimizer.Parameters.Count)
-                throw new InvalidInputException(path, $"the optimizer was saved over {meta.Parameters} trainable parameters, this run has {optimizer.Parameters.Count} (were other layers frozen?)");
-            using var ms = new MemoryStream(ReadAll(zip, path, "optimizer.safetensors"));
-            var state = SafetensorsCheck.Load(ms, $"{path} (optimizer.safetensors)");
-            var buffers = Enumerable.Range(0, meta.Parameters).Select(i => state.TryGetValue($"momentum_buffer.{i}", out var b) ? b : null).ToArray();
-            try { optimizer.LoadMomentumBuffers(buffers, meta.Steps); }
-            catch (ArgumentException e) { throw new InvalidInputException(path, e.Message, e); }
-            optimizer.LearningRate = meta.LearningRate;
+            OptimizerState.Read(ReadAll(zip, path, "optimizer.json"), ReadAll(zip, path, "optimizer.safetensors"), path, optimizer);
             return true;
         }
         if (zip.GetEntry("optimizer.bin") is not null)
         {
+            if (optimizer is not Sgd sgd)
+                throw new InvalidInputException(path, $"was trained with sgd (a version 0.1 checkpoint), this run's optimizer is {OptimizerNames.Name(optimizer.Kind)} (resume with --optimizer sgd)");
             // version 0.1: TorchSharp's SGD state, read through a TorchSharp SGD over the same parameters
-            using var legacy = optim.SGD(optimizer.Parameters, optimizer.LearningRate, optimizer.Momentum, weight_decay: optimizer.WeightDecay, nesterov: optimizer.Nesterov);
+            using var legacy = optim.SGD(sgd.Parameters, sgd.LearningRate, sgd.Momentum, weight_decay: sgd.WeightDecay, nesterov: sgd.Nesterov);
             using var ms = new MemoryStream(ReadAll(zip, path, "optimizer.bin"));
             using var r = new BinaryReader(ms);
             try { legacy.load_state_dict(r); }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or EndOfStreamException or InvalidOperationException)
             {
-                throw new InvalidInputException(path, $"its optimizer state does not fit this run's {optimizer.Parameters.Count} trainable parameters ({e.Message})", e);
+                throw new InvalidInputException(path, $"its optimizer state does not fit this run's {sgd.Parameters.Count} trainable parameters ({e.Message})", e);
             }
             var sd = legacy.state_dict();
             var buffers = sd.State.Select(st => (st as TorchSharp.Modules.SGD.State)?.momentum_buffer).ToArray();
-            optimizer.LoadMomentumBuffers(buffers, 0);
-            optimizer.LearningRate = legacy.ParamGroups.First().LearningRate;
+            sgd.LoadMomentumBuffers(buffers, 0);
+            sgd.LearningRate = legacy.ParamGroups.First().LearningRate;
             return true;
         }
         return false;

@@ -24,6 +24,9 @@ internal sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp,
     /// <summary>The ranks of a data-parallel run (gradients averaged before each optimizer step, losses reduced,
     /// stops agreed); null: one process.</summary>
     public ICommunicator? Communicator { get; init; }
+    /// <summary>Shown each batch as the loader made it, with its index in the epoch, before the step (e.g. to draw the
+    /// first ones); null: none.</summary>
+    public Action<int, DataBatch>? OnBatch { get; init; }
 }
 
 /// <summary>What an epoch did.</summary>
@@ -53,18 +56,18 @@ internal static class Engine
     /// loss / accumulate (through the loss scaler), and, when <paramref name="step"/>, the optimizer step and
     /// zero_grad. Returns the loss values; a non-finite total is returned without backward (training must stop).
     /// </summary>
-    public static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+    public static LossParts TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
         double gr, int accumulate, bool step) => TrainStep(model, optimizer, loss, scaler, images, targets, gr, accumulate, step, null, null);
 
     /// <summary>
-    /// <see cref="TrainStep(DarkNet, Sgd, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool)"/> as one rank of
+    /// <see cref="TrainStep(DarkNet, IOptimizer, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool)"/> as one rank of
     /// <paramref name="comm"/> (train_multi_GPU.py's DDP): the loss values returned are the mean over the ranks
     /// (reduce_dict), checked for finiteness before backward so that every rank stops together, and the gradients
     /// are averaged over the ranks (one flat all-reduce) before the optimizer step. Gradients accumulated over several
     /// batches are averaged once, at the step: the mean of sums is the sum of the means DDP would all-reduce per backward.
     /// <paramref name="syncWatch"/>, when given, runs while the gradients are averaged.
     /// </summary>
-    public static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+    public static LossParts TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
         double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch) =>
         TrainStep(model, optimizer, loss, scaler, images, targets, gr, accumulate, step, comm, syncWatch, null);
 
@@ -73,7 +76,7 @@ internal static class Engine
     /// loss (its values read back), backward, the optimizer step with zero_grad; 0 for a part that did not run (after a
     /// non-finite loss, or without <paramref name="step"/>).
     /// </summary>
-    internal static LossParts TrainStep(DarkNet model, Sgd optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+    internal static LossParts TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
         double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch, double[]? phases)
     {
         using var scope = NewDisposeScope();
@@ -133,12 +136,12 @@ internal static class Engine
 
     /// <summary>
     /// One epoch of the reference's train_one_epoch: per batch, optional multi-scale resize (bilinear, to a
-    /// 32-multiple), <see cref="TrainStep(DarkNet, Sgd, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool, ICommunicator?, Stopwatch?)"/> (as a rank of the epoch settings' communicator), an optimizer step after every batch with ni mod accumulate = 0
+    /// 32-multiple), <see cref="TrainStep(DarkNet, IOptimizer, YoloLoss, LossScaler, Tensor, Tensor, double, int, bool, ICommunicator?, Stopwatch?)"/> (as a rank of the epoch settings' communicator), an optimizer step after every batch with ni mod accumulate = 0
     /// (ni = i + nb·epoch, as the reference counts; gradients left over at the end of an epoch carry into the next,
     /// as there), and the warmup LR in epoch 0. The cosine LR of the epoch is set at its start (what LambdaLR stepped
     /// once per epoch shows).
     /// </summary>
-    public static EpochOutcome TrainOneEpoch(DarkNet model, Sgd optimizer, YoloDataLoader loader, YoloLoss loss,
+    public static EpochOutcome TrainOneEpoch(DarkNet model, IOptimizer optimizer, YoloDataLoader loader, YoloLoss loss,
         LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress = null,
         CancellationToken cancellation = default)
     {
@@ -152,7 +155,7 @@ internal static class Engine
         finally { model.ComputeType = previousComputeType; }
     }
 
-    static EpochOutcome TrainBatches(DarkNet model, Sgd optimizer, YoloDataLoader loader, YoloLoss loss,
+    static EpochOutcome TrainBatches(DarkNet model, IOptimizer optimizer, YoloDataLoader loader, YoloLoss loss,
         LossScaler scaler, Device device, EpochSettings s, IProgress<TrainProgress>? progress,
         CancellationToken cancellation)
     {
@@ -176,6 +179,7 @@ internal static class Engine
             using var _ = batch;
             int ni = Schedule.integratedBatch(nb, s.Epoch, i);
             bool boundary = Schedule.isBoundary(acc, ni);
+            s.OnBatch?.Invoke(i, batch);
             var imgs = batch.Images.to(device);
             var targets = batch.Targets.to(device);
             if (s.MultiScaleGrid is { } grid)

@@ -43,7 +43,7 @@ internal sealed class LossScaler
     }
 
     /// <summary>Unscales the gradients, and steps the optimizer unless one of them is inf/NaN.</summary>
-    public void Step(Sgd optimizer)
+    public void Step(IOptimizer optimizer)
     {
         LastStepSkipped = false;
         if (!Enabled) { optimizer.Step(); return; }

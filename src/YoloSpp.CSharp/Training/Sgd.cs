@@ -13,13 +13,15 @@ namespace YoloSpp.Training;
 /// Scalar left to the finalizer, which a GC on another thread (the data loader's) can free mid-call; this one owns
 /// its Scalars for the whole step.
 /// </summary>
-public sealed class Sgd : IDisposable
+public sealed class Sgd : IOptimizer
 {
     readonly Parameter[] _params;
     readonly Tensor?[] _buffers;
 
     /// <summary>The parameters, in the order of their momentum buffers.</summary>
     public IReadOnlyList<Parameter> Parameters => _params;
+    /// <inheritdoc/>
+    public OptimizerKind Kind => OptimizerKind.Sgd;
     /// <summary>Learning rate of the next step (the schedules set it per epoch or per batch).</summary>
     public double LearningRate { get; set; }
     /// <summary>Momentum factor.</summary>
@@ -91,10 +93,13 @@ public sealed class Sgd : IDisposable
     }
 
     /// <summary>Sets every gradient to zero (as torch's zero_grad(set_to_none=False)).</summary>
-    public void ZeroGrad()
+    public void ZeroGrad() => ZeroGradients(_params);
+
+    /// <summary>Sets the gradients of <paramref name="parameters"/> to zero, detached (torch's zero_grad(set_to_none=False)).</summary>
+    internal static void ZeroGradients(IEnumerable<Parameter> parameters)
     {
         using var scope = NewDisposeScope();
-        foreach (var p in _params)
+        foreach (var p in parameters)
         {
             var g = p.grad;
             if (g is null) continue;

@@ -15,6 +15,9 @@ public sealed record TrainOptions
     /// <summary>A hyp.yaml file, or a built-in recipe by name, <c>shapes</c> or <c>reference</c> (see
     /// <see cref="HyperParameters.Named"/>); null for the reference's defaults.</summary>
     public string? Hyp { get; init; }
+    /// <summary>The optimizer; null for the one the hyperparameters name (<c>optimizer:</c>, SGD when absent): the
+    /// <c>shapes</c> recipe trains with Adam, the <c>reference</c> one with SGD.</summary>
+    public OptimizerKind? Optimizer { get; init; }
     /// <summary>Starting weights: a checkpoint (.ckpt) to resume, or .weights/.pt/.safetensors to start from; null for random init.</summary>
     public string? Weights { get; init; }
     /// <summary>Epochs to train (when resuming from a checkpoint that already has more, this many more).</summary>

@@ -247,17 +247,49 @@ public static class TrainSteps
             $"differs from the cfg {o.Weights} was trained with: {diff.Value}; resume with the checkpoint's cfg, or pass --allow-cfg-change if the change is meant");
     }
 
-    /// <summary>Step 3: SGD with Nesterov momentum over the trainable parameters (lr0, momentum and weight decay of the
-    /// hyperparameters), with a checkpoint's momentum buffers when resuming.</summary>
-    public static Sgd Optimizer(TrainOptions o, DarkNet model, TrainingData data)
+    /// <summary>Step 3: the optimizer over the trainable parameters, as <see cref="TrainOptions.Optimizer"/> or else the
+    /// hyperparameters' <c>optimizer</c> say: SGD with Nesterov momentum (the reference's: lr0, momentum, weight decay on
+    /// every parameter), or Adam / AdamW as yolov5's <c>--optimizer</c> (lr0, beta1 = momentum, beta2 0.999, weight decay
+    /// on the convolution weights only). Resuming restores a checkpoint's optimizer state.</summary>
+    /// <exception cref="InvalidInputException">The checkpoint being resumed was trained with another optimizer.</exception>
+    public static IOptimizer Optimizer(TrainOptions o, DarkNet model, TrainingData data, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
         var hyp = data.Hyp;
-        var optimizer = new Sgd(model.parameters().Where(p => p.requires_grad), hyp.Lr0, momentum: hyp.Momentum,
-            weightDecay: hyp.WeightDecay, nesterov: true);
-        if (!string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights)) Checkpoint.LoadOptimizer(o.Weights, optimizer);
-        return optimizer;
+        var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
+        IOptimizer optimizer = (o.Optimizer ?? hyp.Optimizer) switch
+        {
+            OptimizerKind.Sgd => new Sgd(trainable, hyp.Lr0, momentum: hyp.Momentum, weightDecay: hyp.WeightDecay, nesterov: true),
+            var adam => new Adam(trainable, hyp.Lr0, beta1: hyp.Momentum, weightDecay: hyp.WeightDecay,
+                decoupled: adam == OptimizerKind.AdamW, decays: trainable.Select(Adam.DecaysByDefault)),
+        };
+        try
+        {
+            if (!string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights)) Checkpoint.LoadOptimizer(o.Weights, optimizer);
+            MainRankLog(data.Communicator, log)?.Invoke(Describe(optimizer, hyp));
+            return optimizer;
+        }
+        catch
+        {
+            optimizer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The optimizer in one line, as yolov5 prints it: its settings and its parameter groups.</summary>
+    static string Describe(IOptimizer optimizer, HyperParameters hyp)
+    {
+        static string G(double v) => v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture);
+        return optimizer switch
+        {
+            Adam a => $"optimizer: {(a.Decoupled ? "AdamW" : "Adam")}(lr0={G(hyp.Lr0)}, betas=({G(a.Beta1)}, {G(a.Beta2)})) with weight_decay={G(a.WeightDecay)} " +
+                $"on {a.Decays.Count(d => d)} convolution weights, none on {a.Decays.Count(d => !d)} BatchNorm weights and biases",
+            Sgd s => $"optimizer: SGD(lr0={G(hyp.Lr0)}, momentum={G(s.Momentum)}, nesterov={s.Nesterov.ToString().ToLowerInvariant()}) with weight_decay={G(s.WeightDecay)} " +
+                $"on all {s.Parameters.Count} parameters (the reference's)",
+            _ => $"optimizer: {optimizer.Kind}",
+        };
     }
 
     /// <summary>Step 4: the reference's compute_loss over the network's yolo layers, with the hyperparameters' gains.</summary>
@@ -276,7 +308,7 @@ public static class TrainSteps
     /// the ranks' mean, and rank 0 alone evaluates, logs, plots and writes checkpoints (the others' result has no
     /// evaluation); every rank returns once rank 0 has written the epoch's files.
     /// </summary>
-    public static TrainResult Fit(TrainOptions o, TrainingData data, DarkNet model, Sgd optimizer, YoloLoss loss, Device device,
+    public static TrainResult Fit(TrainOptions o, TrainingData data, DarkNet model, IOptimizer optimizer, YoloLoss loss, Device device,
         IProgress<TrainProgress>? progress = null, CancellationToken cancellation = default, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
@@ -326,7 +358,7 @@ public static class TrainSteps
         {
             var settings = new EpochSettings(epoch, epochs, data.Hyp, accumulate, o.Warmup, data.MultiScaleGrid, data.TrainSize,
                 new Random(o.Seed + epoch), o.TimeLimit is { } limit ? limit - started.Elapsed : null)
-            { ComputeType = precision.ComputeType, Communicator = comm };
+            { ComputeType = precision.ComputeType, Communicator = comm, OnBatch = epoch == 0 && main ? PlotFirstBatches(dir, data.ClassNames) : null };
             var outcome = Engine.TrainOneEpoch(model, optimizer, data.Loader, loss, scaler, device, settings, progress, cancellation);
             cancelled = outcome.Cancelled;
             timeUp = outcome.TimeUp;
@@ -376,6 +408,17 @@ public static class TrainSteps
         return new TrainResult(last, best, Written(Path.Combine(dir, o.ResultName)), Written(Path.Combine(dir, "results.png")),
             Written(Path.Combine(dir, "tensorboard")), epochsDone, final, cancelled, Written(Path.Combine(dir, "epochs.csv")), dir);
     }
+
+    /// <summary>How many of the first batches a run draws (yolov5's train_batch0..2.jpg).</summary>
+    public const int PlottedBatches = 3;
+
+    /// <summary>Draws the first <see cref="PlottedBatches"/> batches of a run, as the loader made them, with their labels
+    /// (<see cref="Detection.BatchPlot"/>) into <c>train_batchN.jpg</c>: what the network is shown.</summary>
+    static Action<int, DataBatch> PlotFirstBatches(string dir, IReadOnlyList<string> names) => (i, batch) =>
+    {
+        if (i < PlottedBatches)
+            Detection.BatchPlot.Save(batch.Images, batch.Targets, batch.Paths, names, Path.Combine(dir, $"train_batch{i}.jpg"));
+    };
 
     /// <summary>
     /// The folder a run asks for and whether it is reused as it is: <see cref="TrainOptions.OutputDir"/>, or when

@@ -37,7 +37,7 @@ public sealed class Trainer
         var device = Backend.ResolveDevice(_o.Device, comm, comm.Rank == 0 ? _log : _ => { });
         var data = TrainSteps.Data(_o, _log, comm);
         using var model = TrainSteps.Model(_o, data, device, _log);
-        using var optimizer = TrainSteps.Optimizer(_o, model, data);
+        using var optimizer = TrainSteps.Optimizer(_o, model, data, _log);
         var loss = TrainSteps.Loss(model, data, device);
         return TrainSteps.Fit(_o, data, model, optimizer, loss, device, progress, cancellation, _log);
     }

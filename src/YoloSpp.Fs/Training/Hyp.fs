@@ -7,8 +7,9 @@ open System.Globalization
 open System.IO
 open YamlDotNet.RepresentationModel
 
-/// The reference's hyp.yaml keys, plus `gr` (objectness-target GIoU ratio, the reference's fixed model.gr) and
-/// `gr_ramp` (iterations over which gr ramps linearly from 0 to its value; 0 = fixed, the reference).
+/// The reference's hyp.yaml keys, plus `gr` (objectness-target GIoU ratio, the reference's fixed model.gr),
+/// `gr_ramp` (iterations over which gr ramps linearly from 0 to its value; 0 = fixed, the reference) and `optimizer`
+/// (sgd, adam or adamw; as ultralytics' default.yaml, the recipe names its optimizer; absent = sgd, the reference).
 type Hyp =
     {
         /// GIoU box loss gain
@@ -51,6 +52,8 @@ type Hyp =
         Gr: float
         /// iterations of a linear 0 -> gr ramp at the start of training (0 = none, the reference)
         GrRamp: float
+        /// the optimizer (SGD, the reference's, unless the file says otherwise)
+        Optimizer: OptimizerChoice
     }
 
 /// The reference's cfg/hyp.yaml values (gr 1.0 fixed).
@@ -76,6 +79,7 @@ let defaults =
         Shear = 0.0
         Gr = 1.0
         GrRamp = 0.0
+        Optimizer = OptimizerChoice.Sgd
     }
 
 type private Field =
@@ -122,8 +126,27 @@ let private fields =
 let requiredKeys =
     fields |> List.filter (fun f -> f.Required) |> List.map (fun f -> f.Key)
 
+/// The key naming the optimizer (the only key whose value is a word).
+[<Literal>]
+let OptimizerKey = "optimizer"
+
 /// The keys a hyp file may contain.
-let knownKeys = fields |> List.map (fun f -> f.Key)
+let knownKeys = (fields |> List.map (fun f -> f.Key)) @ [ OptimizerKey ]
+
+/// The optimizer's name as a hyp file writes it.
+let optimizerName (o: OptimizerChoice) =
+    match o with
+    | OptimizerChoice.Adam -> "adam"
+    | OptimizerChoice.AdamW -> "adamw"
+    | _ -> "sgd"
+
+/// An optimizer by name (sgd, adam, adamw; case-insensitive).
+let tryParseOptimizer (name: string) : OptimizerChoice option =
+    match (if isNull name then "" else name.Trim().ToLowerInvariant()) with
+    | "sgd" -> Some OptimizerChoice.Sgd
+    | "adam" -> Some OptimizerChoice.Adam
+    | "adamw" -> Some OptimizerChoice.AdamW
+    | _ -> None
 
 let private domainError (key: string) (v: float) =
     match key with
@@ -209,6 +232,13 @@ let parse (file: string) (text: string) : Result<Hyp, SourceError list> =
                         let key = (k :?> YamlScalarNode).Value
 
                         match fields |> List.tryFind (fun f -> f.Key = key) with
+                        | None when key = OptimizerKey ->
+                            match v with
+                            | :? YamlScalarNode as s ->
+                                match tryParseOptimizer s.Value with
+                                | Some o -> h <- { h with Optimizer = o }
+                                | None -> errors.Add(err line (sprintf "optimizer: '%s' is not one of sgd, adam, adamw" s.Value))
+                            | _ -> errors.Add(err line "optimizer: expected sgd, adam or adamw")
                         | None -> errors.Add(err line (sprintf "unknown key '%s' (known: %s)" key (String.Join(", ", knownKeys))))
                         | Some f ->
                             seen.Add key |> ignore
@@ -236,6 +266,7 @@ let parse (file: string) (text: string) : Result<Hyp, SourceError list> =
 let toYaml (h: Hyp) : string =
     fields
     |> List.map (fun f -> sprintf "%s: %s" f.Key ((f.Get h).ToString("R", CultureInfo.InvariantCulture)))
+    |> fun lines -> lines @ [ sprintf "%s: %s" OptimizerKey (optimizerName h.Optimizer) ]
     |> String.concat "\n"
     |> fun s -> s + "\n"
 

@@ -8,6 +8,7 @@ open Expecto
 open YoloSpp.Data
 open YoloSpp.Detection
 open YoloSpp.Tests
+open TorchSharp
 
 /// A plain grey picture.
 let private grey (w: int) (h: int) =
@@ -96,5 +97,57 @@ let tests =
 
                     if threshold = 0.0 then
                         Expect.isNonEmpty drawn "some boxes at 0"
+            }
+            test "BatchPlot: a batch of two 48x40 images side by side, the label box in its class colour on the second, pixels as the loader's" {
+                let dir = TestUtil.fixtureDir "yolospp-batchplot-"
+                // [n, 3, h, w] in [0, 1]: grey 0.5, which the plot writes as 128 (round(127.5), as yolov5's * 255)
+                use images = torch.ones ([| 2L; 3L; 40L; 48L |])
+                images.mul_ (torch.tensor 0.5f) |> ignore
+                // image 1, class 2: centre (24, 20), 24 x 20 pixels, so x 12..36 and y 10..30 in its tile
+                use targets =
+                    torch.tensor([| 1.0f; 2.0f; 0.5f; 0.5f; 0.5f; 0.5f |]).reshape (1L, 6L)
+
+                let out = Path.Combine(dir, "batch.png")
+                BatchPlot.Save(images, targets, null, [| "circle"; "square"; "triangle" |], out)
+                let drawn = RgbImage.Load out
+                Expect.equal (drawn.Width, drawn.Height) (96, 40) "⌈√2⌉ = 2 columns of 48 x 40, one row"
+                Expect.equal (pixel drawn 24 20) (128uy, 128uy, 128uy) "the first image's middle, untouched"
+                let struct (r, g, b) = Annotator.ClassColor 2
+                let colour = r, g, b
+
+                let coloured (xs: int seq) (ys: int seq) =
+                    [
+                        for x in xs do
+                            for y in ys do
+                                if pixel drawn x y = colour then
+                                    (x, y)
+                    ]
+
+                Expect.isEmpty (coloured [ 0..47 ] [ 0..39 ]) "nothing in the class colour on the unlabelled image"
+                Expect.isNonEmpty (coloured [ 59..61 ] [ 20..28 ]) "the box's left edge at x 48 + 12"
+                Expect.isNonEmpty (coloured [ 83..85 ] [ 20..28 ]) "its right edge at x 48 + 36"
+                Expect.isEmpty (coloured [ 63..81 ] [ 15..28 ]) "the box's inside is not filled"
+                Expect.equal (pixel drawn 72 20) (128uy, 128uy, 128uy) "the second image's middle, inside the box"
+            }
+            test "BatchPlot: at most 16 images in a 4 x 4 grid, a grid wider than 1920 scaled down, other shapes refused" {
+                let dir = TestUtil.fixtureDir "yolospp-batchplot-"
+                use many = torch.zeros ([| 17L; 3L; 8L; 8L |])
+                use none = torch.zeros ([| 0L; 6L |])
+                BatchPlot.Save(many, none, null, [||], Path.Combine(dir, "many.png"))
+                let m = RgbImage.Load(Path.Combine(dir, "many.png"))
+                Expect.equal (m.Width, m.Height) (32, 32) "16 of the 17 images, 4 columns and 4 rows of 8 x 8"
+                use wide = torch.zeros ([| 1L; 3L; 100L; 2000L |])
+                BatchPlot.Save(wide, none, [| "/data/images/a.jpg" |], [||], Path.Combine(dir, "wide.jpg"))
+                let w = RgbImage.Load(Path.Combine(dir, "wide.jpg"))
+                Expect.equal (w.Width, w.Height) (1920, 96) "scaled by 1920 / 2000, never up"
+                use gray = torch.zeros ([| 1L; 1L; 8L; 8L |])
+                Expect.throwsT<ArgumentException> (fun () -> BatchPlot.Save(gray, none, null, [||], Path.Combine(dir, "x.png"))) "one channel"
+                use short = torch.zeros ([| 2L; 5L |])
+                Expect.throwsT<ArgumentException> (fun () -> BatchPlot.Save(many, short, null, [||], Path.Combine(dir, "y.png"))) "5 label columns"
+
+                Expect.isFalse
+                    (File.Exists(Path.Combine(dir, "x.png"))
+                     || File.Exists(Path.Combine(dir, "y.png")))
+                    "nothing written"
             }
         ]

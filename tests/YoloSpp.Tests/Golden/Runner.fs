@@ -28,6 +28,7 @@ let handlers: Map<string, string -> JsonElement -> unit> =
             "cocoeval", (fun _ c -> CocoEvalCases.run c)
             "darknet_grad", DarknetGradCases.run
             "sgd", (fun _ c -> SgdCases.run c)
+            "adam", (fun _ c -> AdamCases.run c)
             "python_float", (fun _ c -> PythonFloatCases.run c)
             "resize", ImageCases.resize
             "image_decode", ImageCases.imageDecode

@@ -127,7 +127,16 @@ let tests =
                     Expect.isTrue (File.ReadAllBytes(r.PlotFile).[1..3] = "PNG"B) "png"
                     Expect.isNonEmpty (Directory.GetFiles(r.TensorBoardDir, "events.out.tfevents*", SearchOption.AllDirectories)) "tfevents"
                     Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
-                    Expect.isNotNull r.Final "evaluated")
+                    Expect.isNotNull r.Final "evaluated"
+                    // the first epoch's first batches, as the network saw them (yolov5's train_batch0..2.jpg)
+                    let plots =
+                        Directory.GetFiles(r.OutputDir, "train_batch*.jpg")
+                        |> Array.map Path.GetFileName
+                        |> Array.sort
+
+                    Expect.equal plots [| "train_batch0.jpg"; "train_batch1.jpg"; "train_batch2.jpg" |] "three batch plots"
+                    let first = RgbImage.Load(Path.Combine(r.OutputDir, "train_batch0.jpg"))
+                    Expect.isGreaterThan first.Width 0 "a readable JPEG")
             }
             test "--single-cls trains one class: labels class 0, cls gain × 1/80, a one-class cfg required and trained" {
                 withSetup (fun dir data cfg ->
@@ -194,17 +203,27 @@ let tests =
                         (use m = DarkNet.FromCfgFile cfg in ModelWeights.Load(m, r.LastCheckpoint))
 
                     Expect.isEmpty report.Skipped "the checkpoint loads completely"
-                    // optimizer state: load it into a fresh SGD and save it again: byte-identical
+                    // optimizer state: load it into a fresh Adam (the demo recipe's) and save it again: byte-identical
                     use m = DarkNet.FromCfgFile cfg
                     let hyp = HyperParameters.Load(o.Hyp)
+                    Expect.equal hyp.Optimizer OptimizerKind.Adam "the demo's recipe trains with Adam"
+                    let trainable = m.parameters () |> Seq.toArray
 
-                    use sgd =
-                        new Sgd(m.parameters (), 0.5, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
+                    use adam =
+                        new Adam(trainable, 0.5, beta1 = hyp.Momentum, weightDecay = hyp.WeightDecay, decays = Array.map Adam.DecaysByDefault trainable)
 
-                    Expect.isTrue (Checkpoint.LoadOptimizer(r.LastCheckpoint, sgd)) "has optimizer state"
-                    Expect.isTrue (sgd.MomentumBuffers |> Seq.forall (fun b -> not (isNull b))) "every momentum buffer restored"
+                    Expect.isTrue (Checkpoint.LoadOptimizer(r.LastCheckpoint, adam)) "has optimizer state"
+                    Expect.isTrue (adam.ExpAvg |> Seq.forall (fun b -> not (isNull b))) "every first moment restored"
+                    Expect.isTrue (adam.ExpAvgSq |> Seq.forall (fun b -> not (isNull b))) "every second moment restored"
+                    // the checkpoint's optimizer is Adam: an SGD cannot take its state, and says which to use
+                    use sgd = new Sgd(trainable, 0.5, momentum = 0.9, nesterov = true)
+
+                    let refused =
+                        Expect.throwsC (fun () -> Checkpoint.LoadOptimizer(r.LastCheckpoint, sgd) |> ignore) id
+
+                    Expect.stringContains refused.Message "--optimizer adam" "names the optimizer to resume with"
                     let again = Path.Combine(dir, "again.ckpt")
-                    Checkpoint.Save(again, m, sgd, Checkpoint.ReadInfo(r.LastCheckpoint))
+                    Checkpoint.Save(again, m, adam, Checkpoint.ReadInfo(r.LastCheckpoint))
 
                     let bytes (p: string) (name: string) =
                         use z = IO.Compression.ZipFile.OpenRead p
@@ -213,8 +232,8 @@ let tests =
                         s.CopyTo ms
                         ms.ToArray()
 
-                    Expect.isTrue (bytes again "optimizer.safetensors" = bytes r.LastCheckpoint "optimizer.safetensors") "momentum buffers restored exactly"
-                    Expect.isTrue (bytes again "optimizer.json" = bytes r.LastCheckpoint "optimizer.json") "lr and step count restored exactly"
+                    Expect.isTrue (bytes again "optimizer.safetensors" = bytes r.LastCheckpoint "optimizer.safetensors") "moments restored exactly"
+                    Expect.isTrue (bytes again "optimizer.json" = bytes r.LastCheckpoint "optimizer.json") "lr and step counts restored exactly"
                     // resuming trains epoch 1 at the cosine LR of epoch 1
                     let resumed =
                         TrainOptions(
@@ -250,6 +269,37 @@ let tests =
 
                     Expect.floatClose Accuracy.veryHigh (seen.[0].LearningRate) expectedLr "lr of epoch 1"
                     Expect.equal (File.ReadAllLines r2.ResultsFile).Length 2 "results continue the interrupted run's file")
+            }
+            test "TrainOptions.Optimizer overrides the recipe's: an SGD run checkpoints momentum buffers that a fresh SGD restores exactly" {
+                withSetup (fun dir data cfg ->
+                    let o =
+                        TrainOptions(
+                            Cfg = cfg,
+                            Data = data,
+                            Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"),
+                            Optimizer = Nullable OptimizerKind.Sgd,
+                            Epochs = 1,
+                            BatchSize = 4,
+                            ImageSize = 64,
+                            MultiScale = false,
+                            Mosaic = false,
+                            Warmup = false,
+                            Device = "cpu",
+                            OutputDir = Path.Combine(dir, "sgd"),
+                            Accumulate = Nullable 1
+                        )
+
+                    let r = Trainer(o).Run()
+                    use m = DarkNet.FromCfgFile cfg
+                    let hyp = HyperParameters.Load(o.Hyp)
+
+                    use sgd =
+                        new Sgd(m.parameters (), 0.5, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
+
+                    Expect.isTrue (Checkpoint.LoadOptimizer(r.LastCheckpoint, sgd)) "has optimizer state"
+                    Expect.isTrue (sgd.MomentumBuffers |> Seq.forall (fun b -> not (isNull b))) "every momentum buffer restored"
+                    Expect.equal sgd.Steps 3L "three batches of 4 from 12 images, one step each"
+                    Expect.floatClose Accuracy.veryHigh sgd.LearningRate hyp.Lr0 "the epoch's learning rate")
             }
             test "a non-finite loss stops training and names the batch's images" {
                 withSetup (fun dir data cfg ->
