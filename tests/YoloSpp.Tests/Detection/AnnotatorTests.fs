@@ -18,6 +18,17 @@ let private pixel (img: RgbImage) (x: int) (y: int) =
     let i = (y * img.Width + x) * 3
     img.Pixels[i], img.Pixels[i + 1], img.Pixels[i + 2]
 
+/// The pixels among xs × ys that have class `cls`'s colour exactly.
+let private inColour (img: RgbImage) (cls: int) (xs: int seq) (ys: int seq) =
+    let struct (r, g, b) = Annotator.ClassColor cls
+
+    [
+        for x in xs do
+            for y in ys do
+                if pixel img x y = (r, g, b) then
+                    (x, y)
+    ]
+
 let tests =
     testList
         "annotator"
@@ -50,16 +61,7 @@ let tests =
                 let image = grey 160 160
                 let d = Detection(4, "ring", 0.87, 140.0, 60.0, 159.0, 100.0)
                 let drawn = Annotator.Draw(image, [| d |])
-                let struct (r, g, b) = Annotator.ClassColor 4
-                let colour = r, g, b
-
-                let coloured (xs: int seq) (ys: int seq) =
-                    [
-                        for x in xs do
-                            for y in ys do
-                                if pixel drawn x y = colour then
-                                    (x, y)
-                    ]
+                let coloured = inColour drawn 4
 
                 // the label's tab, above the box: from the image's last column leftwards, far enough for its text
                 Expect.isNonEmpty (coloured [ 159 ] [ 30..59 ]) "the label reaches the right edge"
@@ -112,16 +114,7 @@ let tests =
                 let drawn = RgbImage.Load out
                 Expect.equal (drawn.Width, drawn.Height) (96, 40) "⌈√2⌉ = 2 columns of 48 x 40, one row"
                 Expect.equal (pixel drawn 24 20) (128uy, 128uy, 128uy) "the first image's middle, untouched"
-                let struct (r, g, b) = Annotator.ClassColor 2
-                let colour = r, g, b
-
-                let coloured (xs: int seq) (ys: int seq) =
-                    [
-                        for x in xs do
-                            for y in ys do
-                                if pixel drawn x y = colour then
-                                    (x, y)
-                    ]
+                let coloured = inColour drawn 2
 
                 Expect.isEmpty (coloured [ 0..47 ] [ 0..39 ]) "nothing in the class colour on the unlabelled image"
                 Expect.isNonEmpty (coloured [ 59..61 ] [ 20..28 ]) "the box's left edge at x 48 + 12"

@@ -13,26 +13,23 @@ open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Tests.Golden.Json
 
-let run (case: JsonElement) =
+/// A case's tensor of shape `s`, as float32.
+let private flat (e: JsonElement) (s: int64[]) = tensorAs torch.float32 (Some s) e
+
+/// Shared by the optimizer kinds (`sgd`, `adam`): the case's parameters (`initial`, `shapes`), then for each of its
+/// `steps` the LR and gradients set, one step, the parameters compared to abs 1e-6, and `after` given the step's index,
+/// its JSON and the parameter shapes to check the optimizer's own state.
+let replay<'o when 'o :> IOptimizer> (case: JsonElement) (make: Modules.Parameter[] -> 'o) (after: 'o -> int -> JsonElement -> int64[][] -> unit) =
     use _ = torch.NewDisposeScope()
     let shapes = items (prop "shapes" case) |> Array.map shapeOf
-    let flat (e: JsonElement) (s: int64[]) = tensorAs torch.float32 (Some s) e
 
     let ps =
         Array.map2 (fun e s -> new Modules.Parameter((flat e s).detach (), requires_grad = true)) (items (prop "initial" case)) shapes
 
-    use sgd =
-        new Sgd(
-            ps,
-            0.0,
-            momentum = num "momentum" case,
-            weightDecay = num "weight_decay" case,
-            nesterov = (prop "nesterov" case).GetBoolean(),
-            dampening = num "dampening" case
-        )
+    use optimizer = make ps
 
     for k, step in Array.indexed (items (prop "steps" case)) do
-        sgd.LearningRate <- num "lr" step
+        optimizer.LearningRate <- num "lr" step
 
         for i, g in Array.indexed (items (prop "grads" step)) do
             ps.[i].grad <-
@@ -41,14 +38,33 @@ let run (case: JsonElement) =
                  else
                      flat g shapes.[i])
 
-        sgd.Step()
+        optimizer.Step()
 
         for i, e in Array.indexed (items (prop "params" step)) do
             close (sprintf "step %d param %d" k i) 1e-6 0.0 ps.[i] (flat e shapes.[i])
 
-        for i, e in Array.indexed (items (prop "momentum_buffers" step)) do
-            match sgd.MomentumBuffers.[i], e.ValueKind with
-            | null, JsonValueKind.Null -> ()
-            | null, _ -> failtestf "step %d: parameter %d has no momentum buffer, PyTorch has one" k i
-            | _, JsonValueKind.Null -> failtestf "step %d: parameter %d has a momentum buffer, PyTorch has none" k i
-            | b, _ -> close (sprintf "step %d momentum buffer %d" k i) 1e-6 0.0 b (flat e shapes.[i])
+        after optimizer k step shapes
+
+/// One state tensor of parameter `i` after step `k` against PyTorch's (null where PyTorch has none), to abs 1e-6.
+let stateClose (what: string) (k: int) (i: int) (mine: torch.Tensor) (e: JsonElement) (shape: int64[]) =
+    match mine, e.ValueKind with
+    | null, JsonValueKind.Null -> ()
+    | null, _ -> failtestf "step %d: parameter %d has no %s, PyTorch has one" k i what
+    | _, JsonValueKind.Null -> failtestf "step %d: parameter %d has a %s, PyTorch has none" k i what
+    | m, _ -> close (sprintf "step %d %s %d" k what i) 1e-6 0.0 m (flat e shape)
+
+let run (case: JsonElement) =
+    replay
+        case
+        (fun ps ->
+            new Sgd(
+                ps,
+                0.0,
+                momentum = num "momentum" case,
+                weightDecay = num "weight_decay" case,
+                nesterov = (prop "nesterov" case).GetBoolean(),
+                dampening = num "dampening" case
+            ))
+        (fun sgd k step shapes ->
+            for i, e in Array.indexed (items (prop "momentum_buffers" step)) do
+                stateClose "momentum buffer" k i sgd.MomentumBuffers.[i] e shapes.[i])
