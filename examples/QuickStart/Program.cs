@@ -1,4 +1,7 @@
 using YoloSpp;
+using YoloSpp.Geometry;
+using YoloSpp.Platform;
+using YoloSpp.Training;
 using static TorchSharp.torch;
 
 namespace QuickStart;

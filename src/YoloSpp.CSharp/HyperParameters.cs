@@ -1,4 +1,7 @@
-using YoloSpp.Training;
+using Shapes = YoloSpp.Data.Shapes;
+using YoloSpp.IO;
+using Hyp = YoloSpp.Training.Hyp;
+using Loss = YoloSpp.Training.Loss;
 
 namespace YoloSpp;
 

@@ -1,3 +1,4 @@
+
 namespace YoloSpp;
 
 /// <summary>A problem in an input file: the file, its 1-based line (0: the whole file) and why.</summary>

@@ -1,10 +1,11 @@
+
 namespace YoloSpp;
 
 /// <summary>
 /// The built-in recipes: the repository's <c>cfg/shapes-spp.cfg</c>, <c>cfg/hyp.shapes.yaml</c> and
 /// <c>cfg/hyp.yaml</c>, embedded in the library when it is built (see YoloSpp.CSharp.csproj), so that the names
 /// <c>--cfg shapes-spp</c>, <c>--hyp shapes</c> and <c>--hyp reference</c> need no file of the repository and there is
-/// one copy of each recipe. <see cref="ModelCfg.Topology"/> and <see cref="HyperParameters.Named"/> are their faces.
+/// one copy of each recipe. <see cref="YoloSpp.Model.ModelCfg.Topology"/> and <see cref="HyperParameters.Named"/> are their faces.
 /// </summary>
 internal static class Recipes
 {

@@ -15,6 +15,8 @@ open YoloSpp.IO
 open YoloSpp.Model
 open YoloSpp.Cli.BenchFigures
 
+open YoloSpp.Platform
+
 type BenchArgs =
     | Cfg of path: string
     | Classes of int

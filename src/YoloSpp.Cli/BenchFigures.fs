@@ -215,7 +215,7 @@ let benchInference (cfg: DarknetConfig) computeType size warmup repeats =
                 )
 
             YoloSpp.Export.OnnxExport.Export(model, path, options)
-            YoloSpp.Export.OnnxRuntimeNetwork.Load(path, torch.get_num_threads ())
+            YoloSpp.Detection.OnnxRuntimeNetwork.Load(path, torch.get_num_threads ())
         finally
             File.Delete path
 
@@ -238,7 +238,7 @@ let benchInference (cfg: DarknetConfig) computeType size warmup repeats =
                     o.Dispose()
         }
 
-    let runOnnx (o: YoloSpp.Export.OnnxRuntimeNetwork) () =
+    let runOnnx (o: YoloSpp.Detection.OnnxRuntimeNetwork) () =
         use _ = torch.NewDisposeScope()
         o.Predict x |> ignore
 

@@ -2,6 +2,7 @@
 module YoloSpp.Cli.Commands
 
 open Argu
+open YoloSpp.Platform
 
 type IouArgs =
     | [<MainCommand; Mandatory>] Boxes of box1: string * box2: string

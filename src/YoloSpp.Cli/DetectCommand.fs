@@ -13,6 +13,8 @@ open YoloSpp.Training
 open YoloSpp.Data
 open YoloSpp.Detection
 
+open YoloSpp.Platform
+
 let private defaults = DetectorOptions()
 
 type DetectArgs =

@@ -12,6 +12,8 @@ open YoloSpp.Evaluation
 open YoloSpp.Model
 open YoloSpp.Training
 
+open YoloSpp.Platform
+
 type DoctorArgs =
     | No_Speed
     | Verbose
@@ -24,7 +26,7 @@ type DoctorArgs =
 
 /// Runs the command; returns the exit code (0 all right, 1 a problem, with the reason).
 let run (args: ParseResults<DoctorArgs>) : int =
-    let r = Doctor.Run(not (args.Contains No_Speed))
+    let r = Doctor.Run(DarkNet.BuiltInWorkload(), not (args.Contains No_Speed))
     let g = r.Guard
     printfn "YoloSpp %s, TorchSharp %s, libtorch %s" r.YoloSppVersion r.TorchSharpVersion r.LibTorchVersion
     printfn "CPU: %s (%d logical processors)" r.CpuModel r.Processors

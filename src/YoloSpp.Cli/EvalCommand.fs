@@ -13,6 +13,8 @@ open YoloSpp.Training
 open YoloSpp.Data
 open YoloSpp.Evaluation
 
+open YoloSpp.Platform
+
 /// `--backend`: what runs the network.
 type BackendChoice =
     | Torchsharp
@@ -113,7 +115,7 @@ let run (args: ParseResults<EvalArgs>) : int =
                     match args.TryGetResult Img_Size with
                     | Some s -> s
                     | None ->
-                        use m = YoloSpp.Export.OnnxRuntimeNetwork.Load weights
+                        use m = YoloSpp.Detection.OnnxRuntimeNetwork.Load weights
 
                         m.TrainedImageSize
                         |> Option.ofNullable

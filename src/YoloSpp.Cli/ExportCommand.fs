@@ -6,9 +6,12 @@ open System.IO
 open Argu
 open YoloSpp
 open YoloSpp.Data
+open YoloSpp.Detection
 open YoloSpp.Export
 open YoloSpp.Model
 open YoloSpp.Training
+
+open YoloSpp.Platform
 
 let private defaults = OnnxExportOptions()
 
@@ -143,7 +146,7 @@ let run (args: ParseResults<ExportArgs>) : int =
             output
             model.NumClasses
             options.Opset
-            OnnxExport.InputName
+            OnnxRuntimeNetwork.InputName
             (if options.DynamicBatch then
                  "batch"
              else

@@ -13,6 +13,8 @@ open YoloSpp.Evaluation
 open YoloSpp.Model
 open YoloSpp.Training
 
+open YoloSpp.Platform
+
 type InfoArgs =
     | Cfg of path: string
     | Weights of path: string

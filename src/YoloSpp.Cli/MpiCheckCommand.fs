@@ -9,6 +9,8 @@ open TorchSharp
 open YoloSpp
 open YoloSpp.Distributed
 
+open YoloSpp.Platform
+
 type MpiCheckArgs =
     | Megabytes of int
     | Fail_Rank of int

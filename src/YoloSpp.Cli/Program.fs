@@ -11,6 +11,9 @@ open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Cli.Commands
 
+open YoloSpp.Platform
+open YoloSpp.Geometry
+
 /// Exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, malformed file).
 let private badInput (msg: string) =
     eprintfn "%s" msg

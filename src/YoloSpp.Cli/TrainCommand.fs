@@ -122,7 +122,7 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
             (match a.TryGetResult Optimizer with
              | Some name ->
                  match YoloSpp.Training.Hyp.tryParseOptimizer name with
-                 | Some kind -> Nullable(enum<YoloSpp.Training.OptimizerKind> (int kind))
+                 | Some kind -> Nullable(enum<YoloSpp.OptimizerKind> (int kind))
                  | None -> raise (ArgumentException(sprintf "--optimizer %s: expected sgd, adam or adamw" name))
              | None -> demo.Optimizer),
         Weights = (a.TryGetResult Weights |> Option.toObj),

@@ -17,6 +17,8 @@ open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Tests
 
+open YoloSpp.Platform
+
 let private case (name: string) (check: string -> JsonElement -> unit) () =
     use doc = JsonDocument.Parse(File.ReadAllText(TestUtil.goldenFile name))
     check TestUtil.repoGoldenDir doc.RootElement
@@ -159,19 +161,19 @@ let tests =
             }
             test "doctor: wrong convolutions on the kernels in use are a problem with the reason; auto mends them" {
                 withGuard ConvMode.OneDnn (Some fault) (fun _ ->
-                    let r = Doctor.Run(false)
+                    let r = Doctor.Run(DarkNet.BuiltInWorkload(), false)
                     Expect.isFalse r.Ok "not ok"
                     Expect.stringContains (String.Join(" ", r.Problems)) "convolution checks are wrong" "reason")
 
                 withGuard ConvMode.Auto (Some fault) (fun _ ->
-                    let r = Doctor.Run(false)
+                    let r = Doctor.Run(DarkNet.BuiltInWorkload(), false)
                     Expect.isTrue r.Ok (sprintf "ok after the guard switched: %A" r.Problems)
                     Expect.isFalse r.Guard.OneDnnEnabled "the guard turned oneDNN off")
 
                 // the channels-last kernels of the wide network's inference are checked too
                 withGuard ConvMode.Auto None (fun _ ->
                     ConvGuard.InjectedChannelsLastFault <- Func<ConvConfig, bool>(fun c -> c.Kernel = 3 && c.InChannels = 64)
-                    let r = Doctor.Run(false)
+                    let r = Doctor.Run(DarkNet.BuiltInWorkload(), false)
                     Expect.isFalse r.Ok "a wrong channels-last kernel is a problem"
                     Expect.stringContains (String.Join(" ", r.Problems)) "channels-last" "named")
             }

@@ -8,6 +8,8 @@ open Expecto
 open TorchSharp
 open YoloSpp
 
+open YoloSpp.Platform
+
 type private DataPointer = delegate of nativeint -> nativeint
 
 /// The address of a tensor's elements (LibTorchSharp's THSTensor_data, which TorchSharp does not make public).

@@ -39,6 +39,7 @@ let allTests () =
             HostMemoryTests.tests
             ConvGuardTests.tests
             Api.PublicApiTests.tests
+            Architecture.LayerTests.tests
             testList "eval" [ Detection.NmsTests.tests; Evaluation.CocoEvalTests.tests ]
             Data.ShapesTests.tests
             testList
@@ -79,7 +80,7 @@ let allTests () =
 
 [<EntryPoint>]
 let main argv =
-    YoloSpp.Backend.Initialize()
+    YoloSpp.Platform.Backend.Initialize()
     // Expecto's own summary is coloured and worded its own way; CI reads a plain "N passed, N failed" line.
     let mutable summary: TestRunSummary option = None
 

@@ -1,3 +1,4 @@
+
 namespace YoloSpp.Data;
 
 /// <summary>

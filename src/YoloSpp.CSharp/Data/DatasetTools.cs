@@ -1,5 +1,5 @@
 using YoloSpp.Data;
-using YoloSpp.Model;
+using CfgWrite = YoloSpp.Model.CfgWrite;
 
 namespace YoloSpp.Data;
 

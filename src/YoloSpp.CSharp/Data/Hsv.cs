@@ -1,3 +1,4 @@
+
 namespace YoloSpp.Data;
 
 /// <summary>OpenCV's 8-bit RGB ↔ HSV conversions (COLOR_BGR2HSV / COLOR_HSV2BGR): H = hue / 2 in [0, 180), S and V in [0, 255].</summary>

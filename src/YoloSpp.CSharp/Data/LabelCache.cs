@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using YoloSpp.IO;
 using LabelRow = YoloSpp.Data.Labels.LabelRow;
 
 namespace YoloSpp.Data;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using YoloSpp.Data;
+using Summary = YoloSpp.Model.Summary;
 using static YoloSpp.Data.Labels;
 
 namespace YoloSpp.Data;

@@ -5,6 +5,8 @@ using System.Text;
 using System.Text.Json;
 using SkiaSharp;
 using YoloSpp.Data;
+using YoloSpp.IO;
+using Cfg = YoloSpp.Model.Cfg;
 using PixelBox = YoloSpp.Data.Shapes.PixelBox;
 using ShapeKind = YoloSpp.Data.Shapes.ShapeKind;
 using SizeBucket = YoloSpp.Data.Shapes.SizeBucket;
@@ -54,7 +56,7 @@ public sealed record ShapesOptions(string OutputDirectory)
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(OutputDirectory)) throw new ArgumentException("the output folder is empty");
-        if (Size < 64 || Size % DarkNet.GridStride != 0) throw new ArgumentException($"--size {Size} must be a multiple of {DarkNet.GridStride} and at least 64");
+        if (Size < 64 || Size % Cfg.GridStride != 0) throw new ArgumentException($"--size {Size} must be a multiple of {Cfg.GridStride} and at least 64");
         if (Train < 0) throw new ArgumentException($"--train {Train} must not be negative");
         if (Val < 0) throw new ArgumentException($"--val {Val} must not be negative");
         if (Train > 999_999 || Val > 999_999) throw new ArgumentException("at most 999999 images a split (six-digit file names)");

@@ -2,6 +2,7 @@ using System.Collections;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using TorchSharp;
+using Targets = YoloSpp.Training.Targets;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Data;

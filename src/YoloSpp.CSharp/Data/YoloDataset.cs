@@ -1,4 +1,7 @@
 using YoloSpp.Data;
+using CocoDataset = YoloSpp.Evaluation.CocoDataset;
+using Cfg = YoloSpp.Model.Cfg;
+using Hyp = YoloSpp.Training.Hyp;
 using static YoloSpp.Data.Augment;
 using LabelRow = YoloSpp.Data.Labels.LabelRow;
 
@@ -7,7 +10,7 @@ namespace YoloSpp.Data;
 /// <summary>Options of a dataset and its loader (the reference's LoadImagesAndLabels and DataLoader arguments).</summary>
 public sealed class DataOptions
 {
-    /// <summary>Target image size (long side), a multiple of <see cref="DarkNet.GridStride"/>. Default 512.</summary>
+    /// <summary>Target image size (long side), a multiple of <see cref="YoloSpp.Model.DarkNet.GridStride"/>. Default 512.</summary>
     public int ImageSize { get; init; } = 512;
     /// <summary>Images per batch. Default 4.</summary>
     public int BatchSize { get; init; } = 4;
@@ -78,7 +81,7 @@ public sealed class YoloDataset
     YoloDataset(ScanResult scan, int nc, DataOptions o)
     {
         (Scan, NumClasses, Options) = (scan, o.SingleClass ? 1 : nc, o);
-        DarkNet.CheckImageSize(o.ImageSize);
+        if (Cfg.checkImageSize("image size", o.ImageSize) is { IsError: true } bad) throw new ArgumentException(bad.ErrorValue);
         if (o.BatchSize < 1) throw new ArgumentException("batch size must be >= 1");
         _items = scan.Items.ToArray();
         // single_cls: l[:, 0] = 0 (after the labels were checked against the dataset's classes)

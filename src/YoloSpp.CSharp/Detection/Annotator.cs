@@ -1,5 +1,6 @@
 using SkiaSharp;
 using YoloSpp.Data;
+using YoloSpp.IO;
 
 namespace YoloSpp.Detection;
 

@@ -3,6 +3,8 @@ using Microsoft.FSharp.Core;
 using TorchSharp;
 using YoloSpp.Data;
 using YoloSpp.Geometry;
+using YoloSpp.Model;
+using YoloSpp.Platform;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Detection;
@@ -32,7 +34,7 @@ public sealed record DetectorOptions
     public bool Merge { get; init; }
     /// <summary>Device to run on: "auto" (default: CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N" (an
     /// explicit CUDA device falls back to the CPU with a notice when absent).</summary>
-    public string Device { get; init; } = YoloSpp.Backend.AutoDevice;
+    public string Device { get; init; } = YoloSpp.Platform.Backend.AutoDevice;
 
     /// <summary>Checks the image size when one is given (a positive multiple of <see cref="DarkNet.GridStride"/>), the thresholds (each
     /// in [0, 1]) and the detection cap; throws <see cref="ArgumentException"/> naming the option.</summary>
@@ -118,7 +120,7 @@ public sealed class Detector : IDisposable
         Load(null, weightsPath, null, options, notice);
 
     /// <summary>Builds the network, loads every tensor of a weights file and fuses it for inference; or, with
-    /// <see cref="InferenceBackend.OnnxRuntime"/>, loads a model <see cref="OnnxExport"/> wrote.</summary>
+    /// <see cref="InferenceBackend.OnnxRuntime"/>, loads a model <see cref="YoloSpp.Export.OnnxExport"/> wrote.</summary>
     /// <param name="cfgPath">Darknet cfg file or built-in topology name; null for a .ckpt (it carries its cfg) and for
     /// ONNX Runtime (the model carries it). Given for a .ckpt, it overrides the checkpoint's (with a notice when it differs).</param>
     /// <param name="weightsPath">A .ckpt, or .weights, .pt/.pth, .safetensors holding every tensor of the cfg's
@@ -139,10 +141,10 @@ public sealed class Detector : IDisposable
     {
         options ??= new DetectorOptions();
         options.Validate();
-        YoloSpp.Backend.Initialize();
+        YoloSpp.Platform.Backend.Initialize();
         if (backend == InferenceBackend.OnnxRuntime)
         {
-            if (!string.Equals(options.Device, "cpu", StringComparison.OrdinalIgnoreCase) && !string.Equals(options.Device, YoloSpp.Backend.AutoDevice, StringComparison.OrdinalIgnoreCase))
+            if (!string.Equals(options.Device, "cpu", StringComparison.OrdinalIgnoreCase) && !string.Equals(options.Device, YoloSpp.Platform.Backend.AutoDevice, StringComparison.OrdinalIgnoreCase))
                 notice?.Invoke($"ONNX Runtime runs on the CPU here; device {options.Device} is not used");
             var onnx = InferenceNetwork.LoadOnnx(cfgPath, weightsPath, CPU, notice);
             try
@@ -163,7 +165,7 @@ public sealed class Detector : IDisposable
         var trained = TrainedModel.Open(weightsPath, cfgPath, namesPath, options.ImageSize, notice);
         var classNames = trained.RequireClassNames();
         if (trained.ImageSizeNotice is { } n) notice?.Invoke(n);
-        var device = YoloSpp.Backend.ResolveDevice(options.Device, notice);
+        var device = YoloSpp.Platform.Backend.ResolveDevice(options.Device, notice);
         var model = InferenceNetwork.FromTrained(trained, device, fuse: true);
         return new Detector(model, classNames, options, trained.ImageSize, backend);
     }

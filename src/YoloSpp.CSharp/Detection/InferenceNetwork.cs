@@ -1,14 +1,16 @@
 using TorchSharp;
+
+using YoloSpp.Model;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Detection;
 
-/// <summary>What runs the network in <see cref="Detector"/> and <see cref="Evaluator"/>.</summary>
+/// <summary>What runs the network in <see cref="Detector"/> and <see cref="YoloSpp.Evaluation.Evaluator"/>.</summary>
 public enum InferenceBackend
 {
     /// <summary>TorchSharp (libtorch): a cfg and its weights, on the CPU or CUDA.</summary>
     TorchSharp,
-    /// <summary>ONNX Runtime on the CPU: a model written by <see cref="OnnxExport"/> (no libtorch needed to run it).</summary>
+    /// <summary>ONNX Runtime on the CPU: a model written by <see cref="YoloSpp.Export.OnnxExport"/> (no libtorch needed to run it).</summary>
     OnnxRuntime,
 }
 
@@ -34,7 +36,7 @@ internal sealed class InferenceNetwork : IDisposable
         NumClasses = torch?.NumClasses ?? onnx!.NumClasses;
     }
 
-    /// <summary>Loads a model <see cref="OnnxExport"/> wrote into ONNX Runtime (on the CPU), checked against the cfg's
+    /// <summary>Loads a model <see cref="YoloSpp.Export.OnnxExport"/> wrote into ONNX Runtime (on the CPU), checked against the cfg's
     /// class count when a cfg is given.</summary>
     public static InferenceNetwork LoadOnnx(string? cfgPath, string weightsPath, Device device, Action<string>? notice)
     {

@@ -1,6 +1,6 @@
-using TorchSharp;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Distributed;

@@ -4,6 +4,9 @@ using YoloSpp.Data;
 using YoloSpp.Detection;
 using YoloSpp.Evaluation;
 using YoloSpp.Geometry;
+using YoloSpp.Model;
+using YoloSpp.Platform;
+using Hyp = YoloSpp.Training.Hyp;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Evaluation;
@@ -103,7 +106,7 @@ public static class Evaluator
     /// <param name="device">Device to run on (default: CUDA when available, else the CPU).</param>
     /// <param name="cancellation">Stops between batches.</param>
     /// <param name="backend">TorchSharp (default) or ONNX Runtime; for ONNX Runtime <paramref name="weightsPath"/> is a
-    /// model <see cref="OnnxExport"/> wrote and <paramref name="cfgPath"/> may be null (the model carries its cfg).</param>
+    /// model <see cref="YoloSpp.Export.OnnxExport"/> wrote and <paramref name="cfgPath"/> may be null (the model carries its cfg).</param>
     /// <param name="notice">Receives one-line notices (an override that differs from the checkpoint).</param>
     /// <exception cref="InvalidInputException">The cfg or weights file is missing, or weights other than a .ckpt come without a cfg.</exception>
     /// <exception cref="InvalidInputException">The cfg is malformed.</exception>

@@ -3,8 +3,14 @@ using Google.Protobuf;
 using Onnx;
 using TorchSharp;
 using TorchSharp.Modules;
+using YoloSpp.Data;
+using YoloSpp.IO;
+using YoloSpp.Model;
+using YoloSpp.Platform;
+using YoloSpp.Training;
 using static TorchSharp.torch;
 using CfgM = YoloSpp.Model.Cfg;
+using YoloSpp.Detection;
 
 namespace YoloSpp.Export;
 
@@ -46,35 +52,12 @@ public sealed record OnnxExportOptions
 /// </summary>
 public static partial class OnnxExport
 {
-    /// <summary>The input's name: images [batch, channels, height, width], RGB in [0, 1].</summary>
-    public const string InputName = "images";
-    /// <summary>The decoded output's name.</summary>
-    public const string OutputName = "prediction";
     /// <summary>The raw heads' output name (with <see cref="OnnxExportOptions.RawOutput"/>).</summary>
     public const string RawOutputName = "raw";
     /// <summary>The lowest opset written (Resize and Pad take their sizes as inputs from 11 on).</summary>
     public const int MinOpset = 11;
     /// <summary>The highest opset written.</summary>
     public const int MaxOpset = 17;
-
-    /// <summary>Metadata keys stored in the model (values are JSON, except the cfg text).</summary>
-    public static class MetadataKeys
-    {
-        /// <summary>Class names, a JSON array.</summary>
-        public const string Names = "names";
-        /// <summary>Fixed input size as [height, width], or null for a dynamic one.</summary>
-        public const string ImageSize = "img_size";
-        /// <summary>The yolo heads' strides, a JSON array (rows come in this order).</summary>
-        public const string Strides = "strides";
-        /// <summary>Per head, its anchors in input pixels [[w, h], …].</summary>
-        public const string Anchors = "anchors";
-        /// <summary>The Darknet cfg the network was built from.</summary>
-        public const string Cfg = "cfg";
-        /// <summary>A line describing the output layout.</summary>
-        public const string Layout = "layout";
-        /// <summary>The image size the network was trained at, a JSON number, or null when not recorded.</summary>
-        public const string TrainImageSize = "train_img_size";
-    }
 
     /// <summary>Writes <paramref name="model"/> (its current weights, eval-mode semantics) to <paramref name="path"/>
     /// atomically (temp file, then rename).</summary>
@@ -180,7 +163,7 @@ public static partial class OnnxExport
         var decoded = new List<string>();
         var raw = new List<string>();
         var q = g.Quantizer;
-        string x = q is null ? InputName : q.Input(g, InputName);
+        string x = q is null ? OnnxRuntimeNetwork.InputName : q.Input(g, OnnxRuntimeNetwork.InputName);
         int head = 0;
         for (int i = 0; i < defs.Length; i++)
         {
@@ -232,8 +215,8 @@ public static partial class OnnxExport
         int no = net.NumClasses + 5;
         // the number of rows for a fixed input size (Σ na·ny·nx), else symbolic
         long? rows = grids?.Select((gr, k) => net.YoloLayers[k].NumAnchors * gr.Ny * gr.Nx).Sum();
-        g.Output(decoded.Count == 1 ? g.Node("Identity", [decoded[0]], OutputName, output: OutputName)
-            : g.Node("Concat", decoded.ToArray(), OutputName, output: OutputName, Attr.Int("axis", 1)), rows, no);
+        g.Output(decoded.Count == 1 ? g.Node("Identity", [decoded[0]], OnnxRuntimeNetwork.OutputName, output: OnnxRuntimeNetwork.OutputName)
+            : g.Node("Concat", decoded.ToArray(), OnnxRuntimeNetwork.OutputName, output: OnnxRuntimeNetwork.OutputName, Attr.Int("axis", 1)), rows, no);
         if (options.RawOutput)
             g.Output(raw.Count == 1 ? g.Node("Identity", [raw[0]], RawOutputName, output: RawOutputName)
                 : g.Node("Concat", raw.ToArray(), RawOutputName, output: RawOutputName, Attr.Int("axis", 1)), rows, no);
@@ -349,13 +332,13 @@ public static partial class OnnxExport
         }).ToArray();
         return new Dictionary<string, string>
         {
-            [MetadataKeys.Names] = JsonSerializer.Serialize(names),
-            [MetadataKeys.ImageSize] = options.ImageSize is { } s ? JsonSerializer.Serialize(new[] { s.Height, s.Width }) : "null",
-            [MetadataKeys.Strides] = JsonSerializer.Serialize(model.YoloLayers.Select(y => y.Stride).ToArray()),
-            [MetadataKeys.Anchors] = JsonSerializer.Serialize(anchors),
-            [MetadataKeys.Cfg] = model.Config.ToCfgText(),
-            [MetadataKeys.TrainImageSize] = options.TrainedImageSize is { } t ? JsonSerializer.Serialize(t) : "null",
-            [MetadataKeys.Layout] = $"{OutputName}: [batch, rows, 5 + nc] = x, y, w, h (input pixels, box centre and size), " +
+            [OnnxRuntimeNetwork.MetadataKeys.Names] = JsonSerializer.Serialize(names),
+            [OnnxRuntimeNetwork.MetadataKeys.ImageSize] = options.ImageSize is { } s ? JsonSerializer.Serialize(new[] { s.Height, s.Width }) : "null",
+            [OnnxRuntimeNetwork.MetadataKeys.Strides] = JsonSerializer.Serialize(model.YoloLayers.Select(y => y.Stride).ToArray()),
+            [OnnxRuntimeNetwork.MetadataKeys.Anchors] = JsonSerializer.Serialize(anchors),
+            [OnnxRuntimeNetwork.MetadataKeys.Cfg] = model.Config.ToCfgText(),
+            [OnnxRuntimeNetwork.MetadataKeys.TrainImageSize] = options.TrainedImageSize is { } t ? JsonSerializer.Serialize(t) : "null",
+            [OnnxRuntimeNetwork.MetadataKeys.Layout] = $"{OnnxRuntimeNetwork.OutputName}: [batch, rows, 5 + nc] = x, y, w, h (input pixels, box centre and size), " +
                 "objectness, class scores (sigmoid; confidence = objectness x class score); rows by head (strides " +
                 string.Join(", ", model.YoloLayers.Select(y => y.Stride)) + "), anchor, grid row, grid column",
         };
@@ -453,7 +436,7 @@ public static partial class OnnxExport
         public ModelProto ToModel(IReadOnlyDictionary<string, string> metadata)
         {
             var (h, w) = options.ImageSize is { } s ? ((long?)s.Height, (long?)s.Width) : (null, null);
-            _graph.Input.Add(Value(InputName, Dim(Batch, "batch"), Dim(channels, ""), Dim(h, "height"), Dim(w, "width")));
+            _graph.Input.Add(Value(OnnxRuntimeNetwork.InputName, Dim(Batch, "batch"), Dim(channels, ""), Dim(h, "height"), Dim(w, "width")));
             var model = new ModelProto
             {
                 // IR 7 goes with opsets up to 14, IR 8 with 15 to 17

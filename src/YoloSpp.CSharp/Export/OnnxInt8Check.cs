@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
+using YoloSpp.Data;
 
 namespace YoloSpp.Export;
 

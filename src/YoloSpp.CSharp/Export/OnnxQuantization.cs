@@ -2,6 +2,9 @@ using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
+using YoloSpp.Detection;
+using YoloSpp.Data;
+using YoloSpp.Model;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Export;
@@ -99,7 +102,7 @@ public static partial class OnnxExport
             {
                 using var cpu = batch[i].unsqueeze(0).detach().to(ScalarType.Float32).cpu().contiguous();
                 using var input = OrtValue.CreateTensorValueFromMemory(cpu.data<float>().ToArray(), cpu.shape);
-                using var outputs = session.Run(run, [InputName], [input], names);
+                using var outputs = session.Run(run, [OnnxRuntimeNetwork.InputName], [input], names);
                 for (int k = 0; k < names.Length; k++)
                 {
                     var (lo, hi) = MinMax(outputs[k].GetTensorDataAsSpan<float>());

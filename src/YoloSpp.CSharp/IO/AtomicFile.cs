@@ -1,3 +1,4 @@
+
 namespace YoloSpp.IO;
 
 /// <summary>Writes files so that a reader never sees a half-written one: a temp file in the same folder, then a rename.</summary>

@@ -1,3 +1,4 @@
+
 namespace YoloSpp.IO;
 
 /// <summary>Reads the small text files users write (cfg, hyp): a missing, unreadable, huge or binary file is an error

@@ -1,7 +1,9 @@
 using Microsoft.FSharp.Collections;
 using TorchSharp;
 using TorchSharp.Modules;
+using YoloSpp.Distributed;
 using YoloSpp.Model;
+using YoloSpp.Platform;
 using static TorchSharp.torch;
 using CfgM = YoloSpp.Model.Cfg;
 
@@ -207,6 +209,18 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
 
     /// <summary>The configuration of every convolution, in module order.</summary>
     public IReadOnlyList<ConvConfig> ConvConfigs => _convBlocks.Where(b => b is not null).Select(b => b!.Value.Config).ToArray();
+
+    /// <summary>The convolutions of the built-in networks (<see cref="ModelCfg.TopologyNames"/>), and those their
+    /// inference computes channels-last (unless <c>YOLOSPP_CHANNELS_LAST=0</c>): what <c>yolospp doctor</c> checks.</summary>
+    public static ConvWorkload BuiltInWorkload()
+    {
+        var networks = ModelCfg.TopologyNames
+            .Select(name => ConvConfigsOf(ModelCfg.Topology(name, ModelCfg.TopologyClasses(name)))).ToArray();
+        var channelsLast = ParseChannelsLast(Environment.GetEnvironmentVariable("YOLOSPP_CHANNELS_LAST")) == false
+            ? Array.Empty<ConvConfig>()
+            : networks.Where(PrefersChannelsLast).SelectMany(c => c).Distinct().ToArray();
+        return new ConvWorkload(networks.SelectMany(c => c).Distinct().ToArray(), channelsLast);
+    }
 
     /// <summary>The configuration of every convolution a cfg builds, in module order, without building it.</summary>
     public static IReadOnlyList<ConvConfig> ConvConfigsOf(DarknetConfig cfg) => ConvConfigsByModule(cfg.Core).OfType<ConvConfig>().ToArray();

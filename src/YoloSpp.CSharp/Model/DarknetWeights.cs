@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using TorchSharp;
 using TorchSharp.Modules;
+using YoloSpp.IO;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Model;

@@ -1,3 +1,4 @@
+using YoloSpp.IO;
 using YoloSpp.Model;
 
 namespace YoloSpp.Model;
@@ -33,7 +34,7 @@ public sealed class DarknetConfig
     public IReadOnlyList<int> YoloLayerIndices => Cfg.yoloLayers(Core).ToArray();
     /// <summary>Classes of the [yolo] layers (0 without any).</summary>
     public int NumClasses => Core.Modules.Select(m => m.Layer).OfType<Cfg.Layer.Yolo>().Select(y => y.Item.Classes).FirstOrDefault();
-    /// <summary>Whether the network begins with yolov3-spp's Darknet-53 backbone, module for module (see <see cref="TrainSteps.Model"/>).</summary>
+    /// <summary>Whether the network begins with yolov3-spp's Darknet-53 backbone, module for module (see <see cref="YoloSpp.Training.TrainSteps.Model"/>).</summary>
     public bool HasDarknet53Backbone => Topology.hasDarknet53Backbone(Core);
 
     /// <summary>The same network with [net] width and height set to <paramref name="size"/> (a multiple of the grid stride).</summary>

@@ -1,6 +1,7 @@
 using System.Collections;
 using TorchSharp;
 using TorchSharp.PyBridge;
+using YoloSpp.IO;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Model;
@@ -41,7 +42,7 @@ public static class ModelWeights
             var all = model.state_dict().Keys.ToArray();
             return new LoadReport(all, Array.Empty<(string, string)>(), Array.Empty<string>());
         }
-        if (Checkpoint.IsCheckpoint(path)) return Checkpoint.LoadModel(path, model);
+        if (CheckpointFile.IsCheckpoint(path)) return CheckpointFile.LoadModel(path, model);
         using var scope = NewDisposeScope();
         var state = name.EndsWith(".safetensors") ? SafetensorsCheck.Load(path) : ReadPyTorch(path);
         return LoadStateDict(model, state);

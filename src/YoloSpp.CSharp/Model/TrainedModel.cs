@@ -1,3 +1,5 @@
+using YoloSpp.Data;
+
 namespace YoloSpp.Model;
 
 /// <summary>
@@ -55,9 +57,9 @@ public sealed class TrainedModel
         if (Directory.Exists(weightsPath)) throw new InvalidInputException(weightsPath, "is a folder, not a weights file");
         if (!File.Exists(weightsPath)) throw new InvalidInputException(weightsPath, "no such weights file");
         // with a cfg given, a checkpoint's tensors are enough: one without its run record (meta.json) still loads
-        var info = !Training.Checkpoint.IsCheckpoint(weightsPath) ? null
-            : cfg is null ? Training.Checkpoint.ReadInfo(weightsPath)
-            : Training.Checkpoint.TryReadInfo(weightsPath);
+        var info = !CheckpointFile.IsCheckpoint(weightsPath) ? null
+            : cfg is null ? CheckpointFile.ReadInfo(weightsPath)
+            : CheckpointFile.TryReadInfo(weightsPath);
         var config = ResolveConfig(weightsPath, info, cfg, namesPath, notice);
         var names = ResolveNames(weightsPath, info, namesPath, config, notice);
         int size = imageSize ?? info?.ImageSize ?? DefaultImageSize;

@@ -2,36 +2,18 @@ using System.IO.Compression;
 using System.Text.Json;
 using TorchSharp;
 using TorchSharp.PyBridge;
+using YoloSpp.IO;
+using YoloSpp.Model;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Training;
 
-/// <summary>What a checkpoint records besides the tensors: the run's state (to resume it) and what is needed to use
-/// the network (cfg, class names, image size), so that <see cref="Detector"/>, <see cref="Evaluator"/> and
-/// <see cref="OnnxExport"/> need only the file. The fields after <paramref name="EpochsCsv"/> are null in checkpoints
-/// written before checkpoints described themselves (they still load; give the cfg, names or size where needed).</summary>
-/// <param name="Epoch">Last completed epoch, counted from 0 as in results.txt (−1: none; resuming starts at Epoch + 1).</param>
-/// <param name="BestMap">Best mAP@0.5:0.95 so far (the fitness best.ckpt is chosen by).</param>
-/// <param name="TrainingResults">The results file's text so far.</param>
-/// <param name="LossScale">Loss scaler's scale.</param>
-/// <param name="LossScaleGrowthTracker">Loss scaler's good-step counter.</param>
-/// <param name="Cfg">The cfg text the network was built from.</param>
-/// <param name="Trainable">Names of the parameters that were trained (the others were frozen); null: all of them.</param>
-/// <param name="EpochsCsv">The epochs.csv text so far (every epoch's losses, LR and stats); null in older checkpoints.</param>
-/// <param name="ClassNames">The class names, in class order (one name for a single-class run).</param>
-/// <param name="ImageSize">The training (and test) image size the run used.</param>
-/// <param name="Hyp">The hyperparameters as hyp.yaml text, before train.py's adjustments for the class count and image size.</param>
-/// <param name="Dataset">The .data file the run trained on, as it was given.</param>
-/// <param name="Version">The YoloSpp version that wrote the checkpoint.</param>
-/// <param name="Epochs">The epochs the run was set to train (its last epoch is Epochs − 1).</param>
-public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingResults, double LossScale, int LossScaleGrowthTracker, string Cfg,
-    IReadOnlyList<string>? Trainable = null, string? EpochsCsv = null, IReadOnlyList<string>? ClassNames = null, int? ImageSize = null,
-    string? Hyp = null, string? Dataset = null, string? Version = null, int? Epochs = null);
-
 /// <summary>
 /// The trainer's checkpoint: one zip file (.ckpt) holding <c>model.safetensors</c> (the reference's state-dict
 /// names), <c>optimizer.safetensors</c> and <c>optimizer.json</c> (the SGD momentum buffers <c>momentum_buffer.N</c>
-/// in parameter order, and its settings), and <c>meta.json</c> (<see cref="CheckpointInfo"/>). Written atomically:
+/// in parameter order, and its settings), and <c>meta.json</c> (<see cref="CheckpointInfo"/>). Reading the model
+/// and its description is <see cref="CheckpointFile"/>'s (the model layer's); this class writes checkpoints and
+/// restores the optimizer. Written atomically:
 /// a crash never leaves a torn checkpoint. Checkpoints of version 0.1 (TorchSharp's <c>optimizer.bin</c>) still load.
 /// </summary>
 public static class Checkpoint
@@ -56,36 +38,6 @@ public static class Checkpoint
             .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
         ?? typeof(Checkpoint).Assembly.GetName().Version?.ToString(3) ?? "?";
 
-    /// <summary>Whether a file is a trainer checkpoint (by extension).</summary>
-    public static bool IsCheckpoint(string path) => path.EndsWith(".ckpt", StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>Reads a checkpoint's run state.</summary>
-    public static CheckpointInfo ReadInfo(string path)
-    {
-        using var zip = Open(path);
-        var bytes = ReadAll(zip, path, "meta.json");
-        try { return JsonSerializer.Deserialize<CheckpointInfo>(bytes) ?? throw new InvalidInputException(path, "empty meta.json"); }
-        catch (JsonException j) { throw new InvalidInputException(path, $"unreadable meta.json ({j.Message})", j); }
-    }
-
-    /// <summary>A checkpoint's run state, or null when it has none (no meta.json); a damaged one is an error.</summary>
-    internal static CheckpointInfo? TryReadInfo(string path)
-    {
-        using (var zip = Open(path))
-            if (zip.GetEntry("meta.json") is null) return null;
-        return ReadInfo(path);
-    }
-
-    /// <summary>Loads the model tensors of a checkpoint (only those whose size matches, as the reference).</summary>
-    public static LoadReport LoadModel(string path, DarkNet model)
-    {
-        using var zip = Open(path);
-        using var ms = new MemoryStream(ReadAll(zip, path, "model.safetensors"));
-        using var scope = NewDisposeScope();
-        var state = SafetensorsCheck.Load(ms, $"{path} (model.safetensors)");
-        return ModelWeights.LoadStateDict(model, state);
-    }
-
     /// <summary>Loads the optimizer state (SGD's momentum buffers, Adam's moments and step counts, the learning rate) of a
     /// checkpoint; false when it has none. The optimizer must be of the kind saved, over the same trainable parameters
     /// in the same order.</summary>
@@ -93,11 +45,11 @@ public static class Checkpoint
     public static bool LoadOptimizer(string path, IOptimizer optimizer)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
-        using var zip = Open(path);
+        using var zip = CheckpointFile.Open(path);
         using var scope = NewDisposeScope();
         if (zip.GetEntry("optimizer.safetensors") is not null)
         {
-            OptimizerState.Read(ReadAll(zip, path, "optimizer.json"), ReadAll(zip, path, "optimizer.safetensors"), path, optimizer);
+            OptimizerState.Read(CheckpointFile.ReadAll(zip, path, "optimizer.json"), CheckpointFile.ReadAll(zip, path, "optimizer.safetensors"), path, optimizer);
             return true;
         }
         if (zip.GetEntry("optimizer.bin") is not null)
@@ -106,7 +58,7 @@ public static class Checkpoint
                 throw new InvalidInputException(path, $"was trained with sgd (a version 0.1 checkpoint), this run's optimizer is {OptimizerNames.Name(optimizer.Kind)} (resume with --optimizer sgd)");
             // version 0.1: TorchSharp's SGD state, read through a TorchSharp SGD over the same parameters
             using var legacy = optim.SGD(sgd.Parameters, sgd.LearningRate, sgd.Momentum, weight_decay: sgd.WeightDecay, nesterov: sgd.Nesterov);
-            using var ms = new MemoryStream(ReadAll(zip, path, "optimizer.bin"));
+            using var ms = new MemoryStream(CheckpointFile.ReadAll(zip, path, "optimizer.bin"));
             using var r = new BinaryReader(ms);
             try { legacy.load_state_dict(r); }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or EndOfStreamException or InvalidOperationException)
@@ -121,31 +73,4 @@ public static class Checkpoint
         }
         return false;
     }
-
-    /// <summary>An entry's bytes; a damaged entry (bad compressed data, a size that lies) is an error naming it.</summary>
-    static byte[] ReadAll(ZipArchive zip, string path, string name)
-    {
-        var entry = Entry(zip, path, name);
-        // no entry of a checkpoint comes near this: a larger one is a forged size, not weights
-        if (entry.Length > int.MaxValue) throw new InvalidInputException(path, $"{name} claims {entry.Length:N0} bytes: damaged");
-        try
-        {
-            using var ms = new MemoryStream();
-            using (var e = entry.Open()) e.CopyTo(ms);
-            return ms.ToArray();
-        }
-        catch (InvalidDataException e) { throw new InvalidInputException(path, $"{name} is damaged ({e.Message})", e); }
-    }
-
-    static ZipArchive Open(string path)
-    {
-        if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a checkpoint");
-        if (!File.Exists(path)) throw new InvalidInputException(path, "no such checkpoint");
-        try { return ZipFile.OpenRead(path); }
-        catch (InvalidDataException e) { throw new InvalidInputException(path, $"not a YoloSpp checkpoint ({e.Message})", e); }
-        catch (UnauthorizedAccessException e) { throw new InvalidInputException(path, $"cannot read the checkpoint ({e.Message})", e); }
-    }
-
-    static ZipArchiveEntry Entry(ZipArchive zip, string path, string name) =>
-        zip.GetEntry(name) ?? throw new InvalidInputException(path, $"not a YoloSpp checkpoint (no {name})");
 }

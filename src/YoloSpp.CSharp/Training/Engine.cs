@@ -2,6 +2,7 @@ using System.Diagnostics;
 using TorchSharp;
 using YoloSpp.Data;
 using YoloSpp.Distributed;
+using YoloSpp.Model;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Training;
@@ -45,11 +46,11 @@ internal sealed record EpochOutcome(LossParts MeanLosses, double LearningRate, i
     public (int Steps, TimeSpan Time) GradientSync { get; init; }
 }
 
-/// <summary>The reference's engine: train_one_epoch with its collaborators passed in (evaluation is <see cref="Evaluator"/>).</summary>
+/// <summary>The reference's engine: train_one_epoch with its collaborators passed in (evaluation is <see cref="YoloSpp.Evaluation.Evaluator"/>).</summary>
 internal static class Engine
 {
     /// <summary>The grid stride every input size is a multiple of (<see cref="DarkNet.GridStride"/>).</summary>
-    public const int GridStride = DarkNet.GridStride;
+    const int GridStride = DarkNet.GridStride;
 
     /// <summary>
     /// One batch of the reference's train_one_epoch: forward in train mode, compute_loss, backward of

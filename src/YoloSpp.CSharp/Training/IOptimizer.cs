@@ -1,5 +1,6 @@
 using TorchSharp.Modules;
 
+
 namespace YoloSpp.Training;
 
 /// <summary>
@@ -21,18 +22,6 @@ public interface IOptimizer : IDisposable
     void Step();
     /// <summary>Sets every gradient to zero (as torch's zero_grad(set_to_none=False)).</summary>
     void ZeroGrad();
-}
-
-/// <summary>The optimizer a recipe trains with (a hyp file's <c>optimizer:</c> key, the CLI's <c>--optimizer</c>).</summary>
-public enum OptimizerKind
-{
-    /// <summary>torch.optim.SGD with Nesterov momentum and weight decay on every parameter: the reference's.</summary>
-    Sgd = 0,
-    /// <summary>torch.optim.Adam (L2 weight decay added to the gradient), beta1 the recipe's momentum, weight decay on
-    /// convolution weights only (yolov5's parameter groups).</summary>
-    Adam = 1,
-    /// <summary>torch.optim.AdamW (decoupled weight decay), groups as Adam's.</summary>
-    AdamW = 2,
 }
 
 /// <summary>An optimizer kind's name in hyp files and on the command line (<c>sgd</c>, <c>adam</c>, <c>adamw</c>).</summary>

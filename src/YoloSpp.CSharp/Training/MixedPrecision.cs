@@ -7,7 +7,7 @@ namespace YoloSpp.Training;
 /// How a training run computes: plain float32 (the CPU default, as the reference), float16 convolutions with
 /// dynamic loss scaling on CUDA when amp is on (what autocast + GradScaler do in the reference), or opt-in bfloat16
 /// convolutions on any device (float32's range: no loss scaling needed). Master weights, BatchNorm and the loss stay
-/// float32 in every mode (see <see cref="DarkNet.ComputeType"/>).
+/// float32 in every mode (see <see cref="YoloSpp.Model.DarkNet.ComputeType"/>).
 /// </summary>
 /// <param name="ComputeType">The convolutions' type, or null for float32.</param>
 /// <param name="ScaleLoss">Whether the loss is scaled dynamically (float16 only).</param>

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Text.Json;
 using TorchSharp;
 using TorchSharp.PyBridge;
+using YoloSpp.Model;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Training;

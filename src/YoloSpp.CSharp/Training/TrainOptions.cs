@@ -1,3 +1,8 @@
+using YoloSpp.Data;
+using YoloSpp.Evaluation;
+using YoloSpp.Model;
+using YoloSpp.Platform;
+
 namespace YoloSpp.Training;
 
 /// <summary>
@@ -37,7 +42,7 @@ public sealed record TrainOptions
     public bool FreezeBackbone { get; init; } = true;
     /// <summary>Device: "auto" (default: CUDA when available, else the CPU), "cpu", "cuda", "cuda:1"… An explicit
     /// CUDA device falls back to the CPU with a notice when absent.</summary>
-    public string Device { get; init; } = YoloSpp.Backend.AutoDevice;
+    public string Device { get; init; } = YoloSpp.Platform.Backend.AutoDevice;
     /// <summary>Draw each batch's size in [img/1.5, img/0.667], rounded to 32, every <c>accumulate</c> batches.</summary>
     public bool MultiScale { get; init; } = true;
     /// <summary>Epoch-0 warmup: LR factor from 1/1000 to 1 over min(1000, batches − 1) iterations, accumulate 1 (always on in the reference).</summary>

@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using TorchSharp;
 using YoloSpp.Data;
+using YoloSpp.Detection;
 using YoloSpp.Distributed;
+using YoloSpp.Evaluation;
+using YoloSpp.IO;
 using YoloSpp.Model;
 using static TorchSharp.torch;
 
@@ -190,11 +193,11 @@ public static class TrainSteps
                     : $"{o.Cfg} has {model.NumClasses} classes but {o.Data} has {data.NumClasses}: write a matching cfg with `yolospp dataset-cfg`");
             if (!string.IsNullOrEmpty(o.Weights))
             {
-                if (Checkpoint.IsCheckpoint(o.Weights))
+                if (CheckpointFile.IsCheckpoint(o.Weights))
                 {
-                    var info = Checkpoint.ReadInfo(o.Weights);
+                    var info = CheckpointFile.ReadInfo(o.Weights);
                     CheckSameCfg(o, info, model.Config, log);
-                    log?.Invoke($"{o.Weights}: {Checkpoint.LoadModel(o.Weights, model)}");
+                    log?.Invoke($"{o.Weights}: {CheckpointFile.LoadModel(o.Weights, model)}");
                     if (info.Trainable is { } trainable) ModelWeights.FreezeAllBut(model, trainable);
                 }
                 else
@@ -267,7 +270,7 @@ public static class TrainSteps
         };
         try
         {
-            if (!string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights)) Checkpoint.LoadOptimizer(o.Weights, optimizer);
+            if (!string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights)) Checkpoint.LoadOptimizer(o.Weights, optimizer);
             MainRankLog(data.Communicator, log)?.Invoke(Describe(optimizer, hyp));
             return optimizer;
         }
@@ -317,7 +320,7 @@ public static class TrainSteps
         bool main = data.IsMainRank;
         log = MainRankLog(comm, log);
         if (!main) progress = null;
-        var resume = !string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights) ? Checkpoint.ReadInfo(o.Weights) : null;
+        var resume = !string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights) ? CheckpointFile.ReadInfo(o.Weights) : null;
         int startEpoch = resume is null ? 0 : resume.Epoch + 1, epochs = o.Epochs;
         if (resume is not null && epochs < startEpoch)
         {
@@ -427,7 +430,7 @@ public static class TrainSteps
     /// </summary>
     internal static (string Folder, bool Reuse) RequestedOutput(TrainOptions o)
     {
-        var ckptDir = !string.IsNullOrEmpty(o.Weights) && Checkpoint.IsCheckpoint(o.Weights)
+        var ckptDir = !string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights)
             ? Path.GetDirectoryName(Path.GetFullPath(o.Weights)) : null;
         var folder = o.OutputDir ?? ckptDir ?? TrainOptions.DefaultOutputDir;
         bool own = ckptDir is not null && string.Equals(Path.GetFullPath(folder).TrimEnd('/', '\\'), ckptDir.TrimEnd('/', '\\'), StringComparison.Ordinal);

@@ -1,5 +1,6 @@
 using TorchSharp;
 using YoloSpp.Distributed;
+using YoloSpp.Platform;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Training;

@@ -1,6 +1,8 @@
 using System.Globalization;
 using SkiaSharp;
 using TorchSharp.Modules;
+using YoloSpp.Detection;
+using YoloSpp.IO;
 using static TorchSharp.torch;
 
 namespace YoloSpp.Training;

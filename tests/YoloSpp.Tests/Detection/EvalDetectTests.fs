@@ -14,6 +14,8 @@ open YoloSpp.Data
 open YoloSpp.Detection
 open YoloSpp.Tests
 
+open YoloSpp.Platform
+
 let private yolospp = BuildTests.yolospp
 
 let private tempDir () =

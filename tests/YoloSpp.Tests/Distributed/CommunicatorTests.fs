@@ -14,6 +14,8 @@ open YoloSpp.Tests
 
 open YoloSpp.Tests.Distributed.MpiRun
 
+open YoloSpp.Platform
+
 let tests =
     testList
         "distributed"

@@ -16,6 +16,8 @@ open YoloSpp.Training
 open YoloSpp.Tests
 open YoloSpp.Tests.Distributed.MpiRun
 
+open YoloSpp.Platform
+
 let private two = (2.0).ToScalar()
 
 /// Two ranks with identical batches, in one process: an all-reduce doubles.
@@ -72,7 +74,7 @@ let private cfgFor (dir: string) =
 /// Every tensor of a checkpoint's model.
 let private stateOf (cfg: string) (ckpt: string) =
     use m = DarkNet.FromCfgFile cfg
-    Checkpoint.LoadModel(ckpt, m) |> ignore
+    CheckpointFile.LoadModel(ckpt, m) |> ignore
     m.state_dict () |> Seq.map (fun kv -> kv.Key, kv.Value.clone ()) |> Map.ofSeq
 
 /// The largest max|a − b| / max|b| over the floating tensors of two states, and its tensor.
@@ -256,7 +258,7 @@ let tests =
                         Expect.isTrue (File.Exists(Path.Combine(run, f))) f
 
                     Expect.equal (File.ReadAllLines(Path.Combine(run, "results.txt")).Length) 2 "one results line per epoch, one writer"
-                    Expect.equal (Checkpoint.ReadInfo(Path.Combine(run, "last.ckpt")).Epoch) 1 "last completed epoch"
+                    Expect.equal (CheckpointFile.ReadInfo(Path.Combine(run, "last.ckpt")).Epoch) 1 "last completed epoch"
                     // every rank resumes from rank 0's checkpoint: one more epoch
                     let code2, out2, _ =
                         underMpiIn dir 2 (trainArgs data cfg "run" 2 [ "--epochs"; "3"; "--weights"; "run/last.ckpt" ]) (TimeSpan.FromMinutes 3.0)
@@ -266,7 +268,7 @@ let tests =
                     Expect.stringContains out2 "epoch 3/3" "continues with the third epoch"
                     Expect.isFalse (out2.Contains "epoch 1/3") "does not redo the first"
                     Expect.equal (File.ReadAllLines(Path.Combine(run, "results.txt")).Length) 3 "the resumed results"
-                    Expect.equal (Checkpoint.ReadInfo(Path.Combine(run, "last.ckpt")).Epoch) 2 "three epochs done")
+                    Expect.equal (CheckpointFile.ReadInfo(Path.Combine(run, "last.ckpt")).Epoch) 2 "three epochs done")
             }
 
             test "equivalence: 2 ranks × batch 2 with SyncBatchNorm train as 1 process × batch 4; per-rank BatchNorm does not" {
@@ -388,10 +390,10 @@ let tests =
                     printfn "launch ended %.1f s after rank 1 was killed (exit %d)" killed.Elapsed.TotalSeconds code
                     Expect.notEqual code 0 out
                     Expect.stringContains out "rank 1" "the launcher names the rank"
-                    let info = Checkpoint.ReadInfo last
+                    let info = CheckpointFile.ReadInfo last
                     Expect.isLessThan info.Epoch 499 "stopped early"
                     use m = DarkNet.FromCfgFile cfg
-                    let report = Checkpoint.LoadModel(last, m)
+                    let report = CheckpointFile.LoadModel(last, m)
                     Expect.isEmpty report.Skipped (sprintf "every tensor of %s loads (%O)" last report))
             }
         ]

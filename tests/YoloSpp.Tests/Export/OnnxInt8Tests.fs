@@ -13,6 +13,8 @@ open YoloSpp.Model
 open YoloSpp.Tests
 open YoloSpp.Tests.Export.OnnxTests
 
+open YoloSpp.Platform
+
 /// The every-layer network of OnnxTests with random BatchNorm statistics.
 let private allLayers (dir: string) =
     let cfg = Path.Combine(dir, "all-layers.cfg")

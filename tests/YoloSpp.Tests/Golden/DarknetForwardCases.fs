@@ -14,6 +14,8 @@ open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Tests.Golden.Json
 
+open YoloSpp.Platform
+
 let run (folder: string) (case: JsonElement) =
     use _ = torch.NewDisposeScope()
     let model = DarkNet.FromCfgFile(Path.Combine(folder, str "cfg" case))

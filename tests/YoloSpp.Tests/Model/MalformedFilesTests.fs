@@ -91,7 +91,7 @@ let checkpoints =
                     File.WriteAllBytes(path, bytes)
 
                     let message =
-                        TestUtil.throwsMessage<InvalidInputException> (fun () -> Checkpoint.ReadInfo path |> ignore)
+                        TestUtil.throwsMessage<InvalidInputException> (fun () -> CheckpointFile.ReadInfo path |> ignore)
 
                     Expect.stringContains message path "names the checkpoint"
                     Expect.stringContains message "meta.json" "and the entry")

@@ -15,6 +15,8 @@ open YoloSpp.Data
 open YoloSpp.Model
 open YoloSpp.Tests
 
+open YoloSpp.Platform
+
 /// Runs the runner (Release build) in `cwd`; (exit code, stdout, stderr).
 let run (cwd: string) (args: string list) =
     if not (File.Exists BuildTests.cliDll) then

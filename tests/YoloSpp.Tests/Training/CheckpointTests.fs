@@ -61,7 +61,7 @@ let tests =
         [
             test "a checkpoint records its cfg, class names, image size, hyperparameters, dataset, version, epochs and best mAP" {
                 let _, data, cfg, r = run.Force()
-                let info = Checkpoint.ReadInfo r.LastCheckpoint
+                let info = CheckpointFile.ReadInfo r.LastCheckpoint
                 Expect.equal info.Cfg (File.ReadAllText cfg) "the cfg text, comments included"
                 Expect.sequenceEqual info.ClassNames Shapes.classNames "class names"
                 Expect.equal info.ImageSize (Nullable 64) "image size"
@@ -222,7 +222,7 @@ let tests =
             test "a checkpoint written by main at 2aa7ce1 still loads: info, eval and export with --weights alone, detect with --names" {
                 let dir, data, _, _ = run.Force()
                 // the fixture's network: 5 classes, as the shapes data
-                let info = Checkpoint.ReadInfo oldCheckpoint
+                let info = CheckpointFile.ReadInfo oldCheckpoint
                 Expect.isNull info.ClassNames "no names recorded"
                 Expect.isFalse info.ImageSize.HasValue "no size recorded"
 

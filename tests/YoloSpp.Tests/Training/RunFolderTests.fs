@@ -13,6 +13,8 @@ open YoloSpp.Training
 open YoloSpp.Tests
 open YoloSpp.Tests.Data.DataFixtures
 
+open YoloSpp.Platform
+
 let private claim (dir: string) (reuse: bool) =
     RunFolder.Claim(dir, reuse, "results.txt")
 

@@ -14,6 +14,8 @@ open YoloSpp.Training
 open YoloSpp.Tests
 open YoloSpp.Tests.BuildTests
 
+open YoloSpp.Platform
+
 /// `yolospp` in a folder of the test's.
 let private yolosppIn (cwd: string) (args: string list) =
     runProcess "dotnet" (cliDll :: args) cwd
@@ -76,7 +78,7 @@ let tests =
                     Expect.equal code 0 (out + err)
                     Expect.isTrue (File.Exists(Path.Combine(dir, "runs", "train", "last.ckpt"))) "outputs in the current folder"
                     Expect.isFalse ((out + err).Contains "CUDA") "--device auto: no CUDA notice on a CPU machine"
-                    let info = Checkpoint.ReadInfo(Path.Combine(dir, "runs", "train", "last.ckpt"))
+                    let info = CheckpointFile.ReadInfo(Path.Combine(dir, "runs", "train", "last.ckpt"))
                     Expect.isTrue (ModelCfg.Parse("ckpt", info.Cfg).SameNetworkAs(ModelCfg.Topology("shapes-spp", 5))) "shapes-spp"
                     Expect.equal info.Hyp (HyperParameters.Shapes.ToString()) "the shapes recipe"
 
@@ -161,7 +163,7 @@ let tests =
                         [| "0"; "1" |]
                         "epochs.csv"
 
-                    let info = Checkpoint.ReadInfo(Path.Combine(run, "last.ckpt"))
+                    let info = CheckpointFile.ReadInfo(Path.Combine(run, "last.ckpt"))
                     Expect.equal info.Epoch 1 "the checkpoint's last epoch"
                     Expect.equal info.Epochs (Nullable 2) "of 2"
 

@@ -126,7 +126,7 @@ let tests =
                     Expect.equal (csv.[2].Split(',').Length) 18 "epoch, 4 losses, lr, 12 stats"
                     Expect.isTrue (File.ReadAllBytes(r.PlotFile).[1..3] = "PNG"B) "png"
                     Expect.isNonEmpty (Directory.GetFiles(r.TensorBoardDir, "events.out.tfevents*", SearchOption.AllDirectories)) "tfevents"
-                    Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
+                    Expect.equal (CheckpointFile.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
                     Expect.isNotNull r.Final "evaluated"
                     // the first epoch's first batches, as the network saw them (yolov5's train_batch0..2.jpg)
                     let plots =
@@ -197,7 +197,7 @@ let tests =
 
                     let r = Trainer(o).Run(progress, cts.Token)
                     Expect.isTrue r.Cancelled "cancelled"
-                    Expect.equal (Checkpoint.ReadInfo(r.LastCheckpoint).Epoch) 0 "the interrupted epoch is redone on resume"
+                    Expect.equal (CheckpointFile.ReadInfo(r.LastCheckpoint).Epoch) 0 "the interrupted epoch is redone on resume"
 
                     let report =
                         (use m = DarkNet.FromCfgFile cfg in ModelWeights.Load(m, r.LastCheckpoint))
@@ -223,7 +223,7 @@ let tests =
 
                     Expect.stringContains refused.Message "--optimizer adam" "names the optimizer to resume with"
                     let again = Path.Combine(dir, "again.ckpt")
-                    Checkpoint.Save(again, m, adam, Checkpoint.ReadInfo(r.LastCheckpoint))
+                    Checkpoint.Save(again, m, adam, CheckpointFile.ReadInfo(r.LastCheckpoint))
 
                     let bytes (p: string) (name: string) =
                         use z = IO.Compression.ZipFile.OpenRead p
@@ -519,7 +519,7 @@ let tests =
                         )
 
                     let r = Trainer(frozen).Run()
-                    let info = Checkpoint.ReadInfo r.LastCheckpoint
+                    let info = CheckpointFile.ReadInfo r.LastCheckpoint
                     Expect.equal info.Trainable.Count 6 "three prediction convs: weight and bias each"
                     // resume without --freeze-layers: the checkpoint's frozen set comes back, and the optimizer state fits it
                     let resumed =

@@ -1,6 +1,8 @@
 using TorchSharp;
 
-namespace YoloSpp;
+using YoloSpp.Distributed;
+
+namespace YoloSpp.Platform;
 
 /// <summary>Loads the libtorch backend and picks the device to compute on.</summary>
 public static class Backend

@@ -3,9 +3,11 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
+using YoloSpp.IO;
+using Summary = YoloSpp.Model.Summary;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Platform;
 
 /// <summary>How convolutions are computed (environment variable <c>YOLOSPP_CONV</c>).</summary>
 public enum ConvMode

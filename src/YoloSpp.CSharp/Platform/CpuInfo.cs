@@ -2,7 +2,8 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 
-namespace YoloSpp;
+
+namespace YoloSpp.Platform;
 
 /// <summary>
 /// The processor, as the numbers computed on it depend on it: libtorch's oneDNN picks its kernels by instruction

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Platform;
 
 /// <summary>One 2-D convolution as the guard sees it (groups 1, dilation 1, as Darknet cfgs build them).</summary>
 /// <param name="InChannels">Input channels.</param>

@@ -1,8 +1,8 @@
 using TorchSharp;
-using YoloSpp.Training;
+using YoloSpp.Model;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Training;
 
 /// <summary>Hyperparameters of the YOLOv3 loss (already adjusted for the dataset, see <see cref="HyperParameters"/>).</summary>
 public sealed record LossOptions

@@ -2,13 +2,19 @@ using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Platform;
 
 /// <summary>A short timing of this machine's kernels.</summary>
 /// <param name="ConvMilliseconds">Median of a 3×3 convolution 64→64 on [8, 64, 40, 40], forward and backward.</param>
 /// <param name="ConvGflops">Its GFLOP/s (forward, input gradient and weight gradient: 3 × 2·MACs).</param>
 /// <param name="MatmulGflops">GFLOP/s of a float32 512×512 by 512×512 matmul.</param>
 public sealed record SpeedProbe(double ConvMilliseconds, double ConvGflops, double MatmulGflops);
+
+/// <summary>The convolutions a machine is checked on: every distinct configuration of some networks, and those that
+/// run channels-last.</summary>
+/// <param name="Configs">The configurations (in their default layout).</param>
+/// <param name="ChannelsLast">The ones computed channels-last as well (the wide networks' inference).</param>
+public sealed record ConvWorkload(IReadOnlyList<ConvConfig> Configs, IReadOnlyList<ConvConfig> ChannelsLast);
 
 /// <summary>What <see cref="Doctor.Run"/> found.</summary>
 /// <param name="YoloSppVersion">This library's version.</param>
@@ -19,7 +25,7 @@ public sealed record SpeedProbe(double ConvMilliseconds, double ConvGflops, doub
 /// <param name="Avx512Flags">The AVX-512 flags of the CPU ("none" without AVX-512).</param>
 /// <param name="TorchThreads">libtorch's intra-op threads.</param>
 /// <param name="Processors">Logical processors .NET sees.</param>
-/// <param name="HostMemory">What the host memory policy did (<see cref="YoloSpp.HostMemory"/>).</param>
+/// <param name="HostMemory">What the host memory policy did (<see cref="YoloSpp.Platform.HostMemory"/>).</param>
 /// <param name="CudaDevices">CUDA devices usable (0 with the CPU backend).</param>
 /// <param name="Guard">The convolution guard's decision for the built-in networks.</param>
 /// <param name="Checks">The convolution check made now, on the kernels in use, without the cache.</param>
@@ -37,20 +43,17 @@ public sealed record DoctorReport(string YoloSppVersion, string TorchSharpVersio
 /// convolution guard's decision and a fresh check of the kernels in use, and a short speed probe.</summary>
 public static class Doctor
 {
-    /// <summary>Runs every check (the convolution check takes a few seconds, the speed probe about one).</summary>
-    public static DoctorReport Run(bool speedProbe = true)
+    /// <summary>Runs every check (the convolution check takes a few seconds, the speed probe about one) on the
+    /// convolutions of <paramref name="workload"/> (the library's networks: <c>DarkNet.BuiltInWorkload()</c>).</summary>
+    public static DoctorReport Run(ConvWorkload workload, bool speedProbe = true)
     {
+        ArgumentNullException.ThrowIfNull(workload);
         Backend.Initialize();
-        // the decision training would take, for the networks this library ships
-        var networks = ModelCfg.TopologyNames
-            .Select(name => DarkNet.ConvConfigsOf(ModelCfg.Topology(name, name == "yolov3-spp" ? 80 : 5))).ToArray();
-        var configs = networks.SelectMany(c => c).Distinct().ToArray();
+        // the decision training would take, for these networks
+        var configs = workload.Configs.ToArray();
+        var channelsLast = workload.ChannelsLast.ToArray();
         ConvGuard.Prepare(configs);
         var guard = ConvGuard.Report;
-        // the wide networks' inference computes channels-last (DarkNet.ChannelsLast): those kernels too, unless off
-        var channelsLast = DarkNet.ParseChannelsLast(Environment.GetEnvironmentVariable("YOLOSPP_CHANNELS_LAST")) == false
-            ? Array.Empty<ConvConfig>()
-            : networks.Where(DarkNet.PrefersChannelsLast).SelectMany(c => c).Distinct().ToArray();
         var checks = ConvGuard.CheckNow(configs, channelsLast);
         var problems = new List<string>();
         var wrong = checks.Where(c => !c.Ok && !guard.RoutesAll && !guard.Routed.Contains(c.Config)).ToArray();
@@ -65,7 +68,7 @@ public static class Doctor
             typeof(Doctor).Assembly.GetName().Version?.ToString(3) ?? "?",
             typeof(torch).Assembly.GetName().Version?.ToString() ?? "?",
             torch.__version__,
-            CpuInfo.Model, CpuInfo.OneDnnIsa, CpuInfo.Avx512Flags, get_num_threads(), Environment.ProcessorCount, YoloSpp.HostMemory.Description, cuda,
+            CpuInfo.Model, CpuInfo.OneDnnIsa, CpuInfo.Avx512Flags, get_num_threads(), Environment.ProcessorCount, YoloSpp.Platform.HostMemory.Description, cuda,
             guard, checks, speed, problems);
     }
 

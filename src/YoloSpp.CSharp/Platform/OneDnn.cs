@@ -1,7 +1,8 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
 
-namespace YoloSpp;
+
+namespace YoloSpp.Platform;
 
 /// <summary>
 /// libtorch's switch for oneDNN (MKL-DNN) kernels, <c>at::globalContext().setUserEnabledMkldnn(bool)</c>, the switch

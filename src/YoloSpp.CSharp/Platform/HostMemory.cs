@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 
-namespace YoloSpp;
+
+namespace YoloSpp.Platform;
 
 /// <summary>How freed host memory of CPU tensors is handled (environment variable <c>YOLOSPP_MALLOC</c>).</summary>
 public enum HostMemoryPolicy

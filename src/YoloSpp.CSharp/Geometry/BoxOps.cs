@@ -1,8 +1,7 @@
 using TorchSharp;
-using YoloSpp.Geometry;
 using static TorchSharp.torch;
 
-namespace YoloSpp;
+namespace YoloSpp.Geometry;
 
 /// <summary>Which member of the IoU family to compute.</summary>
 public enum IouType

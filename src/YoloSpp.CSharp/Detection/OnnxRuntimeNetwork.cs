@@ -1,20 +1,45 @@
 using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
+using YoloSpp.Model;
 using static TorchSharp.torch;
 
-namespace YoloSpp.Export;
+namespace YoloSpp.Detection;
 
 /// <summary>
-/// A model written by <see cref="OnnxExport"/>, run by ONNX Runtime on the CPU: images [batch, channels, height, width]
+/// A model written by <see cref="YoloSpp.Export.OnnxExport"/>, run by ONNX Runtime on the CPU: images [batch, channels, height, width]
 /// in, the decoded <c>prediction</c> [batch, rows, 5 + nc] out, as <see cref="DarkNetOutput.Detections"/>. The class
 /// names, input size and cfg come from the model's metadata.
 /// </summary>
 public sealed class OnnxRuntimeNetwork : IDisposable
 {
+    // the contract of a YoloSpp ONNX model, which OnnxExport writes
+    /// <summary>The input's name: images [batch, channels, height, width], RGB in [0, 1].</summary>
+    public const string InputName = "images";
+    /// <summary>The decoded output's name.</summary>
+    public const string OutputName = "prediction";
+    /// <summary>Metadata keys stored in the model (values are JSON, except the cfg text).</summary>
+    public static class MetadataKeys
+    {
+        /// <summary>Class names, a JSON array.</summary>
+        public const string Names = "names";
+        /// <summary>Fixed input size as [height, width], or null for a dynamic one.</summary>
+        public const string ImageSize = "img_size";
+        /// <summary>The yolo heads' strides, a JSON array (rows come in this order).</summary>
+        public const string Strides = "strides";
+        /// <summary>Per head, its anchors in input pixels [[w, h], …].</summary>
+        public const string Anchors = "anchors";
+        /// <summary>The Darknet cfg the network was built from.</summary>
+        public const string Cfg = "cfg";
+        /// <summary>A line describing the output layout.</summary>
+        public const string Layout = "layout";
+        /// <summary>The image size the network was trained at, a JSON number, or null when not recorded.</summary>
+        public const string TrainImageSize = "train_img_size";
+    }
+
     readonly InferenceSession _session;
     readonly RunOptions _run = new();
-    readonly string[] _inputNames = [OnnxExport.InputName];
-    readonly string[] _outputNames = [OnnxExport.OutputName];
+    readonly string[] _inputNames = [InputName];
+    readonly string[] _outputNames = [OutputName];
 
     /// <summary>The model file.</summary>
     public string Path { get; }
@@ -36,28 +61,28 @@ public sealed class OnnxRuntimeNetwork : IDisposable
     OnnxRuntimeNetwork(string path, InferenceSession session)
     {
         (Path, _session) = (path, session);
-        if (!session.InputMetadata.TryGetValue(OnnxExport.InputName, out var input) || input.Dimensions.Length != 4)
-            throw new InvalidInputException(path, $"not a YoloSpp model: no 4-d input named '{OnnxExport.InputName}'");
-        if (!session.OutputMetadata.ContainsKey(OnnxExport.OutputName))
-            throw new InvalidInputException(path, $"not a YoloSpp model: no output named '{OnnxExport.OutputName}'");
+        if (!session.InputMetadata.TryGetValue(InputName, out var input) || input.Dimensions.Length != 4)
+            throw new InvalidInputException(path, $"not a YoloSpp model: no 4-d input named '{InputName}'");
+        if (!session.OutputMetadata.ContainsKey(OutputName))
+            throw new InvalidInputException(path, $"not a YoloSpp model: no output named '{OutputName}'");
         var dims = input.Dimensions;
         Channels = dims[1];
         FixedBatchSize = dims[0] > 0 ? dims[0] : null;
         FixedImageSize = dims[2] > 0 && dims[3] > 0 ? (dims[2], dims[3]) : null;
         var meta = session.ModelMetadata.CustomMetadataMap;
-        if (!meta.TryGetValue(OnnxExport.MetadataKeys.Names, out var names))
-            throw new InvalidInputException(path, $"not a YoloSpp model: the metadata has no '{OnnxExport.MetadataKeys.Names}'");
+        if (!meta.TryGetValue(MetadataKeys.Names, out var names))
+            throw new InvalidInputException(path, $"not a YoloSpp model: the metadata has no '{MetadataKeys.Names}'");
         try { ClassNames = JsonSerializer.Deserialize<string[]>(names) ?? []; }
-        catch (JsonException e) { throw new InvalidInputException(path, $"metadata '{OnnxExport.MetadataKeys.Names}' is not a JSON list of strings: {e.Message}"); }
-        CfgText = meta.TryGetValue(OnnxExport.MetadataKeys.Cfg, out var cfg) ? cfg : "";
-        if (meta.TryGetValue(OnnxExport.MetadataKeys.TrainImageSize, out var trained) && int.TryParse(trained, out var size) && size > 0)
+        catch (JsonException e) { throw new InvalidInputException(path, $"metadata '{MetadataKeys.Names}' is not a JSON list of strings: {e.Message}"); }
+        CfgText = meta.TryGetValue(MetadataKeys.Cfg, out var cfg) ? cfg : "";
+        if (meta.TryGetValue(MetadataKeys.TrainImageSize, out var trained) && int.TryParse(trained, out var size) && size > 0)
             TrainedImageSize = size;
     }
 
     /// <summary>Loads an exported model.</summary>
     /// <param name="path">The .onnx file.</param>
     /// <param name="threads">Intra-op threads; 0 (default): as many as TorchSharp uses.</param>
-    /// <exception cref="InvalidInputException">The file is missing, not ONNX, or not a model <see cref="OnnxExport"/> wrote.</exception>
+    /// <exception cref="InvalidInputException">The file is missing, not ONNX, or not a model <see cref="YoloSpp.Export.OnnxExport"/> wrote.</exception>
     public static OnnxRuntimeNetwork Load(string path, int threads = 0)
     {
         if (!File.Exists(path)) throw new InvalidInputException(path, "ONNX model not found");
