@@ -1,4 +1,4 @@
-/// COCO ground truth of a YOLO dataset: the reference's convert_to_coco_api (train_val_utils/coco_utils.py).
+/// COCO ground truth of a YOLO dataset: the reference's convert_to_coco_api (train_utils/coco_utils.py).
 /// It produces the evaluator's records (Evaluation/CocoTypes.fs).
 module YoloSpp.Data.CocoGroundTruth
 
