@@ -39,7 +39,7 @@ internal sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp,
 /// <param name="Cancelled">Stopped by the cancellation token.</param>
 /// <param name="TimeUp">Stopped by the time limit.</param>
 /// <param name="NonFinite">Set when a loss was not finite: the parts and the batch's image paths (training must stop).</param>
-internal sealed record EpochOutcome(LossParts MeanLosses, double LearningRate, int Batches, int Images, TimeSpan Elapsed,
+internal sealed record EpochOutcome(LossValues MeanLosses, double LearningRate, int Batches, int Images, TimeSpan Elapsed,
     bool Cancelled, bool TimeUp, string? NonFinite)
 {
     /// <summary>Several ranks: the optimizer steps whose gradients were all-reduced, and the time those took.</summary>
@@ -57,7 +57,7 @@ internal static class Engine
     /// loss / accumulate (through the loss scaler), and, when <paramref name="step"/>, the optimizer step and
     /// zero_grad. Returns the loss values; a non-finite total is returned without backward (training must stop).
     /// </summary>
-    public static LossParts TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+    public static LossValues TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
         double gr, int accumulate, bool step) => TrainStep(model, optimizer, loss, scaler, images, targets, gr, accumulate, step, null, null);
 
     /// <summary>
@@ -68,7 +68,7 @@ internal static class Engine
     /// batches are averaged once, at the step: the mean of sums is the sum of the means DDP would all-reduce per backward.
     /// <paramref name="syncWatch"/>, when given, runs while the gradients are averaged.
     /// </summary>
-    public static LossParts TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+    public static LossValues TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
         double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch) =>
         TrainStep(model, optimizer, loss, scaler, images, targets, gr, accumulate, step, comm, syncWatch, null);
 
@@ -77,7 +77,7 @@ internal static class Engine
     /// loss (its values read back), backward, the optimizer step with zero_grad; 0 for a part that did not run (after a
     /// non-finite loss, or without <paramref name="step"/>).
     /// </summary>
-    internal static LossParts TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
+    internal static LossValues TrainStep(DarkNet model, IOptimizer optimizer, YoloLoss loss, LossScaler scaler, Tensor images, Tensor targets,
         double gr, int accumulate, bool step, ICommunicator? comm, Stopwatch? syncWatch, double[]? phases)
     {
         using var scope = NewDisposeScope();
@@ -115,14 +115,14 @@ internal static class Engine
     }
 
     /// <summary>reduce_dict: the four loss values averaged over the ranks (one all-reduce).</summary>
-    static LossParts Reduced(LossResult parts, ICommunicator comm)
+    static LossValues Reduced(LossResult parts, ICommunicator comm)
     {
         using var scope = NewDisposeScope();
         var v = stack(new[] { parts.Box.detach(), parts.Objectness.detach(), parts.Class.detach(), parts.Total.detach() })
             .to(ScalarType.Float32, CPU).contiguous().clone();
         comm.AllReduceMean(v);
         var d = v.to(float64).data<double>().ToArray();
-        return new LossParts(d[0], d[1], d[2], d[3]);
+        return new LossValues(d[0], d[1], d[2], d[3]);
     }
 
     /// <summary>Whether any rank asks to stop (cancellation, time limit), so that every rank stops after the same batch.</summary>
@@ -167,7 +167,7 @@ internal static class Engine
         int warmupIters = Schedule.warmupIterations(nb);
         int acc = warm ? 1 : s.Accumulate;
         optimizer.LearningRate = warm ? hyp.Lr0 * Schedule.warmup(warmupIters, 1.0 / 1000, 0) : epochLr;
-        var mloss = default(LossParts);
+        var mloss = default(LossValues);
         double nowLr = optimizer.LearningRate;
         int imgSize = s.ImageSize, seen = 0, i = 0, warmStep = 0;
         var watch = Stopwatch.StartNew();

@@ -143,7 +143,7 @@ public sealed record TrainOptions
 /// <param name="ImagesPerSecond">Training throughput over the epoch so far (of every rank together).</param>
 /// <param name="Eta">Estimated time to the end of the epoch.</param>
 /// <param name="Evaluation">Set once the epoch's evaluation is done (null otherwise).</param>
-public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches, LossParts MeanLosses,
+public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches, LossValues MeanLosses,
     double LearningRate, double ImagesPerSecond, TimeSpan Eta, EvaluationResult? Evaluation);
 
 /// <summary>Where a finished (or stopped) run left its outputs, and its final numbers. A file the run did not write

@@ -12,7 +12,7 @@ namespace YoloSpp.Training;
 /// <param name="Stats">The 12 COCO stats (null when the epoch was not evaluated).</param>
 /// <param name="MeanLosses">Mean box, objectness, class, total loss.</param>
 /// <param name="LearningRate">LR at the end of the epoch.</param>
-internal sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, LossParts MeanLosses, double LearningRate);
+internal sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, LossValues MeanLosses, double LearningRate);
 
 /// <summary>
 /// The run's logs. The results file is the reference's, digit for digit (people's plotting scripts read it): a
@@ -83,7 +83,7 @@ internal sealed class TrainingLog : IDisposable
         var f = line.Split(',');
         var stats = f.Skip(6).Select(P).ToArray();
         return new EpochRecord(int.Parse(f[0], CultureInfo.InvariantCulture), stats.Length == 12 && !stats.All(double.IsNaN) ? stats : null,
-            new LossParts(P(f[1]), P(f[2]), P(f[3]), P(f[4])), P(f[5]));
+            new LossValues(P(f[1]), P(f[2]), P(f[3]), P(f[4])), P(f[5]));
     }
 
     /// <summary>A record from a results line (the plot of a run resumed from a checkpoint without the CSV): the
@@ -93,8 +93,8 @@ internal sealed class TrainingLog : IDisposable
         var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (!parts[0].StartsWith("epoch:") || (parts.Length != 15 && parts.Length != 18)) return null;
         var stats = parts.Skip(1).Take(12).Select(P).ToArray();
-        var losses = parts.Length == 15 ? new LossParts(double.NaN, double.NaN, double.NaN, P(parts[13]))
-            : new LossParts(P(parts[13]), P(parts[14]), P(parts[15]), P(parts[16]));
+        var losses = parts.Length == 15 ? new LossValues(double.NaN, double.NaN, double.NaN, P(parts[13]))
+            : new LossValues(P(parts[13]), P(parts[14]), P(parts[15]), P(parts[16]));
         return new EpochRecord(int.Parse(parts[0][6..], CultureInfo.InvariantCulture), stats.All(double.IsNaN) ? null : stats, losses, P(parts[^1]));
     }
 

@@ -41,11 +41,11 @@ public sealed record LossOptions
 public sealed record LossResult(Tensor Box, Tensor Objectness, Tensor Class, Tensor Total)
 {
     /// <summary>The four values as numbers (one device-to-host copy).</summary>
-    public LossParts ToValues()
+    public LossValues ToValues()
     {
         using var scope = NewDisposeScope();
         var v = stack(new[] { Box.detach(), Objectness.detach(), Class.detach(), Total.detach() }).to(float64).cpu().data<double>().ToArray();
-        return new LossParts(v[0], v[1], v[2], v[3]);
+        return new LossValues(v[0], v[1], v[2], v[3]);
     }
 }
 
@@ -54,13 +54,13 @@ public sealed record LossResult(Tensor Box, Tensor Objectness, Tensor Class, Ten
 /// <param name="Objectness">Objectness BCE loss.</param>
 /// <param name="Class">Class BCE loss.</param>
 /// <param name="Total">Their sum.</param>
-public readonly record struct LossParts(double Box, double Objectness, double Class, double Total)
+public readonly record struct LossValues(double Box, double Objectness, double Class, double Total)
 {
     /// <summary>Whether the total is a finite number.</summary>
     public bool IsFinite => double.IsFinite(Total);
 
     /// <summary>The running mean after <paramref name="count"/> values: (this·count + next) / (count + 1), per term.</summary>
-    public LossParts RunningMean(LossParts next, int count) => new(
+    public LossValues RunningMean(LossValues next, int count) => new(
         (Box * count + next.Box) / (count + 1), (Objectness * count + next.Objectness) / (count + 1),
         (Class * count + next.Class) / (count + 1), (Total * count + next.Total) / (count + 1));
 
