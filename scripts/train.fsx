@@ -26,6 +26,8 @@ open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Cli
 
+open YoloSpp.Platform
+
 let parser =
     ArgumentParser.Create<TrainCommand.TrainArgs>(programName = "dotnet fsi scripts/train.fsx")
 // the options of `yolospp train`, defaulting to the shapes demo (TrainOptions.ShapesDemo)

@@ -57,4 +57,4 @@ do
     )
 
 // the first torch.nn constructor does not load the natives by itself
-YoloSpp.Backend.Initialize()
+YoloSpp.Platform.Backend.Initialize()
