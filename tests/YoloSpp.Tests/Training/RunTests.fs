@@ -241,10 +241,14 @@ let tests =
                 withDir "yolospp-ctrlc-" (fun dir ->
                     let data = tinyData dir 400
 
+                    // a process started from a background job inherits SIGINT ignored (as a shell's `cmd &` does), and
+                    // .NET then leaves it ignored: GNU env restores the default, as a terminal's foreground process has it
                     let psi =
                         ProcessStartInfo(
-                            "dotnet",
+                            "env",
                             [
+                                "--default-signal=INT"
+                                "dotnet"
                                 cliDll
                                 "train"
                                 "--data"
