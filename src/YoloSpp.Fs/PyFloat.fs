@@ -1,6 +1,6 @@
 /// Python's float rounding and text, digit for digit: the reference writes label files with `str(round(x, 6))`
 /// and its results file with `str(round(x, 4))`, and people's scripts read those digits.
-module YoloSpp.PyFloat
+module internal YoloSpp.PyFloat
 
 open System
 open System.Globalization

@@ -8,7 +8,7 @@
 /// the call (which keeps it alive during the call), and additions pass the process-wide `one` as alpha. Use them
 /// instead of `tensor * 2.0`, `tensor + tensor` and friends; `-`, `*` and `/` of two tensors create no Scalar.
 [<AutoOpen>]
-module YoloSpp.Tensors
+module internal YoloSpp.Tensors
 
 open TorchSharp
 

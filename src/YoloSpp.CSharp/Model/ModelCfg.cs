@@ -31,7 +31,7 @@ public sealed class DarknetConfig
     /// <summary>The cfg section name of each module ("convolutional", "shortcut", "route", "maxpool", "upsample", "yolo").</summary>
     public IReadOnlyList<string> ModuleTypes => Core.Modules.Select(m => Summary.typeName(m.Layer)).ToArray();
     /// <summary>Module indices of the [yolo] layers.</summary>
-    public IReadOnlyList<int> YoloLayerIndices => Cfg.yoloLayers(Core).ToArray();
+    public IReadOnlyList<int> YoloLayerIndices => CfgGraph.yoloLayers(Core).ToArray();
     /// <summary>Classes of the [yolo] layers (0 without any).</summary>
     public int NumClasses => Core.Modules.Select(m => m.Layer).OfType<Cfg.Layer.Yolo>().Select(y => y.Item.Classes).FirstOrDefault();
     /// <summary>Whether the network begins with yolov3-spp's Darknet-53 backbone, module for module (see <see cref="YoloSpp.Training.TrainSteps.Model"/>).</summary>

@@ -238,7 +238,7 @@ public static class TrainSteps
     static void CheckSameCfg(TrainOptions o, CheckpointInfo info, DarknetConfig current, Action<string>? log)
     {
         if (string.IsNullOrWhiteSpace(info.Cfg)) return;
-        var trained = Cfg.parse($"{o.Weights} (its cfg)", info.Cfg);
+        var trained = CfgParse.parse($"{o.Weights} (its cfg)", info.Cfg);
         if (trained.IsError)
         {
             log?.Invoke($"{o.Weights}: the cfg it holds no longer parses ({trained.ErrorValue.Head.Reason}); not compared with {o.Cfg}");

@@ -32,7 +32,7 @@ let pixelWh (rnd: Random) (lo: float, hi: float) (wh: (float * float)[]) : (floa
     |> Array.filter (fun (w, h) -> w > 2.0 && h > 2.0)
 
 /// wh_iou in float32: IoU of boxes and anchors sharing a corner, [boxes][anchors].
-let whIou (wh: (float * float)[]) (k: (float * float)[]) : float32[][] =
+let internal whIou (wh: (float * float)[]) (k: (float * float)[]) : float32[][] =
     let k32 = k |> Array.map (fun (a, b) -> float32 a, float32 b)
 
     wh
@@ -61,7 +61,7 @@ let fitness (thr: float) (wh: (float * float)[]) (k: (float * float)[]) : float 
     |> meanF
 
 /// Anchors sorted small to large by area, as the reference prints and returns them.
-let sortByArea (k: (float * float)[]) = k |> Array.sortBy (fun (w, h) -> w * h)
+let internal sortByArea (k: (float * float)[]) = k |> Array.sortBy (fun (w, h) -> w * h)
 
 /// The two lines print_results writes: best possible recall and anchors above thr; the IoU means and the anchors
 /// as "w,h" (Python's round, half to even), ready for a cfg.

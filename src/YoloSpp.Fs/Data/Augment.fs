@@ -2,7 +2,7 @@
 /// load_mosaic's tile placement, random_affine's matrix and box transform with its candidate filter, augment_hsv's
 /// lookup tables, and the rect-batch shapes. Pure: random draws come in as values; the shell draws them in the
 /// reference's order and moves the pixels.
-module YoloSpp.Data.Augment
+module internal YoloSpp.Data.Augment
 
 open System
 open YoloSpp.Data.Labels

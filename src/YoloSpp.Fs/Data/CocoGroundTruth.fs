@@ -1,6 +1,6 @@
 /// COCO ground truth of a YOLO dataset: the reference's convert_to_coco_api (train_utils/coco_utils.py).
 /// It produces the evaluator's records (Evaluation/CocoTypes.fs).
-module YoloSpp.Data.CocoGroundTruth
+module internal YoloSpp.Data.CocoGroundTruth
 
 open YoloSpp.Data.Labels
 open YoloSpp.Evaluation

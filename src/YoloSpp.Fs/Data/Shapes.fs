@@ -1,7 +1,7 @@
 /// The pure geometry of the synthetic shapes dataset (the README's "The shapes dataset"): class names, the vertices of the
 /// rotated shapes, their tight boxes, the overlap rule and COCO's size buckets, and the seed of each image's RNG.
 /// The shell (ShapesDataset.cs) draws what these functions describe.
-module YoloSpp.Data.Shapes
+module internal YoloSpp.Data.Shapes
 
 open System
 

@@ -1,7 +1,7 @@
 /// Data-parallel sharding as torch.utils.data.DistributedSampler and BatchSampler do it (train_multi_GPU.py): every
 /// rank takes the same epoch order, padded to a multiple of the world size, and keeps every size-th index from its
 /// rank; its batches then drop an incomplete last batch.
-module YoloSpp.Data.Sharding
+module internal YoloSpp.Data.Sharding
 
 /// One rank's indices of an epoch order (DistributedSampler, drop_last = False): the order padded by repeating it
 /// from its start to ceil(n / size)·size entries, then entries rank, rank + size, rank + 2·size, …

@@ -1,5 +1,5 @@
 /// Pascal VOC annotations → YOLO rows: the reference's trans_voc2yolo.py, pure (XML text in, rows out).
-module YoloSpp.Data.Voc
+module internal YoloSpp.Data.Voc
 
 open YoloSpp
 open System

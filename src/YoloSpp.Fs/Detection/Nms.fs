@@ -85,7 +85,7 @@ let inline private iouAt (boxes: float32[]) (areas: float32[]) (i: int) (j: int)
 /// iouThres ≥ 0 the later boxes are looked up in an x-sorted window instead of scanned one by one; the result is
 /// the kernel's, at a cost that grows with the overlaps rather than with n² (class offsets keep classes apart).
 /// (TorchSharp 0.107's torchvision.ops.nms is a managed loop of tensor ops that takes ~30 s on 10,000 boxes.)
-let nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
+let internal nmsKernel (boxes: float32[]) (scores: float32[]) (iouThres: float) : int[] =
     let n = scores.Length
 
     if boxes.Length <> 4 * n then

@@ -10,7 +10,7 @@ open System.Threading.Tasks
 
 /// numpy.linspace(start, stop, num) with endpoint: start + i·step with step = (stop − start)/(num − 1), and the
 /// last element set to stop exactly (numpy's formula, so thresholds compare equal to the reference's).
-let linspace (start: float) (stop: float) (num: int) : float[] =
+let internal linspace (start: float) (stop: float) (num: int) : float[] =
     let step = (stop - start) / float (num - 1)
     Array.init num (fun i -> if i = num - 1 then stop else float i * step + start)
 

@@ -1,14 +1,16 @@
-/// What a cfg must satisfy to run, checked when it is read (before any tensor is allocated), beyond what `Cfg.parse`
+/// What a cfg must satisfy to run, checked when it is read (before any tensor is allocated), beyond what `CfgParse.parse`
 /// types: the Darknet [yolo] and [net] options the port reads past still hold values of their kind, `num` agrees with
 /// the anchors, route and shortcut entries are not the ambiguous `-0`, widths and the parameter count stay within a
 /// budget no YOLO network comes near, and the feature maps fit together (a route joins maps of one size, a shortcut
 /// adds maps of one size) at some input size. Errors name the file, line, layer index and reason.
-module YoloSpp.Model.CfgCheck
+module internal YoloSpp.Model.CfgCheck
 
 open System
 open System.Globalization
 open YoloSpp
 open YoloSpp.Model.Cfg
+open YoloSpp.Model.CfgGraph
+open YoloSpp.Model.CfgParse
 
 /// The widest layer accepted: no published YOLO layer needs more (YOLO9000's 9,418-class head has 28,269 filters);
 /// beyond it a `filters` value is a typo, and such a layer takes minutes and gigabytes just to set up.
@@ -337,7 +339,7 @@ let private shapeErrors (file: string) (cfg: NetCfg) : SourceError list =
 
 /// Parses a cfg and checks that it can run (see the module's summary); every problem with its file:line.
 let parse (file: string) (text: string) : Result<NetCfg, SourceError list> =
-    Cfg.parse file text
+    CfgParse.parse file text
     |> Result.bind (fun cfg ->
         match keyErrors file text cfg with
         | [] ->

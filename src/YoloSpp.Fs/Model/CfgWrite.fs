@@ -1,10 +1,12 @@
 /// Writing Darknet cfg text: the reference's calculate_dataset class-count rewrite, and a NetCfg serializer.
-module YoloSpp.Model.CfgWrite
+module internal YoloSpp.Model.CfgWrite
 
 open YoloSpp
 open System
 open System.Globalization
 open YoloSpp.Model.Cfg
+open YoloSpp.Model.CfgGraph
+open YoloSpp.Model.CfgParse
 
 let private num (x: float) =
     x.ToString("R", CultureInfo.InvariantCulture)

@@ -1,8 +1,9 @@
 /// Shapes and operation counts of a cfg's layers at a given input size, computed from the cfg alone (no forward
 /// pass), for the model summary (`yolospp info`) and for checking a network against its cfg.
-module YoloSpp.Model.Summary
+module internal YoloSpp.Model.Summary
 
 open YoloSpp.Model.Cfg
+open YoloSpp.Model.CfgGraph
 
 /// One layer's output at a given input size.
 type LayerShape =

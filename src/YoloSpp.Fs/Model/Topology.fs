@@ -1,9 +1,10 @@
 /// The YOLOv3-SPP topology as data: a Darknet-53-style residual backbone, the SPP block (max-pools 5/9/13),
 /// the FPN head and three [yolo] layers, with widths and residual repeats as parameters. `yolov3Spp` is the
 /// reference's yolov3-spp.cfg (module for module); `shapesSpp` is the training demo's shallow, narrow variant.
-module YoloSpp.Model.Topology
+module internal YoloSpp.Model.Topology
 
 open YoloSpp.Model.Cfg
+open YoloSpp.Model.CfgGraph
 
 /// What varies between members of the family.
 type SppSpec =

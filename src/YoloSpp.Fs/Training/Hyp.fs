@@ -123,7 +123,7 @@ let private fields =
     ]
 
 /// The keys a hyp file must contain.
-let requiredKeys =
+let internal requiredKeys =
     fields |> List.filter (fun f -> f.Required) |> List.map (fun f -> f.Key)
 
 /// The key naming the optimizer (the only key whose value is a word).
@@ -131,7 +131,7 @@ let requiredKeys =
 let OptimizerKey = "optimizer"
 
 /// The keys a hyp file may contain.
-let knownKeys = (fields |> List.map (fun f -> f.Key)) @ [ OptimizerKey ]
+let internal knownKeys = (fields |> List.map (fun f -> f.Key)) @ [ OptimizerKey ]
 
 /// The optimizer's name as a hyp file writes it.
 let optimizerName (o: OptimizerChoice) =

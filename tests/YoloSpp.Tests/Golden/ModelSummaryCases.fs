@@ -76,7 +76,7 @@ let run (folder: string) (case: JsonElement) =
         close (sprintf "yolo %d anchor_vec" i) 0.0 0.0 layer.AnchorVec (tensor64 (prop "anchor_vec" y))
 
     let shapes = Summary.layerShapes cfg (512, 512) |> List.toArray
-    let channels = Cfg.outputChannels cfg |> List.toArray
+    let channels = CfgGraph.outputChannels cfg |> List.toArray
     let defs = cfg.Modules |> List.toArray
 
     for m in items (prop "modules" case) do

@@ -173,7 +173,7 @@ let private stride64 =
         ]
 
 let private parsed (text: string) =
-    match Cfg.parse "t.cfg" text with
+    match CfgParse.parse "t.cfg" text with
     | Ok c -> c
     | Error e -> failtestf "%A" e
 

@@ -8,6 +8,8 @@ open System.Text.Json
 open Expecto
 open YoloSpp.Model
 open YoloSpp.Model.Cfg
+open YoloSpp.Model.CfgGraph
+open YoloSpp.Model.CfgParse
 open YoloSpp.Tests
 
 /// A small valid cfg; the corpus edits its lines, so the line numbers below are the ones errors must carry.
