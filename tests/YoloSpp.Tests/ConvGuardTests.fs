@@ -252,14 +252,20 @@ let tests =
                     Expect.equal (maxDiff (evalOut m) e0) 0.0f "the refused network computed contiguous")
             }
             test "channels-last by default only where every conv has 32 filters or more; YOLOSPP_CHANNELS_LAST is parsed" {
-                Expect.isTrue (DarkNet.PrefersChannelsLast(DarkNet.ConvConfigsOf(ModelCfg.Topology("yolov3-spp", 80)))) "yolov3-spp"
-                Expect.isFalse (DarkNet.PrefersChannelsLast(DarkNet.ConvConfigsOf(ModelCfg.Topology("shapes-spp", 5)))) "the demo network"
+                Expect.isTrue (ConvLayout.PrefersChannelsLast(DarkNet.ConvConfigsOf(ModelCfg.Topology("yolov3-spp", 80)))) "yolov3-spp"
+                Expect.isFalse (ConvLayout.PrefersChannelsLast(DarkNet.ConvConfigsOf(ModelCfg.Topology("shapes-spp", 5)))) "the demo network"
 
-                for v, expected in [ null, None; " Auto", None; "on", Some true; "off", Some false ] do
-                    Expect.equal (Option.ofNullable (DarkNet.ParseChannelsLast v)) expected (sprintf "%A" v)
+                for v, expected in
+                    [
+                        null, LayoutChoice.Auto
+                        " Auto", LayoutChoice.Auto
+                        "on", LayoutChoice.ChannelsLast
+                        "off", LayoutChoice.Contiguous
+                    ] do
+                    Expect.equal (ConvLayout.Parse v) expected (sprintf "%A" v)
 
                 let message =
-                    TestUtil.throwsMessage<ArgumentException> (fun () -> DarkNet.ParseChannelsLast "nhwc" |> ignore)
+                    TestUtil.throwsMessage<ArgumentException> (fun () -> ConvLayout.Parse "nhwc" |> ignore)
 
                 Expect.stringContains message "YOLOSPP_CHANNELS_LAST=nhwc" "refused, naming the variable and value"
             }

@@ -37,6 +37,14 @@ public sealed class VocToYoloOptions
 public static class DatasetTools
 {
     /// <summary>
+    /// Reads a dataset split (an image list file or a folder of images) with its label files, as the training loader
+    /// does: every image, its size from the header, its labels checked for <paramref name="numClasses"/> classes, and
+    /// every problem with its file and line. The result is cached beside the list (<c>.cache</c>) unless
+    /// <paramref name="useCache"/> is false.
+    /// </summary>
+    public static ScanResult ScanLabels(string source, int numClasses, bool useCache = true) => LabelScan.Scan(source, numClasses, useCache);
+
+    /// <summary>
     /// trans_voc2yolo: for each id of the train and val lists, converts Annotations/id.xml to split/labels/id.txt
     /// and copies JPEGImages/id.jpg to split/images/; writes the class names and one image list per split.
     /// Annotations without objects are skipped with a warning, as the reference does.

@@ -77,7 +77,7 @@ public sealed class RgbImage
     public static RgbImage Load(string path) => LoadNoted(path, out _);
 
     /// <summary><see cref="Load(string)"/>, with the note of a restored file (a JPEG without its end marker), else null.</summary>
-    internal static RgbImage LoadNoted(string path, out string? note)
+    public static RgbImage LoadNoted(string path, out string? note)
     {
         using var decoded = ImageDecode.Decode(path);
         note = decoded.Note;

@@ -7,7 +7,6 @@ using YoloSpp.Data;
 using YoloSpp.IO;
 using YoloSpp.Model;
 using YoloSpp.Platform;
-using YoloSpp.Training;
 using static TorchSharp.torch;
 using CfgM = YoloSpp.Model.Cfg;
 using YoloSpp.Detection;
@@ -157,7 +156,7 @@ public static partial class OnnxExport
     static void WriteNetwork(GraphWriter g, DarkNet net, OnnxExportOptions options, (long Ny, long Nx)[]? grids)
     {
         var defs = net.Cfg.Modules.ToArray();
-        var channels = CfgM.outputChannels(net.Cfg).ToArray();
+        var channels = CfgGraph.outputChannels(net.Cfg).ToArray();
         var modules = net.Modules;
         var outputs = new string[defs.Length];
         var decoded = new List<string>();
@@ -175,7 +174,7 @@ public static partial class OnnxExport
                     x = ConvBlock(g, p, (Sequential)modules[i], c.Item, x);
                     break;
                 case CfgM.Layer.Shortcut:
-                    foreach (var l in CfgM.references(def))
+                    foreach (var l in CfgGraph.references(def))
                     {
                         var a = FitChannels(g, $"{p}.from{l}", outputs[l], channels[l], i == 0 ? net.Config.Channels : channels[i - 1]);
                         x = q is null ? g.Node("Add", [x, a], $"{p}.add{l}")
@@ -183,7 +182,7 @@ public static partial class OnnxExport
                     }
                     break;
                 case CfgM.Layer.Route:
-                    var from = CfgM.references(def).Select(l => outputs[l]).ToArray();
+                    var from = CfgGraph.references(def).Select(l => outputs[l]).ToArray();
                     if (from.Length == 1) x = from[0];
                     else if (q is null) x = g.Node("Concat", from, $"{p}.concat", Attr.Int("axis", 1));
                     else x = q.Activation(g, g.Node("Concat", from.Select(f => q.Ensure(g, f)).ToArray(), $"{p}.concat", Attr.Int("axis", 1)));

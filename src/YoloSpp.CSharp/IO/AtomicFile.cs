@@ -2,7 +2,7 @@
 namespace YoloSpp.IO;
 
 /// <summary>Writes files so that a reader never sees a half-written one: a temp file in the same folder, then a rename.</summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     /// <summary>Writes through <paramref name="write"/> into a temp file next to <paramref name="path"/>, then renames it over the target.</summary>
     public static void Write(string path, Action<Stream> write)

@@ -90,18 +90,20 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     // convolutions run through the ConvGuard, and in the mixed-precision type when one is set
     readonly (Conv2d Conv, ConvConfig Config, nn.Module<Tensor, Tensor>[] After)?[] _convBlocks;
 
-    /// <summary>Builds the network for a parsed cfg. Strides are assigned 32, 16, 8 by yolo order, as the reference does.</summary>
-    public DarkNet(DarknetConfig cfg) : this(cfg, fused: false) { }
+    /// <summary>Builds the network for a parsed cfg. Strides are assigned 32, 16, 8 by yolo order, as the reference does.
+    /// <paramref name="layout"/> chooses the CPU layout (<see cref="ChannelsLast"/>); null: the process default,
+    /// <see cref="ConvLayout.Default"/>.</summary>
+    public DarkNet(DarknetConfig cfg, LayoutChoice? layout = null) : this(cfg, fused: false, layout ?? ConvLayout.Default) { }
 
     /// <summary>Builds the network; <paramref name="fused"/> builds convs with a bias and no BatchNorm (see <see cref="Fuse"/>).</summary>
-    DarkNet(DarknetConfig config, bool fused) : base(nameof(DarkNet))
+    DarkNet(DarknetConfig config, bool fused, LayoutChoice layout) : base(nameof(DarkNet))
     {
         IsFused = fused;
         Backend.Initialize();
         Config = config ?? throw new ArgumentNullException(nameof(config));
         var cfg = config.Core;
         var defs = cfg.Modules.ToArray();
-        var channels = CfgM.outputChannels(cfg).ToArray();
+        var channels = CfgGraph.outputChannels(cfg).ToArray();
         var yoloStrides = new[] { 32, 16, 8 };
         var modules = new List<nn.Module>();
         var yolos = new List<YoloLayer>();
@@ -116,10 +118,10 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
                     m = ConvBlock(c.Item, inChannels, fused);
                     break;
                 case CfgM.Layer.Shortcut:
-                    m = new WeightedFeatureFusion(CfgM.references(def).ToArray());
+                    m = new WeightedFeatureFusion(CfgGraph.references(def).ToArray());
                     break;
                 case CfgM.Layer.Route:
-                    m = new FeatureConcat(CfgM.references(def).ToArray());
+                    m = new FeatureConcat(CfgGraph.references(def).ToArray());
                     break;
                 case CfgM.Layer.MaxPool p:
                     m = MaxPool(p.Item);
@@ -130,7 +132,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
                 case CfgM.Layer.Yolo y:
                     if (yolos.Count >= yoloStrides.Length)
                         throw new InvalidInputException(config.Source, def.Line, $"layer {i}: more than {yoloStrides.Length} [yolo] layers (the reference assigns strides 32, 16, 8 only)");
-                    var anchors = CfgM.maskedAnchors(y.Item).ToArray();
+                    var anchors = CfgGraph.maskedAnchors(y.Item).ToArray();
                     var a = new double[anchors.Length, 2];
                     for (int k = 0; k < anchors.Length; k++) { a[k, 0] = anchors[k].Item1; a[k, 1] = anchors[k].Item2; }
                     var yolo = new YoloLayer(a, yoloStrides[yolos.Count], y.Item.Classes);
@@ -145,9 +147,9 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         }
         module_list = new ModuleList<nn.Module>(modules.ToArray());
         YoloLayers = yolos;
-        YoloLayerIndices = CfgM.yoloLayers(cfg).ToArray();
+        YoloLayerIndices = CfgGraph.yoloLayers(cfg).ToArray();
         NumClasses = yolos.Count > 0 ? yolos[0].NumClasses : 0;
-        Routs = CfgM.routs(cfg).ToArray();
+        Routs = CfgGraph.routs(cfg).ToArray();
         _convBlocks = new (Conv2d, ConvConfig, nn.Module<Tensor, Tensor>[])?[defs.Length];
         var configs = ConvConfigsByModule(cfg);
         for (int i = 0; i < defs.Length; i++)
@@ -162,23 +164,18 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         InitializeYoloBiases();
         // libtorch's kernels are checked on this CPU before the network computes (see ConvGuard)
         ConvGuard.Prepare(ConvConfigs);
-        _channelsLast = ParseChannelsLast(Environment.GetEnvironmentVariable("YOLOSPP_CHANNELS_LAST")) switch
-        {
-            false => false,
-            true => ConvGuard.CheckChannelsLast(ConvConfigs),
-            null => PrefersChannelsLast(ConvConfigs) && ConvGuard.CheckChannelsLast(ConvConfigs),
-        };
+        LayoutChoice = layout;
+        _channelsLast = ConvLayout.UsesChannelsLast(layout, ConvConfigs);
     }
+
+    /// <summary>The layout policy the network was built with (<see cref="ConvLayout"/>).</summary>
+    public LayoutChoice LayoutChoice { get; }
 
     /// <summary>
     /// Whether <see cref="forward"/> computes in the channels-last layout (NHWC strides, same shapes and values) on
-    /// the CPU: oneDNN then convolves without reordering every activation into its blocked layout and back. It pays
-    /// on wide networks (yolov3-spp at 512², 2-core Xeon with AVX-512: training step −7 %, inference −10 %) and costs
-    /// on narrow ones (libtorch's channels-last BatchNorm backward is slow at 4–16 channels: the demo network's step
-    /// took twice as long). Default (<c>YOLOSPP_CHANNELS_LAST</c> unset or auto): on when every convolution has at
-    /// least 32 filters (<see cref="PrefersChannelsLast"/>) and the convolution guard finds the channels-last
-    /// kernels right; <c>on</c> / <c>off</c> force it (on still needs the guard's check). Setting it to true throws
-    /// when the check fails. CUDA inputs are left in their layout.
+    /// the CPU, as <see cref="LayoutChoice"/> decided at construction (<see cref="ConvLayout.UsesChannelsLast"/>). Setting it
+    /// to true throws when the convolution guard's check of the channels-last kernels fails. CUDA inputs are left in
+    /// their layout.
     /// </summary>
     public bool ChannelsLast
     {
@@ -192,33 +189,22 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     }
     bool _channelsLast;
 
-    /// <summary>The default rule for <see cref="ChannelsLast"/>: every convolution has at least 32 filters.</summary>
-    public static bool PrefersChannelsLast(IEnumerable<ConvConfig> configs)
-    {
-        var list = configs.ToArray();
-        return list.Length > 0 && list.All(c => c.OutChannels >= 32);
-    }
-
-    internal static bool? ParseChannelsLast(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "auto" => null,
-        "on" or "1" or "true" => true,
-        "off" or "0" or "false" => false,
-        var v => throw new ArgumentException($"YOLOSPP_CHANNELS_LAST={v}: expected auto, on or off"),
-    };
-
     /// <summary>The configuration of every convolution, in module order.</summary>
     public IReadOnlyList<ConvConfig> ConvConfigs => _convBlocks.Where(b => b is not null).Select(b => b!.Value.Config).ToArray();
 
     /// <summary>The convolutions of the built-in networks (<see cref="ModelCfg.TopologyNames"/>), and those their
-    /// inference computes channels-last (unless <c>YOLOSPP_CHANNELS_LAST=0</c>): what <c>yolospp doctor</c> checks.</summary>
-    public static ConvWorkload BuiltInWorkload()
+    /// inference computes channels-last under <paramref name="layout"/> (null: <see cref="ConvLayout.Default"/>):
+    /// what <c>yolospp doctor</c> checks.</summary>
+    public static ConvWorkload BuiltInWorkload(LayoutChoice? layout = null)
     {
         var networks = ModelCfg.TopologyNames
             .Select(name => ConvConfigsOf(ModelCfg.Topology(name, ModelCfg.TopologyClasses(name)))).ToArray();
-        var channelsLast = ParseChannelsLast(Environment.GetEnvironmentVariable("YOLOSPP_CHANNELS_LAST")) == false
-            ? Array.Empty<ConvConfig>()
-            : networks.Where(PrefersChannelsLast).SelectMany(c => c).Distinct().ToArray();
+        var channelsLast = (layout ?? ConvLayout.Default) switch
+        {
+            LayoutChoice.Contiguous => [],
+            LayoutChoice.ChannelsLast => networks.SelectMany(c => c).Distinct().ToArray(),
+            _ => networks.Where(ConvLayout.PrefersChannelsLast).SelectMany(c => c).Distinct().ToArray(),
+        };
         return new ConvWorkload(networks.SelectMany(c => c).Distinct().ToArray(), channelsLast);
     }
 
@@ -228,7 +214,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     static ConvConfig?[] ConvConfigsByModule(CfgM.NetCfg cfg)
     {
         var defs = cfg.Modules.ToArray();
-        var channels = CfgM.outputChannels(cfg).ToArray();
+        var channels = CfgGraph.outputChannels(cfg).ToArray();
         var result = new ConvConfig?[defs.Length];
         int input = cfg.Net.Channels;
         for (int i = 0; i < defs.Length; i++)
@@ -386,7 +372,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     public DarkNet Fuse()
     {
         if (IsFused) return this;
-        var fused = new DarkNet(Config, fused: true);
+        var fused = new DarkNet(Config, fused: true, LayoutChoice);
         using var _ = no_grad();
         for (int i = 0; i < module_list.Count; i++)
         {

@@ -2,9 +2,8 @@ using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
-using YoloSpp.Data;
 
-namespace YoloSpp.Export;
+namespace YoloSpp.Platform;
 
 /// <summary>One shape of <see cref="OnnxInt8Check"/>: a conv [cin → cout, k×k, stride] on an h×w input.</summary>
 public sealed record Int8ConvShape(int InChannels, int OutChannels, int Kernel, int Stride, int Height, int Width)
@@ -26,7 +25,7 @@ public sealed record Int8ConvResult(Int8ConvShape Shape, int Elements, int Misma
 /// DequantizeLinear → Conv → QuantizeLinear graph, which ONNX Runtime fuses into QLinearConv (u8 activations, s8
 /// weights per channel, s32 bias), on odd shapes with activations over the whole uint8 range, against the exact
 /// integer sums requantized here. Kernels that add pairs of u8·s8 products in 16 bits (AVX2, AVX-512 before VNNI)
-/// saturate on full-range weights; 7-bit weights (<see cref="OnnxInt8Options.ReduceRange"/>) keep them exact.
+/// saturate on full-range weights; 7-bit weights (the int8 export's <c>OnnxInt8Options.ReduceRange</c>) keep them exact.
 /// </summary>
 public static class OnnxInt8Check
 {

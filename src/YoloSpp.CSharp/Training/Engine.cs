@@ -49,9 +49,6 @@ internal sealed record EpochOutcome(LossValues MeanLosses, double LearningRate, 
 /// <summary>The reference's engine: train_one_epoch with its collaborators passed in (evaluation is <see cref="YoloSpp.Evaluation.Evaluator"/>).</summary>
 internal static class Engine
 {
-    /// <summary>The grid stride every input size is a multiple of (<see cref="DarkNet.GridStride"/>).</summary>
-    const int GridStride = DarkNet.GridStride;
-
     /// <summary>
     /// One batch of the reference's train_one_epoch: forward in train mode, compute_loss, backward of
     /// loss / accumulate (through the loss scaler), and, when <paramref name="step"/>, the optimizer step and
@@ -185,11 +182,11 @@ internal static class Engine
             var targets = batch.Targets.to(device);
             if (s.MultiScaleGrid is { } grid)
             {
-                if (boundary) imgSize = s.Random.Next(grid.Min, grid.Max + 1) * GridStride;
+                if (boundary) imgSize = s.Random.Next(grid.Min, grid.Max + 1) * DarkNet.GridStride;
                 double sf = imgSize / (double)Math.Max(imgs.shape[2], imgs.shape[3]);
                 if (sf != 1)
                 {
-                    var ns = new[] { imgs.shape[2], imgs.shape[3] }.Select(x => (long)Math.Ceiling(x * sf / GridStride) * GridStride).ToArray();
+                    var ns = new[] { imgs.shape[2], imgs.shape[3] }.Select(x => (long)Math.Ceiling(x * sf / DarkNet.GridStride) * DarkNet.GridStride).ToArray();
                     imgs = nn.functional.interpolate(imgs, size: ns, mode: InterpolationMode.Bilinear, align_corners: false);
                 }
             }
@@ -219,5 +216,5 @@ internal static class Engine
     /// floor(img // 0.667 / 32) (train.py); training loads images at the maximum and resizes batches down.
     /// </summary>
     public static (int Min, int Max) MultiScaleGrid(int imageSize) =>
-        ((int)Math.Floor(Math.Floor(imageSize / 1.5) / GridStride), (int)Math.Floor(Math.Floor(imageSize / 0.667) / GridStride));
+        ((int)Math.Floor(Math.Floor(imageSize / 1.5) / DarkNet.GridStride), (int)Math.Floor(Math.Floor(imageSize / 0.667) / DarkNet.GridStride));
 }
