@@ -102,23 +102,14 @@ let pack (extra: string list) =
 
     printfn "packages in %s" out
 
-/// Builds, then runs the runner's benchmarks (`yolospp bench`); extra arguments go to it.
+/// Builds, then runs the benchmarks (bench/YoloSpp.Bench, `yolospp-bench`); extra arguments go to it.
 let bench (extra: string list) =
     build ()
 
     exit (
         run
             "dotnet"
-            ([
-                "run"
-                "--project"
-                "src/YoloSpp.Cli"
-                "-c"
-                config
-                "--no-build"
-                "--"
-                "bench"
-             ]
+            ([ "run"; "--project"; "bench/YoloSpp.Bench"; "-c"; config; "--no-build"; "--" ]
              @ extra)
     )
 

@@ -13,23 +13,22 @@ exit (Bootstrap.runWithLibrary (System.IO.Path.Combine(__SOURCE_DIRECTORY__, __S
 #else
 #load "yolospp.fsx"
 #r "../src/YoloSpp.Cli/bin/Release/net10.0/Argu.dll"
-#r "../src/YoloSpp.Cli/bin/Release/net10.0/yolospp.dll"
+#r "../src/YoloSpp.Cli/bin/Release/net10.0/YoloSpp.App.dll"
 
 open System
 open Argu
 open TorchSharp
 open YoloSpp
+open YoloSpp.App
 open YoloSpp.Data
 open YoloSpp.Detection
 open YoloSpp.Evaluation
 open YoloSpp.Model
-open YoloSpp.Training
-open YoloSpp.Cli
-
 open YoloSpp.Platform
+open YoloSpp.Training
 
 let parser =
-    ArgumentParser.Create<TrainCommand.TrainArgs>(programName = "dotnet fsi scripts/train.fsx")
+    ArgumentParser.Create<TrainArguments.TrainArgs>(programName = "dotnet fsi scripts/train.fsx")
 // the options of `yolospp train`, defaulting to the shapes demo (TrainOptions.ShapesDemo)
 let args =
     try
@@ -40,13 +39,13 @@ let args =
 
 // one process, or one rank of `mpirun -np N dotnet fsi scripts/train.fsx` (data-parallel; rank 0 prints and writes)
 exit (
-    TrainCommand.withRanks (fun comm log ->
+    TrainSession.withRanks (fun comm log ->
         // options out of range or in conflict end here with exit code 2 and one line
-        let opt = TrainCommand.toOptions args
-        TrainCommand.applyImageLimit args
+        let opt = TrainArguments.toOptions args
+        TrainArguments.applyImageLimit args
         let device = Backend.ResolveDevice(opt.Device, comm, Action<string> log)
         log (sprintf "Using %O device training." device)
-        TrainCommand.ensureDefaultData comm opt log
+        TrainSession.ensureDefaultData comm opt log
 
         // ================================ step 1/5 data (and augmentation) ================================
         // the .data file and names, hyp.yaml adjusted as train.py does (cls *= nc/80, obj *= img_size/320), the training
@@ -70,16 +69,16 @@ exit (
         // ================================ step 5/5 train ================================
         // per epoch: train_one_epoch, evaluate, results line, TensorBoard, plot, last.ckpt and best.ckpt; Ctrl+C stops
         // after the current batch with a resumable checkpoint
-        let token, ctrlC = TrainCommand.cancelOnCtrlC ()
+        let token, ctrlC = TrainSession.cancelOnCtrlC ()
         use _ = ctrlC
         let started = Diagnostics.Stopwatch.StartNew()
         log (sprintf "starting training for %d epochs..." opt.Epochs)
 
         let result =
-            TrainSteps.Fit(opt, data, model, optimizer, loss, device, TrainCommand.progressPrinter (), token, Action<string> log)
+            TrainSteps.Fit(opt, data, model, optimizer, loss, device, TrainSession.progressPrinter (), token, Action<string> log)
 
         if comm.Rank = 0 then
-            TrainCommand.printSummary result
+            TrainSession.printSummary result
             printfn "training took %s" (started.Elapsed.ToString(@"mm\:ss"))
 
         if result.Cancelled then 130 else 0)

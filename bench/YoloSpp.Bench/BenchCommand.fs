@@ -2,8 +2,9 @@
 /// repeats after a warm-up (BenchFigures): one training step, inference (unfused, conv+BN fused, ONNX Runtime), the loader (mosaic training
 /// batches, letterboxed eval batches), NMS on a dense prediction, the COCO evaluator, and the RSS over the training
 /// steps. Prints one `<name>: <median> <unit>` line per figure and writes the same figures to a JSON file.
-module YoloSpp.Cli.BenchCommand
+module YoloSpp.Bench.BenchCommand
 
+open YoloSpp.App
 open System
 open System.Globalization
 open System.IO
@@ -13,7 +14,7 @@ open TorchSharp
 open YoloSpp
 open YoloSpp.IO
 open YoloSpp.Model
-open YoloSpp.Cli.BenchFigures
+open YoloSpp.Bench.BenchFigures
 
 open YoloSpp.Platform
 

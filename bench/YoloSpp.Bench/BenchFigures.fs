@@ -1,7 +1,7 @@
 /// The figures `yolospp bench` measures, one function each: the training step with the RSS over it, inference
 /// (unfused, conv+BN fused, ONNX Runtime in float32 and int8), the loader, NMS and the COCO evaluator, each the
 /// median over repeats after a warm-up.
-module YoloSpp.Cli.BenchFigures
+module YoloSpp.Bench.BenchFigures
 
 open System
 open System.Diagnostics

@@ -9,6 +9,7 @@ computed from them are. Nothing of the reference is copied into this repository.
 
     yolospp shapes --out /tmp/anchor-shapes --train 1 --val 40 --size 96 --seed 5
     cd /tmp/anchor-shapes && /usr/bin/python3 <repo>/scripts/reference/anchors_golden.py <yolov3_spp folder> val.txt <repo>/tests/golden
+    (<yolov3_spp folder>: the reference at the repository, folder and commit pinned in docs/reference-parity.md)
 """
 import contextlib
 import io

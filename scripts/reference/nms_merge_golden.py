@@ -6,6 +6,7 @@ from a checkout of the reference, turns merge on, and runs it on the prediction 
 single- and multi-label). Nothing of the reference is copied into this repository.
 
     /usr/bin/python3 scripts/reference/nms_merge_golden.py <yolov3_spp folder> tests/golden/nms_conf0p1_iou0p6_single.json tests/golden
+    (<yolov3_spp folder>: the reference at the repository, folder and commit pinned in docs/reference-parity.md)
 """
 import json
 import os

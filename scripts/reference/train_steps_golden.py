@@ -13,7 +13,8 @@ pixel = h mod 256 (noise, so that BatchNorm's batch variances are far from zero 
     /usr/bin/python3 scripts/reference/train_steps_golden.py REF_DIR cfg/shapes-spp.cfg cfg/hyp.shapes.yaml \\
         tests/golden/train_steps_shapes_spp.json
 
-REF_DIR is the reference's pytorch_object_detection/yolov3_spp folder (never part of this repository).
+REF_DIR is the reference's pytorch_object_detection/yolov3_spp folder (never part of this repository), at the
+commit pinned in docs/reference-parity.md.
 """
 import json
 import math

@@ -1,7 +1,7 @@
 /// The runner's one mapping from failures to exit codes: 0 success, 1 a failed run (a non-finite loss, an
 /// environment problem), 2 bad input (usage, malformed or missing files, options out of range). Bad input is printed
 /// as one line per problem (file:line: reason), at most `maxLines` of them, and never as a stack trace.
-module YoloSpp.Cli.Errors
+module YoloSpp.App.Errors
 
 open System
 open System.IO

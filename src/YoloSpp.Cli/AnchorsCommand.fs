@@ -2,6 +2,7 @@
 /// its genetic search, with its report lines and a cfg-ready `anchors =` line.
 module YoloSpp.Cli.AnchorsCommand
 
+open YoloSpp.App
 open System
 open Argu
 open YoloSpp
@@ -37,7 +38,7 @@ let run (args: ParseResults<AnchorsArgs>) : int =
             raise (ArgumentException "need --n >= 1, --gen >= 0, 1 <= min <= max image size and 0 <= --thr < 1")
 
         let files = DataFiles.Load(args.GetResult Data)
-        let scan = LabelScan.Scan(files.Train, files.Classes)
+        let scan = DatasetTools.ScanLabels(files.Train, files.Classes)
 
         if scan.Errors.Count > 0 then
             raise (InvalidInputException(scan.Errors))
@@ -46,7 +47,20 @@ let run (args: ParseResults<AnchorsArgs>) : int =
         Errors.printWarnings scan.Warnings
 
         let rnd = Random(args.GetResult(Seed, 0))
-        let wh = Anchors.labelWh [ for it in scan.Items -> it.Width0, it.Height0, it.Rows ]
+
+        let rows (it: DatasetItem) : Labels.LabelRow[] =
+            [|
+                for l in it.Labels ->
+                    {
+                        Class = l.Class
+                        Cx = l.Cx
+                        Cy = l.Cy
+                        W = l.W
+                        H = l.H
+                    }
+            |]
+
+        let wh = Anchors.labelWh [ for it in scan.Items -> it.Width0, it.Height0, rows it ]
         let px = Anchors.pixelWh rnd (float lo, float hi) wh
 
         if px.Length < n then

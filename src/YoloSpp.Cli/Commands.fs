@@ -1,6 +1,7 @@
 /// Argument definitions of the `yolospp` runner (Argu). Each subcommand's arguments are one union type.
 module YoloSpp.Cli.Commands
 
+open YoloSpp.App
 open Argu
 open YoloSpp.Platform
 
@@ -91,7 +92,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Iou of ParseResults<IouArgs>
     | [<CliPrefix(CliPrefix.None)>] Hyp of ParseResults<HypArgs>
     | [<CliPrefix(CliPrefix.None)>] Info of ParseResults<InfoCommand.InfoArgs>
-    | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainCommand.TrainArgs>
+    | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArguments.TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Check_Data of ParseResults<CheckDataArgs>
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("voc2yolo")>] Voc2Yolo of ParseResults<Voc2YoloArgs>
     | [<CliPrefix(CliPrefix.None)>] Dataset_Cfg of ParseResults<DatasetCfgArgs>
@@ -102,7 +103,6 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Export of ParseResults<ExportCommand.ExportArgs>
     | [<CliPrefix(CliPrefix.None)>] Mpi_Check of ParseResults<MpiCheckCommand.MpiCheckArgs>
     | [<CliPrefix(CliPrefix.None)>] Cfg of ParseResults<CfgArgs>
-    | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Doctor of ParseResults<DoctorCommand.DoctorArgs>
     | [<CliPrefix(CliPrefix.None)>] Anchors of ParseResults<AnchorsCommand.AnchorsArgs>
 
@@ -121,7 +121,6 @@ type Args =
             | Cocoeval _ -> "COCO bbox evaluation of a detection json against a ground-truth json (pycocotools' numbers)"
             | Eval _ -> "evaluate weights on a dataset's valid list: COCO summary, per-class AP, timing (the reference's evaluate)"
             | Cfg _ -> "write a built-in network as a Darknet cfg file (yolov3-spp, shapes-spp)"
-            | Bench _ -> "benchmark a training step, inference, the loader, NMS and the COCO evaluator (medians, JSON)"
             | Doctor _ -> "check this machine first: versions, CPU, threads, CUDA, whether convolutions compute correctly, speed"
             | Anchors _ -> "k-means anchors for a dataset with the reference's genetic refinement and fitness report (kmean_anchors)"
             | Mpi_Check _ -> "check an MPI launch (mpirun -np N yolospp mpi-check): every rank, all-reduce, broadcast, all-gather, timing"

@@ -1,6 +1,7 @@
 /// `yolospp detect`: the reference's predict over an image or a folder: annotated pictures and a detections json.
 module YoloSpp.Cli.DetectCommand
 
+open YoloSpp.App
 open System
 open System.IO
 open System.Text.Json

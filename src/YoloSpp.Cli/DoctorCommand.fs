@@ -33,10 +33,10 @@ let run (args: ParseResults<DoctorArgs>) : int =
     printfn "instruction set: oneDNN %s; AVX-512: %s" r.OneDnnIsa r.Avx512Flags
 
     // ONNX Runtime's int8 convs (export --int8), checked as the guard checks libtorch's
-    let int8Full = YoloSpp.Export.OnnxInt8Check.Run false
-    let int8Reduced = YoloSpp.Export.OnnxInt8Check.Run true
+    let int8Full = YoloSpp.Platform.OnnxInt8Check.Run false
+    let int8Reduced = YoloSpp.Platform.OnnxInt8Check.Run true
 
-    let int8Verdict (rs: Collections.Generic.IReadOnlyList<YoloSpp.Export.Int8ConvResult>) =
+    let int8Verdict (rs: Collections.Generic.IReadOnlyList<YoloSpp.Platform.Int8ConvResult>) =
         match rs |> Seq.filter (fun r -> not r.Ok) |> Seq.toList with
         | [] ->
             match rs |> Seq.sumBy (fun r -> r.Mismatches) with

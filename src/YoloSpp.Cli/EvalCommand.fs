@@ -2,6 +2,7 @@
 /// AP and timing.
 module YoloSpp.Cli.EvalCommand
 
+open YoloSpp.App
 open System
 open System.IO
 open Argu
@@ -99,7 +100,7 @@ let run (args: ParseResults<EvalArgs>) : int =
         // a scan with errors is left for the evaluation to report
         let scan =
             if File.Exists dataFile.Valid || Directory.Exists dataFile.Valid then
-                Some(LabelScan.Scan(dataFile.Valid, dataFile.Classes))
+                Some(DatasetTools.ScanLabels(dataFile.Valid, dataFile.Classes))
             else
                 None
 

@@ -1,6 +1,7 @@
 /// `yolospp export`: the network as an ONNX model (the reference's export_onnx.py), for ONNX Runtime.
 module YoloSpp.Cli.ExportCommand
 
+open YoloSpp.App
 open System
 open System.IO
 open Argu

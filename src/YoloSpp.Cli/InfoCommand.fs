@@ -2,6 +2,7 @@
 /// model_info.
 module YoloSpp.Cli.InfoCommand
 
+open YoloSpp.App
 open System
 open System.IO
 open System.Text.Json

@@ -2,6 +2,7 @@
 /// all-gather and barrier, with the all-reduce time.
 module YoloSpp.Cli.MpiCheckCommand
 
+open YoloSpp.App
 open System
 open System.Diagnostics
 open Argu

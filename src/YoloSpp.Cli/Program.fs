@@ -1,5 +1,6 @@
 module YoloSpp.Cli.Program
 
+open YoloSpp.App
 open System
 open System.Globalization
 open Argu
@@ -150,7 +151,7 @@ let main argv =
             | Some(Iou a) -> runIou a
             | Some(Hyp a) -> runHyp a
             | Some(Info a) -> InfoCommand.run a
-            | Some(Train a) -> TrainCommand.run a
+            | Some(Train a) -> TrainSession.run a
             | Some(Check_Data a) -> runCheckData a
             | Some(Voc2Yolo a) -> runVoc2Yolo a
             | Some(Dataset_Cfg a) -> runDatasetCfg a
@@ -161,7 +162,6 @@ let main argv =
             | Some(Export a) -> ExportCommand.run a
             | Some(Mpi_Check a) -> MpiCheckCommand.run a
             | Some(Cfg a) -> runCfg a
-            | Some(Bench a) -> BenchCommand.run a
             | Some(Doctor a) -> DoctorCommand.run a
             | Some(Anchors a) -> AnchorsCommand.run a
             | Some Version -> 0

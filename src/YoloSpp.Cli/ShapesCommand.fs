@@ -2,6 +2,7 @@
 /// "The shapes dataset") that the training demo uses.
 module YoloSpp.Cli.ShapesCommand
 
+open YoloSpp.App
 open System
 open Argu
 open YoloSpp

@@ -1,4 +1,4 @@
-/// `yolospp bench`: the one loop (the runner and scripts/train.fsx give bit-identical runs), every figure on a tiny
+/// `yolospp-bench` (bench/YoloSpp.Bench): every figure on a tiny
 /// setting with its JSON and baseline ratio, the opt-in split of the training step, and bad options.
 module YoloSpp.Tests.BenchTests
 
@@ -9,7 +9,7 @@ open Expecto
 open YoloSpp.Tests
 open YoloSpp.Tests.BuildTests
 
-/// Runs `yolospp bench` on the demo network at 64 px, batch 2, with `options` and its JSON in a fresh folder, then
+/// Runs `yolospp-bench` on the demo network at 64 px, batch 2, with `options` and its JSON in a fresh folder, then
 /// `check` with the exit code, the output (stdout and stderr) and the JSON's path; the folder is removed after.
 let private tinyBench (options: string list) (check: int -> string -> string -> string -> unit) =
     let dir = Directory.CreateTempSubdirectory "yolospp-bench-test-"
@@ -18,9 +18,8 @@ let private tinyBench (options: string list) (check: int -> string -> string -> 
         let json = Path.Combine(dir.FullName, "b.json")
 
         let code, out, err =
-            yolospp (
+            yolosppBench (
                 [
-                    "bench"
                     "--cfg"
                     "shapes-spp"
                     "--classes"
@@ -51,76 +50,6 @@ let tests =
     testList
         "cli-bench"
         [
-            test "yolospp train and scripts/train.fsx give bit-identical results for the same options" {
-                let dir = (Directory.CreateTempSubdirectory "yolospp-one-loop-").FullName
-
-                try
-                    let data =
-                        YoloSpp.Data.ShapesDataset
-                            .Generate(YoloSpp.Data.ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 4))
-                            .DataFile
-
-                    let cfg = Path.Combine(dir, "tiny5.cfg")
-                    YoloSpp.Model.ModelCfg.WriteWithClasses(TestUtil.goldenFile "tiny-spp.cfg", cfg, 5)
-
-                    let args out =
-                        [
-                            "--cfg"
-                            cfg
-                            "--data"
-                            data
-                            "--epochs"
-                            "2"
-                            "--batch-size"
-                            "4"
-                            "--img-size"
-                            "64"
-                            "--device"
-                            "cpu"
-                            "--multi-scale"
-                            "true"
-                            "--mosaic"
-                            "true"
-                            "--accumulate"
-                            "2"
-                            "--seed"
-                            "3"
-                            "--output"
-                            Path.Combine(dir, out)
-                        ]
-
-                    let code, out, err = yolospp ("train" :: args "cli")
-                    Expect.equal code 0 (sprintf "yolospp train: %s %s" out err)
-
-                    let code, out, err =
-                        runProcess
-                            "dotnet"
-                            ([ "fsi"; Path.Combine(TestUtil.repoRoot, "scripts", "train.fsx") ]
-                             @ args "script")
-                            TestUtil.repoRoot
-
-                    Expect.equal code 0 (sprintf "scripts/train.fsx: %s %s" out err)
-
-                    let entry (run: string) (name: string) =
-                        use z = IO.Compression.ZipFile.OpenRead(Path.Combine(dir, run, "last.ckpt"))
-                        use s = z.GetEntry(name).Open()
-                        use ms = new MemoryStream()
-                        s.CopyTo ms
-                        ms.ToArray()
-
-                    for name in [ "model.safetensors"; "optimizer.safetensors" ] do
-                        Expect.isTrue (entry "cli" name = entry "script" name) (sprintf "%s bit-identical" name)
-
-                    Expect.equal
-                        (File.ReadAllText(Path.Combine(dir, "script", "results.txt")))
-                        (File.ReadAllText(Path.Combine(dir, "cli", "results.txt")))
-                        "results.txt"
-                finally
-                    try
-                        Directory.Delete(dir, true)
-                    with _ ->
-                        ()
-            }
             test "bench runs every figure on a tiny setting, prints one line each and writes them to JSON" {
                 let options =
                     [
@@ -161,9 +90,8 @@ let tests =
                     Expect.stringContains out ("json: " + json) "prints the JSON path"
                     // a second run compares with the first
                     let code2, out2, err2 =
-                        yolospp
+                        yolosppBench
                             [
-                                "bench"
                                 "--cfg"
                                 "shapes-spp"
                                 "--classes"
@@ -200,29 +128,11 @@ let tests =
                         Expect.isLessThanOrEqual (median json n) (sumMax.GetDouble()) (n + " within a step's sum"))
             }
             test "bench rejects an unknown figure and a bad size with exit code 2" {
-                let code, _, err = yolospp [ "bench"; "--only"; "gpu" ]
+                let code, _, err = yolosppBench [ "--only"; "gpu" ]
                 Expect.equal code 2 "exit code"
                 Expect.stringContains err "unknown figure 'gpu'" "names the figure"
-                let code2, _, err2 = yolospp [ "bench"; "--img-size"; "100" ]
+                let code2, _, err2 = yolosppBench [ "--img-size"; "100" ]
                 Expect.equal code2 2 "exit code"
                 Expect.stringContains err2 "--img-size 100" "names the option"
-            }
-            test "cfg writes yolov3-spp as a cfg that parses back to the reference's network" {
-                let f =
-                    Path.Combine(Path.GetTempPath(), sprintf "yolospp-%d.cfg" (Random.Shared.Next()))
-
-                try
-                    let code, out, err =
-                        yolospp [ "cfg"; "--topology"; "yolov3-spp"; "--classes"; "20"; "--output"; f ]
-
-                    Expect.equal code 0 err
-                    Expect.stringContains out "114 layers" "layer count"
-                    let c = YoloSpp.Model.ModelCfg.Load f
-                    Expect.sequenceEqual c.YoloLayerIndices [ 89; 101; 113 ] "yolo layers"
-                    let code2, _, err2 = yolospp [ "cfg"; "--topology"; "yolov9"; "--output"; f ]
-                    Expect.equal code2 2 "unknown topology is bad input"
-                    Expect.stringContains err2 "yolov9" "names it"
-                finally
-                    File.Delete f
             }
         ]

@@ -143,6 +143,16 @@ let yolospp (args: string list) =
 
     runProcess "dotnet" (cliDll :: args) TestUtil.repoRoot
 
+let benchDll =
+    Path.Combine(TestUtil.repoRoot, "bench", "YoloSpp.Bench", "bin", "Release", "net10.0", "yolospp-bench.dll")
+
+/// Runs `yolospp-bench` (the Release build of the benchmarks, bench/YoloSpp.Bench).
+let yolosppBench (args: string list) =
+    if not (File.Exists benchDll) then
+        failtestf "%s is not built (dotnet fsi build.fsx build)" benchDll
+
+    runProcess "dotnet" (benchDll :: args) TestUtil.repoRoot
+
 let cliTests =
     testList
         "cli"

@@ -49,6 +49,7 @@ let allTests () =
                     BuildTests.cliTests
                     BuildTests.infoTests
                     BenchTests.tests
+                    AppTests.tests
                     BuildTests.exampleTests
                 ]
             Data.PyFloatTests.tests

@@ -159,4 +159,21 @@ let tests =
 
                 Expect.isEmpty wrong "folders and namespaces"
             }
+            test "the runner reaches no internals, and scripts/train.fsx loads only libraries" {
+                let granted (project: string) =
+                    Regex.Matches(File.ReadAllText(Path.Combine(TestUtil.repoRoot, project)), "InternalsVisibleTo Include=\"([^\"]+)\"")
+                    |> Seq.map (fun m -> m.Groups[1].Value)
+                    |> Set.ofSeq
+
+                Expect.equal (granted "src/YoloSpp.CSharp/YoloSpp.CSharp.csproj") (set [ "YoloSpp.Tests"; "yolospp-bench" ]) "the engine's friends"
+                Expect.equal (granted "src/YoloSpp.Fs/YoloSpp.Fs.fsproj") (set [ "YoloSpp.CSharp"; "YoloSpp.Tests" ]) "the core's friends"
+
+                let loaded =
+                    Regex.Matches(File.ReadAllText(Path.Combine(TestUtil.repoRoot, "scripts", "train.fsx")), "#r \"[^\"]*/([^/\"]+\.dll)\"")
+                    |> Seq.map (fun m -> m.Groups[1].Value)
+                    |> List.ofSeq
+
+                Expect.contains loaded "YoloSpp.App.dll" "the app layer"
+                Expect.isFalse (List.contains "yolospp.dll" loaded) "not the runner's executable"
+            }
         ]
