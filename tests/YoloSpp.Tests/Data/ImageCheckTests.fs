@@ -85,7 +85,7 @@ let decoding =
                 Expect.equal (RgbImage.Load path).Width 96 "decoded"
             }
             test "an image above the pixel limit is refused from its header in well under a second, naming the file" {
-                let big = Robustness.WhyTests.hugePng.Force()
+                let big = Robustness.WhyFixtures.hugePng.Force()
                 let watch = Stopwatch.StartNew()
 
                 let message =
@@ -99,7 +99,7 @@ let decoding =
                 let dir, cleanup = tempDir ()
                 use _ = cleanup
                 let png = Path.Combine(dir, "12k.png")
-                Robustness.WhyTests.bigPng png 12000 12000
+                Robustness.WhyFixtures.bigPng png 12000 12000
                 Expect.equal (RgbImage.ReadSize png) (12000, 12000) "size from the header"
                 withLimit 100_000_000L (fun () -> Expect.throwsT<InvalidInputException> (fun () -> RgbImage.ReadSize png |> ignore) "above 10^8")
             }

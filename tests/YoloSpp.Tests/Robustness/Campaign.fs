@@ -3,7 +3,7 @@
 /// message naming what is wrong), handled (accepted and done right), vague (the right exit code, but the message
 /// does not name the file, option or layer), wrong (another exit code, or a result that is not right), crash (a
 /// stack trace, an unhandled exception, a signal), hang (past its time) and loss (a file of an earlier run changed
-/// or gone). The cases are in CampaignFiles.fs and CampaignRuns.fs; the test passes when every case is clear or
+/// or gone). The cases are in CampaignData.fs, CampaignFiles.fs and CampaignRuns.fs; the test passes when every case is clear or
 /// handled, and prints the table.
 module YoloSpp.Tests.Robustness.Campaign
 
@@ -136,7 +136,7 @@ let bytes (ctx: Ctx) (name: string) (content: byte[]) =
 
 /// The runner's train command on `data` with the fixture's network, one epoch at 64 px.
 let train (ctx: Ctx) (data: string) (extra: string list) =
-    WhyTests.trainArgs data ctx.Fixture.Cfg extra
+    WhyFixtures.trainArgs data ctx.Fixture.Cfg extra
 
 let private crashed (o: Outcome) =
     o.Err.Contains "   at "
@@ -168,14 +168,14 @@ let classify (c: Case) (o: Outcome) =
 let fixture =
     lazy
         (let root = TestUtil.fixtureDir "yolospp-campaign-"
-         let data = WhyTests.shapes (Path.Combine(root, "ds"))
-         let cfg = WhyTests.tinyCfg root
+         let data = WhyFixtures.shapes (Path.Combine(root, "ds"))
+         let cfg = WhyFixtures.tinyCfg root
          let weights = Path.Combine(root, "w.safetensors")
-         WhyTests.randomWeights cfg weights
+         WhyFixtures.randomWeights cfg weights
          let run = Path.Combine(root, "run")
 
          let code, out, err =
-             WhyTests.run root (WhyTests.trainArgs data cfg [ "--output"; run; "--notest" ])
+             WhyFixtures.run root (WhyFixtures.trainArgs data cfg [ "--output"; run; "--notest" ])
 
          if code <> 0 then
              failtestf "the campaign's fixture run failed: %s %s" out err

@@ -9,6 +9,7 @@ open System.Threading
 open Expecto
 open YoloSpp.Tests
 open YoloSpp.Tests.Robustness.Campaign
+open YoloSpp.Tests.Robustness.CampaignData
 open YoloSpp.Tests.Robustness.CampaignFiles
 
 let private trainWith (ctx: Ctx) (extra: string list) =
@@ -301,7 +302,7 @@ let private runs =
             let out = Directory.CreateDirectory(Path.Combine(ctx.Dir, "run")).FullName
 
             let temp =
-                Path.Combine(out, sprintf ".best.ckpt.%d.%s.tmp" (WhyTests.deadPid ()) (Guid.NewGuid().ToString "N"))
+                Path.Combine(out, sprintf ".best.ckpt.%d.%s.tmp" (WhyFixtures.deadPid ()) (Guid.NewGuid().ToString "N"))
 
             File.WriteAllText(temp, "half")
             let o = cli ctx (train ctx (dataset ctx) [ "--output"; out; "--notest" ])
@@ -310,7 +311,7 @@ let private runs =
             let out = Path.Combine(ctx.Dir, "run")
             copyTree ctx.Fixture.Run out
 
-            WhyTests.trainArgs (dataset ctx) (Path.Combine(ctx.Dir, "missing.cfg")) [ "--weights"; Path.Combine(out, "last.ckpt") ]
+            WhyFixtures.trainArgs (dataset ctx) (Path.Combine(ctx.Dir, "missing.cfg")) [ "--weights"; Path.Combine(out, "last.ckpt") ]
             |> cli ctx)
         refused f "resume from a checkpoint cut in half" 2 [ "last.ckpt"; "not a YoloSpp checkpoint" ] (fun ctx ->
             let out = Path.Combine(ctx.Dir, "run")
@@ -338,7 +339,7 @@ let tests =
                 for c, _, o in refused do
                     let what = sprintf "%s / %s" c.Family c.Name
                     Expect.equal o.Code c.Code (sprintf "%s: exit code; stderr:\n%s" what o.Err)
-                    WhyTests.expectNoTrace o.Err what
+                    WhyFixtures.expectNoTrace o.Err what
             }
             test "every bad input and fault is refused clearly or handled: no vague message, wrong answer, crash, hang or loss" {
                 let all = results.Force()

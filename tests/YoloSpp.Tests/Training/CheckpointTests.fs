@@ -23,22 +23,8 @@ let private run =
          let data =
              ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 6))
 
-         let cfg = Path.Combine(dir, "tiny5.cfg")
-         ModelCfg.WriteWithClasses(TestUtil.goldenFile "tiny-spp.cfg", cfg, 5)
-
-         let o =
-             TrainOptions(
-                 Cfg = cfg,
-                 Data = data.DataFile,
-                 Hyp = "shapes",
-                 Epochs = 2,
-                 BatchSize = 4,
-                 ImageSize = 64,
-                 MultiScale = false,
-                 Mosaic = false,
-                 OutputDir = Path.Combine(dir, "run"),
-                 Accumulate = Nullable 1
-             )
+         let cfg = TinyRuns.tinyCfg dir
+         let o = Tiny.Options(cfg, data.DataFile, Path.Combine(dir, "run"))
 
          let r = Trainer(o).Run()
          dir, data, cfg, r)

@@ -78,7 +78,9 @@ let folders =
                 let temp (pid: int) =
                     Path.Combine(out, sprintf ".last.ckpt.%d.%s.tmp" pid (Guid.NewGuid().ToString "N"))
 
-                let dead, live = temp (Robustness.WhyTests.deadPid ()), temp Environment.ProcessId
+                let dead, live =
+                    temp (Robustness.WhyFixtures.deadPid ()), temp Environment.ProcessId
+
                 let other = Path.Combine(out, ".hidden.tmp")
 
                 for f in [ dead; live; other ] do
@@ -187,20 +189,7 @@ let facade =
                 let out = Path.Combine(root, "run")
 
                 let o (existOk: bool) =
-                    TrainOptions(
-                        Cfg = cfg,
-                        Data = data,
-                        Epochs = 1,
-                        BatchSize = 4,
-                        ImageSize = 64,
-                        MultiScale = false,
-                        Mosaic = false,
-                        Device = "cpu",
-                        OutputDir = out,
-                        NoTest = true,
-                        Accumulate = Nullable 1,
-                        ExistOk = existOk
-                    )
+                    Tiny.Options(cfg, data, out, epochs = 1, noTest = true, existOk = existOk)
 
                 let messages = Collections.Generic.List<string>()
                 let first = Trainer(o false).Run()

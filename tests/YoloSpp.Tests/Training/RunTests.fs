@@ -174,18 +174,7 @@ let tests =
                             member _.Report p = seen.Add p.Epoch
                         }
 
-                    let options =
-                        TrainOptions(
-                            Cfg = "shapes-spp",
-                            Data = data,
-                            Hyp = "shapes",
-                            Epochs = 2,
-                            BatchSize = 4,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            OutputDir = Path.Combine(dir, "api")
-                        )
+                    let options = Tiny.Options("shapes-spp", data, Path.Combine(dir, "api"))
 
                     Trainer(options).Run(progress) |> ignore
                     Expect.equal (Set.ofSeq seen) (set [ 0; 1 ]) "TrainProgress.Epoch")
@@ -201,17 +190,7 @@ let tests =
                         }
 
                     let options =
-                        TrainOptions(
-                            Cfg = "shapes-spp",
-                            Data = data,
-                            Hyp = "shapes",
-                            Epochs = 2,
-                            BatchSize = 1,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            OutputDir = Path.Combine(dir, "run")
-                        )
+                        Tiny.Options("shapes-spp", data, Path.Combine(dir, "run"), batchSize = 1)
 
                     let r = Trainer(options).Run(progress, cts.Token)
                     Expect.isTrue r.Cancelled "stopped"

@@ -17,31 +17,11 @@ open YoloSpp.Tests
 /// A tiny dataset (12 train, 4 val images at 64 px) and the tiny cfg rewritten for its 5 classes, in a temp folder.
 let private setup () =
     let dir = (Directory.CreateTempSubdirectory "yolospp-train-").FullName
-
-    let s =
-        ShapesDataset.Generate(ShapesOptions(Path.Combine(dir, "data"), Train = 12, Val = 4, Size = 64, Seed = 3))
-
-    let cfg = Path.Combine(dir, "tiny5.cfg")
-    ModelCfg.WriteWithClasses(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"), cfg, 5)
-    dir, s.DataFile, cfg
+    dir, TinyRuns.tinyShapes dir 12 4 3, TinyRuns.tinyCfg dir
 
 /// The tests' small run: 2 epochs (or `epochs`) at 64 px, in dir/`output`; `singleClass` for --single-cls.
 let private optionsOf dir data cfg (output: string) (epochs: int) (singleClass: bool) =
-    TrainOptions(
-        Cfg = cfg,
-        Data = data,
-        Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"),
-        Epochs = epochs,
-        BatchSize = 4,
-        ImageSize = 64,
-        MultiScale = false,
-        Mosaic = false,
-        Warmup = false,
-        Device = "cpu",
-        OutputDir = Path.Combine(dir, output),
-        Accumulate = Nullable 1,
-        SingleClass = singleClass
-    )
+    Tiny.Options(cfg, data, Path.Combine(dir, output), epochs = epochs, singleClass = singleClass)
 
 let private options dir data cfg = optionsOf dir data cfg "run" 2 false
 
@@ -205,7 +185,7 @@ let tests =
                     Expect.isEmpty report.Skipped "the checkpoint loads completely"
                     // optimizer state: load it into a fresh Adam (the demo recipe's) and save it again: byte-identical
                     use m = DarkNet.FromCfgFile cfg
-                    let hyp = HyperParameters.Load(o.Hyp)
+                    let hyp = HyperParameters.LoadOrNamed(o.Hyp)
                     Expect.equal hyp.Optimizer OptimizerKind.Adam "the demo's recipe trains with Adam"
                     let trainable = m.parameters () |> Seq.toArray
 
@@ -236,20 +216,7 @@ let tests =
                     Expect.isTrue (bytes again "optimizer.json" = bytes r.LastCheckpoint "optimizer.json") "lr and step counts restored exactly"
                     // resuming trains epoch 1 at the cosine LR of epoch 1
                     let resumed =
-                        TrainOptions(
-                            Cfg = o.Cfg,
-                            Data = o.Data,
-                            Hyp = o.Hyp,
-                            Epochs = 2,
-                            BatchSize = 4,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            Device = "cpu",
-                            OutputDir = o.OutputDir,
-                            Accumulate = Nullable 1,
-                            Weights = r.LastCheckpoint
-                        )
+                        Tiny.Options(o.Cfg, o.Data, o.OutputDir, epochs = 2, weights = r.LastCheckpoint)
 
                     let seen = Collections.Generic.List<TrainProgress>()
 
@@ -265,7 +232,8 @@ let tests =
                     Expect.isTrue (seen |> Seq.forall (fun p -> p.Epoch = 1)) "starts at epoch 1"
 
                     let expectedLr =
-                        HyperParameters.Load(o.Hyp).Lr0 * YoloSpp.Training.Schedule.cosine 2 0.01 1
+                        HyperParameters.LoadOrNamed(o.Hyp).Lr0
+                        * YoloSpp.Training.Schedule.cosine 2 0.01 1
 
                     Expect.floatClose Accuracy.veryHigh (seen.[0].LearningRate) expectedLr "lr of epoch 1"
                     Expect.equal (File.ReadAllLines r2.ResultsFile).Length 2 "results continue the interrupted run's file")
@@ -273,25 +241,11 @@ let tests =
             test "TrainOptions.Optimizer overrides the recipe's: an SGD run checkpoints momentum buffers that a fresh SGD restores exactly" {
                 withSetup (fun dir data cfg ->
                     let o =
-                        TrainOptions(
-                            Cfg = cfg,
-                            Data = data,
-                            Hyp = Path.Combine(TestUtil.repoRoot, "cfg", "hyp.shapes.yaml"),
-                            Optimizer = Nullable OptimizerKind.Sgd,
-                            Epochs = 1,
-                            BatchSize = 4,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            Warmup = false,
-                            Device = "cpu",
-                            OutputDir = Path.Combine(dir, "sgd"),
-                            Accumulate = Nullable 1
-                        )
+                        Tiny.Options(cfg, data, Path.Combine(dir, "sgd"), epochs = 1, optimizer = OptimizerKind.Sgd)
 
                     let r = Trainer(o).Run()
                     use m = DarkNet.FromCfgFile cfg
-                    let hyp = HyperParameters.Load(o.Hyp)
+                    let hyp = HyperParameters.LoadOrNamed(o.Hyp)
 
                     use sgd =
                         new Sgd(m.parameters (), 0.5, momentum = hyp.Momentum, weightDecay = hyp.WeightDecay, nesterov = true)
@@ -332,26 +286,7 @@ let tests =
                     let run (amp: bool) (out: string) =
                         let o = options dir data cfg
 
-                        Trainer(
-                            TrainOptions(
-                                Cfg = o.Cfg,
-                                Data = o.Data,
-                                Hyp = o.Hyp,
-                                Epochs = 1,
-                                BatchSize = 4,
-                                ImageSize = 64,
-                                MultiScale = false,
-                                Mosaic = false,
-                                Device = "cpu",
-                                OutputDir = Path.Combine(dir, out),
-                                Accumulate = Nullable 1,
-                                Amp = amp,
-                                NoTest = true,
-                                Seed = 5
-                            )
-                        )
-                            .Run()
-                            .LastCheckpoint
+                        Trainer(Tiny.Options(o.Cfg, o.Data, Path.Combine(dir, out), epochs = 1, amp = amp, noTest = true, seed = 5)).Run().LastCheckpoint
 
                     let a, b = stateOf (run true "amp"), stateOf (run false "plain")
 
@@ -405,22 +340,7 @@ let tests =
 
                     let r =
                         Trainer(
-                            TrainOptions(
-                                Cfg = o.Cfg,
-                                Data = o.Data,
-                                Hyp = o.Hyp,
-                                Epochs = 3,
-                                BatchSize = 4,
-                                ImageSize = 64,
-                                MultiScale = false,
-                                Mosaic = false,
-                                Device = "cpu",
-                                OutputDir = Path.Combine(dir, "bf16"),
-                                Accumulate = Nullable 1,
-                                Bf16 = true,
-                                NoTest = true,
-                                Seed = 5
-                            ),
+                            Tiny.Options(o.Cfg, o.Data, Path.Combine(dir, "bf16"), epochs = 3, bf16 = true, noTest = true, seed = 5),
                             Action<string>(fun m -> messages.Add m)
                         )
                             .Run()
@@ -502,42 +422,14 @@ let tests =
                     let o = options dir data cfg
 
                     let frozen =
-                        TrainOptions(
-                            Cfg = o.Cfg,
-                            Data = o.Data,
-                            Hyp = o.Hyp,
-                            Epochs = 1,
-                            BatchSize = 4,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            Device = "cpu",
-                            OutputDir = Path.Combine(dir, "frozen"),
-                            Accumulate = Nullable 1,
-                            FreezeLayers = true,
-                            NoTest = true
-                        )
+                        Tiny.Options(o.Cfg, o.Data, Path.Combine(dir, "frozen"), epochs = 1, freezeLayers = true, noTest = true)
 
                     let r = Trainer(frozen).Run()
                     let info = CheckpointFile.ReadInfo r.LastCheckpoint
                     Expect.equal info.Trainable.Count 6 "three prediction convs: weight and bias each"
                     // resume without --freeze-layers: the checkpoint's frozen set comes back, and the optimizer state fits it
                     let resumed =
-                        TrainOptions(
-                            Cfg = o.Cfg,
-                            Data = o.Data,
-                            Hyp = o.Hyp,
-                            Epochs = 2,
-                            BatchSize = 4,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            Device = "cpu",
-                            OutputDir = Path.Combine(dir, "frozen"),
-                            Accumulate = Nullable 1,
-                            Weights = r.LastCheckpoint,
-                            NoTest = true
-                        )
+                        Tiny.Options(o.Cfg, o.Data, Path.Combine(dir, "frozen"), epochs = 2, weights = r.LastCheckpoint, noTest = true)
 
                     let before = stateOf r.LastCheckpoint
                     let r2 = Trainer(resumed).Run()
