@@ -54,7 +54,7 @@ let bbIou (dt: CocoBox) (gt: CocoBox) (gtIsCrowd: bool) : float =
             i / u
 
 /// numpy's pairwise summation of float64 (8 accumulators, blocks of 128), so means match np.mean to the bit.
-let rec private pairwiseSum (a: float[]) (start: int) (n: int) : float =
+let rec internal pairwiseSum (a: float[]) (start: int) (n: int) : float =
     if n < 8 then
         let mutable res = 0.0
 

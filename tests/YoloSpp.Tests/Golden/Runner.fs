@@ -35,6 +35,8 @@ let handlers: Map<string, string -> JsonElement -> unit> =
             "anchors", AnchorsCases.run
             "train_steps", TrainStepsCases.run
             "sharding", (fun _ c -> ShardingCases.run c)
+            "ap_per_class", (fun _ c -> MetricsCases.runApPerClass c)
+            "confusion_matrix", (fun _ c -> MetricsCases.runConfusionMatrix c)
         ]
 
 let private caseTest (folder: string) (file: string) =
