@@ -50,7 +50,7 @@ type BenchArgs =
             | Coco_Images _ -> "images in the synthetic COCO evaluation (default 5000, ~20 detections each)"
             | Threads _ -> "torch intra-op threads (default: torch's, the number of cores)"
             | Only _ ->
-                "run only these figures: train_step (with rss_growth), inference (with inference_fused, inference_onnxruntime and inference_onnxruntime_int8), loader, nms, cocoeval (the default: all of these); train_phases (opt-in: --train-steps more steps, split into train_forward, train_loss, train_backward, train_optimizer)"
+                "run only these figures: train_step (with rss_growth), inference (with inference_fused, inference_onnxruntime and inference_onnxruntime_int8), loader, nms, cocoeval (the default: all of these); train_phases (opt-in: --train-steps more steps, split into train_forward, train_loss, train_backward, train_optimizer); diagnostics (opt-in: validation_metrics, results_png and validation_plots, what the run's pictures cost)"
             | Output _ -> "JSON file for the figures (default runs/bench/bench-<time>.json)"
             | Baseline _ -> "a previous bench JSON: print each figure's ratio to it"
             | Bf16 -> "run the training step and inference with bfloat16 convolutions (float32 master weights)"
@@ -95,7 +95,7 @@ let private readBaseline (path: string) =
 
 let private defaults = [ "train_step"; "inference"; "loader"; "nms"; "cocoeval" ]
 // opt-in: more training steps, for the split of one
-let private known = defaults @ [ "train_phases" ]
+let private known = defaults @ [ "train_phases"; "diagnostics" ]
 
 /// Runs the command; returns the exit code (2 for bad input).
 let run (args: ParseResults<BenchArgs>) : int =
@@ -219,6 +219,9 @@ let run (args: ParseResults<BenchArgs>) : int =
 
             if List.contains "cocoeval" only then
                 show (benchCoco (args.GetResult(Coco_Images, 5000)) warmup repeats)
+
+            if List.contains "diagnostics" only then
+                show (benchDiagnostics warmup repeats)
 
             if List.contains "loader" only then
                 show (benchLoader bs size (args.GetResult(Loader_Images, 64)) warmup repeats)
