@@ -117,6 +117,10 @@ let printSummary (r: TrainResult) =
         printfn "mAP@0.5: %.4f" e.Map50
         printfn "mAP@0.5:0.95: %.4f" e.Map
 
+        match e.Validation with
+        | null -> ()
+        | v -> printfn "P %.4f  R %.4f  (mean over the classes at confidence %.3f, the best mean F1)" v.Precision v.Recall v.BestConfidence
+
     printfn
         "weights: %s%s"
         r.LastCheckpoint
@@ -133,6 +137,9 @@ let printSummary (r: TrainResult) =
         ] do
         if not (isNull path) then
             printfn "%s: %s" label path
+
+    for path in r.Plots do
+        printfn "%s: %s" (if path.EndsWith ".csv" then "table" else "picture") path
 
 /// Cancels the returned token on Ctrl+C (training stops after the current batch and saves a resumable checkpoint);
 /// dispose the second value to remove the handler.

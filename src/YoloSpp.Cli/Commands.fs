@@ -41,6 +41,24 @@ type CheckDataArgs =
             | Data _ -> ".data file (classes, train, valid, names); its train and valid lists are scanned"
             | Max_Pixels _ -> EvalCommand.maxPixelsUsage
 
+type PlotLabelsArgs =
+    | [<Mandatory>] Data of path: string
+    | Split of name: string
+    | N of int
+    | Img_Size of int
+    | Out of dir: string
+    | Max_Pixels of int64
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Data _ -> ".data file (classes, train, valid, names)"
+            | Split _ -> "train (default) or valid: the list to draw"
+            | N _ -> "images in the grid, 1 to 16 (default 16)"
+            | Img_Size _ -> "tile size (long side), a multiple of 32 (default 512)"
+            | Out _ -> "output folder for labels_sample.jpg and labels.png (default runs/labels; files of these names are replaced)"
+            | Max_Pixels _ -> EvalCommand.maxPixelsUsage
+
 type Voc2YoloArgs =
     | [<Mandatory>] Voc_Root of dir: string
     | [<Mandatory>] Classes of path: string
@@ -94,6 +112,7 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Info of ParseResults<InfoCommand.InfoArgs>
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArguments.TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Check_Data of ParseResults<CheckDataArgs>
+    | [<CliPrefix(CliPrefix.None)>] Plot_Labels of ParseResults<PlotLabelsArgs>
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("voc2yolo")>] Voc2Yolo of ParseResults<Voc2YoloArgs>
     | [<CliPrefix(CliPrefix.None)>] Dataset_Cfg of ParseResults<DatasetCfgArgs>
     | [<CliPrefix(CliPrefix.None)>] Shapes of ParseResults<ShapesCommand.ShapesArgs>
@@ -115,6 +134,7 @@ type Args =
             | Train _ -> "train a detector (the reference's train.py; defaults: the shapes demo)"
             | Info _ -> "model summary of a Darknet cfg: layers, output shapes, parameters, GFLOPs"
             | Check_Data _ -> "check a dataset: .data, names, every label row and image header (exit 2 on any problem)"
+            | Plot_Labels _ -> "draw a dataset's first images with their labels, and its label statistics (labels.png), to check annotations"
             | Voc2Yolo _ -> "convert Pascal VOC XML to YOLO labels and lists (the reference's trans_voc2yolo)"
             | Dataset_Cfg _ -> "write .data, lists, names and a cfg for a YOLO dataset (the reference's calculate_dataset)"
             | Shapes _ -> "generate the default dataset: synthetic shapes in the YOLO layout (deterministic)"

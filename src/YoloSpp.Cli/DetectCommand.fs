@@ -24,7 +24,7 @@ type DetectArgs =
     | Names of path: string
     | [<Mandatory>] Source of path: string
     | Out of dir: string
-    | Conf of float
+    | Conf of value: string
     | Draw_Threshold of float
     | Iou of float
     | Merge
@@ -43,7 +43,10 @@ type DetectArgs =
                 "class names, one a line, as many as the network's classes: needed only when the weights do not carry them (a .ckpt and an exported .onnx do; given, they override)"
             | Source _ -> "an image, or a folder whose images are all processed (other files are skipped)"
             | Out _ -> "output folder: annotated images and detections.json (default runs/detect)"
-            | Conf _ -> sprintf "NMS confidence threshold; detections.json holds these (default %g, as predict_test.py)" defaults.ConfThreshold
+            | Conf _ ->
+                sprintf
+                    "NMS confidence threshold; detections.json holds these (default %g, as predict_test.py); best: the confidence of the best mean F1 the training run recorded (also the drawing threshold)"
+                    defaults.ConfThreshold
             | Draw_Threshold _ -> sprintf "draw only the boxes scoring above this (default %g, predict_test.py's box_thresh)" defaults.DrawThreshold
             | Iou _ -> "NMS IoU threshold (default 0.6)"
             | Merge -> "merge-NMS: kept boxes become the score-weighted mean of the boxes they suppress (the reference's merge)"
@@ -142,10 +145,20 @@ let run (args: ParseResults<DetectArgs>) : int =
             eprintfn "%s" e
             2
         | Ok images ->
+            let best, conf =
+                match args.TryGetResult Conf with
+                | None -> false, defaults.ConfThreshold
+                | Some "best" -> true, defaults.ConfThreshold
+                | Some v ->
+                    match Double.TryParse(v, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+                    | true, x -> false, x
+                    | _ -> raise (ArgumentException(sprintf "--conf %s: expected a number in [0, 1] or best" v))
+
             let options =
                 DetectorOptions(
                     ImageSize = Option.toNullable (args.TryGetResult Img_Size),
-                    ConfThreshold = args.GetResult(Conf, defaults.ConfThreshold),
+                    UseBestConfidence = best,
+                    ConfThreshold = conf,
                     DrawThreshold = args.GetResult(Draw_Threshold, defaults.DrawThreshold),
                     IouThreshold = args.GetResult(Iou, defaults.IouThreshold),
                     Merge = args.Contains Merge,

@@ -46,6 +46,7 @@ type EvalArgs =
     | No_Rect
     | Merge
     | Save_Json of path: string
+    | Plots of dir: string
     | Device of name: string
     | Backend of BackendChoice
     | Max_Pixels of int64
@@ -66,6 +67,8 @@ type EvalArgs =
             | Merge -> "merge-NMS: kept boxes become the score-weighted mean of the boxes they suppress (the reference's merge)"
             | No_Rect -> "letterbox every image to a square instead of validation.py's rectangular batches (sorted by aspect ratio)"
             | Save_Json _ -> "write the detections as a COCO result list (image_id = index in the valid list)"
+            | Plots _ ->
+                "write the PR, F1, P and R curves, the confusion matrix (PNG and CSV), per-class P, R, F1 and the first batch with labels and predictions into this folder (as yolov5's val.py)"
             | Device _ -> ModelOptions.deviceUsage
             | Backend _ -> backendUsage
 
@@ -89,7 +92,12 @@ let run (args: ParseResults<EvalArgs>) : int =
             Backend.ResolveDevice(args.GetResult(Device, Backend.AutoDevice), ModelOptions.notice)
 
         let options =
-            EvaluationOptions(ConfThreshold = args.GetResult(Conf, 0.01), IouThreshold = args.GetResult(Iou, 0.6), Merge = args.Contains Merge)
+            EvaluationOptions(
+                ConfThreshold = args.GetResult(Conf, 0.01),
+                IouThreshold = args.GetResult(Iou, 0.6),
+                Merge = args.Contains Merge,
+                PlotDirectory = Option.toObj (args.TryGetResult Plots)
+            )
 
         let data (size: int) =
             DataOptions(ImageSize = size, BatchSize = batch, Rect = not (args.Contains No_Rect))
@@ -159,6 +167,17 @@ let run (args: ParseResults<EvalArgs>) : int =
             | _ -> printfn "%-*s %8s %13s" width name "-" "-")
 
         printfn ""
+
+        match r.Validation with
+        | null -> ()
+        | v ->
+            printfn
+                "P %.3f  R %.3f  F1 %.3f at confidence %.3f (the best mean F1: `detect --conf best` of a trained run uses it)"
+                v.Precision
+                v.Recall
+                v.F1
+                v.BestConfidence
+
         let ms = r.Elapsed.TotalMilliseconds
 
         printfn
@@ -175,5 +194,19 @@ let run (args: ParseResults<EvalArgs>) : int =
         |> Option.iter (fun path ->
             AtomicFile.WriteAllText(path, r.DetectionsJson())
             printfn "detections: %s" path)
+
+        match args.TryGetResult Plots, r.Validation with
+        | Some dir, null -> eprintfn "--plots %s: this evaluation computed no validation metrics" dir
+        | Some dir, v ->
+            for f in
+                Seq.append
+                    (v.WritePlots dir)
+                    [
+                        Path.Combine(dir, "val_batch0_labels.jpg")
+                        Path.Combine(dir, "val_batch0_pred.jpg")
+                    ] do
+                if File.Exists f then
+                    printfn "plot: %s" f
+        | None, _ -> ()
 
         0)

@@ -3,6 +3,7 @@ module YoloSpp.Cli.Program
 open YoloSpp.App
 open System
 open System.Globalization
+open System.IO
 open Argu
 open YoloSpp
 open YoloSpp.Data
@@ -103,6 +104,38 @@ let private runCheckData (args: ParseResults<CheckDataArgs>) =
 
         report (YoloSpp.Data.DatasetTools.CheckData(args.GetResult CheckDataArgs.Data)))
 
+let private runPlotLabels (args: ParseResults<PlotLabelsArgs>) =
+    Errors.run (fun () ->
+        args.TryGetResult PlotLabelsArgs.Max_Pixels
+        |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
+
+        let data = YoloSpp.Data.DataFiles.ReadData(args.GetResult PlotLabelsArgs.Data)
+        let names = YoloSpp.Data.DataFiles.ReadNames(data.NamesFile, data.Classes)
+
+        let source =
+            match args.GetResult(Split, "train") with
+            | "train" -> data.Train
+            | "valid"
+            | "val" -> data.Valid
+            | other -> raise (ArgumentException(sprintf "--split %s: expected train or valid" other))
+
+        let size = args.GetResult(PlotLabelsArgs.Img_Size, 512)
+        DarkNet.CheckImageSize(size, "--img-size")
+        let out = args.GetResult(PlotLabelsArgs.Out, Path.Combine("runs", "labels"))
+        Directory.CreateDirectory out |> ignore
+        let sample = Path.Combine(out, "labels_sample.jpg")
+        YoloSpp.Evaluation.DatasetCharts.WriteSample(source, names, sample, args.GetResult(N, 16), size)
+        let labels = Path.Combine(out, "labels.png")
+
+        let dataset =
+            YoloSpp.Data.YoloDataset.Open(source, names.Length, YoloSpp.Data.DataOptions(ImageSize = size))
+
+        YoloSpp.Evaluation.DatasetCharts.WriteLabels(dataset, names, labels)
+        printfn "%s: %d images, %d labels" source dataset.Count (dataset.Items |> Seq.sumBy (fun it -> it.Labels.Count))
+        printfn "picture: %s" sample
+        printfn "picture: %s" labels
+        0)
+
 let private runVoc2Yolo (args: ParseResults<Voc2YoloArgs>) =
     YoloSpp.Data.VocToYoloOptions(
         VocRoot = args.GetResult Voc_Root,
@@ -153,6 +186,7 @@ let main argv =
             | Some(Info a) -> InfoCommand.run a
             | Some(Train a) -> TrainSession.run a
             | Some(Check_Data a) -> runCheckData a
+            | Some(Plot_Labels a) -> runPlotLabels a
             | Some(Voc2Yolo a) -> runVoc2Yolo a
             | Some(Dataset_Cfg a) -> runDatasetCfg a
             | Some(Shapes a) -> ShapesCommand.run a

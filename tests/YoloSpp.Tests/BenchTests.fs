@@ -127,6 +127,14 @@ let tests =
                         // each step's sum is its four parts: no part's median exceeds the largest sum
                         Expect.isLessThanOrEqual (median json n) (sumMax.GetDouble()) (n + " within a step's sum"))
             }
+            test "bench --only diagnostics times the validation metrics, results.png and the end-of-run pictures" {
+                tinyBench [ "--only"; "diagnostics"; "--repeats"; "1"; "--warmup"; "0" ] (fun code out err json ->
+                    Expect.equal code 0 (out + err)
+
+                    for n in [ "validation_metrics"; "results_png"; "validation_plots" ] do
+                        expectLine out n
+                        Expect.isGreaterThan (median json n) 0.0 (n + " took time"))
+            }
             test "bench rejects an unknown figure and a bad size with exit code 2" {
                 let code, _, err = yolosppBench [ "--only"; "gpu" ]
                 Expect.equal code 2 "exit code"

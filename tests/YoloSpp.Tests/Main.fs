@@ -40,7 +40,13 @@ let allTests () =
             ConvGuardTests.tests
             Api.PublicApiTests.tests
             Architecture.LayerTests.tests
-            testList "eval" [ Detection.NmsTests.tests; Evaluation.CocoEvalTests.tests ]
+            testList
+                "eval"
+                [
+                    Detection.NmsTests.tests
+                    Evaluation.CocoEvalTests.tests
+                    Evaluation.ValidationPlotsTests.tests
+                ]
             Data.ShapesTests.tests
             testList
                 "build"

@@ -37,6 +37,22 @@ public static class Annotator
             var t = SKFontManager.Default.MatchFamily(family);
             if (HasGlyphs(t)) return t;
         }
+        return FontFile.Value is { } file ? SKTypeface.FromFile(file) : null;
+    }
+
+    static readonly Lazy<string?> FontFile = new(FindFontFile);
+
+    /// <summary>A font file with glyphs (for drawing libraries that load fonts from files, e.g. the charts); null if
+    /// none is installed in the usual places.</summary>
+    internal static string? TextFontFile => FontFile.Value;
+
+    static string? FindFontFile()
+    {
+        static bool HasGlyphs(string path)
+        {
+            using var t = SKTypeface.FromFile(path);
+            return t is not null && t.GlyphCount > 0;
+        }
         var candidates = new[]
         {
             "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -44,16 +60,10 @@ public static class Annotator
             "/System/Library/Fonts/Supplemental/Arial.ttf", "/Library/Fonts/Arial.ttf",
         };
         foreach (var path in candidates.Where(File.Exists))
-        {
-            var t = SKTypeface.FromFile(path);
-            if (HasGlyphs(t)) return t;
-        }
+            if (HasGlyphs(path)) return path;
         if (Directory.Exists("/usr/share/fonts"))
             foreach (var path in Directory.EnumerateFiles("/usr/share/fonts", "*.ttf", SearchOption.AllDirectories).Order())
-            {
-                var t = SKTypeface.FromFile(path);
-                if (HasGlyphs(t)) return t;
-            }
+                if (HasGlyphs(path)) return path;
         return null;
     }
 

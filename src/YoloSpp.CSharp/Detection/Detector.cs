@@ -35,6 +35,10 @@ public sealed record DetectorOptions
     /// <summary>Device to run on: "auto" (default: CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N" (an
     /// explicit CUDA device falls back to the CPU with a notice when absent).</summary>
     public string Device { get; init; } = YoloSpp.Platform.Backend.AutoDevice;
+    /// <summary>Use the confidence of the best mean F1 the training run recorded (its checkpoint, or the ONNX model
+    /// exported from it) as <see cref="ConfThreshold"/> and <see cref="DrawThreshold"/>: the threshold to deploy at.
+    /// A model without the record is refused. Default false.</summary>
+    public bool UseBestConfidence { get; init; }
 
     /// <summary>Checks the image size when one is given (a positive multiple of <see cref="DarkNet.GridStride"/>), the thresholds (each
     /// in [0, 1]) and the detection cap; throws <see cref="ArgumentException"/> naming the option.</summary>
@@ -154,6 +158,7 @@ public sealed class Detector : IDisposable
                     throw new InvalidInputException(namesPath!, $"{names.Length} class names but {weightsPath} has {onnx.NumClasses} classes");
                 if (onnx.FixedImageSize is { } f)
                     notice?.Invoke($"{weightsPath} has a fixed {f.Height}x{f.Width} input: images are letterboxed to it (no minimal rectangle)");
+                options = WithBestConfidence(options, onnx.BestConfidence, weightsPath, notice);
                 return new Detector(onnx, names, options, options.ImageSize ?? onnx.TrainedImageSize ?? TrainedModel.DefaultImageSize, backend);
             }
             catch
@@ -164,10 +169,20 @@ public sealed class Detector : IDisposable
         }
         var trained = TrainedModel.Open(weightsPath, cfgPath, namesPath, options.ImageSize, notice);
         var classNames = trained.RequireClassNames();
+        options = WithBestConfidence(options, trained.Checkpoint?.BestConfidence, weightsPath, notice);
         if (trained.ImageSizeNotice is { } n) notice?.Invoke(n);
         var device = YoloSpp.Platform.Backend.ResolveDevice(options.Device, notice);
         var model = InferenceNetwork.FromTrained(trained, device, fuse: true);
         return new Detector(model, classNames, options, trained.ImageSize, backend);
+    }
+
+    static DetectorOptions WithBestConfidence(DetectorOptions options, double? best, string weightsPath, Action<string>? notice)
+    {
+        if (!options.UseBestConfidence) return options;
+        if (best is not { } conf)
+            throw new InvalidInputException(weightsPath, "records no best confidence (a checkpoint of a run that evaluated an epoch, or a model exported from one, does): give --conf a number");
+        notice?.Invoke($"confidence threshold {conf:0.000}: the best mean F1 of the run that trained {weightsPath}");
+        return options with { ConfThreshold = conf, DrawThreshold = conf };
     }
 
     /// <summary>Detects objects in an image file.</summary>

@@ -29,6 +29,8 @@ internal sealed class InferenceNetwork : IDisposable
     public IReadOnlyList<string>? EmbeddedNames => _onnx?.ClassNames;
     /// <summary>The training image size an ONNX model records, else null.</summary>
     public int? TrainedImageSize => _onnx?.TrainedImageSize;
+    /// <summary>The best mean F1's confidence an ONNX model recorded (null for other networks, or none recorded).</summary>
+    public double? BestConfidence => _onnx?.BestConfidence;
 
     InferenceNetwork(DarkNet? torch, OnnxRuntimeNetwork? onnx, Device device)
     {

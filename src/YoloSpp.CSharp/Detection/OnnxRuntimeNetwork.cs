@@ -34,6 +34,8 @@ public sealed class OnnxRuntimeNetwork : IDisposable
         public const string Layout = "layout";
         /// <summary>The image size the network was trained at, a JSON number, or null when not recorded.</summary>
         public const string TrainImageSize = "train_img_size";
+        /// <summary>The confidence of the best mean F1 at the run's best epoch, a JSON number, or null when not recorded.</summary>
+        public const string BestConfidence = "best_conf";
     }
 
     readonly InferenceSession _session;
@@ -77,7 +79,13 @@ public sealed class OnnxRuntimeNetwork : IDisposable
         CfgText = meta.TryGetValue(MetadataKeys.Cfg, out var cfg) ? cfg : "";
         if (meta.TryGetValue(MetadataKeys.TrainImageSize, out var trained) && int.TryParse(trained, out var size) && size > 0)
             TrainedImageSize = size;
+        if (meta.TryGetValue(MetadataKeys.BestConfidence, out var best)
+            && double.TryParse(best, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var conf) && conf is >= 0 and <= 1)
+            BestConfidence = conf;
     }
+
+    /// <summary>The confidence of the best mean F1 at the run's best epoch (metadata <c>best_conf</c>); null when not recorded.</summary>
+    public double? BestConfidence { get; }
 
     /// <summary>Loads an exported model.</summary>
     /// <param name="path">The .onnx file.</param>

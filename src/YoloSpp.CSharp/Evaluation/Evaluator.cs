@@ -25,6 +25,9 @@ public sealed record EvaluationOptions
     /// <summary>Merge-NMS: each kept box becomes the score-weighted mean of the boxes it suppressed (the reference's
     /// <c>merge</c> option, "for best mAP"; off by default, as there).</summary>
     public bool Merge { get; init; }
+    /// <summary>A folder to draw the first batch into, with its labels (<c>val_batch0_labels.jpg</c>) and with the
+    /// predictions scoring above 0.25 (<c>val_batch0_pred.jpg</c>), as yolov5's val.py; null (default): none.</summary>
+    public string? PlotDirectory { get; init; }
 
     /// <summary>Checks the thresholds (each in [0, 1]) and the detection cap; throws <see cref="ArgumentException"/> naming the option.</summary>
     public void Validate() => Thresholds.Check(ConfThreshold, IouThreshold, MaxDetections);
@@ -64,6 +67,15 @@ public sealed record EvaluationResult(IReadOnlyList<double> Stats, string Summar
     public double Map => Stats[0];
     /// <summary>AP@.5 (stats[1]).</summary>
     public double Map50 => Stats[1];
+
+    /// <summary>yolov5's validation numbers of the same detections: precision, recall and F1 against the confidence,
+    /// the PR curves, the F1-best confidence and the confusion matrix (null where not computed).</summary>
+    public ValidationMetrics? Validation { get; init; }
+
+    /// <summary>Mean precision at the F1-best confidence (yolov5's P); NaN without <see cref="Validation"/>.</summary>
+    public double Precision => Validation?.Precision ?? double.NaN;
+    /// <summary>Mean recall at the F1-best confidence (yolov5's R); NaN without <see cref="Validation"/>.</summary>
+    public double Recall => Validation?.Recall ?? double.NaN;
 
     /// <summary>The detections as a COCO result json (a list of {image_id, category_id, bbox, score}).</summary>
     public string DetectionsJson() => CocoJson.serializeDetections(Detections.Select(d => d.ToCoco()).ToArray());
@@ -186,6 +198,24 @@ public static class Evaluator
         finally { if (wasTraining) model.train(); }
     }
 
+    /// <summary>val_batch0_labels.jpg and val_batch0_pred.jpg: the batch with its labels, and with its predictions
+    /// (input pixels, corners) as normalised centre boxes with their confidence.</summary>
+    static void PlotFirstBatch(string dir, DataBatch batch, Microsoft.FSharp.Core.FSharpOption<Tensor>[] perImage, int w1, int h1, IReadOnlyList<string> names)
+    {
+        Directory.CreateDirectory(dir);
+        BatchPlot.Save(batch.Images, batch.Targets, batch.Paths, names, Path.Combine(dir, "val_batch0_labels.jpg"));
+        var rows = new List<double>();
+        for (int i = 0; i < perImage.Length; i++)
+        {
+            if (perImage[i] is null) continue;
+            var r = perImage[i].Value.cpu().to(ScalarType.Float64).data<double>().ToArray();
+            for (int k = 0; k + 5 < r.Length; k += 6)
+                rows.AddRange([i, r[k + 5], (r[k] + r[k + 2]) / 2 / w1, (r[k + 1] + r[k + 3]) / 2 / h1, (r[k + 2] - r[k]) / w1, (r[k + 3] - r[k + 1]) / h1, r[k + 4]]);
+        }
+        using var preds = tensor(rows.ToArray(), ScalarType.Float64).reshape(-1, 7);
+        BatchPlot.Save(batch.Images, preds, batch.Paths, names, Path.Combine(dir, "val_batch0_pred.jpg"));
+    }
+
     /// <summary>The evaluation over any network that maps a batch to its decoded detections [bs, rows, 5 + nc].</summary>
     static EvaluationResult Evaluate(Func<Tensor, Tensor> predict, YoloDataset dataset, Device device,
         EvaluationOptions? options, IReadOnlyList<string>? classNames, CancellationToken cancellation)
@@ -197,6 +227,7 @@ public static class Evaluator
         var nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
             d.MinWh, d.MaxWh, d.Classes, d.Agnostic, options.Merge);
         var detections = new List<ImageDetection>();
+        bool first = true;
         foreach (var batch in new YoloDataLoader(dataset).Epoch(0))
         {
             cancellation.ThrowIfCancellationRequested();
@@ -207,6 +238,9 @@ public static class Evaluator
             var pred = predict(images);
             var perImage = Nms.nonMaxSuppression(nms, pred);
             int h1 = (int)images.shape[2], w1 = (int)images.shape[3];
+            if (options.PlotDirectory is { } plots && first)
+                PlotFirstBatch(plots, batch, perImage, w1, h1, classNames ?? []);
+            first = false;
             for (int i = 0; i < perImage.Length; i++)
             {
                 var p = perImage[i];
@@ -227,6 +261,9 @@ public static class Evaluator
         var detArray = detections.ToArray();
         var result = CocoEval.evaluate(gt, detArray.Select(d => d.ToCoco()).ToArray());
         var perClass = result.PerCategory.Select(c => new ClassAp(c.CategoryId, c.Name, c.Ap, c.Ap50)).ToArray();
-        return new EvaluationResult(result.Stats, result.Summary, perClass, detArray, dataset.Count, watch.Elapsed);
+        var names = classNames is { } n && n.Count == dataset.NumClasses
+            ? n : Enumerable.Range(0, dataset.NumClasses).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var validation = ValidationMetrics.FromCoco(names, gt, detArray.Select(d => d.ToCoco()));
+        return new EvaluationResult(result.Stats, result.Summary, perClass, detArray, dataset.Count, watch.Elapsed) { Validation = validation };
     }
 }

@@ -37,6 +37,9 @@ public sealed record OnnxExportOptions
     /// <c>detect</c> and <c>eval</c> run the model at that size by default; null: not recorded.
     /// <see cref="OnnxExport.Export(string, string, OnnxExportOptions?, Action{string}?, string?)"/> takes it from the checkpoint.</summary>
     public int? TrainedImageSize { get; init; }
+    /// <summary>The confidence of the best mean F1 at the run's best epoch, stored in the metadata
+    /// (<c>best_conf</c>) for <c>detect --conf best</c>; null: not recorded. Taken from the checkpoint.</summary>
+    public double? BestConfidence { get; init; }
     /// <summary>Write an int8 model (QDQ form), calibrated on these images; needs <see cref="Fuse"/> and an opset of
     /// at least <see cref="OnnxExport.MinInt8Opset"/>. Null (default): float32.</summary>
     public OnnxInt8Options? Int8 { get; init; }
@@ -86,6 +89,7 @@ public static partial class OnnxExport
         {
             ClassNames = options.ClassNames ?? trained.ClassNames,
             TrainedImageSize = options.TrainedImageSize ?? trained.Checkpoint?.ImageSize,
+            BestConfidence = options.BestConfidence ?? trained.Checkpoint?.BestConfidence,
         });
     }
 
@@ -337,6 +341,7 @@ public static partial class OnnxExport
             [OnnxRuntimeNetwork.MetadataKeys.Anchors] = JsonSerializer.Serialize(anchors),
             [OnnxRuntimeNetwork.MetadataKeys.Cfg] = model.Config.ToCfgText(),
             [OnnxRuntimeNetwork.MetadataKeys.TrainImageSize] = options.TrainedImageSize is { } t ? JsonSerializer.Serialize(t) : "null",
+            [OnnxRuntimeNetwork.MetadataKeys.BestConfidence] = options.BestConfidence is { } c ? JsonSerializer.Serialize(c) : "null",
             [OnnxRuntimeNetwork.MetadataKeys.Layout] = $"{OnnxRuntimeNetwork.OutputName}: [batch, rows, 5 + nc] = x, y, w, h (input pixels, box centre and size), " +
                 "objectness, class scores (sigmoid; confidence = objectness x class score); rows by head (strides " +
                 string.Join(", ", model.YoloLayers.Select(y => y.Stride)) + "), anchor, grid row, grid column",

@@ -22,9 +22,11 @@ namespace YoloSpp.Model;
 /// <param name="Dataset">The .data file the run trained on, as it was given.</param>
 /// <param name="Version">The YoloSpp version that wrote the checkpoint.</param>
 /// <param name="Epochs">The epochs the run was set to train (its last epoch is Epochs − 1).</param>
+/// <param name="BestConfidence">The confidence of the best mean F1 at the best epoch's evaluation (yolov5's F1 curve):
+/// what <c>detect --conf best</c> uses; null when no epoch was evaluated, and in older checkpoints.</param>
 public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingResults, double LossScale, int LossScaleGrowthTracker, string Cfg,
     IReadOnlyList<string>? Trainable = null, string? EpochsCsv = null, IReadOnlyList<string>? ClassNames = null, int? ImageSize = null,
-    string? Hyp = null, string? Dataset = null, string? Version = null, int? Epochs = null);
+    string? Hyp = null, string? Dataset = null, string? Version = null, int? Epochs = null, double? BestConfidence = null);
 
 /// <summary>
 /// Reading a trainer checkpoint (.ckpt) as a model file: its description (<c>meta.json</c>, <see cref="CheckpointInfo"/>)

@@ -159,7 +159,12 @@ public sealed record TrainProgress(int Epoch, int Epochs, int Batch, int Batches
 /// <param name="EpochsFile">epochs.csv: every epoch's four mean losses, LR and (when evaluated) the 12 stats, at full precision.</param>
 /// <param name="OutputDir">The folder the run wrote to (a numbered one when the requested folder held a previous run).</param>
 public sealed record TrainResult(string LastCheckpoint, string? BestCheckpoint, string? ResultsFile, string? PlotFile,
-    string? TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled, string? EpochsFile, string OutputDir);
+    string? TensorBoardDir, int EpochsDone, EvaluationResult? Final, bool Cancelled, string? EpochsFile, string OutputDir)
+{
+    /// <summary>The other pictures and tables the run wrote: the first training batches (train_batchN.jpg) and the
+    /// best epoch's PR, F1, P and R curves, confusion matrix (PNG, CSV) and classes.csv.</summary>
+    public IReadOnlyList<string> Plots { get; init; } = [];
+}
 
 /// <summary>Training stopped on a non-finite loss: the loss parts and the images of the batch.</summary>
 public sealed class NonFiniteLossException(string message) : Exception(message);

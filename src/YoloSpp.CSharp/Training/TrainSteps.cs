@@ -345,6 +345,10 @@ public static class TrainSteps
         string last = Path.Combine(dir, "last.ckpt"), bestPath = Path.Combine(dir, "best.ckpt");
         string? best = File.Exists(bestPath) && resume is not null ? bestPath : null;
         EvaluationResult? final = null;
+        // the evaluation of the epoch best.ckpt holds: its pictures are drawn at the end (yolov5 validates best.pt)
+        ValidationMetrics? bestValidation = null;
+        int bestEpoch = -1;
+        double? bestConfidence = resume?.BestConfidence;
         var started = Stopwatch.StartNew();
         bool cancelled = false, timeUp = false;
         int epochsDone = 0;
@@ -354,9 +358,11 @@ public static class TrainSteps
             if (logs is null) return;
             Checkpoint.Save(path, model, optimizer,
                 new CheckpointInfo(completedEpoch, bestMap, logs.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText, trainable, logs.EpochsText,
-                    data.ClassNames.ToArray(), o.ImageSize, hypText, o.Data, Checkpoint.LibraryVersion, epochs));
+                    data.ClassNames.ToArray(), o.ImageSize, hypText, o.Data, Checkpoint.LibraryVersion, epochs, bestConfidence));
         }
 
+        // the training labels at a glance, as yolov5 draws them when a run starts
+        if (main && resume is null) DatasetCharts.WriteLabels(data.Train, data.ClassNames, Path.Combine(dir, "labels.png"));
         for (int epoch = startEpoch; epoch < epochs && !cancelled && !timeUp; epoch++)
         {
             var settings = new EpochSettings(epoch, epochs, data.Hyp, accumulate, o.Warmup, data.MultiScaleGrid, data.TrainSize,
@@ -387,13 +393,19 @@ public static class TrainSteps
             {
                 if (!o.NoTest || lastEpoch)
                 {
-                    eval = Evaluator.Evaluate(model, data.Valid, device, new EvaluationOptions(), data.ClassNames, cancellation);
+                    // the last epoch's evaluation draws its first batch with labels and with predictions
+                    eval = Evaluator.Evaluate(model, data.Valid, device, new EvaluationOptions { PlotDirectory = lastEpoch ? dir : null },
+                        data.ClassNames, cancellation);
                     final = eval;
                 }
-                logs.Add(new EpochRecord(epoch, eval?.Stats, outcome.MeanLosses, outcome.LearningRate));
+                logs.Add(new EpochRecord(epoch, eval?.Stats, outcome.MeanLosses, outcome.LearningRate)
+                    { Precision = eval?.Validation?.Precision, Recall = eval?.Validation?.Recall });
                 progress?.Report(new TrainProgress(epoch, epochs, outcome.Batches, data.Loader.BatchCount, outcome.MeanLosses, outcome.LearningRate,
                     outcome.Images * comm.Size / outcome.Elapsed.TotalSeconds, TimeSpan.Zero, eval));
                 if (eval is not null && eval.Map > bestMap) bestMap = eval.Map;
+                // the epoch best.ckpt takes (below), or every evaluated epoch when only last.ckpt and epoch-N are kept
+                if (eval?.Validation is { } v && (bestMap == eval.Map || bestValidation is null || !o.SaveBest))
+                    (bestValidation, bestEpoch, bestConfidence) = (v, epoch, v.BestConfidence);
                 Save(last, epoch);
                 // as the reference: best.ckpt whenever this epoch's mAP equals the best so far (the first evaluation included)
                 if (eval is not null && (bestMap == eval.Map || best is null) && o.SaveBest)
@@ -407,9 +419,22 @@ public static class TrainSteps
             comm.Barrier();
             epochsDone++;
         }
+        // the pictures of the best epoch's evaluation: PR, F1, P and R curves, the confusion matrix
+        IReadOnlyList<string> plots = [];
+        if (logs is not null && bestValidation is not null && !cancelled)
+        {
+            plots = bestValidation.WritePlots(dir);
+            log?.Invoke($"validation plots of epoch {bestEpoch} (best.ckpt's): P {bestValidation.Precision:0.000}, R {bestValidation.Recall:0.000}, " +
+                $"best F1 {bestValidation.F1:0.000} at confidence {bestValidation.BestConfidence:0.000}");
+        }
+        comm.Barrier();
         // only what exists: a run stopped before its first epoch ended has written last.ckpt and no results
         return new TrainResult(last, best, Written(Path.Combine(dir, o.ResultName)), Written(Path.Combine(dir, "results.png")),
-            Written(Path.Combine(dir, "tensorboard")), epochsDone, final, cancelled, Written(Path.Combine(dir, "epochs.csv")), dir);
+            Written(Path.Combine(dir, "tensorboard")), epochsDone, final, cancelled, Written(Path.Combine(dir, "epochs.csv")), dir)
+        {
+            Plots = plots.Concat(Enumerable.Range(0, PlottedBatches).Select(i => Path.Combine(dir, $"train_batch{i}.jpg")))
+                .Concat(new[] { "labels.png", "val_batch0_labels.jpg", "val_batch0_pred.jpg" }.Select(f => Path.Combine(dir, f))).Where(File.Exists).ToArray(),
+        };
     }
 
     /// <summary>How many of the first batches a run draws (yolov5's train_batch0..2.jpg).</summary>

@@ -1,7 +1,6 @@
 using System.Globalization;
 using SkiaSharp;
 using TorchSharp.Modules;
-using YoloSpp.Detection;
 using YoloSpp.IO;
 using static TorchSharp.torch;
 
@@ -12,7 +11,13 @@ namespace YoloSpp.Training;
 /// <param name="Stats">The 12 COCO stats (null when the epoch was not evaluated).</param>
 /// <param name="MeanLosses">Mean box, objectness, class, total loss.</param>
 /// <param name="LearningRate">LR at the end of the epoch.</param>
-internal sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, LossValues MeanLosses, double LearningRate);
+internal sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, LossValues MeanLosses, double LearningRate)
+{
+    /// <summary>Mean precision at the F1-best confidence (yolov5's P); null when not evaluated.</summary>
+    public double? Precision { get; init; }
+    /// <summary>Mean recall at the F1-best confidence (yolov5's R); null when not evaluated.</summary>
+    public double? Recall { get; init; }
+}
 
 /// <summary>
 /// The run's logs. The results file is the reference's, digit for digit (people's plotting scripts read it): a
@@ -28,7 +33,10 @@ internal sealed class TrainingLog : IDisposable
 
     /// <summary>The header of <c>epochs.csv</c>.</summary>
     public const string CsvHeader =
-        "epoch,box_loss,obj_loss,cls_loss,loss,lr,AP50-95,AP50,AP75,APsmall,APmedium,APlarge,AR1,AR10,AR100,ARsmall,ARmedium,ARlarge";
+        "epoch,box_loss,obj_loss,cls_loss,loss,lr,AP50-95,AP50,AP75,APsmall,APmedium,APlarge,AR1,AR10,AR100,ARsmall,ARmedium,ARlarge,precision,recall";
+
+    /// <summary>Columns of <see cref="CsvHeader"/>: a resumed run's older lines (without precision and recall) are padded.</summary>
+    static readonly int CsvColumns = CsvHeader.Split(',').Length;
 
     readonly List<EpochRecord> _records = new();
     readonly SummaryWriter _tb;
@@ -63,8 +71,9 @@ internal sealed class TrainingLog : IDisposable
         if (!string.IsNullOrEmpty(previousEpochs))
             foreach (var line in previousEpochs.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1))
             {
-                _csv.Add(line);
-                _records.Add(ParseCsv(line));
+                var padded = line + new string(',', Math.Max(0, CsvColumns - line.Split(',').Length));
+                _csv.Add(padded);
+                _records.Add(ParseCsv(padded));
             }
         else
             _records.AddRange(_lines.Select(ParseResultsLine).OfType<EpochRecord>());
@@ -81,9 +90,10 @@ internal sealed class TrainingLog : IDisposable
     static EpochRecord ParseCsv(string line)
     {
         var f = line.Split(',');
-        var stats = f.Skip(6).Select(P).ToArray();
+        var stats = f.Skip(6).Take(12).Select(P).ToArray();
+        double? Opt(int i) => i < f.Length && f[i].Length > 0 ? P(f[i]) : null;
         return new EpochRecord(int.Parse(f[0], CultureInfo.InvariantCulture), stats.Length == 12 && !stats.All(double.IsNaN) ? stats : null,
-            new LossValues(P(f[1]), P(f[2]), P(f[3]), P(f[4])), P(f[5]));
+            new LossValues(P(f[1]), P(f[2]), P(f[3]), P(f[4])), P(f[5])) { Precision = Opt(18), Recall = Opt(19) };
     }
 
     /// <summary>A record from a results line (the plot of a run resumed from a checkpoint without the CSV): the
@@ -104,7 +114,8 @@ internal sealed class TrainingLog : IDisposable
         _records.Add(r);
         var losses = new[] { r.MeanLosses.Box, r.MeanLosses.Objectness, r.MeanLosses.Class, r.MeanLosses.Total };
         var stats = r.Stats?.Select(F) ?? Enumerable.Repeat("", 12);
-        _csv.Add(string.Join(',', losses.Append(r.LearningRate).Select(F).Prepend(r.Epoch.ToString(CultureInfo.InvariantCulture)).Concat(stats)));
+        var pr = new[] { r.Precision, r.Recall }.Select(v => v is { } x ? F(x) : "");
+        _csv.Add(string.Join(',', losses.Append(r.LearningRate).Select(F).Prepend(r.Epoch.ToString(CultureInfo.InvariantCulture)).Concat(stats).Concat(pr)));
         AtomicFile.WriteAllText(EpochsFile, EpochsText);
         if (r.Stats is not null)
         {
@@ -114,42 +125,47 @@ internal sealed class TrainingLog : IDisposable
         var values = losses.Concat(new[] { r.LearningRate }).ToList();
         if (r.Stats is not null) values.AddRange(new[] { r.Stats[0], r.Stats[1], r.Stats[8] });
         for (int i = 0; i < values.Count; i++) _tb.add_scalar(Tags[i], (float)values[i], r.Epoch);
+        if (r.Precision is { } precision) _tb.add_scalar("metrics/precision", (float)precision, r.Epoch);
+        if (r.Recall is { } recall) _tb.add_scalar("metrics/recall", (float)recall, r.Epoch);
         Plot();
     }
 
-    /// <summary>Draws losses, mAP and LR over epochs into <see cref="PlotFile"/>.</summary>
+    /// <summary>Draws the run so far into <see cref="PlotFile"/>, one chart per series against the epoch (as yolov5's
+    /// results.png): the three training losses, precision and recall (at the F1-best confidence), mAP@0.5 and
+    /// mAP@0.5:0.95 on a fixed 0–1 axis, and the learning rate; with ticks, grid and labelled axes.</summary>
     public void Plot()
     {
-        const int panelW = 360, panelH = 240, cols = 3, rows = 2;
-        using var surface = SKSurface.Create(new SKImageInfo(panelW * cols, panelH * rows));
-        var c = surface.Canvas;
-        c.Clear(SKColors.White);
-        var series = new (string Title, Func<EpochRecord, double?> Get)[]
+        var series = new (string Title, Func<EpochRecord, double?> Get, bool Unit)[]
         {
-            ("box loss (GIoU)", r => r.MeanLosses.Box), ("objectness loss", r => r.MeanLosses.Objectness), ("class loss", r => r.MeanLosses.Class),
-            ("mAP@0.5", r => r.Stats?[1]), ("mAP@0.5:0.95", r => r.Stats?[0]), ("learning rate", r => r.LearningRate),
+            ("train box loss (GIoU)", r => r.MeanLosses.Box, false), ("train objectness loss", r => r.MeanLosses.Objectness, false),
+            ("train class loss", r => r.MeanLosses.Class, false), ("learning rate", r => r.LearningRate, false),
+            ("precision", r => r.Precision, true), ("recall", r => r.Recall, true),
+            ("mAP@0.5", r => r.Stats?[1], true), ("mAP@0.5:0.95", r => r.Stats?[0], true),
         };
-        using var font = new SKFont(YoloSpp.Detection.Annotator.TextTypeface ?? SKTypeface.Default, 14);
-        using var small = new SKFont(YoloSpp.Detection.Annotator.TextTypeface ?? SKTypeface.Default, 11);
-        using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
-        using var axis = new SKPaint { Color = SKColors.Gray, StrokeWidth = 1, IsStroke = true };
-        using var line = new SKPaint { Color = new SKColor(31, 119, 180), StrokeWidth = 2, IsStroke = true, IsAntialias = true };
+        const int panelW = 400, panelH = 300, cols = 4;
+        int rows = (series.Length + cols - 1) / cols;
+        using var surface = SKSurface.Create(new SKImageInfo(panelW * cols, panelH * rows));
+        surface.Canvas.Clear(SKColors.White);
         for (int k = 0; k < series.Length; k++)
         {
-            float ox = (k % cols) * panelW, oy = (k / cols) * panelH;
-            var pts = _records.Select(r => (X: (double)r.Epoch, Y: series[k].Get(r))).Where(p => p.Y is { } y && double.IsFinite(y)).Select(p => (p.X, Y: p.Y!.Value)).ToArray();
-            c.DrawText(series[k].Title, ox + 10, oy + 20, SKTextAlign.Left, font, text);
-            var rect = new SKRect(ox + 50, oy + 30, ox + panelW - 15, oy + panelH - 30);
-            c.DrawRect(rect, axis);
-            if (pts.Length == 0) continue;
-            double x0 = pts.Min(p => p.X), x1 = Math.Max(pts.Max(p => p.X), x0 + 1), y0 = Math.Min(0, pts.Min(p => p.Y)), y1 = pts.Max(p => p.Y);
-            if (y1 <= y0) y1 = y0 + 1;
-            c.DrawText(y1.ToString("G3", CultureInfo.InvariantCulture), ox + 4, rect.Top + 10, SKTextAlign.Left, small, text);
-            c.DrawText(y0.ToString("G3", CultureInfo.InvariantCulture), ox + 4, rect.Bottom, SKTextAlign.Left, small, text);
-            c.DrawText($"epoch {x0:0}–{x1:0}", rect.Left, rect.Bottom + 16, SKTextAlign.Left, small, text);
-            SKPoint Map((double X, double Y) p) => new((float)(rect.Left + (p.X - x0) / (x1 - x0) * rect.Width), (float)(rect.Bottom - (p.Y - y0) / (y1 - y0) * rect.Height));
-            for (int j = 1; j < pts.Length; j++) c.DrawLine(Map(pts[j - 1]), Map(pts[j]), line);
-            foreach (var p in pts) c.DrawCircle(Map(p), 2.5f, line);
+            var pts = _records.Select(r => (X: (double)r.Epoch, Y: series[k].Get(r))).Where(p => p.Y is { } y && double.IsFinite(y))
+                .Select(p => (p.X, Y: p.Y!.Value)).ToArray();
+            var plot = Evaluation.Charts.NewPlot();
+            if (pts.Length > 0)
+            {
+                var line = plot.Add.Scatter(pts.Select(p => p.X).ToArray(), pts.Select(p => p.Y).ToArray());
+                line.LineWidth = 2;
+                line.MarkerSize = pts.Length <= 60 ? 5 : 0;
+                line.Color = new ScottPlot.Color(31, 119, 180);
+            }
+            plot.Title(series[k].Title, size: 14);
+            plot.XLabel("epoch", size: 12);
+            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+            // mAP, precision and recall on 0–1, so that an untrained model does not look like a steep climb
+            if (series[k].Unit) plot.Axes.SetLimitsY(0, 1);
+            if (pts.Length > 0) plot.Axes.SetLimitsX(pts.Min(p => p.X) - 0.5, pts.Max(p => p.X) + 0.5);
+            using var panel = SKImage.FromEncodedData(plot.GetImageBytes(panelW, panelH, ScottPlot.ImageFormat.Png));
+            surface.Canvas.DrawImage(panel, (k % cols) * panelW, (k / cols) * panelH, new SKSamplingOptions(SKFilterMode.Nearest), null);
         }
         using var image = surface.Snapshot();
         using var data = image.Encode(SKEncodedImageFormat.Png, 100);

@@ -95,7 +95,7 @@ let matchPredictions (thresholds: float[]) (labels: Truth[]) (preds: Prediction[
 
 /// np.interp(x, xp, fp, left, right) for increasing `xp` (ties allowed: the last of equal xp wins), as numpy's C
 /// loop computes it.
-let interp (x: float[]) (xp: float[]) (fp: float[]) (left: float) (right: float) : float[] =
+let internal interp (x: float[]) (xp: float[]) (fp: float[]) (left: float) (right: float) : float[] =
     let n = xp.Length
 
     // numpy's binary_search_with_guess: the j with xp[j] <= v < xp[j + 1]; -1 below, n above

@@ -88,6 +88,32 @@ let tests =
                 Expect.stringContains out "train: " "train line"
                 Expect.stringContains out "3 images; found 2, missing 1, empty 0, duplicate 0" "summary"
             }
+            test "plot-labels draws the first images with their labels and the label statistics; bad options exit 2" {
+                let dir, cleanup = tempDir ()
+                use _ = cleanup
+                let data = makeDataset dir
+                let out = Path.Combine(dir, "pl")
+
+                let code, stdout, err =
+                    yolospp [ "plot-labels"; "--data"; data; "--out"; out; "--n"; "3"; "--img-size"; "64" ]
+
+                Expect.equal code 0 err
+                let sample = RgbImage.Load(Path.Combine(out, "labels_sample.jpg"))
+                Expect.equal (sample.Width, sample.Height) (128, 128) "3 tiles of 64 in a 2 x 2 grid"
+                let stats = RgbImage.Load(Path.Combine(out, "labels.png"))
+                Expect.equal (stats.Width, stats.Height) (1560, 480) "three panels"
+                Expect.stringContains stdout "labels.png" "names what it wrote"
+
+                for args, fragment in
+                    [
+                        [ "--n"; "0" ], "--n 0"
+                        [ "--split"; "test" ], "--split test"
+                        [ "--img-size"; "100" ], "--img-size"
+                    ] do
+                    let code, _, err = yolospp ([ "plot-labels"; "--data"; data; "--out"; out ] @ args)
+                    Expect.equal code 2 (sprintf "%A exits 2" args)
+                    Expect.stringContains err fragment "names the option"
+            }
             test "check-data: each kind of bad row, bad image and bad .data entry exits 2 naming it" {
                 let dir, cleanup = tempDir ()
                 use _ = cleanup

@@ -122,6 +122,43 @@ let tests =
                 Expect.isEmpty (coloured [ 63..81 ] [ 15..28 ]) "the box's inside is not filled"
                 Expect.equal (pixel drawn 72 20) (128uy, 128uy, 128uy) "the second image's middle, inside the box"
             }
+            test "BatchPlot of predictions: the box above 0.25 drawn at its edges in its class colour, the one below not" {
+                let dir = TestUtil.fixtureDir "yolospp-batchplot-"
+                use images = torch.ones ([| 1L; 3L; 40L; 48L |])
+                images.mul_ (torch.tensor 0.5f) |> ignore
+                // class 2 at x 12..36, y 10..30 scoring 0.9; class 1 at the same place scoring 0.2 (not drawn)
+                use preds =
+                    torch
+                        .tensor(
+                            [|
+                                0.0f
+                                2.0f
+                                0.5f
+                                0.5f
+                                0.5f
+                                0.5f
+                                0.9f
+                                0.0f
+                                1.0f
+                                0.5f
+                                0.5f
+                                0.5f
+                                0.5f
+                                0.2f
+                            |]
+                        )
+                        .reshape (2L, 7L)
+
+                let out = Path.Combine(dir, "pred.png")
+                BatchPlot.Save(images, preds, null, [| "circle"; "square"; "triangle" |], out)
+                let drawn = RgbImage.Load out
+                Expect.equal (drawn.Width, drawn.Height) (48, 40) "one tile"
+                Expect.isNonEmpty (inColour drawn 2 [ 11..13 ] [ 20..28 ]) "the left edge at x 12"
+                Expect.isNonEmpty (inColour drawn 2 [ 35..37 ] [ 20..28 ]) "the right edge at x 36"
+                Expect.isEmpty (inColour drawn 1 [ 0..47 ] [ 0..39 ]) "the 0.2 prediction is not drawn"
+                use eight = torch.zeros ([| 1L; 8L |])
+                Expect.throwsT<ArgumentException> (fun () -> BatchPlot.Save(images, eight, null, [||], Path.Combine(dir, "z.png"))) "8 columns"
+            }
             test "BatchPlot: at most 16 images in a 4 x 4 grid, a grid wider than 1920 scaled down, other shapes refused" {
                 let dir = TestUtil.fixtureDir "yolospp-batchplot-"
                 use many = torch.zeros ([| 17L; 3L; 8L; 8L |])

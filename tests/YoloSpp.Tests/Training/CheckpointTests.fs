@@ -45,6 +45,62 @@ let tests =
     testList
         "checkpoints"
         [
+            test "a run draws the best epoch's curves and confusion matrix, records its best confidence, and detect --conf best uses it" {
+                let _, data, _, r = run.Force()
+                let dir = Path.GetDirectoryName r.LastCheckpoint
+
+                for f in
+                    [
+                        "PR_curve.png"
+                        "F1_curve.png"
+                        "P_curve.png"
+                        "R_curve.png"
+                        "confusion_matrix.png"
+                        "confusion_matrix_counts.png"
+                        "confusion_matrix.csv"
+                        "classes.csv"
+                        "train_batch0.jpg"
+                    ] do
+                    Expect.contains (r.Plots |> Seq.map Path.GetFileName) f (f + " listed")
+                    Expect.isTrue (File.Exists(Path.Combine(dir, f))) (f + " written")
+
+                Expect.stringEnds (File.ReadLines r.EpochsFile |> Seq.head) ",precision,recall" "epochs.csv has precision and recall"
+                let info = CheckpointFile.ReadInfo r.LastCheckpoint
+                Expect.isTrue info.BestConfidence.HasValue "best confidence recorded"
+                let out = Path.Combine(dir, "detect-best")
+
+                let code, stdout, err =
+                    yolospp
+                        [
+                            "detect"
+                            "--weights"
+                            r.LastCheckpoint
+                            "--source"
+                            valImages data
+                            "--conf"
+                            "best"
+                            "--out"
+                            out
+                        ]
+
+                Expect.equal code 0 (stdout + err)
+                Expect.stringContains (stdout + err) (sprintf "confidence threshold %.3f" info.BestConfidence.Value) "says which"
+
+                let code, _, err =
+                    yolospp
+                        [
+                            "detect"
+                            "--weights"
+                            r.LastCheckpoint
+                            "--source"
+                            valImages data
+                            "--conf"
+                            "most"
+                        ]
+
+                Expect.equal code 2 "a word other than best"
+                Expect.stringContains err "--conf most" "names it"
+            }
             test "a checkpoint records its cfg, class names, image size, hyperparameters, dataset, version, epochs and best mAP" {
                 let _, data, cfg, r = run.Force()
                 let info = CheckpointFile.ReadInfo r.LastCheckpoint

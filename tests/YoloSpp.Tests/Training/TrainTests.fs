@@ -103,7 +103,13 @@ let tests =
                     let csv = File.ReadAllLines r.EpochsFile
                     Expect.equal csv.[0] TrainingLog.CsvHeader "csv header"
                     Expect.equal csv.Length 3 "a csv row per epoch"
-                    Expect.equal (csv.[2].Split(',').Length) 18 "epoch, 4 losses, lr, 12 stats"
+                    let row = csv.[2].Split(',')
+                    Expect.equal row.Length 20 "epoch, 4 losses, lr, 12 stats, precision, recall"
+
+                    for v in row.[18..19] do
+                        let x = float v
+                        Expect.isTrue (x >= 0.0 && x <= 1.0) (sprintf "precision and recall in [0, 1]: %s" v)
+
                     Expect.isTrue (File.ReadAllBytes(r.PlotFile).[1..3] = "PNG"B) "png"
                     Expect.isNonEmpty (Directory.GetFiles(r.TensorBoardDir, "events.out.tfevents*", SearchOption.AllDirectories)) "tfevents"
                     Expect.equal (CheckpointFile.ReadInfo(r.LastCheckpoint).Epoch) 1 "last completed epoch"
