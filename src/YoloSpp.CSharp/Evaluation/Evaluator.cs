@@ -40,6 +40,16 @@ public sealed record EvaluationOptions
 /// <param name="Ap50">AP@.5; −1 when the class has no ground truth.</param>
 public sealed record ClassAp(long CategoryId, string Name, double Ap, double Ap50);
 
+/// <summary>The mean loss over the validation batches, each term multiplied by its gain (as the training loss).</summary>
+/// <param name="Box">GIoU box loss.</param>
+/// <param name="Objectness">Objectness loss.</param>
+/// <param name="Class">Class loss.</param>
+public readonly record struct ValidationLoss(double Box, double Objectness, double Class)
+{
+    /// <summary>Their sum.</summary>
+    public double Total => Box + Objectness + Class;
+}
+
 /// <summary>One detection in COCO's result format: the image, the class and the box in original-image pixels.</summary>
 /// <param name="ImageId">Image id (its index in the dataset).</param>
 /// <param name="CategoryId">Class index.</param>
@@ -67,6 +77,10 @@ public sealed record EvaluationResult(IReadOnlyList<double> Stats, string Summar
     public double Map => Stats[0];
     /// <summary>AP@.5 (stats[1]).</summary>
     public double Map50 => Stats[1];
+
+    /// <summary>The mean validation loss per batch (box, objectness, class), as yolov5's val.py computes it with the
+    /// training loss on the validation batches; null where not computed (the trainer's evaluations compute it).</summary>
+    public ValidationLoss? Loss { get; init; }
 
     /// <summary>yolov5's validation numbers of the same detections: precision, recall and F1 against the confidence,
     /// the PR curves, the F1-best confidence and the confusion matrix (null where not computed).</summary>
@@ -184,7 +198,7 @@ public static class Evaluator
             ImageSize = imageSize, BatchSize = d.BatchSize, Rect = d.Rect, Hyp = d.Hyp, Workers = d.Workers,
             Prefetch = d.Prefetch, Augment = false, Shuffle = false,
         });
-        return Evaluate(network.Predict, dataset, network.Device, options, names, cancellation);
+        return Evaluate(x => (network.Predict(x), null), dataset, network.Device, options, names, cancellation);
     }
 
     /// <summary>Evaluates <paramref name="model"/> on every image of <paramref name="dataset"/> (opened without augmentation).</summary>
@@ -194,7 +208,29 @@ public static class Evaluator
         device ??= model.parameters().First().device;
         var wasTraining = model.training;
         model.eval();
-        try { return Evaluate(x => model.forward(x).Detections!, dataset, device, options, classNames, cancellation); }
+        try { return Evaluate(x => (model.forward(x).Detections!, null), dataset, device, options, classNames, cancellation); }
+        finally { if (wasTraining) model.train(); }
+    }
+
+    /// <summary>The evaluation of a model being trained, with the validation loss: <paramref name="loss"/> maps the raw
+    /// heads and the batch's targets to (box, objectness, class).</summary>
+    internal static EvaluationResult EvaluateWithLoss(DarkNet model, YoloDataset dataset, Device device, EvaluationOptions options,
+        IReadOnlyList<string>? classNames, Func<Tensor[], Tensor, (double Box, double Objectness, double Class)> loss, CancellationToken cancellation)
+    {
+        var wasTraining = model.training;
+        model.eval();
+        double box = 0, obj = 0, cls = 0;
+        int batches = 0;
+        try
+        {
+            var result = Evaluate(x => { var o = model.forward(x); return (o.Detections!, o.Raw); }, dataset, device, options, classNames, cancellation,
+                (raw, targets) =>
+                {
+                    var (b, o, c) = loss(raw, targets.to(device));
+                    (box, obj, cls, batches) = (box + b, obj + o, cls + c, batches + 1);
+                });
+            return batches == 0 ? result : result with { Loss = new ValidationLoss(box / batches, obj / batches, cls / batches) };
+        }
         finally { if (wasTraining) model.train(); }
     }
 
@@ -216,9 +252,11 @@ public static class Evaluator
         BatchPlot.Save(batch.Images, preds, batch.Paths, names, Path.Combine(dir, "val_batch0_pred.jpg"));
     }
 
-    /// <summary>The evaluation over any network that maps a batch to its decoded detections [bs, rows, 5 + nc].</summary>
-    static EvaluationResult Evaluate(Func<Tensor, Tensor> predict, YoloDataset dataset, Device device,
-        EvaluationOptions? options, IReadOnlyList<string>? classNames, CancellationToken cancellation)
+    /// <summary>The evaluation over any network that maps a batch to its decoded detections [bs, rows, 5 + nc] (and,
+    /// for a DarkNet, its raw heads, which <paramref name="onRaw"/> receives with the batch's targets).</summary>
+    static EvaluationResult Evaluate(Func<Tensor, (Tensor Detections, Tensor[]? Raw)> predict, YoloDataset dataset, Device device,
+        EvaluationOptions? options, IReadOnlyList<string>? classNames, CancellationToken cancellation,
+        Action<Tensor[], Tensor>? onRaw = null)
     {
         options ??= new EvaluationOptions();
         options.Validate();
@@ -235,7 +273,8 @@ public static class Evaluator
             using var _ = batch;
             using var noGrad = no_grad();
             var images = batch.Images.to(device);
-            var pred = predict(images);
+            var (pred, raw) = predict(images);
+            if (onRaw is not null && raw is not null) onRaw(raw, batch.Targets);
             var perImage = Nms.nonMaxSuppression(nms, pred);
             int h1 = (int)images.shape[2], w1 = (int)images.shape[3];
             if (options.PlotDirectory is { } plots && first)

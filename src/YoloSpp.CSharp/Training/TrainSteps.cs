@@ -394,12 +394,18 @@ public static class TrainSteps
                 if (!o.NoTest || lastEpoch)
                 {
                     // the last epoch's evaluation draws its first batch with labels and with predictions
-                    eval = Evaluator.Evaluate(model, data.Valid, device, new EvaluationOptions { PlotDirectory = lastEpoch ? dir : null },
-                        data.ClassNames, cancellation);
+                    eval = Evaluator.EvaluateWithLoss(model, data.Valid, device, new EvaluationOptions { PlotDirectory = lastEpoch ? dir : null },
+                        data.ClassNames, (raw, targets) =>
+                        {
+                            // yolov5's val.py: the training loss on the validation batches (no gradient, eval mode)
+                            using var scope = NewDisposeScope();
+                            var v = loss.Compute(raw, targets).ToValues();
+                            return (v.Box, v.Objectness, v.Class);
+                        }, cancellation);
                     final = eval;
                 }
                 logs.Add(new EpochRecord(epoch, eval?.Stats, outcome.MeanLosses, outcome.LearningRate)
-                    { Precision = eval?.Validation?.Precision, Recall = eval?.Validation?.Recall });
+                    { Precision = eval?.Validation?.Precision, Recall = eval?.Validation?.Recall, ValidationLoss = eval?.Loss });
                 progress?.Report(new TrainProgress(epoch, epochs, outcome.Batches, data.Loader.BatchCount, outcome.MeanLosses, outcome.LearningRate,
                     outcome.Images * comm.Size / outcome.Elapsed.TotalSeconds, TimeSpan.Zero, eval));
                 if (eval is not null && eval.Map > bestMap) bestMap = eval.Map;
@@ -429,12 +435,15 @@ public static class TrainSteps
         }
         comm.Barrier();
         // only what exists: a run stopped before its first epoch ended has written last.ckpt and no results
-        return new TrainResult(last, best, Written(Path.Combine(dir, o.ResultName)), Written(Path.Combine(dir, "results.png")),
+        var result = new TrainResult(last, best, Written(Path.Combine(dir, o.ResultName)), Written(Path.Combine(dir, "results.png")),
             Written(Path.Combine(dir, "tensorboard")), epochsDone, final, cancelled, Written(Path.Combine(dir, "epochs.csv")), dir)
         {
             Plots = plots.Concat(Enumerable.Range(0, PlottedBatches).Select(i => Path.Combine(dir, $"train_batch{i}.jpg")))
                 .Concat(new[] { "labels.png", "val_batch0_labels.jpg", "val_batch0_pred.jpg" }.Select(f => Path.Combine(dir, f))).Where(File.Exists).ToArray(),
         };
+        // TensorBoard's images tab: the run's pictures and results.png, at the last epoch trained
+        logs?.AddImages(result.Plots.Append(Path.Combine(dir, "results.png")).Where(File.Exists), Math.Max(startEpoch + epochsDone - 1, 0));
+        return result;
     }
 
     /// <summary>How many of the first batches a run draws (yolov5's train_batch0..2.jpg).</summary>

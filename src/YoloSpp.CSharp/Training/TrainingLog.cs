@@ -17,6 +17,8 @@ internal sealed record EpochRecord(int Epoch, IReadOnlyList<double>? Stats, Loss
     public double? Precision { get; init; }
     /// <summary>Mean recall at the F1-best confidence (yolov5's R); null when not evaluated.</summary>
     public double? Recall { get; init; }
+    /// <summary>The validation loss (yolov5's val/box_loss, val/obj_loss, val/cls_loss); null when not evaluated.</summary>
+    public Evaluation.ValidationLoss? ValidationLoss { get; init; }
 }
 
 /// <summary>
@@ -33,9 +35,10 @@ internal sealed class TrainingLog : IDisposable
 
     /// <summary>The header of <c>epochs.csv</c>.</summary>
     public const string CsvHeader =
-        "epoch,box_loss,obj_loss,cls_loss,loss,lr,AP50-95,AP50,AP75,APsmall,APmedium,APlarge,AR1,AR10,AR100,ARsmall,ARmedium,ARlarge,precision,recall";
+        "epoch,box_loss,obj_loss,cls_loss,loss,lr,AP50-95,AP50,AP75,APsmall,APmedium,APlarge,AR1,AR10,AR100,ARsmall,ARmedium,ARlarge,precision,recall,val_box_loss,val_obj_loss,val_cls_loss";
 
-    /// <summary>Columns of <see cref="CsvHeader"/>: a resumed run's older lines (without precision and recall) are padded.</summary>
+    /// <summary>Columns of <see cref="CsvHeader"/>: a resumed run's older lines (without precision, recall and the
+    /// validation losses) are padded.</summary>
     static readonly int CsvColumns = CsvHeader.Split(',').Length;
 
     readonly List<EpochRecord> _records = new();
@@ -93,7 +96,11 @@ internal sealed class TrainingLog : IDisposable
         var stats = f.Skip(6).Take(12).Select(P).ToArray();
         double? Opt(int i) => i < f.Length && f[i].Length > 0 ? P(f[i]) : null;
         return new EpochRecord(int.Parse(f[0], CultureInfo.InvariantCulture), stats.Length == 12 && !stats.All(double.IsNaN) ? stats : null,
-            new LossValues(P(f[1]), P(f[2]), P(f[3]), P(f[4])), P(f[5])) { Precision = Opt(18), Recall = Opt(19) };
+            new LossValues(P(f[1]), P(f[2]), P(f[3]), P(f[4])), P(f[5]))
+        {
+            Precision = Opt(18), Recall = Opt(19),
+            ValidationLoss = Opt(20) is { } b && Opt(21) is { } o && Opt(22) is { } c ? new Evaluation.ValidationLoss(b, o, c) : null,
+        };
     }
 
     /// <summary>A record from a results line (the plot of a run resumed from a checkpoint without the CSV): the
@@ -114,7 +121,8 @@ internal sealed class TrainingLog : IDisposable
         _records.Add(r);
         var losses = new[] { r.MeanLosses.Box, r.MeanLosses.Objectness, r.MeanLosses.Class, r.MeanLosses.Total };
         var stats = r.Stats?.Select(F) ?? Enumerable.Repeat("", 12);
-        var pr = new[] { r.Precision, r.Recall }.Select(v => v is { } x ? F(x) : "");
+        var pr = new[] { r.Precision, r.Recall, r.ValidationLoss?.Box, r.ValidationLoss?.Objectness, r.ValidationLoss?.Class }
+            .Select(v => v is { } x ? F(x) : "");
         _csv.Add(string.Join(',', losses.Append(r.LearningRate).Select(F).Prepend(r.Epoch.ToString(CultureInfo.InvariantCulture)).Concat(stats).Concat(pr)));
         AtomicFile.WriteAllText(EpochsFile, EpochsText);
         if (r.Stats is not null)
@@ -127,20 +135,36 @@ internal sealed class TrainingLog : IDisposable
         for (int i = 0; i < values.Count; i++) _tb.add_scalar(Tags[i], (float)values[i], r.Epoch);
         if (r.Precision is { } precision) _tb.add_scalar("metrics/precision", (float)precision, r.Epoch);
         if (r.Recall is { } recall) _tb.add_scalar("metrics/recall", (float)recall, r.Epoch);
+        if (r.ValidationLoss is { } v)
+        {
+            _tb.add_scalar("val/giou_loss", (float)v.Box, r.Epoch);
+            _tb.add_scalar("val/obj_loss", (float)v.Objectness, r.Epoch);
+            _tb.add_scalar("val/cls_loss", (float)v.Class, r.Epoch);
+        }
         Plot();
     }
 
+    /// <summary>Adds pictures (PNG or JPEG files) to TensorBoard's images tab, each under its file name, at
+    /// <paramref name="epoch"/>.</summary>
+    public void AddImages(IEnumerable<string> files, int epoch)
+    {
+        foreach (var f in files.Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".jpg", StringComparison.OrdinalIgnoreCase)))
+            _tb.add_img(Path.GetFileNameWithoutExtension(f), f, epoch);
+    }
+
     /// <summary>Draws the run so far into <see cref="PlotFile"/>, one chart per series against the epoch (as yolov5's
-    /// results.png): the three training losses, precision and recall (at the F1-best confidence), mAP@0.5 and
-    /// mAP@0.5:0.95 on a fixed 0–1 axis, and the learning rate; with ticks, grid and labelled axes.</summary>
+    /// results.png): the three training losses and the same on the validation set, precision and recall (at the
+    /// F1-best confidence), mAP@0.5 and mAP@0.5:0.95 on a fixed 0–1 axis, and the learning rate; with ticks, grid
+    /// and labelled axes.</summary>
     public void Plot()
     {
         var series = new (string Title, Func<EpochRecord, double?> Get, bool Unit)[]
         {
             ("train box loss (GIoU)", r => r.MeanLosses.Box, false), ("train objectness loss", r => r.MeanLosses.Objectness, false),
-            ("train class loss", r => r.MeanLosses.Class, false), ("learning rate", r => r.LearningRate, false),
-            ("precision", r => r.Precision, true), ("recall", r => r.Recall, true),
-            ("mAP@0.5", r => r.Stats?[1], true), ("mAP@0.5:0.95", r => r.Stats?[0], true),
+            ("train class loss", r => r.MeanLosses.Class, false), ("precision", r => r.Precision, true),
+            ("val box loss (GIoU)", r => r.ValidationLoss?.Box, false), ("val objectness loss", r => r.ValidationLoss?.Objectness, false),
+            ("val class loss", r => r.ValidationLoss?.Class, false), ("recall", r => r.Recall, true),
+            ("learning rate", r => r.LearningRate, false), ("mAP@0.5", r => r.Stats?[1], true), ("mAP@0.5:0.95", r => r.Stats?[0], true),
         };
         const int panelW = 400, panelH = 300, cols = 4;
         int rows = (series.Length + cols - 1) / cols;

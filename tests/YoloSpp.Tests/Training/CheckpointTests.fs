@@ -64,7 +64,11 @@ let tests =
                     Expect.contains (r.Plots |> Seq.map Path.GetFileName) f (f + " listed")
                     Expect.isTrue (File.Exists(Path.Combine(dir, f))) (f + " written")
 
-                Expect.stringEnds (File.ReadLines r.EpochsFile |> Seq.head) ",precision,recall" "epochs.csv has precision and recall"
+                Expect.stringEnds
+                    (File.ReadLines r.EpochsFile |> Seq.head)
+                    ",precision,recall,val_box_loss,val_obj_loss,val_cls_loss"
+                    "epochs.csv has precision, recall and the validation losses"
+
                 let info = CheckpointFile.ReadInfo r.LastCheckpoint
                 Expect.isTrue info.BestConfidence.HasValue "best confidence recorded"
                 let out = Path.Combine(dir, "detect-best")
@@ -141,6 +145,28 @@ let tests =
                 use ort = OnnxRuntimeNetwork.Load onnx
                 Expect.sequenceEqual ort.ClassNames Shapes.classNames "the names in the model"
                 Expect.equal ort.TrainedImageSize (Nullable 64) "the training size in the model"
+                // the best confidence travels into the ONNX metadata, and detect --conf best reads it there
+                let best = (CheckpointFile.ReadInfo r.LastCheckpoint).BestConfidence
+                Expect.equal ort.BestConfidence best "best_conf in the metadata"
+
+                let code, out, err =
+                    yolospp
+                        [
+                            "detect"
+                            "--weights"
+                            onnx
+                            "--backend"
+                            "onnxruntime"
+                            "--source"
+                            valImages data
+                            "--conf"
+                            "best"
+                            "--out"
+                            Path.Combine(dir, "detect-onnx-best")
+                        ]
+
+                Expect.equal code 0 (out + err)
+                Expect.stringContains (out + err) (sprintf "confidence threshold %.3f" best.Value) "the model's"
             }
             test "a cfg, names or size given for a checkpoint override it, each with a one-line notice when it differs" {
                 let dir, data, cfg, r = run.Force()

@@ -104,11 +104,16 @@ let tests =
                     Expect.equal csv.[0] TrainingLog.CsvHeader "csv header"
                     Expect.equal csv.Length 3 "a csv row per epoch"
                     let row = csv.[2].Split(',')
-                    Expect.equal row.Length 20 "epoch, 4 losses, lr, 12 stats, precision, recall"
+                    Expect.equal row.Length 23 "epoch, 4 losses, lr, 12 stats, precision, recall, 3 validation losses"
 
                     for v in row.[18..19] do
                         let x = float v
                         Expect.isTrue (x >= 0.0 && x <= 1.0) (sprintf "precision and recall in [0, 1]: %s" v)
+
+                    for v in row.[20..22] do
+                        Expect.isTrue (float v > 0.0 && Double.IsFinite(float v)) (sprintf "a validation loss: %s" v)
+
+                    Expect.isTrue r.Final.Loss.HasValue "the final evaluation's validation loss"
 
                     Expect.isTrue (File.ReadAllBytes(r.PlotFile).[1..3] = "PNG"B) "png"
                     Expect.isNonEmpty (Directory.GetFiles(r.TensorBoardDir, "events.out.tfevents*", SearchOption.AllDirectories)) "tfevents"
@@ -123,6 +128,53 @@ let tests =
                     Expect.equal plots [| "train_batch0.jpg"; "train_batch1.jpg"; "train_batch2.jpg" |] "three batch plots"
                     let first = RgbImage.Load(Path.Combine(r.OutputDir, "train_batch0.jpg"))
                     Expect.isGreaterThan first.Width 0 "a readable JPEG")
+            }
+            test "the validation loss is the training loss of the validation batches in eval mode, the mean per batch" {
+                withSetup (fun dir data cfg ->
+                    let o = options dir data cfg
+                    let d = TrainSteps.Data o
+                    use model = TrainSteps.Model(o, d, torch.CPU)
+                    let loss = TrainSteps.Loss(model, d, torch.CPU)
+
+                    let r =
+                        Evaluator.EvaluateWithLoss(
+                            model,
+                            d.Valid,
+                            torch.CPU,
+                            EvaluationOptions(),
+                            d.ClassNames,
+                            (fun raw targets ->
+                                let v = loss.Compute(raw, targets).ToValues()
+                                struct (v.Box, v.Objectness, v.Class)),
+                            Threading.CancellationToken.None
+                        )
+
+                    // independently: every validation batch through the network in eval mode and the loss
+                    model.eval ()
+                    let sums = Array.zeroCreate 3
+                    let mutable batches = 0
+
+                    for batch in YoloDataLoader(d.Valid).Epoch(0) do
+                        use _ = batch
+                        use _ = torch.no_grad ()
+                        let v = loss.Compute(model.forward(batch.Images).Raw, batch.Targets).ToValues()
+                        sums.[0] <- sums.[0] + v.Box
+                        sums.[1] <- sums.[1] + v.Objectness
+                        sums.[2] <- sums.[2] + v.Class
+                        batches <- batches + 1
+
+                    let l = r.Loss.Value
+                    Expect.isGreaterThan batches 0 "validation batches"
+
+                    for actual, expected, what in
+                        [
+                            l.Box, sums.[0] / float batches, "box"
+                            l.Objectness, sums.[1] / float batches, "objectness"
+                            l.Class, sums.[2] / float batches, "class"
+                        ] do
+                        Expect.floatClose Accuracy.veryHigh actual expected what
+
+                    Expect.floatClose Accuracy.veryHigh l.Total (l.Box + l.Objectness + l.Class) "total")
             }
             test "--single-cls trains one class: labels class 0, cls gain × 1/80, a one-class cfg required and trained" {
                 withSetup (fun dir data cfg ->
