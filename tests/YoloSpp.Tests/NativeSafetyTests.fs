@@ -249,6 +249,57 @@ let tests =
                 Expect.equal scalars 0 "Scalars finalized"
                 Expect.equal tensors 0 "Tensors finalized"
             }
+            test "no Scalar or Tensor reaches the finalizer during Adam steps, the trainer's evaluation with its loss and pictures, and BatchPlot" {
+                let data, cfg = fixture.Force()
+                let files = DataFiles.Load data
+                let hyp = HyperParameters.Shapes.AdjustedFor(5, 64)
+
+                let valid =
+                    YoloDataset.Open(files.Valid, 5, DataOptions(ImageSize = 64, BatchSize = 4, Rect = true, Hyp = hyp))
+
+                let dir = TestUtil.fixtureDir "yolospp-native-plots-"
+                torch.manual_seed 4L |> ignore
+                use model = DarkNet.FromCfgFile cfg
+
+                use adam =
+                    new Adam(model.parameters () |> Seq.filter (fun p -> p.requires_grad), 0.001, beta1 = 0.937, weightDecay = 5e-4)
+
+                let loss = YoloLoss.For(model, hyp)
+
+                let targets =
+                    torch.tensor([| 0f; 1f; 0.5f; 0.5f; 0.2f; 0.3f; 1f; 4f; 0.3f; 0.6f; 0.1f; 0.1f |]).view (2L, 6L)
+
+                use images = torch.rand (2L, 3L, 64L, 64L)
+                use m = new FinalizerMonitor()
+
+                let scalars, tensors =
+                    finalizedDuring m (fun () ->
+                        for _ in 1..3 do
+                            use _ = torch.NewDisposeScope()
+                            model.train () |> ignore
+                            loss.Compute(model.forward(images).Raw, targets).Total.backward ()
+                            adam.Step()
+                            adam.ZeroGrad()
+
+                        Evaluator.EvaluateWithLoss(
+                            model,
+                            valid,
+                            torch.CPU,
+                            EvaluationOptions(PlotDirectory = dir),
+                            files.Names,
+                            (fun raw t ->
+                                use _ = torch.NewDisposeScope()
+                                let v = loss.Compute(raw, t).ToValues()
+                                struct (v.Box, v.Objectness, v.Class)),
+                            Threading.CancellationToken.None
+                        )
+                        |> ignore
+
+                        BatchPlot.Save(images, targets, null, files.Names, Path.Combine(dir, "batch.jpg")))
+
+                Expect.equal scalars 0 "Scalars finalized (each one a temporary a GC could free mid-call)"
+                Expect.equal tensors 0 "Tensors finalized"
+            }
             test "GC stress: the IoU properties hold and the IoU family is bit-identical while another thread collects non-stop" {
                 let plain = iouWorkload ()
 

@@ -47,7 +47,10 @@ public static class BatchPlot
         // as plot_images: scale tiles down (never up) so that the grid fits MaxSize
         double scale = Math.Min(1.0, MaxSize / (double)cols / Math.Max(h, w));
         int th = (int)Math.Ceiling(h * scale), tw = (int)Math.Ceiling(w * scale);
-        var pixels = images.narrow(0, 0, n).detach().cpu().mul(255).round().clamp(0, 255).to(ScalarType.Byte).permute(0, 2, 3, 1).contiguous();
+        // owned Scalars: numbers passed as Scalars are temporaries a GC on another thread can free mid-call
+        using var full = 255.0.ToScalar();
+        using var none = 0.0.ToScalar();
+        var pixels = images.narrow(0, 0, n).detach().cpu().mul(full).round().clamp(none, full).to(ScalarType.Byte).permute(0, 2, 3, 1).contiguous();
         var bytes = pixels.data<byte>().ToArray();
         var grid = RgbImage.Filled(cols * tw, rows * th, 255);
         for (int i = 0; i < n; i++)

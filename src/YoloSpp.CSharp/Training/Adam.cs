@@ -105,7 +105,8 @@ public sealed class Adam : IOptimizer
             v.mul_(beta2).addcmul_(d, d, oneMinusBeta2);
             using var rootCorrection = Math.Sqrt(1 - Math.Pow(Beta2, t)).ToScalar();
             using var stepSize = (-LearningRate / (1 - Math.Pow(Beta1, t))).ToScalar();
-            var denom = v.sqrt().div_(rootCorrection).add_(eps);
+            // an owned alpha: add_(Scalar) alone passes a temporary 1 that a GC on another thread can free mid-call
+            var denom = v.sqrt().div_(rootCorrection).add_(eps, Tensors.one);
             p.addcdiv_(m, denom, stepSize);
         }
         Steps++;
