@@ -181,7 +181,9 @@ public sealed class Detector : IDisposable
         if (!options.UseBestConfidence) return options;
         if (best is not { } conf)
             throw new InvalidInputException(weightsPath, "records no best confidence (a checkpoint of a run that evaluated an epoch, or a model exported from one, does): give --conf a number");
-        notice?.Invoke($"confidence threshold {conf:0.000}: the best mean F1 of the run that trained {weightsPath}");
+        notice?.Invoke(conf > 0
+            ? $"confidence threshold {conf:0.000}: the best mean F1 of the run that trained {weightsPath}"
+            : $"confidence threshold 0: the run that trained {weightsPath} found no object at any confidence (its best mean F1 is 0), so every box is kept; train longer or give --conf a number");
         return options with { ConfThreshold = conf, DrawThreshold = conf };
     }
 

@@ -41,6 +41,13 @@ let private notices () =
     let lines = Collections.Generic.List<string>()
     lines, Action<string>(fun l -> lines.Add l)
 
+/// The notice of `detect --conf best`: the confidence, or, for a run whose best mean F1 is 0, that it found nothing.
+let private thresholdNotice (best: float) =
+    if best > 0.0 then
+        sprintf "confidence threshold %.3f: the best mean F1" best
+    else
+        "confidence threshold 0: the run that trained"
+
 let tests =
     testList
         "checkpoints"
@@ -88,7 +95,7 @@ let tests =
                         ]
 
                 Expect.equal code 0 (stdout + err)
-                Expect.stringContains (stdout + err) (sprintf "confidence threshold %.3f" info.BestConfidence.Value) "says which"
+                Expect.stringContains (stdout + err) (thresholdNotice info.BestConfidence.Value) "says which"
 
                 let code, _, err =
                     yolospp
@@ -166,7 +173,7 @@ let tests =
                         ]
 
                 Expect.equal code 0 (out + err)
-                Expect.stringContains (out + err) (sprintf "confidence threshold %.3f" best.Value) "the model's"
+                Expect.stringContains (out + err) (thresholdNotice best.Value) "the model's"
             }
             test "a cfg, names or size given for a checkpoint override it, each with a one-line notice when it differs" {
                 let dir, data, cfg, r = run.Force()
