@@ -15,6 +15,7 @@ open YoloSpp
 open YoloSpp.IO
 open YoloSpp.Model
 open YoloSpp.Bench.BenchFigures
+open YoloSpp.Bench.BenchDiagnostics
 
 open YoloSpp.Platform
 

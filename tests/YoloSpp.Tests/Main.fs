@@ -35,6 +35,7 @@ let allTests () =
             Model.CfgTests.tests
             Model.ModelTests.tests
             Training.TrainTests.tests
+            Training.ValidationLossTests.tests
             NativeSafetyTests.tests
             HostMemoryTests.tests
             ConvGuardTests.tests

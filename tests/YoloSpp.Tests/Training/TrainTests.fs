@@ -129,53 +129,6 @@ let tests =
                     let first = RgbImage.Load(Path.Combine(r.OutputDir, "train_batch0.jpg"))
                     Expect.isGreaterThan first.Width 0 "a readable JPEG")
             }
-            test "the validation loss is the training loss of the validation batches in eval mode, the mean per batch" {
-                withSetup (fun dir data cfg ->
-                    let o = options dir data cfg
-                    let d = TrainSteps.Data o
-                    use model = TrainSteps.Model(o, d, torch.CPU)
-                    let loss = TrainSteps.Loss(model, d, torch.CPU)
-
-                    let r =
-                        Evaluator.EvaluateWithLoss(
-                            model,
-                            d.Valid,
-                            torch.CPU,
-                            EvaluationOptions(),
-                            d.ClassNames,
-                            (fun raw targets ->
-                                let v = loss.Compute(raw, targets).ToValues()
-                                struct (v.Box, v.Objectness, v.Class)),
-                            Threading.CancellationToken.None
-                        )
-
-                    // independently: every validation batch through the network in eval mode and the loss
-                    model.eval ()
-                    let sums = Array.zeroCreate 3
-                    let mutable batches = 0
-
-                    for batch in YoloDataLoader(d.Valid).Epoch(0) do
-                        use _ = batch
-                        use _ = torch.no_grad ()
-                        let v = loss.Compute(model.forward(batch.Images).Raw, batch.Targets).ToValues()
-                        sums.[0] <- sums.[0] + v.Box
-                        sums.[1] <- sums.[1] + v.Objectness
-                        sums.[2] <- sums.[2] + v.Class
-                        batches <- batches + 1
-
-                    let l = r.Loss.Value
-                    Expect.isGreaterThan batches 0 "validation batches"
-
-                    for actual, expected, what in
-                        [
-                            l.Box, sums.[0] / float batches, "box"
-                            l.Objectness, sums.[1] / float batches, "objectness"
-                            l.Class, sums.[2] / float batches, "class"
-                        ] do
-                        Expect.floatClose Accuracy.veryHigh actual expected what
-
-                    Expect.floatClose Accuracy.veryHigh l.Total (l.Box + l.Objectness + l.Class) "total")
-            }
             test "--single-cls trains one class: labels class 0, cls gain × 1/80, a one-class cfg required and trained" {
                 withSetup (fun dir data cfg ->
                     let single (cfg: string) = optionsOf dir data cfg "single" 1 true
