@@ -77,6 +77,32 @@ type Voc2YoloArgs =
             | Val_List _ -> "validation ids file in ImageSets/Main (default val.txt)"
             | Skip_Difficult -> "drop objects marked <difficult>1</difficult> (default: keep, as the reference)"
 
+type Coco2YoloArgs =
+    | [<Mandatory>] Json of path: string
+    | Images of dir: string
+    | [<Mandatory>] Output of dir: string
+    | Val_Fraction of float
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Json _ -> "COCO instances json; give it twice for a train and a val file (the one named *val* is validation)"
+            | Images _ -> "image folder of each --json, in order (default: beside the json, else its parent's <split>/ or images/<split>/)"
+            | Output _ -> "new folder for images/, labels/, the lists, classes.names and dataset.data"
+            | Val_Fraction _ -> "with one --json: every k-th image (k = 1/fraction) goes to val (default 0.1; 0: val = train)"
+
+type Yolo2CocoArgs =
+    | [<Mandatory>] Data of path: string
+    | Split of name: string
+    | [<Mandatory>] Output of path: string
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Data _ -> "dataset (.data or data.yaml) whose list is converted"
+            | Split _ -> "train or valid (default valid)"
+            | Output _ -> "COCO instances json to write (file_name relative to its folder; an existing file is refused)"
+
 type DatasetCfgArgs =
     | [<Mandatory>] Root of dir: string
     | [<Mandatory>] Names of path: string
@@ -114,6 +140,8 @@ type Args =
     | [<CliPrefix(CliPrefix.None)>] Check_Data of ParseResults<CheckDataArgs>
     | [<CliPrefix(CliPrefix.None)>] Plot_Labels of ParseResults<PlotLabelsArgs>
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("voc2yolo")>] Voc2Yolo of ParseResults<Voc2YoloArgs>
+    | [<CliPrefix(CliPrefix.None); CustomCommandLine("coco2yolo")>] Coco2Yolo of ParseResults<Coco2YoloArgs>
+    | [<CliPrefix(CliPrefix.None); CustomCommandLine("yolo2coco")>] Yolo2Coco of ParseResults<Yolo2CocoArgs>
     | [<CliPrefix(CliPrefix.None)>] Dataset_Cfg of ParseResults<DatasetCfgArgs>
     | [<CliPrefix(CliPrefix.None)>] Shapes of ParseResults<ShapesCommand.ShapesArgs>
     | [<CliPrefix(CliPrefix.None)>] Cocoeval of ParseResults<CocoEvalCommand.CocoEvalArgs>
@@ -136,6 +164,8 @@ type Args =
             | Check_Data _ -> "check a dataset: .data, names, every label row and image header (exit 2 on any problem)"
             | Plot_Labels _ -> "draw a dataset's first images with their labels, and its label statistics (labels.png), to check annotations"
             | Voc2Yolo _ -> "convert Pascal VOC XML to YOLO labels and lists (the reference's trans_voc2yolo)"
+            | Coco2Yolo _ -> "convert COCO instances json to a YOLO dataset: images, labels, lists, names, .data"
+            | Yolo2Coco _ -> "write a COCO instances json of a dataset's train or valid list"
             | Dataset_Cfg _ -> "write .data, lists, names and a cfg for a YOLO dataset (the reference's calculate_dataset)"
             | Shapes _ -> "generate the default dataset: synthetic shapes in the YOLO layout (deterministic)"
             | Cocoeval _ -> "COCO bbox evaluation of a detection json against a ground-truth json (pycocotools' numbers)"

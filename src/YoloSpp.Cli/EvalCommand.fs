@@ -155,7 +155,7 @@ let run (args: ParseResults<EvalArgs>) : int =
         printfn ""
         // the COCO categories are the classes that occur in the labels (as the reference's convert_to_coco_api);
         // every class of the .names gets a row, "-" where it has no ground truth
-        let names = DataFiles.ReadNames(dataFile.NamesFile, dataFile.Classes)
+        let names = (DataFiles.Load dataPath).Names |> Seq.toArray
         let byId = r.PerClass |> Seq.map (fun c -> c.CategoryId, c) |> dict
         let width = names |> Seq.map String.length |> Seq.fold max 5
         printfn "%-*s %8s %13s" width "class" "AP@.5" "AP@.5:.95"

@@ -109,11 +109,11 @@ let private runPlotLabels (args: ParseResults<PlotLabelsArgs>) =
         args.TryGetResult PlotLabelsArgs.Max_Pixels
         |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
 
-        let data = YoloSpp.Data.DataFiles.ReadData(args.GetResult PlotLabelsArgs.Data)
-        let names = YoloSpp.Data.DataFiles.ReadNames(data.NamesFile, data.Classes)
+        let data = YoloSpp.Data.DataFiles.Load(args.GetResult PlotLabelsArgs.Data)
+        let names = Seq.toArray data.Names
 
         let source =
-            match args.GetResult(Split, "train") with
+            match args.GetResult(PlotLabelsArgs.Split, "train") with
             | "train" -> data.Train
             | "valid"
             | "val" -> data.Valid
@@ -147,6 +147,25 @@ let private runVoc2Yolo (args: ParseResults<Voc2YoloArgs>) =
     )
     |> YoloSpp.Data.DatasetTools.VocToYolo
     |> report
+
+let private runCoco2Yolo (args: ParseResults<Coco2YoloArgs>) =
+    YoloSpp.Data.CocoToYoloOptions(
+        Jsons = args.GetResults Json,
+        Images = args.GetResults Coco2YoloArgs.Images,
+        Output = args.GetResult Coco2YoloArgs.Output,
+        ValFraction = args.GetResult(Val_Fraction, 0.1)
+    )
+    |> YoloSpp.Data.DatasetTools.CocoToYolo
+    |> report
+
+let private runYolo2Coco (args: ParseResults<Yolo2CocoArgs>) =
+    Errors.run (fun () ->
+        YoloSpp.Data.DatasetTools.YoloToCoco(
+            args.GetResult Yolo2CocoArgs.Data,
+            args.GetResult(Yolo2CocoArgs.Split, "valid"),
+            args.GetResult Yolo2CocoArgs.Output
+        )
+        |> report)
 
 let private runDatasetCfg (args: ParseResults<DatasetCfgArgs>) =
     YoloSpp.Data.DatasetTools.DatasetConfig(args.GetResult Root, args.GetResult Names, args.GetResult DatasetCfgArgs.Cfg, args.GetResult DatasetCfgArgs.Output)
@@ -188,6 +207,8 @@ let main argv =
             | Some(Check_Data a) -> runCheckData a
             | Some(Plot_Labels a) -> runPlotLabels a
             | Some(Voc2Yolo a) -> runVoc2Yolo a
+            | Some(Coco2Yolo a) -> runCoco2Yolo a
+            | Some(Yolo2Coco a) -> runYolo2Coco a
             | Some(Dataset_Cfg a) -> runDatasetCfg a
             | Some(Shapes a) -> ShapesCommand.run a
             | Some(Cocoeval a) -> CocoEvalCommand.run a

@@ -34,7 +34,7 @@ public sealed class VocToYoloOptions
 }
 
 /// <summary>Dataset tools of the reference: trans_voc2yolo.py, calculate_dataset.py, and the data check.</summary>
-public static class DatasetTools
+public static partial class DatasetTools
 {
     /// <summary>
     /// Reads a dataset split (an image list file or a folder of images) with its label files, as the training loader
@@ -153,16 +153,20 @@ public static class DatasetTools
     public static ToolReport CheckData(string dataFile)
     {
         var report = new ToolReport();
-        if (Directory.Exists(dataFile)) { report.Errors.Add($"{dataFile}: is a folder, not a .data file"); return report; }
+        if (Directory.Exists(dataFile)) { report.Errors.Add($"{dataFile}: is a folder, not a dataset file"); return report; }
         if (!File.Exists(dataFile)) { report.Errors.Add($"{dataFile}: no such file"); return report; }
-        var data = DataConfig.parseData(dataFile, File.ReadAllText(dataFile));
-        if (data.IsError) { report.Errors.AddRange(data.ErrorValue.Select(e => e.ToString())); return report; }
-        var d = data.ResultValue;
-        if (!File.Exists(d.Names)) report.Errors.Add($"{dataFile}: names file not found: {d.Names}");
-        else
+        DataDescription d;
+        try { d = DataFiles.ReadData(dataFile); }
+        catch (InvalidInputException e) { report.Errors.AddRange(e.Errors.Select(x => x.ToString())); return report; }
+        // a .data file's names file (a yaml holds its names)
+        if (d.Names.Count == 0)
         {
-            var names = DataConfig.parseNames(d.Names, d.Classes, File.ReadAllText(d.Names));
-            if (names.IsError) report.Errors.AddRange(names.ErrorValue.Select(e => e.ToString()));
+            if (!File.Exists(d.NamesFile)) report.Errors.Add($"{dataFile}: names file not found: {d.NamesFile}");
+            else
+            {
+                try { DataFiles.ReadNames(d.NamesFile, d.Classes); }
+                catch (InvalidInputException e) { report.Errors.AddRange(e.Errors.Select(x => x.ToString())); }
+            }
         }
         foreach (var (key, path) in new[] { ("train", d.Train), ("valid", d.Valid) })
         {

@@ -106,7 +106,8 @@ internal static class LabelScan
     const int MissingShown = 5;
 
     /// <summary>
-    /// The images of a list file or of a folder (its image files, sorted). A list is read as the reference reads
+    /// The images of a list file or of a folder (its image files and its sub-folders', sorted: yolov5 reads a folder
+    /// as <c>folder/**/*.*</c>). A list is read as the reference reads
     /// it: lines without an image extension are skipped (noted in <paramref name="warnings"/>) and the paths are
     /// sorted as strings. A relative path is looked up beside the list first, then in the working directory (the
     /// reference's rule: calculate_dataset.py writes "./my_yolo_dataset/..." lines), then beside the list's folder
@@ -117,7 +118,7 @@ internal static class LabelScan
         var images = new List<string>();
         if (Directory.Exists(source))
         {
-            images.AddRange(Directory.EnumerateFiles(source).Where(isImagePath).Select(Path.GetFullPath).Order(StringComparer.Ordinal));
+            images.AddRange(Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories).Where(isImagePath).Select(Path.GetFullPath).Order(StringComparer.Ordinal));
             if (images.Count == 0) errors.Add(new(source, 0, "no images in the folder"));
             return images;
         }

@@ -144,8 +144,8 @@ public static class Evaluator
         CancellationToken cancellation = default, InferenceBackend backend = InferenceBackend.TorchSharp, Action<string>? notice = null)
     {
         options?.Validate();
-        var data = DataFiles.ReadData(dataPath);
-        var names = DataFiles.ReadNames(data.NamesFile, data.Classes);
+        var data = DataFiles.Load(dataPath);
+        var names = data.Names.ToArray();
         Backend.Initialize();
         var d = dataOptions ?? DataOptions.Validation;
         if (backend == InferenceBackend.OnnxRuntime)
@@ -176,8 +176,8 @@ public static class Evaluator
         DataOptions? dataOptions = null, Device? device = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var data = DataFiles.ReadData(dataPath);
-        var names = DataFiles.ReadNames(data.NamesFile, data.Classes);
+        var data = DataFiles.Load(dataPath);
+        var names = data.Names.ToArray();
         Backend.Initialize();
         // the class counts are compared before any weights are read, so that a mismatch is named as such
         if (model.NumClasses != data.Classes)

@@ -147,6 +147,83 @@ let parseGroundTruth (source: string) (text: string) : Result<CocoDataset, strin
             Annotations = annotations
         })
 
+/// Reads a COCO instances file for conversion (`coco2yolo`), as exporters write them: every image needs `id`,
+/// `width`, `height` and `file_name`; every category `id` and `name`; every annotation `image_id`, `category_id` and
+/// `bbox`, while `id` (default: its 1-based position), `area` (default w·h) and `iscrowd` (default 0) may be absent;
+/// `segmentation` (polygons or RLE), `keypoints` and other fields are not read. Errors give the JSON path.
+let internal parseInstances (source: string) (text: string) : Result<CocoDataset, string> =
+    parseWith source text (fun root ->
+        if root.ValueKind <> JsonValueKind.Object then
+            fail "expected a JSON object with images, categories, annotations"
+
+        let str (p: string) (name: string) (e: JsonElement) =
+            let v = field p name e
+
+            if v.ValueKind <> JsonValueKind.String then
+                fail "%s.%s: expected a string" p name
+
+            v.GetString()
+
+        let images =
+            array "$.images" (field "$" "images" root)
+            |> Array.mapi (fun i e ->
+                let p = sprintf "$.images[%d]" i
+
+                {
+                    Id = integer (p + ".id") (field p "id" e)
+                    Width = int (integer (p + ".width") (field p "width" e))
+                    Height = int (integer (p + ".height") (field p "height" e))
+                    FileName = str p "file_name" e
+                }
+                : CocoImage)
+
+        let categories =
+            array "$.categories" (field "$" "categories" root)
+            |> Array.mapi (fun i e ->
+                let p = sprintf "$.categories[%d]" i
+
+                {
+                    Id = integer (p + ".id") (field p "id" e)
+                    Name = str p "name" e
+                }
+                : CocoCategory)
+
+        let annotations =
+            match tryField "annotations" root with
+            | None -> [||]
+            | Some a ->
+                array "$.annotations" a
+                |> Array.mapi (fun i e ->
+                    let p = sprintf "$.annotations[%d]" i
+                    let bbox = box (p + ".bbox") (field p "bbox" e)
+
+                    {
+                        Id =
+                            tryField "id" e
+                            |> Option.map (integer (p + ".id"))
+                            |> Option.defaultValue (int64 (i + 1))
+                        ImageId = integer (p + ".image_id") (field p "image_id" e)
+                        CategoryId = integer (p + ".category_id") (field p "category_id" e)
+                        Bbox = bbox
+                        Area =
+                            tryField "area" e
+                            |> Option.map (number (p + ".area"))
+                            |> Option.defaultValue (bbox.W * bbox.H)
+                        IsCrowd =
+                            match tryField "iscrowd" e with
+                            | None -> false
+                            | Some c when c.ValueKind = JsonValueKind.True -> true
+                            | Some c when c.ValueKind = JsonValueKind.False -> false
+                            | Some c -> integer (p + ".iscrowd") c <> 0L
+                    }
+                    : CocoAnnotation)
+
+        {
+            Images = images
+            Categories = categories
+            Annotations = annotations
+        })
+
 /// Reads a COCO detection list (`[{image_id, category_id, bbox, score}, …]`) from JSON text and checks every
 /// image_id against the ground truth (pycocotools' loadRes refuses results on unknown images).
 let parseDetections (source: string) (gt: CocoDataset) (text: string) : Result<CocoDetection[], string> =
