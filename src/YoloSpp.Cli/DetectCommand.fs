@@ -22,7 +22,9 @@ type DetectArgs =
     | Cfg of path: string
     | [<Mandatory>] Weights of path: string
     | Names of path: string
-    | [<Mandatory>] Source of path: string
+    | [<Mandatory>] Source of paths: string list
+    | Recursive
+    | Vid_Stride of int
     | Out of dir: string
     | Conf of value: string
     | Draw_Threshold of float
@@ -32,6 +34,13 @@ type DetectArgs =
     | Device of name: string
     | Backend of EvalCommand.BackendChoice
     | Max_Pixels of int64
+    | Max_Det of int
+    | Classes of ids: int list
+    | Agnostic_Nms
+    | Save_Txt
+    | Save_Conf
+    | Save_Json
+    | Save_Crop
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -41,8 +50,18 @@ type DetectArgs =
             | Weights _ -> ModelOptions.weightsUsage
             | Names _ ->
                 "class names, one a line, as many as the network's classes: needed only when the weights do not carry them (a .ckpt and an exported .onnx do; given, they override)"
-            | Source _ -> "an image, or a folder whose images are all processed (other files are skipped)"
-            | Out _ -> "output folder: annotated images and detections.json (default runs/detect)"
+            | Source _ ->
+                "images, videos (mp4 avi mkv mov ...; needs ffmpeg), folders, globs ('data/**/*.jpg', quoted or not) and .txt lists of paths, in any number"
+            | Recursive -> "read folders' sub-folders too"
+            | Vid_Stride _ -> "detect on every n-th video frame (default 1)"
+            | Out _ -> "output folder: annotated images and videos, detections.json (default runs/detect)"
+            | Max_Det _ -> sprintf "boxes kept per image (default %d)" defaults.MaxDetections
+            | Classes _ -> "keep only these class indices, e.g. --classes 0 2"
+            | Agnostic_Nms -> "one NMS over all classes: a box suppresses overlapping boxes of any class"
+            | Save_Txt -> "write a YOLO label file per image (labels/<name>.txt; video frames labels/<name>_<frame>.txt): pseudo-labels"
+            | Save_Conf -> "with --save-txt: the score after each row"
+            | Save_Json -> "write predictions.json in COCO's result format (image_id from the file name, category_id = class + 1)"
+            | Save_Crop -> "write each detected box as a picture: crops/<class>/<name>.jpg"
             | Conf _ ->
                 sprintf
                     "NMS confidence threshold; detections.json holds these (default %g, as predict_test.py); best: the confidence of the best mean F1 the training run recorded (also the drawing threshold)"
@@ -71,37 +90,16 @@ let private outputPath (outDir: string) (image: string) =
     | ".png" -> Path.Combine(outDir, name)
     | _ -> Path.Combine(outDir, Path.GetFileNameWithoutExtension name + ".jpg")
 
-/// The images to process; a folder's non-image files are skipped with a note.
-let private sources (source: string) : Result<string[], string> =
-    if Directory.Exists source then
-        let files = Directory.GetFiles source |> Array.sort
-
-        for f in files |> Array.filter (isImage >> not) do
-            printfn "skipping %s: not an image" f
-
-        let images = files |> Array.filter isImage
-
-        if images.Length = 0 then
-            Error(sprintf "%s: no images in this folder" source)
-        else
-            Ok images
-    elif File.Exists source then
-        if isImage source then
-            Ok [| source |]
-        else
-            Error(sprintf "%s: not an image (expected %s)" source (String.Join(", ", YoloSpp.Data.Labels.imageExtensions)))
-    else
-        Error(sprintf "%s: no such file or folder" source)
-
-let private writeJson (path: string) (results: (string * DetectionResult) list) =
+let private writeJson (path: string) (results: (string * int option * DetectionResult) seq) =
     use stream = new MemoryStream()
 
     (use w = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
      w.WriteStartArray()
 
-     for image, r in results do
+     for image, frame, r in results do
          w.WriteStartObject()
          w.WriteString("image", image)
+         frame |> Option.iter (fun f -> w.WriteNumber("frame", f))
          w.WriteNumber("width", r.Width)
          w.WriteNumber("height", r.Height)
          w.WriteStartArray "detections"
@@ -133,18 +131,57 @@ let private counts (detections: Detection seq) =
     |> Seq.map (fun ((_, name), n) -> sprintf "%d %s" n name)
     |> fun s -> String.Join(", ", s)
 
-/// Runs the command; returns the exit code (2 for bad input or an unreadable image, naming the file on stderr).
+/// Unique output names within one run: a second source with the same file name gets name_2, name_3, ...
+type private OutputNames() =
+    let used = Collections.Generic.Dictionary<string, string>()
+
+    member _.For(source: string, name: string) =
+        let key = Path.GetFullPath source
+
+        match used.TryGetValue key with
+        | true, n -> n
+        | _ ->
+            let taken = Collections.Generic.HashSet(used.Values)
+            let stem, ext = Path.GetFileNameWithoutExtension name, Path.GetExtension name
+
+            let unique =
+                Seq.initInfinite (fun i -> if i = 0 then name else sprintf "%s_%d%s" stem (i + 1) ext)
+                |> Seq.find (taken.Contains >> not)
+
+            used[key] <- unique
+            unique
+
+/// A crop's file: crops/<class>/<stem>.jpg, then <stem>2.jpg, <stem>3.jpg (yolov5's increment_path).
+let private cropPath (outDir: string) (className: string) (stem: string) =
+    let dir = Path.Combine(outDir, "crops", className)
+    Directory.CreateDirectory dir |> ignore
+
+    Seq.initInfinite (fun i -> Path.Combine(dir, (if i = 0 then stem else sprintf "%s%d" stem (i + 1)) + ".jpg"))
+    |> Seq.find (File.Exists >> not)
+
+/// Runs the command; returns the exit code: 0 when at least one source was read (the others are named on stderr
+/// and counted), 2 when none was (or for bad options and models).
 let run (args: ParseResults<DetectArgs>) : int =
     let outDir = args.GetResult(Out, Path.Combine("runs", "detect"))
 
     Errors.run (fun () ->
         args.TryGetResult Max_Pixels |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
+        let stride = args.GetResult(Vid_Stride, 1)
 
-        match sources (args.GetResult Source) with
-        | Error e ->
-            eprintfn "%s" e
+        if stride < 1 then
+            raise (ArgumentException(sprintf "--vid-stride %d must be >= 1" stride))
+
+        let expansion = DetectSources.Expand(args.GetResult Source, args.Contains Recursive)
+
+        for f in expansion.Ignored do
+            printfn "skipping %s: not an image or a video" f
+
+        for p in expansion.Problems do
+            eprintfn "%O" p
+
+        if expansion.Files.Count = 0 then
             2
-        | Ok images ->
+        else
             let best, conf =
                 match args.TryGetResult Conf with
                 | None -> false, defaults.ConfThreshold
@@ -162,6 +199,12 @@ let run (args: ParseResults<DetectArgs>) : int =
                     DrawThreshold = args.GetResult(Draw_Threshold, defaults.DrawThreshold),
                     IouThreshold = args.GetResult(Iou, defaults.IouThreshold),
                     Merge = args.Contains Merge,
+                    MaxDetections = args.GetResult(Max_Det, defaults.MaxDetections),
+                    Classes =
+                        (args.TryGetResult Classes
+                         |> Option.map (fun c -> ResizeArray c :> Collections.Generic.IReadOnlyList<int>)
+                         |> Option.toObj),
+                    AgnosticNms = args.Contains Agnostic_Nms,
                     Device = args.GetResult(Device, Backend.AutoDevice)
                 )
 
@@ -186,53 +229,150 @@ let run (args: ParseResults<DetectArgs>) : int =
                 detector.ImageSize
 
             Directory.CreateDirectory outDir |> ignore
-            let mutable failed = 0
 
-            let results =
-                [
-                    for image in images do
-                        try
-                            let watch = Diagnostics.Stopwatch.StartNew()
-                            let picture, note = RgbImage.LoadNoted image
+            let saveTxt, saveConf, saveCrop =
+                args.Contains Save_Txt, args.Contains Save_Conf, args.Contains Save_Crop
 
-                            if not (isNull note) then
-                                eprintfn "note: %s: %s" image note
+            let names = OutputNames()
+            let results = ResizeArray<string * int option * DetectionResult>()
+            let mutable failed = expansion.Problems.Count
+            let mutable images, frames, videos = 0, 0, 0
+            // the video being written: its source and writer
+            let mutable video: (string * string * VideoFile.Writer) option = None
 
-                            let decode = watch.Elapsed
-                            let r = detector.DetectWithTimings picture
-                            let target = outputPath outDir image
-                            // as predict_test.py: every detection above conf in the json, those above box_thresh drawn
-                            let drawn = detector.Drawn r.Detections
-                            Annotator.Save(picture, drawn, target)
+            let closeVideo () =
+                video
+                |> Option.iter (fun (source, target, w) ->
+                    w.Close()
+                    w.Dispose()
+                    printfn "%s -> %s" source target)
 
-                            let found =
-                                if r.Detections.Count = 0 then
-                                    "no detections"
-                                else
-                                    counts r.Detections
+                video <- None
 
-                            printfn
-                                "%s: %dx%d, %s (%d drawn); pre-process %.1f ms, inference %.1f ms, NMS %.1f ms -> %s"
-                                image
-                                r.Width
-                                r.Height
-                                found
-                                drawn.Count
-                                (decode + r.Preprocess).TotalMilliseconds
-                                r.Inference.TotalMilliseconds
-                                r.Nms.TotalMilliseconds
+            try
+                let stream =
+                    detector.Detect(expansion.Files |> Seq.map (fun f -> f.Path), videoStride = stride)
+
+                for item: FrameDetections in Threading.Tasks.TaskAsyncEnumerableExtensions.ToBlockingEnumerable stream do
+                    if not item.Ok then
+                        eprintfn "%O" item.Error
+                        failed <- failed + 1
+                    else
+                        let r, picture = item.Result, item.Image
+                        let isVideo = item.Kind = Nullable SourceKind.Video
+
+                        let stem =
+                            Path.GetFileNameWithoutExtension(names.For(item.Path, Path.GetFileName item.Path))
+
+                        let frameStem = if isVideo then sprintf "%s_%d" stem item.Frame else stem
+                        // as predict_test.py: every detection above conf in the json, those above box_thresh drawn
+                        let drawn = detector.Drawn r.Detections
+
+                        let target =
+                            if isVideo then
+                                match video with
+                                | Some(source, target, w) when source = item.Path ->
+                                    w.Add(Annotator.Draw(picture, drawn))
+                                    target
+                                | _ ->
+                                    closeVideo ()
+                                    let info = VideoFile.Probe item.Path
+                                    let target = Path.Combine(outDir, stem + ".mp4")
+
+                                    let w =
+                                        new VideoFile.Writer(target, picture.Width, picture.Height, info.FrameRate / float stride)
+
+                                    video <- Some(item.Path, target, w)
+                                    videos <- videos + 1
+                                    w.Add(Annotator.Draw(picture, drawn))
+                                    target
+                            else
+                                closeVideo ()
+                                let target = outputPath outDir (names.For(item.Path, Path.GetFileName item.Path))
+                                Annotator.Save(picture, drawn, target)
                                 target
 
-                            yield image, r
-                        with :? InvalidInputException as e ->
-                            // the rest of the folder is still processed; the run reports failure at the end
-                            for problem in e.Errors do
-                                eprintfn "%O" problem
+                        if saveTxt then
+                            AtomicFile.WriteAllText(
+                                Path.Combine(outDir, "labels", frameStem + ".txt"),
+                                DetectionOutputs.LabelText(r.Detections, r.Width, r.Height, saveConf)
+                            )
 
-                            failed <- failed + 1
-                ]
+                        if saveCrop then
+                            for d in r.Detections do
+                                let crop = DetectionOutputs.Crop(picture, d)
+                                Annotator.Save(crop, [||], cropPath outDir d.ClassName frameStem)
+
+                        let found =
+                            if r.Detections.Count = 0 then
+                                "no detections"
+                            else
+                                counts r.Detections
+
+                        let where =
+                            if isVideo then
+                                sprintf "%s frame %d" item.Path item.Frame
+                            else
+                                item.Path
+
+                        printfn
+                            "%s: %dx%d, %s (%d drawn); pre-process %.1f ms, inference %.1f ms, NMS %.1f ms%s"
+                            where
+                            r.Width
+                            r.Height
+                            found
+                            drawn.Count
+                            r.Preprocess.TotalMilliseconds
+                            r.Inference.TotalMilliseconds
+                            r.Nms.TotalMilliseconds
+                            (if isVideo then "" else " -> " + target)
+
+                        results.Add(item.Path, (if isVideo then Some item.Frame else None), r)
+
+                        if isVideo then
+                            frames <- frames + 1
+                        else
+                            images <- images + 1
+            finally
+                closeVideo ()
 
             let json = Path.Combine(outDir, "detections.json")
             writeJson json results
-            printfn "%d images, %d detections -> %s" results.Length (results |> List.sumBy (fun (_, r) -> r.Detections.Count)) json
-            if failed > 0 then 2 else 0)
+            let detections = results |> Seq.sumBy (fun (_, _, r) -> r.Detections.Count)
+
+            if args.Contains Save_Json then
+                use stream = new MemoryStream()
+
+                (use w = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
+                 w.WriteStartArray()
+
+                 for path, frame, r in results do
+                     let id =
+                         match frame with
+                         | Some f -> box (sprintf "%s_%d" (Path.GetFileNameWithoutExtension path) f)
+                         | None -> DetectionOutputs.ImageId path
+
+                     DetectionOutputs.WriteCocoResults(w, id, r.Detections)
+
+                 w.WriteEndArray())
+
+                AtomicFile.WriteAllBytes(Path.Combine(outDir, "predictions.json"), stream.ToArray())
+                printfn "COCO results -> %s" (Path.Combine(outDir, "predictions.json"))
+
+            if saveTxt then
+                printfn "labels -> %s" (Path.Combine(outDir, "labels"))
+
+            let skipped =
+                if failed > 0 then
+                    sprintf "; %d sources skipped (named above)" failed
+                else
+                    ""
+
+            let videoPart =
+                if videos > 0 then
+                    sprintf ", %d frames of %d videos" frames videos
+                else
+                    ""
+
+            printfn "%d images%s, %d detections -> %s%s" images videoPart detections json skipped
+            if images + frames = 0 then 2 else 0)

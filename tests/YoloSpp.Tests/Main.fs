@@ -61,7 +61,9 @@ let allTests () =
                 ]
             Data.PyFloatTests.tests
             Data.DataTests.tests
+            Data.CocoYamlTests.tests
             Detection.EvalDetectTests.tests
+            Detection.DetectSourcesTests.tests
             Detection.AnnotatorTests.tests
             Training.CheckpointTests.tests
             Training.RunTests.tests

@@ -39,6 +39,11 @@ public sealed record DetectorOptions
     /// exported from it) as <see cref="ConfThreshold"/> and <see cref="DrawThreshold"/>: the threshold to deploy at.
     /// A model without the record is refused. Default false.</summary>
     public bool UseBestConfidence { get; init; }
+    /// <summary>Keep only these class indices (yolov5's <c>--classes 0 2</c>); null: every class.</summary>
+    public IReadOnlyList<int>? Classes { get; init; }
+    /// <summary>One NMS over all classes (yolov5's <c>--agnostic-nms</c>): a box suppresses overlapping boxes of other
+    /// classes too. Default false.</summary>
+    public bool AgnosticNms { get; init; }
 
     /// <summary>Checks the image size when one is given (a positive multiple of <see cref="DarkNet.GridStride"/>), the thresholds (each
     /// in [0, 1]) and the detection cap; throws <see cref="ArgumentException"/> naming the option.</summary>
@@ -47,6 +52,14 @@ public sealed record DetectorOptions
         if (ImageSize is { } size) DarkNet.CheckImageSize(size, "--img-size");
         Thresholds.Check(ConfThreshold, IouThreshold, MaxDetections);
         if (!(DrawThreshold >= 0 && DrawThreshold <= 1)) throw new ArgumentException($"--draw-threshold {DrawThreshold} must be in [0, 1]");
+        if (Classes?.FirstOrDefault(k => k < 0, 0) is int bad && bad < 0) throw new ArgumentException($"--classes {bad}: class indices are >= 0");
+    }
+
+    /// <summary>Checks <see cref="Classes"/> against the model's class count.</summary>
+    internal void CheckClasses(int numClasses)
+    {
+        if (Classes?.FirstOrDefault(k => k >= numClasses, -1) is { } k && k >= 0)
+            throw new ArgumentException($"--classes {k}: the model has {numClasses} classes (0..{numClasses - 1})");
     }
 }
 
@@ -88,7 +101,7 @@ public sealed record DetectionResult(IReadOnlyList<Detection> Detections, int Wi
 /// side padded with black to a multiple of 64), a forward pass of the BatchNorm-fused network in eval mode, NMS,
 /// and scale_coords back to the original image with the letterbox's ratio and padding, rounded.
 /// </summary>
-public sealed class Detector : IDisposable
+public sealed partial class Detector : IDisposable
 {
     readonly InferenceNetwork _model;
     readonly Nms.NmsOptions _nms;
@@ -110,8 +123,10 @@ public sealed class Detector : IDisposable
     {
         (_model, ClassNames, Options, ImageSize, _device, Backend) = (model, names, options, imageSize, model.Device, backend);
         var d = Nms.NmsOptions.Default;
+        options.CheckClasses(names.Count);
+        var classes = options.Classes is { } c ? FSharpOption<int[]>.Some(c.ToArray()) : d.Classes;
         _nms = new Nms.NmsOptions(options.ConfThreshold, options.IouThreshold, options.MultiLabel, options.MaxDetections,
-            d.MinWh, d.MaxWh, d.Classes, d.Agnostic, options.Merge);
+            d.MinWh, d.MaxWh, classes, options.AgnosticNms, options.Merge);
     }
 
     /// <summary>Loads a checkpoint written by training: it carries its cfg, class names and image size.</summary>

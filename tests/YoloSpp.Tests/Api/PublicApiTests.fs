@@ -24,6 +24,8 @@ let private apiOf (assembly: Reflection.Assembly) =
                     "Microsoft.FSharp.Core.CompilationArgumentCountsAttribute"
                     "Microsoft.FSharp.Core.CompilationMappingAttribute"
                     "Microsoft.FSharp.Core.CompilationSourceNameAttribute"
+                    // names the compiler's state machine (<Detect>d__28): not API, and renumbered by any new method
+                    "System.Runtime.CompilerServices.AsyncIteratorStateMachineAttribute"
                 |]
         )
 

@@ -311,7 +311,7 @@ let private detectTests =
             }
             test "a non-image --source: exit 2 naming it" {
                 let f = fixture.Force()
-                let txt = Path.Combine(f.Dir, "notes.txt")
+                let txt = Path.Combine(f.Dir, "notes.md")
                 File.WriteAllText(txt, "hello")
 
                 expectOneLineError
@@ -334,7 +334,7 @@ let private detectTests =
                             ] in
 
                      c, e.Trim())
-                    (txt + ": not an image")
+                    (txt + ": not an image, a video or a .txt list")
             }
             test "an unreadable image: exit 2 naming the file" {
                 let f = fixture.Force()
