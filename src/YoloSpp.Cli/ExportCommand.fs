@@ -50,7 +50,7 @@ type ExportArgs =
             | Raw -> "add a second output 'raw' with the undecoded heads [batch, rows, 5 + nc]"
             | Int8 _ ->
                 sprintf
-                    "write an int8 model (QDQ, for ONNX Runtime's integer kernels) calibrated on these images: a .data file (its train list), an image list or a folder; letterboxed to --img-size (default: the checkpoint's training size, else %d); opset %d or higher (the default becomes %d)"
+                    "write an int8 model (QDQ, for ONNX Runtime's integer kernels) calibrated on these images: a .data file or data.yaml (its train list), an image list or a folder; letterboxed to --img-size (default: the checkpoint's training size, else %d); opset %d or higher (the default becomes %d)"
                     TrainedModel.DefaultImageSize
                     OnnxExport.MinInt8Opset
                     OnnxExport.MinInt8Opset

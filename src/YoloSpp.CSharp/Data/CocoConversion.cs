@@ -109,11 +109,14 @@ public static partial class DatasetTools
         foreach (var (name, items) in splits)
         {
             var list = new List<string>();
+            var shared = items.GroupBy(x => Path.GetFileName(x.Image.FileName)).Where(g => g.Count() > 1).Select(g => g.Key).ToHashSet();
             foreach (var (image, source) in items)
             {
-                // inside the output whatever the json says: '.' and '..' segments dropped (yolo2coco writes names
-                // relative to the json's folder)
-                var inside = string.Join('/', image.FileName.Split('/', '\\').Where(p => p is not ("" or "." or "..")));
+                // the file's name when it is unique in the split, else its path without '.' and '..' segments
+                // (yolo2coco writes paths relative to the json's folder): always inside the output
+                var inside = shared.Contains(Path.GetFileName(image.FileName))
+                    ? string.Join('/', image.FileName.Split('/', '\\').Where(p => p is not ("" or "." or "..")))
+                    : Path.GetFileName(image.FileName);
                 var rel = Path.Combine("images", name, inside);
                 var dst = Path.Combine(output, rel);
                 AtomicFile.Copy(source, dst);

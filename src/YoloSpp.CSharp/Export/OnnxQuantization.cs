@@ -28,7 +28,7 @@ public sealed record OnnxInt8Options
     /// <summary>Calibration images as one batch [n, 3, height, width]: <paramref name="count"/> images spread evenly
     /// over <paramref name="source"/>, letterboxed to height × width as <see cref="Detection.Detector"/> does (black
     /// padding), RGB / 255. The caller owns (disposes) the tensor.</summary>
-    /// <param name="source">A .data file (its train= list), an image list file, a folder of images or one image.</param>
+    /// <param name="source">A .data file or data.yaml (its train list), an image list file, a folder of images or one image.</param>
     /// <param name="height">Letterbox height, a multiple of 32.</param>
     /// <param name="width">Letterbox width, a multiple of 32.</param>
     /// <param name="count">Images to take (all when the source has fewer).</param>
@@ -39,7 +39,7 @@ public sealed record OnnxInt8Options
         DarkNet.CheckImageSize(height, "calibration height");
         DarkNet.CheckImageSize(width, "calibration width");
         if (count <= 0) throw new ArgumentException($"calibration image count {count} must be positive", nameof(count));
-        var list = source.EndsWith(".data", StringComparison.OrdinalIgnoreCase) && File.Exists(source)
+        var list = (source.EndsWith(".data", StringComparison.OrdinalIgnoreCase) || Data.DataConfig.isYaml(source)) && File.Exists(source)
             ? Data.DataFiles.ReadData(source).Train : source;
         var errors = new List<InputError>();
         var images = File.Exists(list) && Data.Labels.isImagePath(list) ? [list] : Data.LabelScan.ResolveImages(list, errors, []);

@@ -84,6 +84,21 @@ let private fixture =
              Data = s.DataFile
          })
 
+/// The 60 frames as a 10 fps video that keeps every RGB value (libx264rgb at qp 0): decoded, its frames are the PNGs' pixels.
+let private losslessVideo (f: Fixture) (video: string) =
+    ffmpeg
+        [
+            "-framerate"
+            "10"
+            "-i"
+            Path.Combine(f.Dir, "frames", "f%03d.png")
+            "-c:v"
+            "libx264rgb"
+            "-qp"
+            "0"
+            video
+        ]
+
 let private detect (f: Fixture) (extra: string list) =
     yolospp (
         [
@@ -266,19 +281,7 @@ let private videoTests =
                 requireFfmpeg ()
                 let f = fixture.Force()
                 let video = Path.Combine(f.Dir, "clip.mp4")
-                // libx264rgb at qp 0 keeps every RGB value: the decoded frames are the PNGs' pixels
-                ffmpeg
-                    [
-                        "-framerate"
-                        "10"
-                        "-i"
-                        Path.Combine(f.Dir, "frames", "f%03d.png")
-                        "-c:v"
-                        "libx264rgb"
-                        "-qp"
-                        "0"
-                        video
-                    ]
+                losslessVideo f video
 
                 let out = Path.Combine(f.Dir, "video-out")
 
@@ -337,18 +340,7 @@ let private videoTests =
                 let f = fixture.Force()
                 let video = Path.Combine(f.Dir, "api.mp4")
 
-                ffmpeg
-                    [
-                        "-framerate"
-                        "10"
-                        "-i"
-                        Path.Combine(f.Dir, "frames", "f%03d.png")
-                        "-c:v"
-                        "libx264rgb"
-                        "-qp"
-                        "0"
-                        video
-                    ]
+                losslessVideo f video
 
                 use detector =
                     Detector.Load(f.Cfg, f.Weights, f.Names, DetectorOptions(ImageSize = Nullable 64, ConfThreshold = 0.001))
