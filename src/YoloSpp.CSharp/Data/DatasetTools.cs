@@ -153,7 +153,7 @@ public static partial class DatasetTools
     public static ToolReport CheckData(string dataFile)
     {
         var report = new ToolReport();
-        if (Directory.Exists(dataFile)) { report.Errors.Add($"{dataFile}: is a folder, not a dataset file"); return report; }
+        if (Directory.Exists(dataFile)) { report.Errors.Add($"{dataFile}: is a folder, not a {(DataConfig.isYaml(dataFile) ? "data.yaml" : ".data")} file"); return report; }
         if (!File.Exists(dataFile)) { report.Errors.Add($"{dataFile}: no such file"); return report; }
         DataDescription d;
         try { d = DataFiles.ReadData(dataFile); }

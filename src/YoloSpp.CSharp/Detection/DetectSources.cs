@@ -120,7 +120,7 @@ public static class DetectSources
             if (line.IndexOf('\0') >= 0) { problems.Add(new(list, i + 1, "binary data: not a list of paths")); return; }
             var candidates = Path.IsPathRooted(line) ? [line] : new[] { Path.Combine(dir, line), line };
             var path = candidates.FirstOrDefault(File.Exists);
-            if (path is null) { problems.Add(new(list, i + 1, $"no such file: {candidates[0]}")); continue; }
+            if (path is null) { problems.Add(new(list, i + 1, $"no such file: {candidates[0]} (a .txt source is a list of image and video paths, one a line)")); continue; }
             if (KindOf(path) is not { } kind) { problems.Add(new(list, i + 1, $"{path}: not an image or a video")); continue; }
             add(path, kind);
             added++;

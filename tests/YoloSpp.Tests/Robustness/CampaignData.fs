@@ -235,7 +235,8 @@ let images =
         refused f "--max-pixels 0" 2 [ "--max-pixels 0" ] (fun ctx -> cli ctx [ "check-data"; "--data"; dataset ctx; "--max-pixels"; "0" ])
         refused f "--max-pixels beyond an array" 2 [ "--max-pixels" ] (fun ctx ->
             cli ctx [ "check-data"; "--data"; dataset ctx; "--max-pixels"; "999999999999" ])
-        refused f "detect on a folder with a good and a corrupt image" 2 [ "bad.jpg"; "not a readable image" ] (fun ctx ->
+        // yolov5's rule (issue 30): an unreadable source is named, skipped and counted; exit 2 only when none was read
+        accepted f "detect on a folder with a good and a corrupt image" [ "bad.jpg"; "not a readable image"; "1 sources skipped" ] (fun ctx ->
             let data = dataset ctx
             let folder = Directory.CreateDirectory(Path.Combine(ctx.Dir, "pics")).FullName
             File.Copy(image data, Path.Combine(folder, "good.jpg"))
@@ -243,7 +244,9 @@ let images =
             let o = detect ctx folder []
             o |> check (o.Out.Contains "good.jpg:") "the good image is still processed")
         refused f "detect on an empty folder" 2 [ "no images" ] (fun ctx -> detect ctx (Directory.CreateDirectory(Path.Combine(ctx.Dir, "e")).FullName) [])
-        refused f "detect on a file that is no image" 2 [ "not an image" ] (fun ctx -> detect ctx (text ctx "notes.txt" "x") [])
+        refused f "detect on a file that is no image" 2 [ "not an image" ] (fun ctx -> detect ctx (text ctx "notes.md" "x") [])
+        refused f "detect on a .txt that is no list of paths" 2 [ "notes.txt:1: no such file"; "list of image and video paths" ] (fun ctx ->
+            detect ctx (text ctx "notes.txt" "x") [])
         accepted f "eval with a truncated JPEG in the valid list: skipped, named" [ "warning: "; "truncated image"; "skipped" ] (fun ctx ->
             let data = dataset ctx
             let v = Path.Combine(Path.GetDirectoryName data, "images", "val", "000000.jpg")
