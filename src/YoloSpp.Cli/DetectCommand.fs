@@ -151,12 +151,19 @@ type private OutputNames() =
             used[key] <- unique
             unique
 
-/// A crop's file: crops/<class>/<stem>.jpg, then <stem>2.jpg, <stem>3.jpg (yolov5's increment_path).
+/// A crop's file: crops/<class>/<stem>.jpg, then <stem>2.jpg, <stem>3.jpg (yolov5's increment_path); after a
+/// digit <stem>_2.jpg.
 let private cropPath (outDir: string) (className: string) (stem: string) =
     let dir = Path.Combine(outDir, "crops", className)
     Directory.CreateDirectory dir |> ignore
 
-    Seq.initInfinite (fun i -> Path.Combine(dir, (if i = 0 then stem else sprintf "%s%d" stem (i + 1)) + ".jpg"))
+    // after a digit (a video frame's stem, COCO's numbered names) an underscore keeps the counter apart
+    let counted i =
+        if i = 0 then stem
+        elif Char.IsDigit stem[stem.Length - 1] then sprintf "%s_%d" stem (i + 1)
+        else sprintf "%s%d" stem (i + 1)
+
+    Seq.initInfinite (fun i -> Path.Combine(dir, counted i + ".jpg"))
     |> Seq.find (File.Exists >> not)
 
 /// Runs the command; returns the exit code: 0 when at least one source was read (the others are named on stderr
