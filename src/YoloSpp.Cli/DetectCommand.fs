@@ -159,9 +159,12 @@ let private cropPath (outDir: string) (className: string) (stem: string) =
 
     // after a digit (a video frame's stem, COCO's numbered names) an underscore keeps the counter apart
     let counted i =
-        if i = 0 then stem
-        elif Char.IsDigit stem[stem.Length - 1] then sprintf "%s_%d" stem (i + 1)
-        else sprintf "%s%d" stem (i + 1)
+        if i = 0 then
+            stem
+        elif Char.IsDigit stem[stem.Length - 1] then
+            sprintf "%s_%d" stem (i + 1)
+        else
+            sprintf "%s%d" stem (i + 1)
 
     Seq.initInfinite (fun i -> Path.Combine(dir, counted i + ".jpg"))
     |> Seq.find (File.Exists >> not)
