@@ -42,6 +42,8 @@ type TrainArgs =
     | Accumulate of int
     | Time_Limit of minutes: float
     | Sync_Bn of bool
+    | Ema of bool
+    | Patience of epochs: int
     | Exist_Ok
     | Allow_Cfg_Change
     | Max_Pixels of int64
@@ -93,6 +95,11 @@ type TrainArgs =
                      | None -> "max(round(64 / batch), 1)")
             | Time_Limit _ -> "stop training after this many minutes, > 0 (the current epoch is evaluated and saved)"
             | Sync_Bn _ -> "under mpirun: BatchNorm statistics over every rank's batch (default: on unless --freeze-layers, as train_multi_GPU.py)"
+            | Ema _ ->
+                sprintf
+                    "keep yolov5's moving average of the weights (decay 0.9999, ramp 2000 steps) and evaluate and save it (default %s; false: the reference)"
+                    (onOff demo.Ema)
+            | Patience _ -> "stop after this many evaluated epochs without a better mAP@0.5:0.95 (yolov5's --patience; default: never)"
 
 /// The options that contradict each other or are out of range before they reach the library (which checks the
 /// rest in `TrainOptions.Validate`): an ArgumentException naming them.
@@ -156,7 +163,12 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         SyncBatchNorm =
             (match a.TryGetResult Sync_Bn with
              | Some b -> Nullable b
-             | None -> demo.SyncBatchNorm)
+             | None -> demo.SyncBatchNorm),
+        Ema = a.GetResult(Ema, demo.Ema),
+        Patience =
+            (match a.TryGetResult Patience with
+             | Some n -> Nullable n
+             | None -> demo.Patience)
     )
 
 /// Sets the process-wide image size limit (`RgbImage.MaxPixels`) from --max-pixels, when given.

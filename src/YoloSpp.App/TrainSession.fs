@@ -121,6 +121,8 @@ let printSummary (r: TrainResult) =
         | null -> ()
         | v -> printfn "P %.4f  R %.4f  (mean over the classes at confidence %.3f, the best mean F1)" v.Precision v.Recall v.BestConfidence
 
+    r.StopReason |> Option.ofObj |> Option.iter (printfn "%s")
+
     printfn
         "weights: %s%s"
         r.LastCheckpoint

@@ -36,6 +36,7 @@ let allTests () =
             Model.ModelTests.tests
             Training.TrainTests.tests
             Training.ValidationLossTests.tests
+            Training.EmaPatienceTests.tests
             NativeSafetyTests.tests
             HostMemoryTests.tests
             ConvGuardTests.tests

@@ -37,7 +37,9 @@ type Tiny =
             ?amp: bool,
             ?optimizer: YoloSpp.OptimizerKind,
             ?existOk: bool,
-            ?seed: int
+            ?seed: int,
+            ?ema: bool,
+            ?patience: int
         ) : TrainOptions =
         TrainOptions(
             Cfg = cfg,
@@ -60,5 +62,7 @@ type Tiny =
             Amp = defaultArg amp false,
             Optimizer = Option.toNullable optimizer,
             ExistOk = defaultArg existOk false,
-            Seed = defaultArg seed 0
+            Seed = defaultArg seed 0,
+            Ema = defaultArg ema false,
+            Patience = Option.toNullable patience
         )

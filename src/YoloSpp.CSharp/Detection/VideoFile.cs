@@ -67,7 +67,7 @@ public static class VideoFile
         ArgumentOutOfRangeException.ThrowIfLessThan(stride, 1);
         int w = info.Width, h = info.Height, size = checked(w * h * 3);
         var channel = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(4) { SingleReader = true, SingleWriter = true });
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        using var stop = new CancellationTokenSource();
         // FFMpegCore cancels the sink's token when ffmpeg exits, which would drop the frames still in the pipe while
         // a slow consumer holds the queue full: the sink reads and queues under our own token, to the end of the pipe
         var sink = new StreamPipeSink(async (stream, _) =>
@@ -96,7 +96,16 @@ public static class VideoFile
                 if (stride > 1) o.WithVideoFilters(f => f.WithCustomFilter("select", $"not(mod(n,{stride}))")).WithFpsMode("passthrough");
             })
             // no grace period: a consumer that stopped reading leaves ffmpeg blocked on the pipe, deaf to 'q'
-            .CancellableThrough(stop.Token, TimeSpan.Zero);
+            .CancellableThrough(out var cancelFfmpeg, TimeSpan.Zero);
+        // stops the sink and ffmpeg; FFMpegCore's cancel writes 'q' to ffmpeg's input first, which throws when ffmpeg
+        // has already gone (a broken pipe): that is the outcome wanted, not an error of the caller's Cancel()
+        void Stop()
+        {
+            try { stop.Cancel(); } catch (AggregateException) { }
+            try { cancelFfmpeg(); }
+            catch (Exception e) when (e is IOException or AggregateException or InvalidOperationException or ObjectDisposedException) { }
+        }
+        using var registration = cancellation.Register(Stop);
         var producer = Task.Run(async () =>
         {
             try
@@ -122,7 +131,7 @@ public static class VideoFile
         }
         finally
         {
-            stop.Cancel();
+            Stop();
             try { await producer.ConfigureAwait(false); } catch { /* its error reached the reader, or it was cancelled */ }
         }
     }

@@ -138,9 +138,12 @@ internal static class Charts
                 values[i, j] = normalize && v < 0.005 ? double.NaN : v;
                 max = Math.Max(max, v);
             }
+        // a matrix without any cell above 0.005 (nothing matched: a validation set without labels) is all NaN, which
+        // ScottPlot cannot range: one cell at 0 keeps the picture (blank) drawable
+        if (normalize && max < 0.005) values[0, 0] = 0;
         var heat = plot.Add.Heatmap(values);
-        heat.Colormap = new ScottPlot.Colormaps.Blues().Reversed();
         heat.ManualRange = new ScottPlot.Range(0, Math.Max(max, 1e-9));
+        heat.Colormap = new ScottPlot.Colormaps.Blues().Reversed();
         heat.NaNCellColor = Colors.White;
         plot.Add.ColorBar(heat);
         // the heatmap puts row 0 at the top: row i is drawn at y = n − 1 − i, column j at x = j

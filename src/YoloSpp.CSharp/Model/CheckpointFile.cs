@@ -24,9 +24,13 @@ namespace YoloSpp.Model;
 /// <param name="Epochs">The epochs the run was set to train (its last epoch is Epochs − 1).</param>
 /// <param name="BestConfidence">The confidence of the best mean F1 at the best epoch's evaluation (yolov5's F1 curve):
 /// what <c>detect --conf best</c> uses; null when no epoch was evaluated, and in older checkpoints.</param>
+/// <param name="EmaUpdates">With a weight average (<c>--ema</c>): the updates it has had; its weights are the model's
+/// (what is evaluated, detected with and exported) and the trained weights are kept for resuming. Null: no average.</param>
+/// <param name="StopReason">Why the run stopped before its last epoch (<c>--patience</c>); null when it did not.</param>
 public sealed record CheckpointInfo(int Epoch, double BestMap, string TrainingResults, double LossScale, int LossScaleGrowthTracker, string Cfg,
     IReadOnlyList<string>? Trainable = null, string? EpochsCsv = null, IReadOnlyList<string>? ClassNames = null, int? ImageSize = null,
-    string? Hyp = null, string? Dataset = null, string? Version = null, int? Epochs = null, double? BestConfidence = null);
+    string? Hyp = null, string? Dataset = null, string? Version = null, int? Epochs = null, double? BestConfidence = null,
+    long? EmaUpdates = null, string? StopReason = null);
 
 /// <summary>
 /// Reading a trainer checkpoint (.ckpt) as a model file: its description (<c>meta.json</c>, <see cref="CheckpointInfo"/>)
@@ -55,15 +59,21 @@ public static class CheckpointFile
         return ReadInfo(path);
     }
 
-    /// <summary>Loads the model tensors of a checkpoint (only those whose size matches, as the reference).</summary>
-    public static LoadReport LoadModel(string path, DarkNet model)
+    /// <summary>Loads the model tensors of a checkpoint (only those whose size matches, as the reference): the
+    /// model's (a run with <c>--ema</c> saves its average there), or with <paramref name="trainingState"/> the trained
+    /// weights a run with an average keeps for resuming (the model's when there is no average).</summary>
+    public static LoadReport LoadModel(string path, DarkNet model, bool trainingState = false)
     {
         using var zip = Open(path);
-        using var ms = new MemoryStream(ReadAll(zip, path, "model.safetensors"));
+        var name = trainingState && zip.GetEntry(TrainedWeightsEntry) is not null ? TrainedWeightsEntry : "model.safetensors";
+        using var ms = new MemoryStream(ReadAll(zip, path, name));
         using var scope = NewDisposeScope();
-        var state = SafetensorsCheck.Load(ms, $"{path} (model.safetensors)");
+        var state = SafetensorsCheck.Load(ms, $"{path} ({name})");
         return ModelWeights.LoadStateDict(model, state);
     }
+
+    /// <summary>The entry of the trained weights in a checkpoint of a run with a weight average.</summary>
+    internal const string TrainedWeightsEntry = "train_model.safetensors";
 
     /// <summary>An entry's bytes; a damaged entry (bad compressed data, a size that lies) is an error naming it.</summary>
     internal static byte[] ReadAll(ZipArchive zip, string path, string name)

@@ -18,14 +18,18 @@ namespace YoloSpp.Training;
 /// </summary>
 public static class Checkpoint
 {
-    /// <summary>Saves model, optimizer and run state.</summary>
-    public static void Save(string path, DarkNet model, IOptimizer? optimizer, CheckpointInfo info)
+    /// <summary>Saves model, optimizer and run state; with <paramref name="average"/> (a run's <see cref="ModelEma"/>),
+    /// the average as the model and the trained weights beside it for resuming.</summary>
+    public static void Save(string path, DarkNet model, IOptimizer? optimizer, CheckpointInfo info, DarkNet? average = null)
     {
         AtomicFile.Write(path, stream =>
         {
             using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
             using (var e = zip.CreateEntry("model.safetensors", CompressionLevel.NoCompression).Open())
-                model.save_safetensors(e, leaveOpen: true);
+                (average ?? model).save_safetensors(e, leaveOpen: true);
+            if (average is not null)
+                using (var e = zip.CreateEntry(CheckpointFile.TrainedWeightsEntry, CompressionLevel.NoCompression).Open())
+                    model.save_safetensors(e, leaveOpen: true);
             if (optimizer is not null) OptimizerState.Write(zip, optimizer);
             using (var e = zip.CreateEntry("meta.json").Open())
                 JsonSerializer.Serialize(e, info, new JsonSerializerOptions { WriteIndented = true });

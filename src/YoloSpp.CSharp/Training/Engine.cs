@@ -28,6 +28,8 @@ internal sealed record EpochSettings(int Epoch, int Epochs, HyperParameters Hyp,
     /// <summary>Shown each batch as the loader made it, with its index in the epoch, before the step (e.g. to draw the
     /// first ones); null: none.</summary>
     public Action<int, DataBatch>? OnBatch { get; init; }
+    /// <summary>The weight average updated after every optimizer step; null: none.</summary>
+    public ModelEma? Ema { get; init; }
 }
 
 /// <summary>What an epoch did.</summary>
@@ -191,6 +193,8 @@ internal static class Engine
                 }
             }
             var values = TrainStep(model, optimizer, loss, scaler, imgs, targets, hyp.GrAt(ni), acc, boundary, s.Communicator, syncWatch);
+            // yolov5: ema.update(model) after each optimizer step (a non-finite loss stops before the step)
+            if (boundary && values.IsFinite) s.Ema?.Update();
             if (boundary && values.IsFinite && s.Communicator is { Size: > 1 }) syncs++;
             mloss = mloss.RunningMean(values, i);
             if (!values.IsFinite)

@@ -92,6 +92,13 @@ public sealed record TrainOptions
     /// <see cref="DarkNet.SyncBatchNorm"/>). Null: train_multi_GPU.py's rule, on unless <see cref="FreezeLayers"/>.
     /// One process ignores it.</summary>
     public bool? SyncBatchNorm { get; init; }
+    /// <summary>Keep yolov5's exponential moving average of the weights (<see cref="ModelEma"/>) and evaluate and save
+    /// it: best.ckpt and last.ckpt hold the average (and, for resuming, the trained weights). False: the reference's
+    /// run, which evaluates and saves the trained weights.</summary>
+    public bool Ema { get; init; }
+    /// <summary>Stop after this many evaluated epochs without a better mAP@0.5:0.95 (yolov5's <c>--patience</c>);
+    /// null: never. Every rank stops together; the checkpoint records why.</summary>
+    public int? Patience { get; init; }
 
     /// <summary>
     /// The training demo: the generated shapes dataset (<c>data/shapes/shapes.data</c>, relative to the working
@@ -119,6 +126,7 @@ public sealed record TrainOptions
         if (Epochs < 1) throw new ArgumentException($"--epochs {Epochs} must be >= 1");
         if (Accumulate is < 1) throw new ArgumentException($"--accumulate {Accumulate} must be >= 1");
         if (EvalBatchSize is < 1) throw new ArgumentException($"eval batch size {EvalBatchSize} must be >= 1");
+        if (Patience is < 1) throw new ArgumentException($"--patience {Patience} must be >= 1 (epochs without a better mAP)");
         if (TimeLimit is { } t && !(t > TimeSpan.Zero))
             throw new ArgumentException($"--time-limit {t.TotalMinutes:G6} must be > 0 minutes (a run with no time trains nothing)");
         // the results file lives in the run's folder: a path would write it somewhere else
@@ -164,6 +172,8 @@ public sealed record TrainResult(string LastCheckpoint, string? BestCheckpoint, 
     /// <summary>The other pictures and tables the run wrote: the first training batches (train_batchN.jpg) and the
     /// best epoch's PR, F1, P and R curves, confusion matrix (PNG, CSV) and classes.csv.</summary>
     public IReadOnlyList<string> Plots { get; init; } = [];
+    /// <summary>Why the run stopped before its last epoch (<see cref="TrainOptions.Patience"/>); null when it did not.</summary>
+    public string? StopReason { get; init; }
 }
 
 /// <summary>Training stopped on a non-finite loss: the loss parts and the images of the batch.</summary>

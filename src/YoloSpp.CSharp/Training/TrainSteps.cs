@@ -59,7 +59,7 @@ public sealed class TrainingData
 /// 3 <see cref="Optimizer"/>, 4 <see cref="Loss"/>, 5 <see cref="Fit"/> (epochs of train_one_epoch, evaluate, log,
 /// checkpoint). Options come from <see cref="TrainOptions"/>; resuming is a .ckpt in <see cref="TrainOptions.Weights"/>.
 /// </summary>
-public static class TrainSteps
+public static partial class TrainSteps
 {
     /// <summary>
     /// Step 1: the .data file and names, the hyperparameters, the training set and loader (at the multi-scale maximum
@@ -197,7 +197,8 @@ public static class TrainSteps
                 {
                     var info = CheckpointFile.ReadInfo(o.Weights);
                     CheckSameCfg(o, info, model.Config, log);
-                    log?.Invoke($"{o.Weights}: {CheckpointFile.LoadModel(o.Weights, model)}");
+                    // a resume continues the trained weights (a run with an average keeps them beside it)
+                    log?.Invoke($"{o.Weights}: {CheckpointFile.LoadModel(o.Weights, model, trainingState: true)}");
                     if (info.Trainable is { } trainable) ModelWeights.FreezeAllBut(model, trainable);
                 }
                 else
@@ -350,24 +351,37 @@ public static class TrainSteps
         int bestEpoch = -1;
         double? bestConfidence = resume?.BestConfidence;
         var started = Stopwatch.StartNew();
-        bool cancelled = false, timeUp = false;
+        bool cancelled = false, timeUp = false, patienceOut = false;
         int epochsDone = 0;
+        string? stopReason = null;
+        // the weight average (every rank holds the same: same steps from the same start); a resume restores it
+        using var ema = o.Ema ? new ModelEma(model, resume?.EmaUpdates ?? 0) : null;
+        if (ema is not null && resume is not null)
+        {
+            if (resume.EmaUpdates is null)
+                log?.Invoke($"{o.Weights} was trained without --ema: the average starts from its weights");
+            else CheckpointFile.LoadModel(o.Weights!, ema.Model);
+        }
+        var evaluated = ema?.Model ?? model;
+        // the epoch of the best mAP so far, for --patience (a resumed run counts from its last epoch)
+        int improvedAt = startEpoch - 1;
         // rank 0 alone writes; the others' copies are the same (averaged gradients from the same start)
         void Save(string path, int completedEpoch)
         {
             if (logs is null) return;
             Checkpoint.Save(path, model, optimizer,
                 new CheckpointInfo(completedEpoch, bestMap, logs.ResultsText, scaler.Scale, scaler.GrowthTracker, cfgText, trainable, logs.EpochsText,
-                    data.ClassNames.ToArray(), o.ImageSize, hypText, o.Data, Checkpoint.LibraryVersion, epochs, bestConfidence));
+                    data.ClassNames.ToArray(), o.ImageSize, hypText, o.Data, Checkpoint.LibraryVersion, epochs, bestConfidence,
+                    ema?.Updates, stopReason), ema?.Model);
         }
 
         // the training labels at a glance, as yolov5 draws them when a run starts
         if (main && resume is null) DatasetCharts.WriteLabels(data.Train, data.ClassNames, Path.Combine(dir, "labels.png"));
-        for (int epoch = startEpoch; epoch < epochs && !cancelled && !timeUp; epoch++)
+        for (int epoch = startEpoch; epoch < epochs && !cancelled && !timeUp && !patienceOut; epoch++)
         {
             var settings = new EpochSettings(epoch, epochs, data.Hyp, accumulate, o.Warmup, data.MultiScaleGrid, data.TrainSize,
                 new Random(o.Seed + epoch), o.TimeLimit is { } limit ? limit - started.Elapsed : null)
-            { ComputeType = precision.ComputeType, Communicator = comm, OnBatch = epoch == 0 && main ? PlotFirstBatches(dir, data.ClassNames) : null };
+            { ComputeType = precision.ComputeType, Communicator = comm, OnBatch = epoch == 0 && main ? PlotFirstBatches(dir, data.ClassNames) : null, Ema = ema };
             var outcome = Engine.TrainOneEpoch(model, optimizer, data.Loader, loss, scaler, device, settings, progress, cancellation);
             cancelled = outcome.Cancelled;
             timeUp = outcome.TimeUp;
@@ -394,7 +408,7 @@ public static class TrainSteps
                 if (!o.NoTest || lastEpoch)
                 {
                     // the last epoch's evaluation draws its first batch with labels and with predictions
-                    eval = Evaluator.EvaluateWithLoss(model, data.Valid, device, new EvaluationOptions { PlotDirectory = lastEpoch ? dir : null },
+                    eval = Evaluator.EvaluateWithLoss(evaluated, data.Valid, device, new EvaluationOptions { PlotDirectory = lastEpoch ? dir : null },
                         data.ClassNames, (raw, targets) =>
                         {
                             // yolov5's val.py: the training loss on the validation batches (no gradient, eval mode)
@@ -408,7 +422,14 @@ public static class TrainSteps
                     { Precision = eval?.Validation?.Precision, Recall = eval?.Validation?.Recall, ValidationLoss = eval?.Loss });
                 progress?.Report(new TrainProgress(epoch, epochs, outcome.Batches, data.Loader.BatchCount, outcome.MeanLosses, outcome.LearningRate,
                     outcome.Images * comm.Size / outcome.Elapsed.TotalSeconds, TimeSpan.Zero, eval));
-                if (eval is not null && eval.Map > bestMap) bestMap = eval.Map;
+                // --patience counts from the last epoch that beat the best (yolov5's EarlyStopping takes an equal
+                // fitness as progress too; a plateau is not progress here)
+                if (eval is not null && eval.Map > bestMap) (bestMap, improvedAt) = (eval.Map, epoch);
+                if (o.Patience is { } patience && eval is not null && epoch - improvedAt >= patience && !lastEpoch)
+                {
+                    stopReason = $"stopped early at epoch {epoch}: no better mAP@0.5:0.95 for {patience} epochs (--patience; best {bestMap:0.0000} at epoch {improvedAt})";
+                    log?.Invoke(stopReason);
+                }
                 // the epoch best.ckpt takes (below), or every evaluated epoch when only last.ckpt and epoch-N are kept
                 if (eval?.Validation is { } v && (bestMap == eval.Map || bestValidation is null || !o.SaveBest))
                     (bestValidation, bestEpoch, bestConfidence) = (v, epoch, v.BestConfidence);
@@ -421,8 +442,8 @@ public static class TrainSteps
                 }
                 if (!o.SaveBest) AtomicFile.Copy(last, Path.Combine(dir, $"epoch-{epoch}.ckpt"));
             }
-            // every rank waits for rank 0's evaluation and files: a run that ends has written them
-            comm.Barrier();
+            // every rank waits for rank 0's evaluation and files, and learns whether it stops the run
+            patienceOut = AgreedStop(comm, stopReason is not null);
             epochsDone++;
         }
         // the pictures of the best epoch's evaluation: PR, F1, P and R curves, the confusion matrix
@@ -438,6 +459,7 @@ public static class TrainSteps
         var result = new TrainResult(last, best, Written(Path.Combine(dir, o.ResultName)), Written(Path.Combine(dir, "results.png")),
             Written(Path.Combine(dir, "tensorboard")), epochsDone, final, cancelled, Written(Path.Combine(dir, "epochs.csv")), dir)
         {
+            StopReason = stopReason,
             Plots = plots.Concat(Enumerable.Range(0, PlottedBatches).Select(i => Path.Combine(dir, $"train_batch{i}.jpg")))
                 .Concat(new[] { "labels.png", "val_batch0_labels.jpg", "val_batch0_pred.jpg" }.Select(f => Path.Combine(dir, f))).Where(File.Exists).ToArray(),
         };
@@ -445,40 +467,4 @@ public static class TrainSteps
         logs?.AddImages(result.Plots.Append(Path.Combine(dir, "results.png")).Where(File.Exists), Math.Max(startEpoch + epochsDone - 1, 0));
         return result;
     }
-
-    /// <summary>How many of the first batches a run draws (yolov5's train_batch0..2.jpg).</summary>
-    public const int PlottedBatches = 3;
-
-    /// <summary>Draws the first <see cref="PlottedBatches"/> batches of a run, as the loader made them, with their labels
-    /// (<see cref="Detection.BatchPlot"/>) into <c>train_batchN.jpg</c>: what the network is shown.</summary>
-    static Action<int, DataBatch> PlotFirstBatches(string dir, IReadOnlyList<string> names) => (i, batch) =>
-    {
-        if (i < PlottedBatches)
-            Detection.BatchPlot.Save(batch.Images, batch.Targets, batch.Paths, names, Path.Combine(dir, $"train_batch{i}.jpg"));
-    };
-
-    /// <summary>
-    /// The folder a run asks for and whether it is reused as it is: <see cref="TrainOptions.OutputDir"/>, or when
-    /// resuming a checkpoint without one, the checkpoint's own folder; reused with <see cref="TrainOptions.ExistOk"/>
-    /// or when it is the resumed run's folder (a resume continues its run), else a numbered folder when it holds a run.
-    /// </summary>
-    internal static (string Folder, bool Reuse) RequestedOutput(TrainOptions o)
-    {
-        var ckptDir = !string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights)
-            ? Path.GetDirectoryName(Path.GetFullPath(o.Weights)) : null;
-        var folder = o.OutputDir ?? ckptDir ?? TrainOptions.DefaultOutputDir;
-        bool own = ckptDir is not null && string.Equals(Path.GetFullPath(folder).TrimEnd('/', '\\'), ckptDir.TrimEnd('/', '\\'), StringComparison.Ordinal);
-        return (folder, o.ExistOk || own);
-    }
-
-    /// <summary>The suffix number rank 0 took, on every rank.</summary>
-    static int ShareFolderNumber(ICommunicator comm, RunFolder? folder)
-    {
-        if (comm.Size <= 1) return folder?.Number ?? 1;
-        var all = comm.AllGather(BitConverter.GetBytes(folder?.Number ?? 0));
-        return BitConverter.ToInt32(all[0]);
-    }
-
-    static string? Written(string path) =>
-        File.Exists(path) || (Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any()) ? path : null;
 }
