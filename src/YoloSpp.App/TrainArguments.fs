@@ -44,6 +44,7 @@ type TrainArgs =
     | Sync_Bn of bool
     | Ema of bool
     | Patience of epochs: int
+    | Autoanchor
     | Exist_Ok
     | Allow_Cfg_Change
     | Max_Pixels of int64
@@ -100,6 +101,8 @@ type TrainArgs =
                     "keep yolov5's moving average of the weights (decay 0.9999, ramp 2000 steps) and evaluate and save it (default %s; false: the reference)"
                     (onOff demo.Ema)
             | Patience _ -> "stop after this many evaluated epochs without a better mAP@0.5:0.95 (yolov5's --patience; default: never)"
+            | Autoanchor ->
+                "when the anchor check at the start finds a best possible recall <= 0.98, train with anchors evolved from the labels (written to autoanchor.cfg)"
 
 /// The options that contradict each other or are out of range before they reach the library (which checks the
 /// rest in `TrainOptions.Validate`): an ArgumentException naming them.
@@ -168,7 +171,8 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         Patience =
             (match a.TryGetResult Patience with
              | Some n -> Nullable n
-             | None -> demo.Patience)
+             | None -> demo.Patience),
+        AutoAnchor = (a.Contains Autoanchor || demo.AutoAnchor)
     )
 
 /// Sets the process-wide image size limit (`RgbImage.MaxPixels`) from --max-pixels, when given.

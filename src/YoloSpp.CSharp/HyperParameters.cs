@@ -78,6 +78,8 @@ public sealed class HyperParameters
 
     /// <summary>Initial learning rate.</summary>
     public double Lr0 => Core.Lr0;
+    /// <summary>IoU threshold of the target assignment (<c>iou_t</c>), also the anchor search's fitness threshold.</summary>
+    public double IouThreshold => Core.IouT;
     /// <summary>Final learning-rate fraction of the cosine schedule.</summary>
     public double Lrf => Core.Lrf;
     /// <summary>SGD momentum (Adam's beta1).</summary>

@@ -46,6 +46,27 @@ public sealed class DarknetConfig
         return new DarknetConfig(new Cfg.NetCfg(new Cfg.NetOptions(net.Line, net.Batch, net.Subdivisions, some, some, net.Channels, net.Other), Core.Modules), Source);
     }
 
+    /// <summary>The anchors of the [yolo] layers (the first one's <c>anchors=</c>, in pixels, as written).</summary>
+    public IReadOnlyList<(double W, double H)> Anchors =>
+        Core.Modules.Select(m => m.Layer).OfType<Cfg.Layer.Yolo>().Select(y => y.Item.Anchors.Select(a => (a.Item1, a.Item2)).ToArray())
+            .FirstOrDefault() ?? [];
+
+    /// <summary>The anchors the [yolo] layers use (each one's <c>anchors[mask]</c>, in layer order), in pixels.</summary>
+    public IReadOnlyList<(double W, double H)> MaskedAnchors =>
+        Core.Modules.Select(m => m.Layer).OfType<Cfg.Layer.Yolo>()
+            .SelectMany(y => y.Item.Mask.Select(i => (y.Item.Anchors[i].Item1, y.Item.Anchors[i].Item2))).ToArray();
+
+    /// <summary>The same network with every [yolo] layer's <c>anchors=</c> replaced (masks unchanged), parsed again.</summary>
+    /// <exception cref="InvalidInputException">The masks do not fit the new anchor list.</exception>
+    public DarknetConfig WithAnchors(IReadOnlyList<(double W, double H)> anchors)
+    {
+        ArgumentNullException.ThrowIfNull(anchors);
+        var list = Microsoft.FSharp.Collections.ListModule.OfSeq(anchors.Select(a => Tuple.Create(a.W, a.H)));
+        var text = CfgWrite.withClasses(Source, NumClasses, Microsoft.FSharp.Core.FSharpOption<Microsoft.FSharp.Collections.FSharpList<Tuple<double, double>>>.Some(list), ToCfgText());
+        if (text.IsError) throw InvalidInputException.From(text.ErrorValue);
+        return ModelCfg.Parse(Source, text.ResultValue);
+    }
+
     /// <summary>The cfg as Darknet text (parsing it gives the same network): the text it was read from, comments
     /// included, or written from the modules for one built in code.</summary>
     public string ToCfgText() => _sourceText ?? CfgWrite.toText(Core);

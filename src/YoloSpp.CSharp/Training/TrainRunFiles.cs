@@ -33,6 +33,10 @@ public static partial class TrainSteps
         return (folder, o.ExistOk || own);
     }
 
+    /// <summary>The cfg with the anchors <c>--autoanchor</c> evolved, written into the run's folder (train with it
+    /// again, or keep its anchors).</summary>
+    public const string AutoAnchorCfg = "autoanchor.cfg";
+
     /// <summary>Rank 0's decision to stop (its evaluation decides), on every rank; also the barrier after its files.</summary>
     static bool AgreedStop(ICommunicator comm, bool stop)
     {

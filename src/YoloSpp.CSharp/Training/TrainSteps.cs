@@ -183,7 +183,13 @@ public static partial class TrainSteps
         var comm = data.Communicator;
         log = MainRankLog(comm, log);
         manual_seed(o.Seed);
-        var model = new DarkNet(ModelCfg.LoadOrTopology(o.Cfg, data.NumClasses));
+        var config = ModelCfg.LoadOrTopology(o.Cfg, data.NumClasses);
+        bool resuming = !string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights);
+        // yolov5's check_anchors before training (and with --autoanchor, new anchors when they fit poorly); a resume
+        // keeps the anchors its run chose
+        if (!resuming) config = AnchorCheck.Check(config, data.Train, o.ImageSize, o.Seed, data.Hyp.IouThreshold, o.AutoAnchor, o.Data, log);
+        else if (o.AutoAnchor) config = ResumedAnchors(o, config, log);
+        var model = new DarkNet(config);
         try
         {
             model.RequireRgb();
@@ -236,6 +242,19 @@ public static partial class TrainSteps
     /// given now, layer by layer. Edited anchors or activations would load into a network that computes something
     /// else, so a difference is refused, naming it, unless <see cref="TrainOptions.AllowCfgChange"/> says it is meant.
     /// </summary>
+    /// <summary>The cfg with the anchors a resumed <c>--autoanchor</c> run trained with (its checkpoint's cfg holds them).</summary>
+    static DarknetConfig ResumedAnchors(TrainOptions o, DarknetConfig current, Action<string>? log)
+    {
+        var info = CheckpointFile.ReadInfo(o.Weights!);
+        if (string.IsNullOrWhiteSpace(info.Cfg)) return current;
+        DarknetConfig trained;
+        try { trained = ModelCfg.Parse($"{o.Weights} (its cfg)", info.Cfg); }
+        catch (InvalidInputException) { return current; }
+        if (trained.Anchors.SequenceEqual(current.Anchors) || trained.Anchors.Count != current.Anchors.Count) return current;
+        log?.Invoke($"{o.Weights}: resuming with the anchors its run evolved (--autoanchor)");
+        return current.WithAnchors(trained.Anchors);
+    }
+
     static void CheckSameCfg(TrainOptions o, CheckpointInfo info, DarknetConfig current, Action<string>? log)
     {
         if (string.IsNullOrWhiteSpace(info.Cfg)) return;
@@ -375,8 +394,13 @@ public static partial class TrainSteps
                     ema?.Updates, stopReason), ema?.Model);
         }
 
-        // the training labels at a glance, as yolov5 draws them when a run starts
-        if (main && resume is null) DatasetCharts.WriteLabels(data.Train, data.ClassNames, Path.Combine(dir, "labels.png"));
+        // the training labels at a glance, as yolov5 draws them when a run starts; anchors --autoanchor chose in a cfg
+        if (main && resume is null)
+        {
+            DatasetCharts.WriteLabels(data.Train, data.ClassNames, Path.Combine(dir, "labels.png"));
+            if (o.AutoAnchor && !model.Config.SameNetworkAs(ModelCfg.LoadOrTopology(o.Cfg, data.NumClasses)))
+                ModelCfg.Write(model.Config, Path.Combine(dir, AutoAnchorCfg));
+        }
         for (int epoch = startEpoch; epoch < epochs && !cancelled && !timeUp && !patienceOut; epoch++)
         {
             var settings = new EpochSettings(epoch, epochs, data.Hyp, accumulate, o.Warmup, data.MultiScaleGrid, data.TrainSize,

@@ -52,6 +52,30 @@ let private meanF (xs: float32 seq) =
     else
         Array.sumBy float a / float a.Length
 
+/// yolov5's anchor check (utils/autoanchor.py, check_anchors' metric) for label sizes `wh` and anchors `k` in pixels:
+/// a box fits an anchor when min(w/kw, kw/w, h/kh, kh/h) > 1/`thr` (thr 4.0: neither side off by more than 4×).
+/// Returns the best possible recall (the share of boxes some anchor fits) and the anchors above threshold (fitting
+/// anchors per box, averaged). Computed in float32, as the reference's tensors are.
+let ratioMetric (thr: float) (wh: (float * float)[]) (k: (float * float)[]) : float * float =
+    let t = 1.0f / float32 thr
+
+    let fits =
+        wh
+        |> Array.map (fun (w, h) ->
+            let w, h = float32 w, float32 h
+
+            k
+            |> Array.sumBy (fun (kw, kh) ->
+                let rw, rh = w / float32 kw, h / float32 kh
+                let x = min (min rw (1.0f / rw)) (min rh (1.0f / rh))
+                if x > t then 1 else 0))
+
+    if wh.Length = 0 then
+        0.0, 0.0
+    else
+        let n = float wh.Length
+        (fits |> Array.sumBy (fun c -> if c > 0 then 1.0 else 0.0)) / n, float (Array.sum fits) / n
+
 /// The reference's fitness: mean over boxes of the best IoU, counted only above `thr`.
 let fitness (thr: float) (wh: (float * float)[]) (k: (float * float)[]) : float =
     let t = float32 thr

@@ -33,6 +33,7 @@ let handlers: Map<string, string -> JsonElement -> unit> =
             "resize", ImageCases.resize
             "image_decode", ImageCases.imageDecode
             "anchors", AnchorsCases.run
+            "autoanchor", AutoanchorCases.run
             "train_steps", TrainStepsCases.run
             "sharding", (fun _ c -> ShardingCases.run c)
             "ap_per_class", (fun _ c -> MetricsCases.runApPerClass c)

@@ -144,4 +144,107 @@ let tests =
                     Expect.stringContains usage "--ema" "an option of train"
                     Expect.throwsT<ArgumentException> (fun () -> Tiny.Options(cfg, data2, dir, patience = 0).Validate()) "patience >= 1")
             }
+            test "a run checks its anchors against the training labels first, in yolov5's words" {
+                withDir (fun dir ->
+                    let data = TinyRuns.tinyShapes dir 12 4 3
+                    let cfg = TinyRuns.tinyCfg dir
+                    let lines = Collections.Concurrent.ConcurrentQueue<string>()
+
+                    let trainer =
+                        Trainer(Tiny.Options(cfg, data, Path.Combine(dir, "run"), epochs = 1, noTest = true), Action<string>(lines.Enqueue))
+
+                    trainer.Run() |> ignore
+                    let line = lines |> Seq.tryFind (fun l -> l.StartsWith "AutoAnchor: ")
+                    Expect.isSome line "the check's line"
+                    Expect.stringContains line.Value "anchors/target" line.Value
+                    Expect.stringContains line.Value "Best Possible Recall (BPR)" line.Value
+                    // the metric itself is the golden kind autoanchor; the advice names the command that proposes anchors
+                    let poor = AnchorCheck.Describe(0.5, 1.0, "my.data", 320)
+                    Expect.stringContains poor "yolospp anchors --data my.data --img-size 320" poor
+                    Expect.stringContains poor "--autoanchor" poor)
+            }
+            test "--autoanchor: anchors that fit poorly are evolved, trained with, written to the run's cfg and kept on resume" {
+                withDir (fun dir ->
+                    let data = TinyRuns.tinyShapes dir 12 4 3
+                    let tiny = ModelCfg.Load(TinyRuns.tinyCfg dir)
+                    // anchors ten times the objects' sizes: almost no box fits within 4x
+                    let huge =
+                        tiny.Anchors
+                        |> Seq.map (fun (struct (w, h)) -> struct (w * 10.0, h * 10.0))
+                        |> Seq.toArray
+
+                    let cfg = Path.Combine(dir, "huge.cfg")
+                    ModelCfg.Write(tiny.WithAnchors huge, cfg)
+
+                    let struct (before, _) =
+                        AnchorCheck.Measure(
+                            YoloSpp.Data.YoloDataset.Open(YoloSpp.Data.DataFiles.ReadData(data).Train, 5, YoloSpp.Data.DataOptions(ImageSize = 64)),
+                            ModelCfg.Load cfg,
+                            64,
+                            0
+                        )
+
+                    Expect.isLessThan before AnchorCheck.GoodFit "a poor fit to start from"
+                    let lines = Collections.Concurrent.ConcurrentQueue<string>()
+
+                    let o =
+                        TrainOptions(
+                            Cfg = cfg,
+                            Data = data,
+                            Hyp = "shapes",
+                            Epochs = 1,
+                            BatchSize = 4,
+                            ImageSize = 64,
+                            MultiScale = false,
+                            Mosaic = false,
+                            Warmup = false,
+                            Device = "cpu",
+                            OutputDir = Path.Combine(dir, "run"),
+                            Accumulate = Nullable 1,
+                            NoTest = true,
+                            AutoAnchor = true
+                        )
+
+                    let trainer = Trainer(o, Action<string>(lines.Enqueue))
+                    let r = trainer.Run()
+                    Expect.exists lines (fun l -> l.Contains "attempting to improve") "the check says so"
+                    Expect.exists lines (fun l -> l.StartsWith "AutoAnchor: new anchors") (String.Join("\n", lines))
+                    let trained = ModelCfg.Parse("ckpt", (CheckpointFile.ReadInfo r.LastCheckpoint).Cfg)
+                    Expect.notEqual (Seq.toList trained.Anchors) (Seq.toList huge) "the checkpoint's cfg has the new anchors"
+                    let written = ModelCfg.Load(Path.Combine(r.OutputDir, TrainSteps.AutoAnchorCfg))
+                    Expect.equal (Seq.toList written.Anchors) (Seq.toList trained.Anchors) "autoanchor.cfg holds them"
+
+                    let struct (after, _) =
+                        AnchorCheck.Measure(
+                            YoloSpp.Data.YoloDataset.Open(YoloSpp.Data.DataFiles.ReadData(data).Train, 5, YoloSpp.Data.DataOptions(ImageSize = 64)),
+                            trained,
+                            64,
+                            0
+                        )
+
+                    Expect.isGreaterThan after before "they recall more"
+                    // resuming with the same command and --cfg: the run's anchors, not a cfg change to refuse
+                    let resumed =
+                        Trainer(
+                            TrainOptions(
+                                Cfg = cfg,
+                                Data = data,
+                                Hyp = "shapes",
+                                Epochs = 2,
+                                BatchSize = 4,
+                                ImageSize = 64,
+                                MultiScale = false,
+                                Mosaic = false,
+                                Warmup = false,
+                                Device = "cpu",
+                                Accumulate = Nullable 1,
+                                NoTest = true,
+                                AutoAnchor = true,
+                                Weights = r.LastCheckpoint
+                            )
+                        )
+                            .Run()
+
+                    Expect.equal resumed.EpochsDone 1 "resumed")
+            }
         ]
