@@ -39,7 +39,8 @@ type Tiny =
             ?existOk: bool,
             ?seed: int,
             ?ema: bool,
-            ?patience: int
+            ?patience: int,
+            ?autoAnchor: bool
         ) : TrainOptions =
         TrainOptions(
             Cfg = cfg,
@@ -64,5 +65,6 @@ type Tiny =
             ExistOk = defaultArg existOk false,
             Seed = defaultArg seed 0,
             Ema = defaultArg ema false,
-            Patience = Option.toNullable patience
+            Patience = Option.toNullable patience,
+            AutoAnchor = defaultArg autoAnchor false
         )

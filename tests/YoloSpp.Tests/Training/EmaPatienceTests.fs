@@ -10,16 +10,7 @@ open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Tests
 
-let private withDir (f: string -> unit) =
-    let dir = (Directory.CreateTempSubdirectory "yolospp-ema-").FullName
-
-    try
-        f dir
-    finally
-        try
-            Directory.Delete(dir, true)
-        with _ ->
-            ()
+let private withDir = YoloSpp.Tests.Robustness.WhyFixtures.withDir
 
 /// Every state entry of a network as float64 arrays, by name (integer buffers as their values).
 let private state (m: DarkNet) =
@@ -188,22 +179,7 @@ let tests =
                     let lines = Collections.Concurrent.ConcurrentQueue<string>()
 
                     let o =
-                        TrainOptions(
-                            Cfg = cfg,
-                            Data = data,
-                            Hyp = "shapes",
-                            Epochs = 1,
-                            BatchSize = 4,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            Warmup = false,
-                            Device = "cpu",
-                            OutputDir = Path.Combine(dir, "run"),
-                            Accumulate = Nullable 1,
-                            NoTest = true,
-                            AutoAnchor = true
-                        )
+                        Tiny.Options(cfg, data, Path.Combine(dir, "run"), epochs = 1, noTest = true, autoAnchor = true)
 
                     let trainer = Trainer(o, Action<string>(lines.Enqueue))
                     let r = trainer.Run()
@@ -225,24 +201,7 @@ let tests =
                     Expect.isGreaterThan after before "they recall more"
                     // resuming with the same command and --cfg: the run's anchors, not a cfg change to refuse
                     let resumed =
-                        Trainer(
-                            TrainOptions(
-                                Cfg = cfg,
-                                Data = data,
-                                Hyp = "shapes",
-                                Epochs = 2,
-                                BatchSize = 4,
-                                ImageSize = 64,
-                                MultiScale = false,
-                                Mosaic = false,
-                                Warmup = false,
-                                Device = "cpu",
-                                Accumulate = Nullable 1,
-                                NoTest = true,
-                                AutoAnchor = true,
-                                Weights = r.LastCheckpoint
-                            )
-                        )
+                        Trainer(Tiny.Options(cfg, data, Path.Combine(dir, "run"), epochs = 2, noTest = true, autoAnchor = true, weights = r.LastCheckpoint))
                             .Run()
 
                     Expect.equal resumed.EpochsDone 1 "resumed")
