@@ -11,12 +11,14 @@ namespace YoloSpp.Training;
 /// An optimizer's state inside a checkpoint: <c>optimizer.json</c> (kind, settings, steps) and
 /// <c>optimizer.safetensors</c> (SGD: <c>momentum_buffer.N</c>; Adam and AdamW: <c>exp_avg.N</c> and
 /// <c>exp_avg_sq.N</c>, torch's names, N the parameter's index among the trainable ones). A file without a kind is SGD
-/// (checkpoints written before Adam existed).
+/// (checkpoints written before Adam existed); one without <c>Decays</c> (per parameter, whether weight decay applies)
+/// has its optimizer's groups of that time: every parameter for SGD, the convolution weights for Adam.
 /// </summary>
 internal static class OptimizerState
 {
     internal sealed record Meta(int Parameters, long Steps, double LearningRate, double Momentum, double WeightDecay, bool Nesterov,
-        double Dampening, string? Kind = null, double? Beta2 = null, double? Eps = null, long[]? ParameterSteps = null);
+        double Dampening, string? Kind = null, double? Beta2 = null, double? Eps = null, long[]? ParameterSteps = null,
+        bool[]? Decays = null);
 
     static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
@@ -31,7 +33,7 @@ internal static class OptimizerState
                 for (int i = 0; i < sgd.MomentumBuffers.Count; i++)
                     if (sgd.MomentumBuffers[i] is { } b) tensors[$"momentum_buffer.{i}"] = b.cpu();
                 meta = new Meta(sgd.Parameters.Count, sgd.Steps, sgd.LearningRate, sgd.Momentum, sgd.WeightDecay, sgd.Nesterov, sgd.Dampening,
-                    OptimizerNames.Name(sgd.Kind));
+                    OptimizerNames.Name(sgd.Kind), Decays: sgd.Decays.ToArray());
                 break;
             case Adam adam:
                 for (int i = 0; i < adam.Parameters.Count; i++)
@@ -40,7 +42,7 @@ internal static class OptimizerState
                     if (adam.ExpAvgSq[i] is { } v) tensors[$"exp_avg_sq.{i}"] = v.cpu();
                 }
                 meta = new Meta(adam.Parameters.Count, adam.Steps, adam.LearningRate, adam.Beta1, adam.WeightDecay, false, 0,
-                    OptimizerNames.Name(adam.Kind), adam.Beta2, adam.Eps, adam.ParameterSteps.ToArray());
+                    OptimizerNames.Name(adam.Kind), adam.Beta2, adam.Eps, adam.ParameterSteps.ToArray(), adam.Decays.ToArray());
                 break;
             default:
                 throw new NotSupportedException($"a checkpoint cannot hold the state of a {optimizer.GetType().Name}");
@@ -68,6 +70,17 @@ internal static class OptimizerState
                 $"was trained with {OptimizerNames.Name(saved)}, this run's optimizer is {OptimizerNames.Name(optimizer.Kind)} (resume with --optimizer {OptimizerNames.Name(saved)})");
         if (meta.Parameters != optimizer.Parameters.Count)
             throw new InvalidInputException(path, $"the optimizer was saved over {meta.Parameters} trainable parameters, this run has {optimizer.Parameters.Count} (were other layers frozen?)");
+        var decays = optimizer switch { Sgd s => s.Decays, Adam a => a.Decays, _ => null };
+        // checkpoints written before the groups were saved: SGD decayed every parameter, Adam the convolution weights
+        var savedDecays = meta.Decays ?? (saved == OptimizerKind.Sgd
+            ? Enumerable.Repeat(true, meta.Parameters).ToArray()
+            : optimizer.Parameters.Select(Adam.DecaysByDefault).ToArray());
+        if (decays is not null && !decays.SequenceEqual(savedDecays))
+        {
+            var name = savedDecays.All(d => d) ? "all" : "weights";
+            throw new InvalidInputException(path,
+                $"was trained with weight decay on {(name == "all" ? "every parameter" : "convolution weights only")}, this run's groups differ (resume with --decay-groups {name})");
+        }
         using var scope = NewDisposeScope();
         using var ms = new MemoryStream(tensors);
         var state = SafetensorsCheck.Load(ms, $"{path} (optimizer.safetensors)");

@@ -6,7 +6,8 @@ namespace YoloSpp.Training;
 
 /// <summary>
 /// Stochastic gradient descent as <c>torch.optim.SGD</c> computes it (momentum, dampening, weight decay, Nesterov),
-/// the optimizer of the reference's train.py. Per parameter, in this order:
+/// the optimizer of the reference's train.py: weight decay on every parameter there, or, as yolov5's parameter groups,
+/// only where <see cref="Decays"/> says. Per parameter, in this order:
 /// <c>d = g + wd·p</c>; <c>buf = d</c> on the first step, else <c>buf = momentum·buf + (1 − dampening)·d</c>;
 /// <c>d = d + momentum·buf</c> (Nesterov) or <c>d = buf</c>; <c>p = p − lr·d</c>.
 /// Written here rather than taken from TorchSharp because TorchSharp's SGD passes every factor as a temporary
@@ -16,6 +17,7 @@ namespace YoloSpp.Training;
 public sealed class Sgd : IOptimizer
 {
     readonly Parameter[] _params;
+    readonly bool[] _decays;
     readonly Tensor?[] _buffers;
 
     /// <summary>The parameters, in the order of their momentum buffers.</summary>
@@ -26,8 +28,10 @@ public sealed class Sgd : IOptimizer
     public double LearningRate { get; set; }
     /// <summary>Momentum factor.</summary>
     public double Momentum { get; }
-    /// <summary>L2 penalty added to the gradient.</summary>
+    /// <summary>L2 penalty added to the gradient of the parameters that decay.</summary>
     public double WeightDecay { get; }
+    /// <summary>Per parameter, whether weight decay applies to it (all true: the reference's one group).</summary>
+    public IReadOnlyList<bool> Decays => _decays;
     /// <summary>Dampening of the momentum.</summary>
     public double Dampening { get; }
     /// <summary>Whether the Nesterov form is used.</summary>
@@ -35,8 +39,11 @@ public sealed class Sgd : IOptimizer
     /// <summary>Steps taken.</summary>
     public long Steps { get; private set; }
 
-    /// <summary>Creates the optimizer; as torch.optim.SGD, Nesterov needs momentum and no dampening.</summary>
-    public Sgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double weightDecay = 0, bool nesterov = false, double dampening = 0)
+    /// <summary>Creates the optimizer; as torch.optim.SGD, Nesterov needs momentum and no dampening.
+    /// <paramref name="decays"/>: per parameter, whether weight decay applies to it (null: every parameter, as one
+    /// torch param group; <see cref="Adam.DecaysByDefault"/> gives yolov5's groups).</summary>
+    public Sgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double weightDecay = 0, bool nesterov = false, double dampening = 0,
+        IEnumerable<bool>? decays = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         if (lr < 0) throw new ArgumentOutOfRangeException(nameof(lr), lr, "learning rate must be >= 0");
@@ -45,6 +52,9 @@ public sealed class Sgd : IOptimizer
         if (nesterov && (momentum <= 0 || dampening != 0))
             throw new ArgumentException("Nesterov momentum requires a momentum and zero dampening");
         _params = parameters.ToArray();
+        _decays = decays?.ToArray() ?? Enumerable.Repeat(true, _params.Length).ToArray();
+        if (_decays.Length != _params.Length)
+            throw new ArgumentException($"{_decays.Length} weight-decay flags for {_params.Length} parameters", nameof(decays));
         _buffers = new Tensor?[_params.Length];
         LearningRate = lr;
         Momentum = momentum;
@@ -74,7 +84,7 @@ public sealed class Sgd : IOptimizer
             var g = p.grad;
             if (g is null) continue;
             // d is a temporary of this step once weight decay made it; the gradient itself is never changed
-            bool ownsD = WeightDecay != 0;
+            bool ownsD = _decays[i] && WeightDecay != 0;
             var d = ownsD ? g.add(p, wd) : g;
             if (Momentum != 0)
             {

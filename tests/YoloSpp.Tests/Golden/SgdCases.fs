@@ -1,5 +1,5 @@
 /// Golden kind `sgd` (this repository's own, see tests/golden/LOCAL-KINDS.md): the trainer's SGD against
-/// torch.optim.SGD step by step, parameters and momentum buffers to abs 1e-6.
+/// torch.optim.SGD step by step (one param group, or yolov5's groups), parameters and momentum buffers to abs 1e-6.
 module YoloSpp.Tests.Golden.SgdCases
 
 open System.Text.Json
@@ -53,7 +53,14 @@ let stateClose (what: string) (k: int) (i: int) (mine: torch.Tensor) (e: JsonEle
     | _, JsonValueKind.Null -> failtestf "step %d: parameter %d has a %s, PyTorch has none" k i what
     | m, _ -> close (sprintf "step %d %s %d" k what i) 1e-6 0.0 m (flat e shape)
 
+/// A case with `decay` (per parameter, whether it is in a decayed param group: yolov5's groups) steps only those
+/// with weight decay; without it every parameter decays (the reference's one group).
 let run (case: JsonElement) =
+    let decays =
+        tryProp "decay" case
+        |> Option.map (fun d -> items d |> Array.map (fun e -> e.GetBoolean()))
+        |> Option.toObj
+
     replay
         case
         (fun ps ->
@@ -63,7 +70,8 @@ let run (case: JsonElement) =
                 momentum = num "momentum" case,
                 weightDecay = num "weight_decay" case,
                 nesterov = (prop "nesterov" case).GetBoolean(),
-                dampening = num "dampening" case
+                dampening = num "dampening" case,
+                decays = decays
             ))
         (fun sgd k step shapes ->
             for i, e in Array.indexed (items (prop "momentum_buffers" step)) do

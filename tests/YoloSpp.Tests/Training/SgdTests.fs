@@ -1,5 +1,6 @@
 /// The trainer's SGD on every combination of its options (the golden covers the reference's: Nesterov with weight
-/// decay): three steps against torch.optim.SGD's formulas written out in float64, and the gradients left as they were.
+/// decay, in one group and in yolov5's groups): three steps against torch.optim.SGD's formulas written out in
+/// float64, and the gradients left as they were.
 module YoloSpp.Tests.Training.SgdTests
 
 open Expecto
@@ -30,25 +31,29 @@ let private referenceStep (p: float[]) (g: float[]) (buf: float[] option) lr mom
 
 let private combinations =
     [
-        // momentum, weight decay, dampening, Nesterov
-        0.0, 0.0, 0.0, false
-        0.0, 5e-4, 0.0, false
-        0.9, 0.0, 0.0, false
-        0.9, 5e-4, 0.1, false
-        0.937, 0.0, 0.0, true
-        0.937, 5e-4, 0.0, true
+        // momentum, weight decay, dampening, Nesterov, yolov5's groups (no decay on 1-D parameters)
+        0.0, 0.0, 0.0, false, false
+        0.0, 5e-4, 0.0, false, false
+        0.0, 5e-2, 0.0, false, true
+        0.9, 0.0, 0.0, false, false
+        0.9, 5e-4, 0.1, false, false
+        0.9, 5e-2, 0.1, false, true
+        0.937, 0.0, 0.0, true, false
+        0.937, 5e-4, 0.0, true, false
+        0.937, 5e-2, 0.0, true, true
     ]
 
 let tests =
     testList
         "sgd"
         [
-            for momentum, wd, dampening, nesterov in combinations ->
+            for momentum, wd, dampening, nesterov, groups in combinations ->
                 test (
                     sprintf
-                        "momentum %g, weight decay %g, dampening %g, nesterov %b: 3 steps as torch.optim.SGD, gradients untouched"
+                        "momentum %g, weight decay %g%s, dampening %g, nesterov %b: 3 steps as torch.optim.SGD, gradients untouched"
                         momentum
                         wd
+                        (if groups then " (yolov5's groups)" else "")
                         dampening
                         nesterov
                 ) {
@@ -61,8 +66,10 @@ let tests =
                         shapes
                         |> Array.map (fun s -> new Modules.Parameter(torch.randn (s, generator = gen), requires_grad = true))
 
+                    let decays = ps |> Array.map (fun p -> not groups || Adam.DecaysByDefault p)
+
                     use sgd =
-                        new Sgd(ps, 0.05, momentum = momentum, weightDecay = wd, nesterov = nesterov, dampening = dampening)
+                        new Sgd(ps, 0.05, momentum = momentum, weightDecay = wd, nesterov = nesterov, dampening = dampening, decays = decays)
 
                     let values (t: torch.Tensor) =
                         t.detach().to_type(torch.float64).data<float>().ToArray()
@@ -81,7 +88,7 @@ let tests =
                             Expect.isTrue (ps.[k].grad.equal(grads.[k]).all().ToBoolean()) (sprintf "step %d: gradient %d unchanged" step k)
 
                             let p, b =
-                                referenceStep expected.[k] (values grads.[k]) buffers.[k] 0.05 momentum wd dampening nesterov
+                                referenceStep expected.[k] (values grads.[k]) buffers.[k] 0.05 momentum (if decays.[k] then wd else 0.0) dampening nesterov
 
                             expected.[k] <- p
                             buffers.[k] <- b
