@@ -19,6 +19,7 @@ type TrainArgs =
     | Data of path: string
     | Hyp of path: string
     | Optimizer of name: string
+    | Decay_Groups of string
     | Weights of path: string
     | Epochs of int
     | Batch_Size of int
@@ -26,6 +27,8 @@ type TrainArgs =
     | Savebest of bool
     | Notest
     | Freeze_Layers
+    | Freeze of modules: string
+    | Fine_Tune
     | Device of string
     | Multi_Scale of bool
     | Warmup of bool
@@ -58,6 +61,8 @@ type TrainArgs =
             | Hyp _ ->
                 "hyperparameters: a hyp.yaml file, or built in: shapes (the demo's, for training from scratch; the default) or reference (the reference's cfg/hyp.yaml, for fine-tuning)"
             | Optimizer _ -> "sgd, adam or adamw (default: the one the hyp names, sgd when it names none: shapes trains with adam, reference with sgd)"
+            | Decay_Groups _ ->
+                "where weight decay applies: all (every parameter, the reference's SGD) or weights (convolution weights only, none on BatchNorm weights and biases: yolov5's groups); default: all with sgd, weights with adam and adamw"
             | Weights _ -> "start from weights: a .ckpt resumes exactly; .weights/.pt/.safetensors load the tensors whose sizes match"
             | Epochs _ -> sprintf "epochs to train (default %d; below a resumed checkpoint's epoch: that many more)" demo.Epochs
             | Batch_Size _ -> sprintf "images per batch (default %d)" demo.BatchSize
@@ -65,6 +70,10 @@ type TrainArgs =
             | Savebest _ -> sprintf "keep only the best checkpoint besides last.ckpt (default %s); false keeps one per epoch" (onOff demo.SaveBest)
             | Notest -> "evaluate only after the last epoch"
             | Freeze_Layers -> "train only the three prediction convs"
+            | Freeze _ ->
+                "freeze modules 0..N-1 (yolov5's --freeze N), or backbone (the network's backbone: Darknet-53's 75 modules in yolov3-spp, 27 in shapes-spp); 0 freezes nothing (default: the reference's rule, which freezes Darknet-53 when starting yolov3-spp from pretrained weights)"
+            | Fine_Tune ->
+                "with a .ckpt as --weights: start a new run from its weights (epoch 0, a new optimizer; other data and classes allowed) instead of resuming it"
             | Device _ -> sprintf "%s (CUDA when available, else the CPU; the default), cpu, cuda or cuda:N" demo.Device
             | Multi_Scale _ -> sprintf "multi-scale batches in [img/1.5, img/0.667] (default %s for the demo; the reference: true)" (onOff demo.MultiScale)
             | Warmup _ -> sprintf "epoch-0 LR warmup (default %s)" (onOff demo.Warmup)
@@ -131,6 +140,12 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
                  | Some kind -> Nullable(enum<YoloSpp.OptimizerKind> (int kind))
                  | None -> raise (ArgumentException(sprintf "--optimizer %s: expected sgd, adam or adamw" name))
              | None -> demo.Optimizer),
+        DecayGroups =
+            (match a.TryGetResult Decay_Groups with
+             | Some "all" -> Nullable DecayGroups.All
+             | Some "weights" -> Nullable DecayGroups.Weights
+             | Some other -> raise (ArgumentException(sprintf "--decay-groups %s: expected all or weights" other))
+             | None -> demo.DecayGroups),
         Weights = (a.TryGetResult Weights |> Option.toObj),
         Epochs = a.GetResult(Epochs, demo.Epochs),
         BatchSize = a.GetResult(Batch_Size, demo.BatchSize),
@@ -139,6 +154,15 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         NoTest = (a.Contains Notest || demo.NoTest),
         FreezeLayers = (a.Contains Freeze_Layers || demo.FreezeLayers),
         FreezeBackbone = demo.FreezeBackbone,
+        Freeze =
+            (match a.TryGetResult Freeze with
+             | Some "backbone" -> Nullable TrainOptions.Backbone
+             | Some n ->
+                 match Int32.TryParse n with
+                 | true, v when v >= 0 -> Nullable v
+                 | _ -> raise (ArgumentException(sprintf "--freeze %s: expected a module count >= 0 or backbone" n))
+             | None -> demo.Freeze),
+        FineTune = (a.Contains Fine_Tune || demo.FineTune),
         Device = a.GetResult(Device, demo.Device),
         MultiScale = a.GetResult(Multi_Scale, demo.MultiScale),
         Warmup = a.GetResult(Warmup, demo.Warmup),

@@ -18,6 +18,7 @@ type ShapesArgs =
     | Val of int
     | Size of int
     | Seed of int
+    | Classes of set: string
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -27,6 +28,8 @@ type ShapesArgs =
             | Val _ -> "validation images (default 200)"
             | Size _ -> "image side in pixels, a multiple of 32 and at least 64 (default 160)"
             | Seed _ -> "dataset seed; the same seed gives byte-identical files (default 0)"
+            | Classes _ ->
+                "shapes (circle, square, triangle, star, ring: the demo's; the default) or symbols (cross, arrow, hexagon, diamond: other classes, to fine-tune a model trained on the first)"
 
 /// Progress on stderr, only for a person at a terminal: a log or a test sees the summary alone.
 let private terminalProgress (total: int) : IProgress<int> option =
@@ -48,16 +51,28 @@ let private terminalProgress (total: int) : IProgress<int> option =
 
 /// Runs the command; returns the exit code (2 for bad arguments, with a one-line reason on stderr).
 let run (args: ParseResults<ShapesArgs>) : int =
+    let classes =
+        match args.TryGetResult Classes with
+        | None
+        | Some "shapes" -> Ok ShapesClasses.Shapes
+        | Some "symbols" -> Ok ShapesClasses.Symbols
+        | Some other -> Error other
+
     let options =
         ShapesOptions(
             args.GetResult Out,
             Train = args.GetResult(Train, 1500),
             Val = args.GetResult(Val, 200),
             Size = args.GetResult(Size, 160),
-            Seed = args.GetResult(Seed, 0)
+            Seed = args.GetResult(Seed, 0),
+            Classes = Result.defaultValue ShapesClasses.Shapes classes
         )
 
     Errors.run (fun () ->
+        match classes with
+        | Error other -> raise (ArgumentException(sprintf "--classes %s: expected shapes or symbols" other))
+        | Ok _ -> ()
+
         options.Validate()
 
         let s =

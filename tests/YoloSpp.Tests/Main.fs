@@ -37,6 +37,7 @@ let allTests () =
             Training.TrainTests.tests
             Training.ValidationLossTests.tests
             Training.EmaPatienceTests.tests
+            Training.FineTuneTests.tests
             NativeSafetyTests.tests
             HostMemoryTests.tests
             ConvGuardTests.tests

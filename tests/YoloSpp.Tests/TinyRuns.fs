@@ -40,7 +40,10 @@ type Tiny =
             ?seed: int,
             ?ema: bool,
             ?patience: int,
-            ?autoAnchor: bool
+            ?autoAnchor: bool,
+            ?freeze: int,
+            ?fineTune: bool,
+            ?decayGroups: YoloSpp.DecayGroups
         ) : TrainOptions =
         TrainOptions(
             Cfg = cfg,
@@ -66,5 +69,8 @@ type Tiny =
             Seed = defaultArg seed 0,
             Ema = defaultArg ema false,
             Patience = Option.toNullable patience,
-            AutoAnchor = defaultArg autoAnchor false
+            AutoAnchor = defaultArg autoAnchor false,
+            Freeze = Option.toNullable freeze,
+            FineTune = defaultArg fineTune false,
+            DecayGroups = Option.toNullable decayGroups
         )

@@ -22,6 +22,16 @@ public enum ShapesBackground
     Flat,
 }
 
+/// <summary>The classes a shapes dataset draws.</summary>
+public enum ShapesClasses
+{
+    /// <summary>circle, square, triangle, star, ring: the demo's five.</summary>
+    Shapes = 0,
+    /// <summary>cross, arrow, hexagon, diamond: a second dataset with other classes (to fine-tune a model trained on
+    /// the first).</summary>
+    Symbols = 1,
+}
+
 /// <summary>A split of the shapes dataset.</summary>
 public enum ShapesSplit
 {
@@ -51,6 +61,11 @@ public sealed record ShapesOptions(string OutputDirectory)
     public int MaxObjects { get; init; } = 6;
     /// <summary>Probability that an image holds no object (default 0.05).</summary>
     public double EmptyFraction { get; init; } = 0.05;
+    /// <summary>The classes drawn (default <see cref="ShapesClasses.Shapes"/>).</summary>
+    public ShapesClasses Classes { get; init; }
+
+    /// <summary>The class names in label order.</summary>
+    public IReadOnlyList<string> ClassNames => Shapes.NamesOf((int)Classes);
 
     /// <summary>Throws <see cref="ArgumentException"/> with a one-line reason when an option is out of range.</summary>
     public void Validate()
@@ -63,6 +78,7 @@ public sealed record ShapesOptions(string OutputDirectory)
         if (JpegQuality is < 1 or > 100) throw new ArgumentException($"JPEG quality {JpegQuality} must be in 1..100");
         if (MaxObjects < 1) throw new ArgumentException($"at most {MaxObjects} objects an image: must be at least 1");
         if (EmptyFraction is < 0 or > 1 || double.IsNaN(EmptyFraction)) throw new ArgumentException($"empty fraction {EmptyFraction} must be in [0, 1]");
+        if (!Enum.IsDefined(Classes)) throw new ArgumentException($"unknown class set {(int)Classes}");
     }
 }
 
@@ -102,7 +118,7 @@ public sealed record ShapesSummary(
 
 /// <summary>The embedded default dataset: synthetic shapes (circle, square, triangle, star, ring) on textured
 /// backgrounds in the YOLO layout the reference trains on (the README's "The shapes dataset" describes the generator).</summary>
-public static class ShapesDataset
+public static partial class ShapesDataset
 {
     /// <summary>Bumped whenever the drawing changes, so that an old folder is regenerated rather than reused.</summary>
     public const int Version = 1;
@@ -164,10 +180,10 @@ public static class ShapesDataset
 
         AtomicFile.WriteAllText(Path.Combine(dir, "train.txt"), ImageList(ShapesSplit.Train, options.Train));
         AtomicFile.WriteAllText(Path.Combine(dir, "val.txt"), ImageList(ShapesSplit.Val, options.Val));
-        AtomicFile.WriteAllText(Path.Combine(dir, "shapes.names"), string.Concat(Shapes.ClassNames.Select(n => n + "\n")));
+        AtomicFile.WriteAllText(Path.Combine(dir, "shapes.names"), string.Concat(options.ClassNames.Select(n => n + "\n")));
         // paths relative to the .data file's folder
         AtomicFile.WriteAllText(Path.Combine(dir, DataFileName),
-            $"classes={Shapes.ClassNames.Length}\ntrain=train.txt\nvalid=val.txt\nnames=shapes.names\n");
+            $"classes={options.ClassNames.Count}\ntrain=train.txt\nvalid=val.txt\nnames=shapes.names\n");
         AtomicFile.WriteAllText(Path.Combine(dir, ManifestFile), manifest.ToJson());
         return Summarise(dir, options, reused: false, clock.Elapsed);
     }
@@ -214,19 +230,20 @@ public static class ShapesDataset
 
         var placed = new List<PixelBox>();
         var list = new List<ShapesObject>();
+        var kinds = Shapes.Kinds((int)o.Classes);
         int n = rng.NextDouble() < o.EmptyFraction ? 0 : rng.Next(1, o.MaxObjects + 1);
         for (int k = 0; k < n; k++)
         {
             for (int attempt = 0; attempt < PlacementTries; attempt++)
             {
-                var shape = Propose(rng, s);
+                var shape = Propose(rng, s, kinds);
                 var box = Shapes.Clip(s, shape.Box);
                 if (box.Area < MinVisible * shape.Box.Area || box.Width < 3 || box.Height < 3) continue;
                 if (!Shapes.Fits(MaxIou, MaxCovered, placed, box)) continue;
                 var colour = ContrastingColour(rng, MeanColour(bmp, box));
                 DrawShape(canvas, shape, colour);
                 placed.Add(box);
-                list.Add(new ShapesObject((int)shape.Kind, box.X1, box.Y1, box.X2, box.Y2));
+                list.Add(new ShapesObject(Array.IndexOf(kinds, shape.Kind), box.X1, box.Y1, box.X2, box.Y2));
                 break;
             }
         }
@@ -237,18 +254,22 @@ public static class ShapesDataset
 
     sealed record Shape(ShapeKind Kind, double Cx, double Cy, double Radius, double Rotation, double Inner, double[]? Polygon, PixelBox Box);
 
-    static Shape Propose(Random rng, int s)
+    static Shape Propose(Random rng, int s, ShapeKind[] kinds)
     {
-        var kind = (ShapeKind)rng.Next(Shapes.ClassNames.Length);
+        var kind = kinds[rng.Next(kinds.Length)];
         double side = Math.Exp(Lerp(Math.Log(MinSide), Math.Log(MaxSideFraction * s), rng.NextDouble()));
         double r = side / 2;
         double cx = Lerp(r / 2, s - r / 2, rng.NextDouble()), cy = Lerp(r / 2, s - r / 2, rng.NextDouble());
         double rot = rng.NextDouble() * 2 * Math.PI;
-        // ring: an annulus of random thickness; star: random depth of its notches
+        // ring: an annulus of random thickness; star: random depth of its notches; cross, arrow, diamond: random
+        // width of their arms, shaft and short diagonal
         double inner = kind switch
         {
             ShapeKind.Ring => Lerp(0.4, 0.75, rng.NextDouble()),
             ShapeKind.Star => Lerp(0.38, 0.55, rng.NextDouble()),
+            ShapeKind.Cross => Lerp(0.22, 0.36, rng.NextDouble()),
+            ShapeKind.Arrow => Lerp(0.18, 0.3, rng.NextDouble()),
+            ShapeKind.Diamond => Lerp(0.45, 0.7, rng.NextDouble()),
             _ => 0,
         };
         double[]? poly = kind switch
@@ -256,6 +277,10 @@ public static class ShapesDataset
             ShapeKind.Square => Shapes.RegularPolygon(4, cx, cy, r, rot),
             ShapeKind.Triangle => Shapes.RegularPolygon(3, cx, cy, r, rot),
             ShapeKind.Star => Shapes.Star(cx, cy, r, inner, rot),
+            ShapeKind.Cross => Shapes.Cross(cx, cy, r, inner, rot),
+            ShapeKind.Arrow => Shapes.Arrow(cx, cy, r, inner, rot),
+            ShapeKind.Hexagon => Shapes.RegularPolygon(6, cx, cy, r, rot),
+            ShapeKind.Diamond => Shapes.Diamond(cx, cy, r, inner, rot),
             _ => null,
         };
         // the box of the rotated geometry itself, not of the circle around it
@@ -392,79 +417,4 @@ public static class ShapesDataset
     static double Lerp(double a, double b, double t) => a + (b - a) * t;
 
     // ---- the folder ----
-
-    sealed record Manifest(int Version, int Train, int Val, int Size, int Seed, int JpegQuality, string Background, int MaxObjects, double EmptyFraction)
-    {
-        static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-
-        public static Manifest Of(ShapesOptions o) =>
-            new(ShapesDataset.Version, o.Train, o.Val, o.Size, o.Seed, o.JpegQuality, o.Background.ToString().ToLowerInvariant(), o.MaxObjects, o.EmptyFraction);
-
-        public string ToJson() => JsonSerializer.Serialize(this, Json) + "\n";
-
-        public static Manifest? TryRead(string path)
-        {
-            try { return JsonSerializer.Deserialize<Manifest>(File.ReadAllText(path), Json); }
-            catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException) { return null; }
-        }
-    }
-
-    static bool IsComplete(string dir, ShapesOptions o, Manifest expected)
-    {
-        var path = Path.Combine(dir, ManifestFile);
-        if (!File.Exists(path) || Manifest.TryRead(path) != expected) return false;
-        foreach (var f in new[] { "train.txt", "val.txt", "shapes.names", DataFileName })
-            if (!File.Exists(Path.Combine(dir, f))) return false;
-        foreach (var (split, count) in new[] { (ShapesSplit.Train, o.Train), (ShapesSplit.Val, o.Val) })
-            for (int i = 0; i < count; i++)
-                if (!File.Exists(Path.Combine(dir, ImagePath(split, i))) || !File.Exists(Path.Combine(dir, LabelPath(split, i))))
-                    return false;
-        return true;
-    }
-
-    /// Deletes numbered files beyond the new count (left by a larger earlier dataset) and temp files of an
-    /// interrupted run; nothing else in the folder is touched.
-    static void RemoveStale(string dir, ShapesSplit split, int count)
-    {
-        foreach (var (sub, ext) in new[] { ("images", ".jpg"), ("labels", ".txt") })
-        {
-            var folder = Path.Combine(dir, sub, SplitName(split));
-            foreach (var f in Directory.EnumerateFiles(folder))
-            {
-                var name = Path.GetFileName(f);
-                if (name.Length == 6 + ext.Length && name.EndsWith(ext, StringComparison.Ordinal)
-                    && int.TryParse(name.AsSpan(0, 6), NumberStyles.None, CultureInfo.InvariantCulture, out var idx))
-                {
-                    if (idx >= count) File.Delete(f);
-                }
-                else if (name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal)) File.Delete(f);
-            }
-        }
-    }
-
-    /// Counts from the label files, so that a reused folder and a fresh one are summarised the same way.
-    static ShapesSummary Summarise(string dir, ShapesOptions o, bool reused, TimeSpan elapsed)
-    {
-        var perClass = new int[Shapes.ClassNames.Length];
-        var perSize = new int[3];
-        int empty = 0;
-        foreach (var (split, count) in new[] { (ShapesSplit.Train, o.Train), (ShapesSplit.Val, o.Val) })
-            for (int i = 0; i < count; i++)
-            {
-                int rows = 0;
-                foreach (var line in File.ReadLines(Path.Combine(dir, LabelPath(split, i))))
-                {
-                    var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                    if (f.Length != 5) continue;
-                    rows++;
-                    perClass[int.Parse(f[0], CultureInfo.InvariantCulture)]++;
-                    double w = double.Parse(f[3], CultureInfo.InvariantCulture) * o.Size;
-                    double h = double.Parse(f[4], CultureInfo.InvariantCulture) * o.Size;
-                    perSize[(int)Shapes.SizeBucketOf(new PixelBox(0, 0, w, h))]++;
-                }
-                if (rows == 0) empty++;
-            }
-        return new ShapesSummary(dir, Path.Combine(dir, DataFileName), o.Train, o.Val, empty,
-            Shapes.ClassNames, perClass, perSize, reused, elapsed);
-    }
 }

@@ -62,10 +62,21 @@ public static class DarknetWeights
     /// file name) only modules before the cutoff are read and extra bytes are allowed.
     /// </summary>
     /// <exception cref="InvalidInputException">The file ends early (naming the layer) or has surplus bytes.</exception>
-    public static DarknetHeader Load(DarkNet model, string path, int? cutoff = null)
+    public static DarknetHeader Load(DarkNet model, string path, int? cutoff = null) => Read(model, path, cutoff, prefix: false).Header;
+
+    /// <summary>
+    /// Loads a .weights file that may hold only the first modules (a backbone saved with a cutoff, as Darknet's
+    /// <c>partial</c> writes <c>darknet53.conv.74</c>), whatever its name: the file may end after any convolution, and
+    /// the second value says how many modules, from module 0, it filled (the network's count when it held
+    /// them all). A file that ends inside a convolution's arrays is an error naming the layer.
+    /// </summary>
+    internal static (DarknetHeader Header, int Modules) LoadPrefix(DarkNet model, string path, int? cutoff) =>
+        Read(model, path, cutoff, prefix: true);
+
+    static (DarknetHeader Header, int Modules) Read(DarkNet model, string path, int? cutoff, bool prefix)
     {
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such weights file");
-        if (cutoff is null && Path.GetFileName(path) == "darknet53.conv.74") cutoff = Darknet53Cutoff;
+        cutoff ??= CutoffOf(Path.GetFileName(path));
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 16) throw new InvalidInputException(path, $"{bytes.Length} bytes is too short for a Darknet weights header");
         var major = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(0));
@@ -78,8 +89,15 @@ public static class DarknetWeights
         long offset = header.Size;
         var defs = model.Cfg.Modules.ToArray();
         using var _ = no_grad();
+        int modules = Math.Min(cutoff ?? int.MaxValue, model.Modules.Count);
         foreach (var (index, conv, bn) in Convs(model, cutoff ?? int.MaxValue))
         {
+            // a backbone file ends where its last convolution ends: the modules before this one are filled
+            if (prefix && offset == bytes.Length && index > 0)
+            {
+                modules = index;
+                break;
+            }
             foreach (var (what, t) in Arrays(conv, bn))
             {
                 long n = t.numel();
@@ -101,7 +119,17 @@ public static class DarknetWeights
         if (cutoff is null && offset != bytes.Length)
             throw new InvalidInputException(path,
                 $"{bytes.Length - offset} surplus bytes after the last convolution: the file does not fit this cfg");
-        return header;
+        return (header, modules);
+    }
+
+    /// <summary>The cutoff a file name gives: 75 for <c>darknet53.conv.74</c> (as the reference), N for Darknet's
+    /// other partial files <c>NAME.conv.N</c> (e.g. <c>yolov3-tiny.conv.15</c>); null otherwise.</summary>
+    internal static int? CutoffOf(string fileName)
+    {
+        if (fileName == "darknet53.conv.74") return Darknet53Cutoff;
+        var at = fileName.LastIndexOf(".conv.", StringComparison.Ordinal);
+        return at >= 0 && int.TryParse(fileName.AsSpan(at + 6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n : null;
     }
 
     /// <summary>

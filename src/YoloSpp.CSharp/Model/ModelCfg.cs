@@ -36,6 +36,9 @@ public sealed class DarknetConfig
     public int NumClasses => Core.Modules.Select(m => m.Layer).OfType<Cfg.Layer.Yolo>().Select(y => y.Item.Classes).FirstOrDefault();
     /// <summary>Whether the network begins with yolov3-spp's Darknet-53 backbone, module for module (see <see cref="YoloSpp.Training.TrainSteps.Model"/>).</summary>
     public bool HasDarknet53Backbone => Topology.hasDarknet53Backbone(Core);
+    /// <summary>How many modules, from module 0, make the network's backbone: up to the last shortcut before the
+    /// first route or yolo layer (75 for yolov3-spp, Darknet-53's; 27 for shapes-spp); null when there is none.</summary>
+    public int? BackboneModules => CfgGraph.backboneModules(Core) is { } n ? n.Value : null;
 
     /// <summary>The same network with [net] width and height set to <paramref name="size"/> (a multiple of the grid stride).</summary>
     public DarknetConfig WithImageSize(int size)

@@ -36,11 +36,17 @@ public static class ModelWeights
         if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a weights file");
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such weights file");
         var name = Path.GetFileName(path).ToLowerInvariant();
-        if (name.EndsWith(".weights") || name == "darknet53.conv.74" || name.Contains(".conv."))
+        if (name.EndsWith(".weights") || DarknetWeights.CutoffOf(name) is not null)
         {
-            DarknetWeights.Load(model, path);
-            var all = model.state_dict().Keys.ToArray();
-            return new LoadReport(all, Array.Empty<(string, string)>(), Array.Empty<string>());
+            // a backbone-only file (darknet53.conv.74, or any .weights that ends after a convolution) fills the
+            // modules it holds; the rest keep their initial values, reported as for any other format
+            var (_, modules) = DarknetWeights.LoadPrefix(model, path, DarknetWeights.CutoffOf(Path.GetFileName(path)));
+            var loaded = new List<string>();
+            var skipped = new List<(string, string)>();
+            foreach (var key in model.state_dict().Keys)
+                if (ModuleOf(key) < modules) loaded.Add(key);
+                else skipped.Add((key, $"absent: the file holds modules 0..{modules - 1}"));
+            return new LoadReport(loaded, skipped, Array.Empty<string>());
         }
         if (CheckpointFile.IsCheckpoint(path)) return CheckpointFile.LoadModel(path, model);
         using var scope = NewDisposeScope();
@@ -63,6 +69,14 @@ public static class ModelWeights
                 $"does not fit the cfg: {report.Skipped.Count} tensors not loaded, first {name} ({reason})");
         }
         return report;
+    }
+
+    /// <summary>The module index of a state-dict name (<c>module_list.N.…</c>).</summary>
+    static int ModuleOf(string key)
+    {
+        var parts = key.Split('.');
+        return parts.Length > 1 && int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            ? n : int.MaxValue;
     }
 
     static Dictionary<string, Tensor> ReadPyTorch(string path)

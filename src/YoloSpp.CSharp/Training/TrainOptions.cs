@@ -23,6 +23,9 @@ public sealed record TrainOptions
     /// <summary>The optimizer; null for the one the hyperparameters name (<c>optimizer:</c>, SGD when absent): the
     /// <c>shapes</c> recipe trains with Adam, the <c>reference</c> one with SGD.</summary>
     public OptimizerKind? Optimizer { get; init; }
+    /// <summary>Which parameters weight decay applies to; null for the optimizer's own: every parameter with SGD (the
+    /// reference's), convolution weights only with Adam and AdamW (yolov5's groups).</summary>
+    public DecayGroups? DecayGroups { get; init; }
     /// <summary>Starting weights: a checkpoint (.ckpt) to resume, or .weights/.pt/.safetensors to start from; null for random init.</summary>
     public string? Weights { get; init; }
     /// <summary>Epochs to train (when resuming from a checkpoint that already has more, this many more).</summary>
@@ -40,6 +43,21 @@ public sealed record TrainOptions
     /// <summary>When starting from pretrained weights on a network with yolov3-spp's Darknet-53 backbone, freeze that
     /// backbone (modules 0..74) as the reference does (see <see cref="TrainSteps.Model"/>).</summary>
     public bool FreezeBackbone { get; init; } = true;
+    /// <summary>Freeze modules 0..N − 1 of the network whatever it starts from (yolov5's <c>--freeze N</c>; 0 freezes
+    /// nothing, overriding <see cref="FreezeBackbone"/>), or <see cref="Backbone"/> for the network's backbone
+    /// (<see cref="DarknetConfig.BackboneModules"/>). Null: the rules of <see cref="FreezeBackbone"/> and
+    /// <see cref="FreezeLayers"/>.</summary>
+    public int? Freeze { get; init; }
+    /// <summary>The value of <see cref="Freeze"/> that freezes the network's backbone, whatever its length.</summary>
+    public const int Backbone = -1;
+    /// <summary>With a checkpoint (.ckpt) as <see cref="Weights"/>: start a new run from its weights (the model it
+    /// evaluates with, the weight average where it has one) instead of resuming it: epoch 0, a new optimizer, other
+    /// data and classes allowed (the tensors whose sizes differ, such as the predictors of another class count,
+    /// start from their initial values, as with any pretrained weights).</summary>
+    public bool FineTune { get; init; }
+
+    /// <summary>Whether this run resumes <see cref="Weights"/> (a checkpoint, without <see cref="FineTune"/>).</summary>
+    internal bool Resumes => !string.IsNullOrEmpty(Weights) && CheckpointFile.IsCheckpoint(Weights) && !FineTune;
     /// <summary>Device: "auto" (default: CUDA when available, else the CPU), "cpu", "cuda", "cuda:1"… An explicit
     /// CUDA device falls back to the CPU with a notice when absent.</summary>
     public string Device { get; init; } = YoloSpp.Platform.Backend.AutoDevice;
@@ -133,6 +151,9 @@ public sealed record TrainOptions
         if (Epochs < 1) throw new ArgumentException($"--epochs {Epochs} must be >= 1");
         if (Accumulate is < 1) throw new ArgumentException($"--accumulate {Accumulate} must be >= 1");
         if (EvalBatchSize is < 1) throw new ArgumentException($"eval batch size {EvalBatchSize} must be >= 1");
+        if (Freeze is < Backbone) throw new ArgumentException($"--freeze {Freeze} must be a module count >= 0, or backbone");
+        if (FineTune && string.IsNullOrEmpty(Weights))
+            throw new ArgumentException("--fine-tune starts from a checkpoint's weights: give it with --weights");
         if (Patience is < 1) throw new ArgumentException($"--patience {Patience} must be >= 1 (epochs without a better mAP)");
         if (TimeLimit is { } t && !(t > TimeSpan.Zero))
             throw new ArgumentException($"--time-limit {t.TotalMinutes:G6} must be > 0 minutes (a run with no time trains nothing)");

@@ -26,8 +26,7 @@ public static partial class TrainSteps
     /// </summary>
     internal static (string Folder, bool Reuse) RequestedOutput(TrainOptions o)
     {
-        var ckptDir = !string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights)
-            ? Path.GetDirectoryName(Path.GetFullPath(o.Weights)) : null;
+        var ckptDir = o.Resumes ? Path.GetDirectoryName(Path.GetFullPath(o.Weights!)) : null;
         var folder = o.OutputDir ?? ckptDir ?? TrainOptions.DefaultOutputDir;
         bool own = ckptDir is not null && string.Equals(Path.GetFullPath(folder).TrimEnd('/', '\\'), ckptDir.TrimEnd('/', '\\'), StringComparison.Ordinal);
         return (folder, o.ExistOk || own);

@@ -184,7 +184,7 @@ public static partial class TrainSteps
         log = MainRankLog(comm, log);
         manual_seed(o.Seed);
         var config = ModelCfg.LoadOrTopology(o.Cfg, data.NumClasses);
-        bool resuming = !string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights);
+        bool resuming = o.Resumes;
         // yolov5's check_anchors before training (and with --autoanchor, new anchors when they fit poorly); a resume
         // keeps the anchors its run chose
         if (!resuming) config = AnchorCheck.Check(config, data.Train, o.ImageSize, o.Seed, data.Hyp.IouThreshold, o.AutoAnchor, o.Data, log);
@@ -199,7 +199,7 @@ public static partial class TrainSteps
                     : $"{o.Cfg} has {model.NumClasses} classes but {o.Data} has {data.NumClasses}: write a matching cfg with `yolospp dataset-cfg`");
             if (!string.IsNullOrEmpty(o.Weights))
             {
-                if (CheckpointFile.IsCheckpoint(o.Weights))
+                if (resuming)
                 {
                     var info = CheckpointFile.ReadInfo(o.Weights);
                     CheckSameCfg(o, info, model.Config, log);
@@ -210,7 +210,7 @@ public static partial class TrainSteps
                 else
                 {
                     log?.Invoke($"{o.Weights}: {ModelWeights.Load(model, o.Weights)}");
-                    if (!o.FreezeLayers && o.FreezeBackbone && model.Config.HasDarknet53Backbone)
+                    if (o.Freeze is null && !o.FreezeLayers && o.FreezeBackbone && model.Config.HasDarknet53Backbone)
                     {
                         ModelWeights.Freeze(model, onlyPredictors: false, lastFrozen: Topology.darknet53Modules - 1);
                         log?.Invoke($"freezing the Darknet-53 backbone (modules 0..{Topology.darknet53Modules - 1}) as the reference does when fine-tuning");
@@ -218,6 +218,7 @@ public static partial class TrainSteps
                 }
             }
             if (o.FreezeLayers) ModelWeights.Freeze(model, onlyPredictors: true);
+            if (!resuming && o.Freeze is { } n) FreezeLeading(model, n == TrainOptions.Backbone ? Backbone(model, o) : n, n == TrainOptions.Backbone, log);
             model.to(device);
             if (comm.Size > 1)
             {
@@ -267,52 +268,7 @@ public static partial class TrainSteps
         if (CfgCheck.difference(trained.ResultValue, current.Core) is not { } diff) return;
         if (o.AllowCfgChange) { log?.Invoke($"{o.Weights}: resuming with a changed cfg (--allow-cfg-change): {diff.Value}"); return; }
         throw new InvalidInputException(o.Cfg,
-            $"differs from the cfg {o.Weights} was trained with: {diff.Value}; resume with the checkpoint's cfg, or pass --allow-cfg-change if the change is meant");
-    }
-
-    /// <summary>Step 3: the optimizer over the trainable parameters, as <see cref="TrainOptions.Optimizer"/> or else the
-    /// hyperparameters' <c>optimizer</c> say: SGD with Nesterov momentum (the reference's: lr0, momentum, weight decay on
-    /// every parameter), or Adam / AdamW as yolov5's <c>--optimizer</c> (lr0, beta1 = momentum, beta2 0.999, weight decay
-    /// on the convolution weights only). Resuming restores a checkpoint's optimizer state.</summary>
-    /// <exception cref="InvalidInputException">The checkpoint being resumed was trained with another optimizer.</exception>
-    public static IOptimizer Optimizer(TrainOptions o, DarkNet model, TrainingData data, Action<string>? log = null)
-    {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(data);
-        var hyp = data.Hyp;
-        var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
-        IOptimizer optimizer = (o.Optimizer ?? hyp.Optimizer) switch
-        {
-            OptimizerKind.Sgd => new Sgd(trainable, hyp.Lr0, momentum: hyp.Momentum, weightDecay: hyp.WeightDecay, nesterov: true),
-            var adam => new Adam(trainable, hyp.Lr0, beta1: hyp.Momentum, weightDecay: hyp.WeightDecay,
-                decoupled: adam == OptimizerKind.AdamW, decays: trainable.Select(Adam.DecaysByDefault)),
-        };
-        try
-        {
-            if (!string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights)) Checkpoint.LoadOptimizer(o.Weights, optimizer);
-            MainRankLog(data.Communicator, log)?.Invoke(Describe(optimizer, hyp));
-            return optimizer;
-        }
-        catch
-        {
-            optimizer.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>The optimizer in one line, as yolov5 prints it: its settings and its parameter groups.</summary>
-    static string Describe(IOptimizer optimizer, HyperParameters hyp)
-    {
-        static string G(double v) => v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture);
-        return optimizer switch
-        {
-            Adam a => $"optimizer: {(a.Decoupled ? "AdamW" : "Adam")}(lr0={G(hyp.Lr0)}, betas=({G(a.Beta1)}, {G(a.Beta2)})) with weight_decay={G(a.WeightDecay)} " +
-                $"on {a.Decays.Count(d => d)} convolution weights, none on {a.Decays.Count(d => !d)} BatchNorm weights and biases",
-            Sgd s => $"optimizer: SGD(lr0={G(hyp.Lr0)}, momentum={G(s.Momentum)}, nesterov={s.Nesterov.ToString().ToLowerInvariant()}) with weight_decay={G(s.WeightDecay)} " +
-                $"on all {s.Parameters.Count} parameters (the reference's)",
-            _ => $"optimizer: {optimizer.Kind}",
-        };
+            $"differs from the cfg {o.Weights} was trained with: {diff.Value}; resume with the checkpoint's cfg, or pass --allow-cfg-change if the change is meant (to train its weights on other data or classes, start a new run from them with --fine-tune)");
     }
 
     /// <summary>Step 4: the reference's compute_loss over the network's yolo layers, with the hyperparameters' gains.</summary>
@@ -340,7 +296,7 @@ public static partial class TrainSteps
         bool main = data.IsMainRank;
         log = MainRankLog(comm, log);
         if (!main) progress = null;
-        var resume = !string.IsNullOrEmpty(o.Weights) && CheckpointFile.IsCheckpoint(o.Weights) ? CheckpointFile.ReadInfo(o.Weights) : null;
+        var resume = o.Resumes ? CheckpointFile.ReadInfo(o.Weights!) : null;
         int startEpoch = resume is null ? 0 : resume.Epoch + 1, epochs = o.Epochs;
         if (resume is not null && epochs < startEpoch)
         {

@@ -5,17 +5,42 @@ module internal YoloSpp.Data.Shapes
 
 open System
 
-/// The five classes, in label order.
+/// Every kind of shape the generator draws: the five of the default set (label order), then the four of the
+/// `symbols` set (a second dataset with other classes, to fine-tune a model trained on the first).
 type ShapeKind =
     | Circle = 0
     | Square = 1
     | Triangle = 2
     | Star = 3
     | Ring = 4
+    | Cross = 5
+    | Arrow = 6
+    | Hexagon = 7
+    | Diamond = 8
 
-/// Class names in label order, as written to shapes.names.
+/// Class names of the default set in label order, as written to shapes.names.
 [<CompiledName("ClassNames")>]
 let classNames = [| "circle"; "square"; "triangle"; "star"; "ring" |]
+
+/// The kinds of a class set in label order: 0 the default five, 1 the symbols (cross, arrow, hexagon, diamond).
+[<CompiledName("Kinds")>]
+let kinds (set: int) : ShapeKind[] =
+    match set with
+    | 0 ->
+        [|
+            ShapeKind.Circle
+            ShapeKind.Square
+            ShapeKind.Triangle
+            ShapeKind.Star
+            ShapeKind.Ring
+        |]
+    | 1 -> [| ShapeKind.Cross; ShapeKind.Arrow; ShapeKind.Hexagon; ShapeKind.Diamond |]
+    | _ -> invalidArg (nameof set) (sprintf "unknown class set %d" set)
+
+/// The class names of a class set in label order.
+[<CompiledName("NamesOf")>]
+let namesOf (set: int) : string[] =
+    kinds set |> Array.map (fun k -> (string k).ToLowerInvariant())
 
 /// COCO's object size buckets (pycocotools' areaRng): small < 32², medium 32²..96², large > 96² pixels.
 type SizeBucket =
@@ -76,6 +101,64 @@ let star (cx: float) (cy: float) (radius: float) (innerRatio: float) (rotation: 
             yield cx + r * cos a
             yield cy + r * sin a
     |]
+
+/// Points (u, v) of a shape's own frame (|u|, |v| <= 1) scaled by `radius`, rotated by `rotation` and moved to
+/// (cx, cy), as x0, y0, x1, y1, ...
+let private place (uv: (float * float) list) (cx: float) (cy: float) (radius: float) (rotation: float) : float[] =
+    let c, s = cos rotation, sin rotation
+
+    uv
+    |> List.collect (fun (u, v) -> [ cx + radius * (u * c - v * s); cy + radius * (u * s + v * c) ])
+    |> Array.ofList
+
+/// The 12 vertices of a plus-shaped cross reaching `radius` from (cx, cy), its arms `2 * arm * radius` wide.
+[<CompiledName("Cross")>]
+let cross (cx: float) (cy: float) (radius: float) (arm: float) (rotation: float) : float[] =
+    let a = arm
+
+    place
+        [
+            -a, -1.0
+            a, -1.0
+            a, -a
+            1.0, -a
+            1.0, a
+            a, a
+            a, 1.0
+            -a, 1.0
+            -a, a
+            -1.0, a
+            -1.0, -a
+            -a, -a
+        ]
+        cx
+        cy
+        radius
+        rotation
+
+/// The 7 vertices of an arrow from -radius to +radius along its axis: a shaft of half-width `shaft * radius`, then
+/// from 0.2 · radius a head of half-width 0.6 · radius.
+[<CompiledName("Arrow")>]
+let arrow (cx: float) (cy: float) (radius: float) (shaft: float) (rotation: float) : float[] =
+    place
+        [
+            -1.0, -shaft
+            0.2, -shaft
+            0.2, -0.6
+            1.0, 0.0
+            0.2, 0.6
+            0.2, shaft
+            -1.0, shaft
+        ]
+        cx
+        cy
+        radius
+        rotation
+
+/// The 4 vertices of a rhombus: its long diagonal 2 · radius, its short one 2 · aspect · radius.
+[<CompiledName("Diamond")>]
+let diamond (cx: float) (cy: float) (radius: float) (aspect: float) (rotation: float) : float[] =
+    place [ 0.0, -1.0; aspect, 0.0; 0.0, 1.0; -aspect, 0.0 ] cx cy radius rotation
 
 /// The tight box of a polygon's vertices (x0, y0, x1, y1, ...): a filled polygon's pixels reach exactly its extreme
 /// vertices, so this is the box of the drawn shape, not of the circle around it.

@@ -56,3 +56,20 @@ let yoloLayers (cfg: NetCfg) : int list =
 /// A yolo layer's anchors in pixels: anchors[mask].
 let maskedAnchors (y: YoloCfg) : (float * float) list =
     y.Mask |> List.map (fun i -> y.Anchors.[i])
+
+/// The modules of the cfg's backbone, counted from module 0: up to the last shortcut before the first route or
+/// yolo layer (where the head starts reading earlier outputs); yolov3-spp's is Darknet-53's 75 modules, shapes-spp's
+/// its first 27. None when the cfg has no shortcut before its head (no residual backbone to name).
+let internal backboneModules (cfg: NetCfg) : int option =
+    cfg.Modules
+    |> List.takeWhile (fun m ->
+        match m.Layer with
+        | Route _
+        | Yolo _ -> false
+        | _ -> true)
+    |> List.filter (fun m ->
+        match m.Layer with
+        | Shortcut _ -> true
+        | _ -> false)
+    |> List.tryLast
+    |> Option.map (fun m -> m.Index + 1)

@@ -345,6 +345,37 @@ let tests =
                         Expect.floatClose { absolute = 1e-5; relative = 1e-4 } x y "epoch mean loss")
             }
 
+            test "mpirun -np 2 with --ema and --patience: every rank stops after the same epoch, the checkpoint holds the average and why" {
+                withMpirun (fun () ->
+                    let dir = TestUtil.fixtureDir "yolospp-ddp-ema-"
+                    let data = sameLabelsData dir 10
+                    let cfg = cfgFor dir
+                    // a validation folder without labels: mAP is -1 at every epoch, never better than the start
+                    let unlabelled = Directory.CreateDirectory(Path.Combine(dir, "plain-val")).FullName
+
+                    for f in Directory.GetFiles(Path.Combine(dir, "data", "images", "val")) do
+                        File.Copy(f, Path.Combine(unlabelled, Path.GetFileName f))
+
+                    let d = DataFiles.ReadData data
+                    let data2 = Path.Combine(dir, "novalid.data")
+                    File.WriteAllText(data2, sprintf "classes=5\ntrain=%s\nvalid=%s\nnames=%s\n" d.Train unlabelled d.NamesFile)
+
+                    let code, out, _ =
+                        underMpiIn dir 2 (trainArgs data2 cfg "run" 2 [ "--epochs"; "6"; "--ema"; "true"; "--patience"; "2" ]) (TimeSpan.FromMinutes 3.0)
+
+                    // a rank that went on alone would wait forever in its next all-reduce: the launch ends, code 0
+                    Expect.equal code 0 out
+                    Expect.equal (out.Split("mAP@0.5: ").Length - 1) 1 "rank 0's summary, once"
+                    let run = Path.Combine(dir, "run")
+                    Expect.equal (File.ReadAllLines(Path.Combine(run, "results.txt")).Length) 2 "epochs 0 and 1, then stop"
+                    let info = CheckpointFile.ReadInfo(Path.Combine(run, "last.ckpt"))
+                    Expect.stringContains info.StopReason "no better mAP@0.5:0.95 for 2 epochs" "recorded"
+                    // 5 images per rank, batch 2: 2 steps an epoch, each updating the average on every rank
+                    Expect.equal info.EmaUpdates (Nullable 4L) "the average's updates"
+                    use z = IO.Compression.ZipFile.OpenRead(Path.Combine(run, "last.ckpt"))
+                    Expect.isNotNull (z.GetEntry "train_model.safetensors") "the trained weights beside the average")
+            }
+
             test "mpirun -np 2: a rank whose training fails prints its error with its rank and ends the launch" {
                 withMpirun (fun () ->
                     let dir = TestUtil.fixtureDir "yolospp-ddp-fail-"
