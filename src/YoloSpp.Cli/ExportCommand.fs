@@ -15,6 +15,7 @@ open YoloSpp.Training
 open YoloSpp.Platform
 
 let private defaults = OnnxExportOptions()
+let private nmsDefaults = OnnxNmsOptions()
 
 let private calibrationImages = 64
 
@@ -33,6 +34,12 @@ type ExportArgs =
     | Int8 of images: string
     | Calibration_Images of int
     | Reduce_Range
+    | Nms
+    | Conf of threshold: string
+    | Iou of threshold: float
+    | Max_Det of int
+    | Agnostic_Nms
+    | Single_Label
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -56,6 +63,13 @@ type ExportArgs =
                     OnnxExport.MinInt8Opset
             | Calibration_Images _ -> sprintf "images of --int8 to calibrate on, spread over it (default %d)" calibrationImages
             | Reduce_Range -> "with --int8: 7-bit weights, for CPUs without VNNI (AVX2, early AVX-512), where 8-bit ones can saturate"
+            | Nms ->
+                "end the graph with non-maximum suppression: a second output 'detections' [N, 7] (batch index, x1, y1, x2, y2 in input pixels, score, class), final boxes from any ONNX runtime"
+            | Conf _ -> sprintf "with --nms: score threshold (default %g), or best: the checkpoint's best-F1 confidence" nmsDefaults.ConfThreshold
+            | Iou _ -> sprintf "with --nms: IoU threshold of the suppression (default %g)" nmsDefaults.IouThreshold
+            | Max_Det _ -> sprintf "with --nms: detections kept per image (default %d)" nmsDefaults.MaxDetections
+            | Agnostic_Nms -> "with --nms: one NMS over all classes, each box with its best class"
+            | Single_Label -> "with --nms: only each box's best class is a candidate (default: every class above the threshold, as the reference)"
 
 /// Runs the command; returns the exit code (2 for bad input, naming the file or option).
 let run (args: ParseResults<ExportArgs>) : int =
@@ -84,6 +98,16 @@ let run (args: ParseResults<ExportArgs>) : int =
         then
             raise (ArgumentException "--calibration-images and --reduce-range go with --int8")
 
+        if
+            not (args.Contains Nms)
+            && (args.Contains Conf
+                || args.Contains Iou
+                || args.Contains Max_Det
+                || args.Contains Agnostic_Nms
+                || args.Contains Single_Label)
+        then
+            raise (ArgumentException "--conf, --iou, --max-det, --agnostic-nms and --single-label go with --nms")
+
         Backend.Initialize()
         let weights = args.GetResult Weights
 
@@ -105,6 +129,30 @@ let run (args: ParseResults<ExportArgs>) : int =
                     size |> Option.defaultValue (struct (trained.ImageSize, trained.ImageSize))
 
                 OnnxInt8Options.LoadCalibrationImages(source, h, w, args.GetResult(Calibration_Images, calibrationImages))
+
+        let bestConfidence =
+            trained.Checkpoint
+            |> Option.ofObj
+            |> Option.bind (fun c -> Option.ofNullable c.BestConfidence)
+            |> Option.toNullable
+
+        let nmsConf () =
+            match args.TryGetResult Conf with
+            | None -> nmsDefaults.ConfThreshold
+            | Some "best" ->
+                if bestConfidence.HasValue then
+                    bestConfidence.Value
+                else
+                    raise (
+                        InvalidInputException(
+                            weights,
+                            "--conf best: the model has no recorded best confidence (a checkpoint of a run that evaluated records one)"
+                        )
+                    )
+            | Some text ->
+                match Double.TryParse(text, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+                | true, v -> v
+                | _ -> raise (ArgumentException(sprintf "--conf %s: expected a number in [0, 1] or best" text))
 
         let options =
             OnnxExportOptions(
@@ -130,7 +178,19 @@ let run (args: ParseResults<ExportArgs>) : int =
                     (trained.Checkpoint
                      |> Option.ofObj
                      |> Option.bind (fun c -> Option.ofNullable c.ImageSize)
-                     |> Option.toNullable)
+                     |> Option.toNullable),
+                BestConfidence = bestConfidence,
+                Nms =
+                    (if args.Contains Nms then
+                         OnnxNmsOptions(
+                             nmsConf (),
+                             args.GetResult(Iou, nmsDefaults.IouThreshold),
+                             args.GetResult(Max_Det, nmsDefaults.MaxDetections),
+                             Agnostic = args.Contains Agnostic_Nms,
+                             MultiLabel = not (args.Contains Single_Label)
+                         )
+                     else
+                         null)
             )
 
         let output = args.GetResult Output
@@ -170,5 +230,18 @@ let run (args: ParseResults<ExportArgs>) : int =
                       else
                           ""))
             (float (FileInfo(output).Length) / 1e6)
+
+        match options.Nms with
+        | null -> ()
+        | n ->
+            printfn
+                "nms in the graph: output %s [N, 7] (batch index, x1, y1, x2, y2 in input pixels, score, class); conf %g, IoU %g, at most %d per image, %s"
+                OnnxExport.DetectionsOutputName
+                n.ConfThreshold
+                n.IouThreshold
+                n.MaxDetections
+                (if n.Agnostic then "one NMS over all classes"
+                 elif n.MultiLabel then "per class, every class above conf"
+                 else "per class, each box's best class")
 
         0)

@@ -71,6 +71,7 @@ let allTests () =
             Training.RunTests.tests
             Export.OnnxTests.tests
             Export.OnnxBackendTests.tests
+            Export.OnnxNmsTests.tests
             Export.OnnxInt8Tests.tests
             Distributed.CommunicatorTests.tests
             Distributed.DataParallelTests.tests

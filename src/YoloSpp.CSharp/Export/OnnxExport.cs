@@ -43,6 +43,10 @@ public sealed record OnnxExportOptions
     /// <summary>Write an int8 model (QDQ form), calibrated on these images; needs <see cref="Fuse"/> and an opset of
     /// at least <see cref="OnnxExport.MinInt8Opset"/>. Null (default): float32.</summary>
     public OnnxInt8Options? Int8 { get; init; }
+    /// <summary>End the graph with non-maximum suppression: a second output <c>detections</c> [N, 7] (batch index, x1,
+    /// y1, x2, y2 in input pixels, score, class) beside <c>prediction</c>, so that any ONNX runtime gives final boxes;
+    /// the settings and the letterbox rule go into the metadata. Null (default): no NMS in the graph.</summary>
+    public OnnxNmsOptions? Nms { get; init; }
 }
 
 /// <summary>
@@ -112,6 +116,7 @@ public static partial class OnnxExport
             throw new ArgumentException($"{names.Length} class names for a network of {model.NumClasses} classes", nameof(options));
         if (options.Int8 is not null && !options.Fuse)
             throw new ArgumentException("an int8 export folds the BatchNorms: it cannot keep BatchNormalization nodes (Fuse = false)", nameof(options));
+        options.Nms?.Validate();
         if (options.Int8 is not null && options.Opset < MinInt8Opset)
             throw new ArgumentException($"an int8 export needs opset {MinInt8Opset} or higher (per-channel DequantizeLinear), not {options.Opset}", nameof(options));
 
@@ -220,6 +225,7 @@ public static partial class OnnxExport
         long? rows = grids?.Select((gr, k) => net.YoloLayers[k].NumAnchors * gr.Ny * gr.Nx).Sum();
         g.Output(decoded.Count == 1 ? g.Node("Identity", [decoded[0]], OnnxRuntimeNetwork.OutputName, output: OnnxRuntimeNetwork.OutputName)
             : g.Node("Concat", decoded.ToArray(), OnnxRuntimeNetwork.OutputName, output: OnnxRuntimeNetwork.OutputName, Attr.Int("axis", 1)), rows, no);
+        if (options.Nms is { } nms) g.DetectionsOutput(NmsTail(g, OnnxRuntimeNetwork.OutputName, net.NumClasses, nms));
         if (options.RawOutput)
             g.Output(raw.Count == 1 ? g.Node("Identity", [raw[0]], RawOutputName, output: RawOutputName)
                 : g.Node("Concat", raw.ToArray(), RawOutputName, output: RawOutputName, Attr.Int("axis", 1)), rows, no);
@@ -333,7 +339,7 @@ public static partial class OnnxExport
             var v = a.data<float>().ToArray();
             return Enumerable.Range(0, y.NumAnchors).Select(k => new[] { (double)v[2 * k], v[2 * k + 1] }).ToArray();
         }).ToArray();
-        return new Dictionary<string, string>
+        var meta = new Dictionary<string, string>
         {
             [OnnxRuntimeNetwork.MetadataKeys.Names] = JsonSerializer.Serialize(names),
             [OnnxRuntimeNetwork.MetadataKeys.ImageSize] = options.ImageSize is { } s ? JsonSerializer.Serialize(new[] { s.Height, s.Width }) : "null",
@@ -344,8 +350,25 @@ public static partial class OnnxExport
             [OnnxRuntimeNetwork.MetadataKeys.BestConfidence] = options.BestConfidence is { } c ? JsonSerializer.Serialize(c) : "null",
             [OnnxRuntimeNetwork.MetadataKeys.Layout] = $"{OnnxRuntimeNetwork.OutputName}: [batch, rows, 5 + nc] = x, y, w, h (input pixels, box centre and size), " +
                 "objectness, class scores (sigmoid; confidence = objectness x class score); rows by head (strides " +
-                string.Join(", ", model.YoloLayers.Select(y => y.Stride)) + "), anchor, grid row, grid column",
+                string.Join(", ", model.YoloLayers.Select(y => y.Stride)) + "), anchor, grid row, grid column" +
+                (options.Nms is null ? "" : $"; {DetectionsOutputName}: [N, 7] = batch index, x1, y1, x2, y2 (input pixels), score, class, by batch index and descending score"),
         };
+        if (options.Nms is { } nms)
+        {
+            meta[NmsMetadataKey] = JsonSerializer.Serialize(new
+            {
+                conf_thres = nms.ConfThreshold,
+                iou_thres = nms.IouThreshold,
+                max_det = nms.MaxDetections,
+                agnostic = nms.Agnostic,
+                multi_label = nms.MultiLabel && !nms.Agnostic,
+            });
+            meta[LetterboxMetadataKey] = "the input is the image resized by r = min(input height / image height, input width / image width) " +
+                "(for a dynamic input: the long side to the chosen size, the short side padded to a multiple of 32), at pad_left, pad_top " +
+                "(any padding; yolospp pads both sides evenly, a plain right/bottom padding works as well); " +
+                "a box of detections maps back to the image as x = (x_input - pad_left) / r, y = (y_input - pad_top) / r";
+        }
+        return meta;
     }
 
     /// <summary>Attribute builders.</summary>
@@ -375,6 +398,21 @@ public static partial class OnnxExport
 
         public string Node(string op, string[] inputs, string name, params AttributeProto[] attributes) =>
             Node(op, inputs, name, null, attributes);
+
+        /// <summary>A node of several outputs (name:0, name:1, …).</summary>
+        public string[] Nodes(string op, string[] inputs, string name, int outputs, params AttributeProto[] attributes)
+        {
+            var node = new NodeProto { OpType = op, Name = Unique(name) };
+            node.Input.Add(inputs);
+            var names = Enumerable.Range(0, outputs).Select(k => $"{name}:{k}").ToArray();
+            node.Output.Add(names);
+            node.Attribute.Add(attributes);
+            _graph.Node.Add(node);
+            return names;
+        }
+
+        /// <summary>The opset written.</summary>
+        public int Opset => options.Opset;
 
         public string Node(string op, string[] inputs, string name, string? output, params AttributeProto[] attributes)
         {
@@ -436,6 +474,10 @@ public static partial class OnnxExport
 
         public void Output(string name, long? rows, int no) =>
             _graph.Output.Add(Value(name, Dim(Batch, "batch"), Dim(rows, "rows"), Dim(no, "")));
+
+        /// <summary>The NMS output: [detections, 7].</summary>
+        public void DetectionsOutput(string name) =>
+            _graph.Output.Add(Value(name, Dim(null, "detections"), Dim(7, "")));
 
         public ModelProto ToModel(IReadOnlyDictionary<string, string> metadata)
         {

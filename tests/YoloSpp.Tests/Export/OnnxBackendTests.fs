@@ -193,7 +193,7 @@ let private backendTests =
                 Expect.equal (evalMap "onnxruntime" onnx) (evalMap "torchsharp" weights) "the same mAP line"
             }
 
-            test "examples/OnnxRuntimeOnly (plain ONNX Runtime, no YoloSpp) finds the detector's best detection" {
+            test "examples/OnnxRuntimeOnly (plain ONNX Runtime, no YoloSpp, no post-processing) finds the detector's best detection" {
                 let dir, _, _, images = demo.Force()
 
                 let dll =
@@ -202,13 +202,27 @@ let private backendTests =
                 if not (File.Exists dll) then
                     failtestf "%s is not built (dotnet fsi build.fsx build)" dll
 
-                let model = Path.Combine(dir, "demo.onnx")
+                // the example reads the NMS output: a model exported with --nms at the detector's thresholds
+                let model = Path.Combine(dir, "demo-nms.onnx")
+
+                OnnxExport.Export(
+                    Path.Combine(dir, "demo.safetensors"),
+                    model,
+                    OnnxExportOptions(ClassNames = Shapes.classNames, Nms = OnnxNmsOptions(0.3, 0.6, 100)),
+                    cfg = Path.Combine(TestUtil.repoRoot, "cfg", "shapes-spp.cfg")
+                )
 
                 let code, out, err =
-                    BuildTests.runProcess "dotnet" [ dll; model; images[1]; "0.3"; "128" ] TestUtil.repoRoot
+                    BuildTests.runProcess "dotnet" [ dll; model; images[1]; "128" ] TestUtil.repoRoot
 
                 Expect.equal code 0 (out + err)
                 Expect.stringContains out "input 128x128" "the long side at the given size"
+                // a model without the NMS output is refused, saying how to export one
+                let code2, _, err2 =
+                    BuildTests.runProcess "dotnet" [ dll; Path.Combine(dir, "demo.onnx"); images[1]; "128" ] TestUtil.repoRoot
+
+                Expect.equal code2 2 "refused"
+                Expect.stringContains err2 "--nms" "says how"
 
                 use detector =
                     Detector.Load(null, model, null, DetectorOptions(ImageSize = 128, ConfThreshold = 0.3), backend = InferenceBackend.OnnxRuntime)

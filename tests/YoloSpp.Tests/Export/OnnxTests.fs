@@ -165,7 +165,7 @@ let private tinyModel () =
     m
 
 /// A Python that imports onnx (python3 on the PATH, else the system's /usr/bin/python3), or None.
-let private pythonOnnx =
+let pythonOnnx =
     lazy
         ([ "python3"; "/usr/bin/python3" ]
          |> List.tryFind (fun python ->
@@ -179,7 +179,7 @@ let private pythonOnnx =
              with _ ->
                  false))
 
-let private checker (python: string) (path: string) =
+let checker (python: string) (path: string) =
     let script =
         "import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); print('ok')"
 
