@@ -41,10 +41,18 @@ type DetectArgs =
     | Save_Conf
     | Save_Json
     | Save_Crop
+    | Slice of pixels: int
+    | Overlap of float
+    | Slice_Merge of string
+    | Whole_Image of bool
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Slice _ -> EvalCommand.Slicing.sliceUsage
+            | Overlap _ -> EvalCommand.Slicing.overlapUsage
+            | Slice_Merge _ -> EvalCommand.Slicing.mergeUsage
+            | Whole_Image _ -> EvalCommand.Slicing.wholeImageUsage
             | Max_Pixels _ -> EvalCommand.maxPixelsUsage
             | Cfg _ -> ModelOptions.cfgUsage
             | Weights _ -> ModelOptions.weightsUsage
@@ -201,8 +209,19 @@ let run (args: ParseResults<DetectArgs>) : int =
                     | true, x -> false, x
                     | _ -> raise (ArgumentException(sprintf "--conf %s: expected a number in [0, 1] or best" v))
 
+            let slice, overlap, sliceMerge, whole =
+                EvalCommand.Slicing.settings
+                    (args.TryGetResult Slice)
+                    (args.TryGetResult Overlap)
+                    (args.TryGetResult Slice_Merge)
+                    (args.TryGetResult Whole_Image)
+
             let options =
                 DetectorOptions(
+                    Slice = slice,
+                    SliceOverlap = overlap,
+                    SliceMerge = sliceMerge,
+                    SliceWholeImage = whole,
                     ImageSize = Option.toNullable (args.TryGetResult Img_Size),
                     UseBestConfidence = best,
                     ConfThreshold = conf,

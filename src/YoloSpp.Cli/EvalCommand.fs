@@ -32,6 +32,33 @@ let maxPixelsUsage =
         "refuse images with more pixels than this, read from their header before decoding (default %s, the size PIL refuses as a decompression bomb)"
         (RgbImage.DefaultMaxPixels.ToString("N0"))
 
+/// `--slice`, `--overlap`, `--slice-merge` and `--whole-image` of detect and eval.
+module Slicing =
+    let sliceUsage =
+        "sliced inference for small objects in large images (as SAHI): tiles of N pixels a side, each letterboxed to --img-size, run as batches with the whole image; their boxes mapped back and merged"
+
+    let overlapUsage =
+        "with --slice: how much neighbouring tiles overlap, a fraction of the tile side (default 0.2)"
+
+    let mergeUsage =
+        "with --slice: nmm (SAHI's greedy merging of boxes mostly inside one another, per class; the default) or nms"
+
+    let wholeImageUsage = "with --slice: also detect on the whole image (default true)"
+
+    /// The slicing settings given: (tile side, overlap, merge, whole image); the others need --slice.
+    let settings (slice: int option) (overlap: float option) (merge: string option) (whole: bool option) =
+        if slice.IsNone && (overlap.IsSome || merge.IsSome || whole.IsSome) then
+            raise (ArgumentException "--overlap, --slice-merge and --whole-image go with --slice")
+
+        let kind =
+            match merge with
+            | None
+            | Some "nmm" -> SliceMerge.Nmm
+            | Some "nms" -> SliceMerge.Nms
+            | Some other -> raise (ArgumentException(sprintf "--slice-merge %s: expected nmm or nms" other))
+
+        Option.toNullable slice, defaultArg overlap 0.2, kind, defaultArg whole true
+
 let backendUsage =
     "torchsharp (default) or onnxruntime: --weights is then a model `yolospp export` wrote (CPU; it carries its cfg and names)"
 
@@ -50,11 +77,21 @@ type EvalArgs =
     | Device of name: string
     | Backend of BackendChoice
     | Max_Pixels of int64
+    | Slice of pixels: int
+    | Overlap of float
+    | Slice_Merge of string
+    | Whole_Image of bool
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
             | Max_Pixels _ -> maxPixelsUsage
+            | Slice _ ->
+                Slicing.sliceUsage
+                + " (each image through the detector, the same COCO evaluation)"
+            | Overlap _ -> Slicing.overlapUsage
+            | Slice_Merge _ -> Slicing.mergeUsage
+            | Whole_Image _ -> Slicing.wholeImageUsage
             | Cfg _ -> ModelOptions.cfgUsage
             | Weights _ -> ModelOptions.weightsUsage
             | Data _ -> ".data file: the valid list is evaluated, class names from its names file"
@@ -116,8 +153,45 @@ let run (args: ParseResults<EvalArgs>) : int =
         | Some s when s.Errors.Count = 0 -> Errors.printWarnings s.Warnings
         | _ -> ()
 
+        let slice, overlap, sliceMerge, whole =
+            Slicing.settings (args.TryGetResult Slice) (args.TryGetResult Overlap) (args.TryGetResult Slice_Merge) (args.TryGetResult Whole_Image)
+
         let r, size =
             match toBackend (args.GetResult(Backend, Torchsharp)) with
+            | backend when slice.HasValue ->
+                // the detector's sliced inference at the evaluation's thresholds, image by image
+                let detectorOptions =
+                    DetectorOptions(
+                        ImageSize = Option.toNullable (args.TryGetResult Img_Size),
+                        ConfThreshold = options.ConfThreshold,
+                        IouThreshold = options.IouThreshold,
+                        MultiLabel = options.MultiLabel,
+                        MaxDetections = options.MaxDetections,
+                        Merge = options.Merge,
+                        Device = args.GetResult(Device, Backend.AutoDevice),
+                        Slice = slice,
+                        SliceOverlap = overlap,
+                        SliceMerge = sliceMerge,
+                        SliceWholeImage = whole
+                    )
+
+                use detector =
+                    Detector.Load(
+                        Option.toObj (args.TryGetResult Cfg),
+                        weights,
+                        (if
+                             weights.EndsWith(".ckpt", StringComparison.OrdinalIgnoreCase)
+                             || backend = InferenceBackend.OnnxRuntime
+                         then
+                             null
+                         else
+                             dataFile.NamesFile),
+                        detectorOptions,
+                        ModelOptions.notice,
+                        backend
+                    )
+
+                Evaluator.Evaluate(detector, dataPath), detector.ImageSize
             | InferenceBackend.OnnxRuntime ->
                 // the model's training size (export records a checkpoint's) unless told otherwise
                 let size =

@@ -19,6 +19,10 @@ type ShapesArgs =
     | Size of int
     | Seed of int
     | Classes of set: string
+    | Height of int
+    | Min_Object of pixels: float
+    | Max_Object of pixels: float
+    | Max_Objects of int
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -28,6 +32,10 @@ type ShapesArgs =
             | Val _ -> "validation images (default 200)"
             | Size _ -> "image side in pixels, a multiple of 32 and at least 64 (default 160)"
             | Seed _ -> "dataset seed; the same seed gives byte-identical files (default 0)"
+            | Height _ -> "image height when it differs from --size (the width): a multiple of 32, at least 64"
+            | Min_Object _ -> "smallest object side in pixels (default 8)"
+            | Max_Object _ -> "largest object side in pixels (default 45 % of the shorter image side)"
+            | Max_Objects _ -> "most objects an image holds (default 6)"
             | Classes _ ->
                 "shapes (circle, square, triangle, star, ring: the demo's; the default) or symbols (cross, arrow, hexagon, diamond: other classes, to fine-tune a model trained on the first)"
 
@@ -65,7 +73,11 @@ let run (args: ParseResults<ShapesArgs>) : int =
             Val = args.GetResult(Val, 200),
             Size = args.GetResult(Size, 160),
             Seed = args.GetResult(Seed, 0),
-            Classes = Result.defaultValue ShapesClasses.Shapes classes
+            Classes = Result.defaultValue ShapesClasses.Shapes classes,
+            Height = Option.toNullable (args.TryGetResult Height),
+            MinObject = args.GetResult(Min_Object, 8.0),
+            MaxObject = Option.toNullable (args.TryGetResult Max_Object),
+            MaxObjects = args.GetResult(Max_Objects, 6)
         )
 
     Errors.run (fun () ->
@@ -92,7 +104,7 @@ let run (args: ParseResults<ShapesArgs>) : int =
                 s.TrainImages
                 s.ValImages
                 options.Size
-                options.Size
+                options.CanvasHeight
                 options.Seed
                 s.Elapsed.TotalSeconds
 

@@ -21,6 +21,7 @@ let allTests () =
             propertyList "properties.iou" Geometry.IouProperties.properties
             propertyList "properties.targets-loss" Training.TargetLossProperties.properties
             propertyList "properties.pyfloat" Data.PyFloatTests.properties
+            propertyList "properties.slicing" Detection.SlicingTests.properties
             testList
                 "core"
                 [
@@ -72,6 +73,7 @@ let allTests () =
             Export.OnnxTests.tests
             Export.OnnxBackendTests.tests
             Export.OnnxNmsTests.tests
+            Detection.SlicingTests.tests
             Export.OnnxInt8Tests.tests
             Distributed.CommunicatorTests.tests
             Distributed.DataParallelTests.tests

@@ -63,6 +63,18 @@ public sealed record ShapesOptions(string OutputDirectory)
     public double EmptyFraction { get; init; } = 0.05;
     /// <summary>The classes drawn (default <see cref="ShapesClasses.Shapes"/>).</summary>
     public ShapesClasses Classes { get; init; }
+    /// <summary>Image height in pixels when it differs from the width (<see cref="Size"/>): a multiple of 32, at least
+    /// 64; null (default): square.</summary>
+    public int? Height { get; init; }
+    /// <summary>The smallest object side in pixels (default 8; sides are drawn log-uniformly).</summary>
+    public double MinObject { get; init; } = 8;
+    /// <summary>The largest object side in pixels; null (default): 45 % of the image's shorter side.</summary>
+    public double? MaxObject { get; init; }
+
+    /// <summary>The image height: <see cref="Height"/>, else <see cref="Size"/>.</summary>
+    public int CanvasHeight => Height ?? Size;
+    /// <summary>The largest object side in pixels: <see cref="MaxObject"/>, else 45 % of the shorter side.</summary>
+    public double LargestObject => MaxObject ?? 0.45 * Math.Min(Size, CanvasHeight);
 
     /// <summary>The class names in label order.</summary>
     public IReadOnlyList<string> ClassNames => Shapes.NamesOf((int)Classes);
@@ -79,6 +91,10 @@ public sealed record ShapesOptions(string OutputDirectory)
         if (MaxObjects < 1) throw new ArgumentException($"at most {MaxObjects} objects an image: must be at least 1");
         if (EmptyFraction is < 0 or > 1 || double.IsNaN(EmptyFraction)) throw new ArgumentException($"empty fraction {EmptyFraction} must be in [0, 1]");
         if (!Enum.IsDefined(Classes)) throw new ArgumentException($"unknown class set {(int)Classes}");
+        if (Height is { } h && (h < 64 || h % Cfg.GridStride != 0)) throw new ArgumentException($"--height {h} must be a multiple of {Cfg.GridStride} and at least 64");
+        if (!(MinObject >= 3)) throw new ArgumentException($"--min-object {MinObject} must be at least 3 pixels");
+        if (!(LargestObject >= MinObject) || LargestObject > Math.Min(Size, CanvasHeight))
+            throw new ArgumentException($"--max-object {LargestObject} must be at least --min-object ({MinObject}) and fit the image");
     }
 }
 
@@ -88,13 +104,20 @@ public sealed record ShapesObject(int Class, double X1, double Y1, double X2, do
 {
     /// <summary>The label row of the YOLO layout: <c>class cx cy w h</c> normalised by the image side, 6 decimals.</summary>
     public string LabelRow(int size) => Shapes.LabelRow(Class, size, new PixelBox(X1, Y1, X2, Y2));
+
+    /// <summary>The label row in a width × height image (x normalised by the width, y by the height).</summary>
+    public string LabelRow(int width, int height) => Shapes.LabelRowOf(Class, width, height, new PixelBox(X1, Y1, X2, Y2));
 }
 
 /// <summary>A rendered image of the shapes dataset before JPEG encoding.</summary>
 /// <param name="Size">Side in pixels.</param>
 /// <param name="Rgba">Pixels, row-major, 4 bytes (R, G, B, A = 255) each.</param>
 /// <param name="Objects">The objects in drawing order (later ones occlude earlier ones).</param>
-public sealed record ShapesImage(int Size, byte[] Rgba, IReadOnlyList<ShapesObject> Objects);
+public sealed record ShapesImage(int Size, byte[] Rgba, IReadOnlyList<ShapesObject> Objects)
+{
+    /// <summary>Height in pixels (<see cref="Size"/> is the width); the same as it for a square image.</summary>
+    public int Height { get; init; } = Size;
+}
 
 /// <summary>What <see cref="ShapesDataset.Generate"/> produced (or found already there).</summary>
 /// <param name="Directory">The dataset folder (absolute).</param>
@@ -129,8 +152,8 @@ public static partial class ShapesDataset
     /// <summary>The .data file's name inside the dataset folder.</summary>
     public const string DataFileName = "shapes.data";
 
-    // box sides log-uniform from 8 px to 45 % of the image side, overlap up to IoU 0.35 (the generator's specification)
-    const double MinSide = 8.0, MaxSideFraction = 0.45, MaxIou = 0.35;
+    // box sides log-uniform from MinObject (8 px) to MaxObject (45 % of the image side), overlap up to IoU 0.35 (the generator's specification)
+    const double MaxIou = 0.35;
     // an earlier object may be at most half hidden by later ones (see Shapes.fits)
     const double MaxCovered = 0.5;
     // at most a quarter of an object's diameter may leave the image, and 60 % of its box must stay inside
@@ -171,7 +194,7 @@ public static partial class ShapesDataset
             var (jpeg, objects) = RenderJpeg(options, split, index);
             AtomicFile.WriteAllBytes(Path.Combine(dir, ImagePath(split, index)), jpeg);
             var rows = new StringBuilder();
-            foreach (var o in objects) rows.Append(o.LabelRow(options.Size)).Append('\n');
+            foreach (var o in objects) rows.Append(o.LabelRow(options.Size, options.CanvasHeight)).Append('\n');
             AtomicFile.WriteAllText(Path.Combine(dir, LabelPath(split, index)), rows.ToString());
             progress?.Report(Interlocked.Increment(ref done));
         });
@@ -194,7 +217,7 @@ public static partial class ShapesDataset
     {
         options.Validate();
         using var bmp = Draw(options, split, index, out var objects);
-        return new ShapesImage(options.Size, CopyPixels(bmp), objects);
+        return new ShapesImage(options.Size, CopyPixels(bmp), objects) { Height = options.CanvasHeight };
     }
 
     /// <summary>The image's path relative to the dataset folder, e.g. images/train/000042.jpg.</summary>
@@ -223,10 +246,10 @@ public static partial class ShapesDataset
     static SKBitmap Draw(ShapesOptions o, ShapesSplit split, int index, out IReadOnlyList<ShapesObject> objects)
     {
         var rng = new Random(Shapes.ImageSeed(o.Seed, (int)split, index));
-        int s = o.Size;
-        var bmp = new SKBitmap(new SKImageInfo(s, s, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        int s = o.Size, sh = o.CanvasHeight;
+        var bmp = new SKBitmap(new SKImageInfo(s, sh, SKColorType.Rgba8888, SKAlphaType.Opaque));
         using var canvas = new SKCanvas(bmp);
-        DrawBackground(canvas, bmp, s, rng, o.Background);
+        DrawBackground(canvas, bmp, s, sh, rng, o.Background);
 
         var placed = new List<PixelBox>();
         var list = new List<ShapesObject>();
@@ -236,8 +259,8 @@ public static partial class ShapesDataset
         {
             for (int attempt = 0; attempt < PlacementTries; attempt++)
             {
-                var shape = Propose(rng, s, kinds);
-                var box = Shapes.Clip(s, shape.Box);
+                var shape = Propose(rng, s, sh, kinds, o.MinObject, o.LargestObject);
+                var box = Shapes.ClipTo(s, sh, shape.Box);
                 if (box.Area < MinVisible * shape.Box.Area || box.Width < 3 || box.Height < 3) continue;
                 if (!Shapes.Fits(MaxIou, MaxCovered, placed, box)) continue;
                 var colour = ContrastingColour(rng, MeanColour(bmp, box));
@@ -254,12 +277,12 @@ public static partial class ShapesDataset
 
     sealed record Shape(ShapeKind Kind, double Cx, double Cy, double Radius, double Rotation, double Inner, double[]? Polygon, PixelBox Box);
 
-    static Shape Propose(Random rng, int s, ShapeKind[] kinds)
+    static Shape Propose(Random rng, int w, int h, ShapeKind[] kinds, double minSide, double maxSide)
     {
         var kind = kinds[rng.Next(kinds.Length)];
-        double side = Math.Exp(Lerp(Math.Log(MinSide), Math.Log(MaxSideFraction * s), rng.NextDouble()));
+        double side = Math.Exp(Lerp(Math.Log(minSide), Math.Log(maxSide), rng.NextDouble()));
         double r = side / 2;
-        double cx = Lerp(r / 2, s - r / 2, rng.NextDouble()), cy = Lerp(r / 2, s - r / 2, rng.NextDouble());
+        double cx = Lerp(r / 2, w - r / 2, rng.NextDouble()), cy = Lerp(r / 2, h - r / 2, rng.NextDouble());
         double rot = rng.NextDouble() * 2 * Math.PI;
         // ring: an annulus of random thickness; star: random depth of its notches; cross, arrow, diamond: random
         // width of their arms, shaft and short diagonal
@@ -311,7 +334,7 @@ public static partial class ShapesDataset
         canvas.DrawPath(path, paint);
     }
 
-    static void DrawBackground(SKCanvas canvas, SKBitmap bmp, int s, Random rng, ShapesBackground kind)
+    static void DrawBackground(SKCanvas canvas, SKBitmap bmp, int s, int sh, Random rng, ShapesBackground kind)
     {
         var c1 = RandomColour(rng);
         if (kind == ShapesBackground.Flat)
@@ -321,12 +344,12 @@ public static partial class ShapesDataset
         }
         // a gradient between two related colours in a random direction
         var c2 = Jitter(rng, c1, 100);
-        double a = rng.NextDouble() * 2 * Math.PI, h = s / 2.0;
-        var p0 = new SKPoint((float)(h - Math.Cos(a) * h), (float)(h - Math.Sin(a) * h));
-        var p1 = new SKPoint((float)(h + Math.Cos(a) * h), (float)(h + Math.Sin(a) * h));
+        double a = rng.NextDouble() * 2 * Math.PI, h = s / 2.0, hy = sh / 2.0;
+        var p0 = new SKPoint((float)(h - Math.Cos(a) * h), (float)(hy - Math.Sin(a) * hy));
+        var p1 = new SKPoint((float)(h + Math.Cos(a) * h), (float)(hy + Math.Sin(a) * hy));
         using (var shader = SKShader.CreateLinearGradient(p0, p1, new[] { c1, c2 }, null, SKShaderTileMode.Clamp))
         using (var paint = new SKPaint { Shader = shader })
-            canvas.DrawRect(0, 0, s, s, paint);
+            canvas.DrawRect(0, 0, s, sh, paint);
 
         // blurred blobs: soft, so that they never read as a crisp circle
         if (rng.NextDouble() < 0.7)
@@ -335,9 +358,9 @@ public static partial class ShapesDataset
             for (int i = 0; i < blobs; i++)
             {
                 var col = Jitter(rng, c1, 140).WithAlpha((byte)rng.Next(60, 161));
-                float bx = (float)(rng.NextDouble() * s), by = (float)(rng.NextDouble() * s);
-                float rx = (float)(Lerp(0.1, 0.5, rng.NextDouble()) * s), ry = (float)(Lerp(0.1, 0.5, rng.NextDouble()) * s);
-                float sigma = (float)(Lerp(0.03, 0.1, rng.NextDouble()) * s);
+                float bx = (float)(rng.NextDouble() * s), by = (float)(rng.NextDouble() * sh);
+                float rx = (float)(Lerp(0.1, 0.5, rng.NextDouble()) * s), ry = (float)(Lerp(0.1, 0.5, rng.NextDouble()) * sh);
+                float sigma = (float)(Lerp(0.03, 0.1, rng.NextDouble()) * Math.Min(s, sh));
                 using var blur = SKMaskFilter.CreateBlur(SKBlurStyle.Normal, sigma);
                 using var paint = new SKPaint { IsAntialias = true, Color = col, MaskFilter = blur };
                 canvas.DrawOval(bx, by, rx, ry, paint);
@@ -350,8 +373,8 @@ public static partial class ShapesDataset
             for (int i = 0; i < lines; i++)
             {
                 var col = RandomColour(rng).WithAlpha((byte)rng.Next(90, 256));
-                float x0 = (float)(rng.NextDouble() * s), y0 = (float)(rng.NextDouble() * s);
-                float x1 = (float)(rng.NextDouble() * s), y1 = (float)(rng.NextDouble() * s);
+                float x0 = (float)(rng.NextDouble() * s), y0 = (float)(rng.NextDouble() * sh);
+                float x1 = (float)(rng.NextDouble() * s), y1 = (float)(rng.NextDouble() * sh);
                 using var paint = new SKPaint { IsAntialias = true, Color = col, StrokeWidth = (float)Lerp(1, 3, rng.NextDouble()), Style = SKPaintStyle.Stroke };
                 canvas.DrawLine(x0, y0, x1, y1, paint);
             }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using PixelBox = YoloSpp.Data.Shapes.PixelBox;
 
 namespace YoloSpp.Data;
@@ -7,15 +8,19 @@ namespace YoloSpp.Data;
 // the dataset folder's bookkeeping: the manifest that makes a folder reusable, stale files, the summary
 public static partial class ShapesDataset
 {
-    // Classes only when not the default set: the default dataset's manifest stays as it was (its folders are reused)
+    // the newer settings only when not their defaults: the default dataset's manifest stays as it was (its folders are reused)
     sealed record Manifest(int Version, int Train, int Val, int Size, int Seed, int JpegQuality, string Background, int MaxObjects, double EmptyFraction,
-        [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Classes = null)
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Classes = null,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Height = null,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MinObject = null,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MaxObject = null)
     {
         static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
         public static Manifest Of(ShapesOptions o) =>
             new(ShapesDataset.Version, o.Train, o.Val, o.Size, o.Seed, o.JpegQuality, o.Background.ToString().ToLowerInvariant(), o.MaxObjects, o.EmptyFraction,
-                o.Classes == ShapesClasses.Shapes ? null : o.Classes.ToString().ToLowerInvariant());
+                o.Classes == ShapesClasses.Shapes ? null : o.Classes.ToString().ToLowerInvariant(),
+                o.Height is { } h && h != o.Size ? h : null, o.MinObject == 8 ? null : o.MinObject, o.MaxObject);
 
         public string ToJson() => JsonSerializer.Serialize(this, Json) + "\n";
 
@@ -76,7 +81,7 @@ public static partial class ShapesDataset
                     rows++;
                     perClass[int.Parse(f[0], CultureInfo.InvariantCulture)]++;
                     double w = double.Parse(f[3], CultureInfo.InvariantCulture) * o.Size;
-                    double h = double.Parse(f[4], CultureInfo.InvariantCulture) * o.Size;
+                    double h = double.Parse(f[4], CultureInfo.InvariantCulture) * o.CanvasHeight;
                     perSize[(int)Shapes.SizeBucketOf(new PixelBox(0, 0, w, h))]++;
                 }
                 if (rows == 0) empty++;

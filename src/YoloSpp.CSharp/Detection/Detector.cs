@@ -44,6 +44,21 @@ public sealed record DetectorOptions
     /// <summary>One NMS over all classes (yolov5's <c>--agnostic-nms</c>): a box suppresses overlapping boxes of other
     /// classes too. Default false.</summary>
     public bool AgnosticNms { get; init; }
+    /// <summary>Sliced inference for small objects in large images (as SAHI): the image is cut into tiles of this many
+    /// pixels a side, overlapping by <see cref="SliceOverlap"/>, each letterboxed to the input size; the tiles (and,
+    /// with <see cref="SliceWholeImage"/>, the whole image) run as batches and their detections are mapped back and
+    /// merged (<see cref="SliceMerge"/>). Null (default): the whole image at once.</summary>
+    public int? Slice { get; init; }
+    /// <summary>How much neighbouring tiles overlap, a fraction of the tile side in [0, 1). Default 0.2.</summary>
+    public double SliceOverlap { get; init; } = 0.2;
+    /// <summary>Also detect on the whole image (letterboxed to the input size), for the large objects a tile cuts.
+    /// Default true.</summary>
+    public bool SliceWholeImage { get; init; } = true;
+    /// <summary>How the tiles' detections are merged: SAHI's greedy non-maximum merging (default) or NMS.</summary>
+    public SliceMerge SliceMerge { get; init; } = SliceMerge.Nmm;
+    /// <summary>The merge's match threshold: intersection over the smaller box (NMM) or IoU (NMS) above this matches.
+    /// Default 0.5, SAHI's.</summary>
+    public double SliceMatchThreshold { get; init; } = 0.5;
 
     /// <summary>Checks the image size when one is given (a positive multiple of <see cref="DarkNet.GridStride"/>), the thresholds (each
     /// in [0, 1]) and the detection cap; throws <see cref="ArgumentException"/> naming the option.</summary>
@@ -53,6 +68,9 @@ public sealed record DetectorOptions
         Thresholds.Check(ConfThreshold, IouThreshold, MaxDetections);
         if (!(DrawThreshold >= 0 && DrawThreshold <= 1)) throw new ArgumentException($"--draw-threshold {DrawThreshold} must be in [0, 1]");
         if (Classes?.FirstOrDefault(k => k < 0, 0) is int bad && bad < 0) throw new ArgumentException($"--classes {bad}: class indices are >= 0");
+        if (Slice is < 1) throw new ArgumentException($"--slice {Slice} must be a tile side in pixels >= 1");
+        if (!(SliceOverlap >= 0 && SliceOverlap < 1)) throw new ArgumentException($"--overlap {SliceOverlap} must be in [0, 1)");
+        if (!(SliceMatchThreshold >= 0 && SliceMatchThreshold <= 1)) throw new ArgumentException($"slice match threshold {SliceMatchThreshold} must be in [0, 1]");
     }
 
     /// <summary>Checks <see cref="Classes"/> against the model's class count.</summary>
@@ -241,6 +259,7 @@ public sealed partial class Detector : IDisposable
     DetectionResult Run(RgbImage image, Stopwatch watch)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Options.Slice is { } tile) return RunSliced(image, tile, watch);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         // a model with a fixed input takes the letterbox to exactly that size (auto = false, as load_onnx_test.py)

@@ -25,6 +25,8 @@ internal sealed class InferenceNetwork : IDisposable
     public Device Device { get; }
     /// <summary>The input size an ONNX model fixes, else null.</summary>
     public (int Height, int Width)? FixedImageSize => _onnx?.FixedImageSize;
+    /// <summary>An ONNX model's fixed batch size, or null.</summary>
+    public int? FixedBatchSize => _onnx?.FixedBatchSize;
     /// <summary>The class names an ONNX model carries, else null.</summary>
     public IReadOnlyList<string>? EmbeddedNames => _onnx?.ClassNames;
     /// <summary>The training image size an ONNX model records, else null.</summary>

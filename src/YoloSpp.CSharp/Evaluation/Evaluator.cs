@@ -100,7 +100,7 @@ public sealed record EvaluationResult(IReadOnlyList<double> Stats, string Summar
 /// back to the original images with scale_coords (max-based gain, as the reference) and rounded, then the
 /// pycocotools-exact COCO evaluation.
 /// </summary>
-public static class Evaluator
+public static partial class Evaluator
 {
     /// <summary>
     /// Evaluates a checkpoint written by training on the <c>valid</c> list of <paramref name="dataPath"/>, as the
@@ -296,6 +296,13 @@ public static class Evaluator
                 }
             }
         }
+        return Result(dataset, detections, classNames, watch);
+    }
+
+    /// <summary>COCO's numbers, the per-class AP and yolov5's validation numbers of <paramref name="detections"/>
+    /// (image ids: indices into <paramref name="dataset"/>) against the dataset's labels.</summary>
+    static EvaluationResult Result(YoloDataset dataset, List<ImageDetection> detections, IReadOnlyList<string>? classNames, Stopwatch watch)
+    {
         var gt = dataset.ToCocoGroundTruth(classNames);
         var detArray = detections.ToArray();
         var result = CocoEval.evaluate(gt, detArray.Select(d => d.ToCoco()).ToArray());

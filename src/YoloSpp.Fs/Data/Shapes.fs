@@ -187,17 +187,22 @@ let circleBox (cx: float) (cy: float) (radius: float) : PixelBox =
         Y2 = cy + radius
     }
 
-/// A box clipped to a size x size image (the label of an object that leaves the image).
-[<CompiledName("Clip")>]
-let clip (size: int) (b: PixelBox) : PixelBox =
-    let c v = Math.Clamp(v, 0.0, float size)
+/// A box clipped to a width x height image.
+[<CompiledName("ClipTo")>]
+let clipTo (width: int) (height: int) (b: PixelBox) : PixelBox =
+    let cx v = Math.Clamp(v, 0.0, float width)
+    let cy v = Math.Clamp(v, 0.0, float height)
 
     {
-        X1 = c b.X1
-        Y1 = c b.Y1
-        X2 = c b.X2
-        Y2 = c b.Y2
+        X1 = cx b.X1
+        Y1 = cy b.Y1
+        X2 = cx b.X2
+        Y2 = cy b.Y2
     }
+
+/// A box clipped to a size x size image (the label of an object that leaves the image).
+[<CompiledName("Clip")>]
+let clip (size: int) (b: PixelBox) : PixelBox = clipTo size size b
 
 /// The area the two boxes share.
 [<CompiledName("Intersection")>]
@@ -233,12 +238,16 @@ let sizeBucket (b: PixelBox) : SizeBucket =
     elif a <= 96.0 * 96.0 then SizeBucket.Medium
     else SizeBucket.Large
 
-/// A label row of the YOLO layout: `class cx cy w h`, normalised by the image size, 6 decimals, invariant culture.
-[<CompiledName("LabelRow")>]
-let labelRow (cls: int) (size: int) (b: PixelBox) : string =
-    let s = float size
+/// The label row of a box in a width x height image (x normalised by the width, y by the height).
+[<CompiledName("LabelRowOf")>]
+let labelRowOf (cls: int) (width: int) (height: int) (b: PixelBox) : string =
+    let w, h = float width, float height
 
     let f (v: float) =
         v.ToString("F6", Globalization.CultureInfo.InvariantCulture)
 
-    sprintf "%d %s %s %s %s" cls (f ((b.X1 + b.X2) / 2.0 / s)) (f ((b.Y1 + b.Y2) / 2.0 / s)) (f (b.Width / s)) (f (b.Height / s))
+    sprintf "%d %s %s %s %s" cls (f ((b.X1 + b.X2) / 2.0 / w)) (f ((b.Y1 + b.Y2) / 2.0 / h)) (f (b.Width / w)) (f (b.Height / h))
+
+/// A label row of the YOLO layout: `class cx cy w h`, normalised by the image size, 6 decimals, invariant culture.
+[<CompiledName("LabelRow")>]
+let labelRow (cls: int) (size: int) (b: PixelBox) : string = labelRowOf cls size size b
