@@ -80,13 +80,13 @@ let private intersection (a: Box) (b: Box) =
     * max 0.0 (min a.Y2 b.Y2 - max a.Y1 b.Y1)
 
 /// Intersection over union of two boxes (0 when both are empty).
-let iou (a: Box) (b: Box) =
+let internal iou (a: Box) (b: Box) =
     let i = intersection a b
     let u = area a + area b - i
     if u > 0.0 then i / u else 0.0
 
 /// Intersection over the smaller box's area, SAHI's IOS (0 when a box is empty).
-let ios (a: Box) (b: Box) =
+let internal ios (a: Box) (b: Box) =
     let m = min (area a) (area b)
     if m > 0.0 then intersection a b / m else 0.0
 
@@ -139,7 +139,7 @@ let merge (kind: Merge) (threshold: float) (agnostic: bool) (boxes: Box[]) : Box
     out.ToArray()
 
 /// A detection of a tile (in the tile's pixels) in the image's pixels.
-let toImage (tile: Tile) (b: Box) : Box =
+let internal toImage (tile: Tile) (b: Box) : Box =
     { b with
         X1 = b.X1 + float tile.X1
         Y1 = b.Y1 + float tile.Y1
