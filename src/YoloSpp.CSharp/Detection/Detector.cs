@@ -181,9 +181,7 @@ public sealed partial class Detector : IDisposable
         YoloSpp.Platform.Backend.Initialize();
         if (backend == InferenceBackend.OnnxRuntime)
         {
-            if (!string.Equals(options.Device, "cpu", StringComparison.OrdinalIgnoreCase) && !string.Equals(options.Device, YoloSpp.Platform.Backend.AutoDevice, StringComparison.OrdinalIgnoreCase))
-                notice?.Invoke($"ONNX Runtime runs on the CPU here; device {options.Device} is not used");
-            var onnx = InferenceNetwork.LoadOnnx(cfgPath, weightsPath, CPU, notice);
+            var onnx = InferenceNetwork.LoadOnnx(cfgPath, weightsPath, OnnxCudaDevice(options.Device), notice);
             try
             {
                 string[] names = namesPath is not null ? DataFiles.ReadNames(namesPath) : onnx.EmbeddedNames!.ToArray();
@@ -207,6 +205,17 @@ public sealed partial class Detector : IDisposable
         var device = YoloSpp.Platform.Backend.ResolveDevice(options.Device, notice);
         var model = InferenceNetwork.FromTrained(trained, device, fuse: true);
         return new Detector(model, classNames, options, trained.ImageSize, backend);
+    }
+
+    /// <summary>The GPU an ONNX Runtime model is asked to run on: N for "cuda:N", 0 for "cuda"; null for the CPU
+    /// and "auto" (ONNX Runtime's CPU build is the one this package brings).</summary>
+    internal static int? OnnxCudaDevice(string device)
+    {
+        if (!device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase)) return null;
+        var colon = device.IndexOf(':');
+        return colon < 0 ? 0
+            : int.TryParse(device.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n
+            : throw new ArgumentException($"--device {device}: expected cpu, cuda or cuda:N");
     }
 
     static DetectorOptions WithBestConfidence(DetectorOptions options, double? best, string weightsPath, Action<string>? notice)

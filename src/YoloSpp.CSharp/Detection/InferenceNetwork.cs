@@ -42,11 +42,14 @@ internal sealed class InferenceNetwork : IDisposable
 
     /// <summary>Loads a model <see cref="YoloSpp.Export.OnnxExport"/> wrote into ONNX Runtime (on the CPU), checked against the cfg's
     /// class count when a cfg is given.</summary>
-    public static InferenceNetwork LoadOnnx(string? cfgPath, string weightsPath, Device device, Action<string>? notice)
+    public static InferenceNetwork LoadOnnx(string? cfgPath, string weightsPath, Device device, Action<string>? notice) =>
+        LoadOnnx(cfgPath, weightsPath, device.type == DeviceType.CUDA ? Math.Max(0, (int)device.index) : null, notice);
+
+    /// <summary>An exported model in ONNX Runtime, on GPU <paramref name="cudaDevice"/> with the CUDA execution
+    /// provider where there is one (else on the CPU, with a notice); null: the CPU.</summary>
+    public static InferenceNetwork LoadOnnx(string? cfgPath, string weightsPath, int? cudaDevice, Action<string>? notice)
     {
-        if (device.type != DeviceType.CPU)
-            notice?.Invoke($"ONNX Runtime runs on the CPU here; {device} is not used");
-        var onnx = OnnxRuntimeNetwork.Load(weightsPath);
+        var onnx = OnnxRuntimeNetwork.Load(weightsPath, 0, cudaDevice, notice);
         try
         {
             if (cfgPath is not null)

@@ -91,23 +91,50 @@ public sealed class OnnxRuntimeNetwork : IDisposable
     /// <param name="path">The .onnx file.</param>
     /// <param name="threads">Intra-op threads; 0 (default): as many as TorchSharp uses.</param>
     /// <exception cref="InvalidInputException">The file is missing, not ONNX, or not a model <see cref="YoloSpp.Export.OnnxExport"/> wrote.</exception>
-    public static OnnxRuntimeNetwork Load(string path, int threads = 0)
+    public static OnnxRuntimeNetwork Load(string path, int threads = 0) => Load(path, threads, null, null);
+
+    /// <summary>Loads an exported model to run on GPU <paramref name="cudaDevice"/> with ONNX Runtime's CUDA execution
+    /// provider, which the <c>Microsoft.ML.OnnxRuntime.Gpu.Linux</c> (or <c>.Gpu.Windows</c>) package brings; where
+    /// that provider or the GPU is missing, the model runs on the CPU and <paramref name="notice"/> says why.</summary>
+    /// <exception cref="InvalidInputException">The file is missing, not ONNX, or not a model <see cref="YoloSpp.Export.OnnxExport"/> wrote.</exception>
+    public static OnnxRuntimeNetwork Load(string path, int threads, int? cudaDevice, Action<string>? notice)
     {
         if (!File.Exists(path)) throw new InvalidInputException(path, "ONNX model not found");
-        var options = new SessionOptions
+        SessionOptions Options() => new()
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             IntraOpNumThreads = threads > 0 ? threads : Math.Max(1, get_num_threads()),
             InterOpNumThreads = 1,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
         };
-        InferenceSession session;
-        try { session = new InferenceSession(path, options); }
-        catch (OnnxRuntimeException e) { throw new InvalidInputException(path, $"ONNX Runtime cannot load it: {e.Message}"); }
-        finally { options.Dispose(); }
-        try { return new OnnxRuntimeNetwork(path, session); }
+        InferenceSession? session = null;
+        bool onGpu = false;
+        if (cudaDevice is { } gpu)
+        {
+            using var cuda = Options();
+            try
+            {
+                cuda.AppendExecutionProvider_CUDA(gpu);
+                session = new InferenceSession(path, cuda);
+                onGpu = true;
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or TypeInitializationException)
+            {
+                notice?.Invoke($"ONNX Runtime's CUDA execution provider is not available here (the Microsoft.ML.OnnxRuntime.Gpu.Linux package brings it, with CUDA and cuDNN): {path} runs on the CPU ({e.Message.Split('\n')[0]})");
+            }
+        }
+        if (session is null)
+        {
+            using var options = Options();
+            try { session = new InferenceSession(path, options); }
+            catch (OnnxRuntimeException e) { throw new InvalidInputException(path, $"ONNX Runtime cannot load it: {e.Message}"); }
+        }
+        try { return new OnnxRuntimeNetwork(path, session) { OnGpu = onGpu }; }
         catch { session.Dispose(); throw; }
     }
+
+    /// <summary>Whether the model runs on a GPU (ONNX Runtime's CUDA execution provider).</summary>
+    public bool OnGpu { get; private init; }
 
     /// <summary>Checks that a batch [batch, channels, height, width] fits the graph's fixed dimensions.</summary>
     /// <exception cref="ArgumentException">It does not; the message names the model and both shapes.</exception>

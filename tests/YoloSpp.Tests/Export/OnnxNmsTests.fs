@@ -205,6 +205,40 @@ let tests =
                     Expect.stringContains err2 "go with --nms" "says why")
             }
 
+            test "ONNX Runtime with --device cuda: the CUDA execution provider where there is one, else the CPU with a notice" {
+                let dir, _, _, images = OnnxBackendTests.demo.Force()
+                let model = Path.Combine(dir, "demo.onnx")
+                use network = OnnxRuntimeNetwork.Load(model, 0, System.Nullable 0, null)
+                let notices = ResizeArray<string>()
+                let options = DetectorOptions(ImageSize = 128, ConfThreshold = 0.3)
+
+                use cuda =
+                    Detector.Load(
+                        null,
+                        model,
+                        null,
+                        DetectorOptions(ImageSize = 128, ConfThreshold = 0.3, Device = "cuda"),
+                        (fun n -> notices.Add n),
+                        InferenceBackend.OnnxRuntime
+                    )
+
+                use cpu = Detector.Load(null, model, null, options, backend = InferenceBackend.OnnxRuntime)
+
+                if network.OnGpu then
+                    Expect.isEmpty notices "on the GPU, nothing to say"
+                else
+                    Expect.exists notices (fun n -> n.Contains "CUDA execution provider is not available here") "says it runs on the CPU"
+
+                let a = cpu.Detect images.[0]
+                let b = cuda.Detect images.[0]
+                Expect.equal b.Count a.Count "the same detections"
+
+                for d, e in Seq.zip a b do
+                    Expect.isLessThan (abs (d.Confidence - e.Confidence)) 1e-4 "the same scores"
+
+                Expect.throwsT<System.ArgumentException> (fun () -> Detector.OnnxCudaDevice "cuda:x" |> ignore) "a bad device"
+            }
+
             test "onnx.checker accepts a model with NMS (python3-onnx); bad NMS settings are refused naming the option" {
                 let dir, cfg, _, _ = OnnxBackendTests.demo.Force()
                 use model = DarkNet.FromCfgFile cfg
