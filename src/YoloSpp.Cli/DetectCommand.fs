@@ -44,6 +44,7 @@ type DetectArgs =
     | Slice of pixels: int
     | Overlap of float
     | Slice_Merge of string
+    | Slice_Match of string
     | Whole_Image of bool
 
     interface IArgParserTemplate with
@@ -52,6 +53,7 @@ type DetectArgs =
             | Slice _ -> EvalCommand.Slicing.sliceUsage
             | Overlap _ -> EvalCommand.Slicing.overlapUsage
             | Slice_Merge _ -> EvalCommand.Slicing.mergeUsage
+            | Slice_Match _ -> EvalCommand.Slicing.matchUsage
             | Whole_Image _ -> EvalCommand.Slicing.wholeImageUsage
             | Max_Pixels _ -> EvalCommand.maxPixelsUsage
             | Cfg _ -> ModelOptions.cfgUsage
@@ -209,11 +211,12 @@ let run (args: ParseResults<DetectArgs>) : int =
                     | true, x -> false, x
                     | _ -> raise (ArgumentException(sprintf "--conf %s: expected a number in [0, 1] or best" v))
 
-            let slice, overlap, sliceMerge, whole =
+            let slice, overlap, sliceMerge, sliceMatch, whole =
                 EvalCommand.Slicing.settings
                     (args.TryGetResult Slice)
                     (args.TryGetResult Overlap)
                     (args.TryGetResult Slice_Merge)
+                    (args.TryGetResult Slice_Match)
                     (args.TryGetResult Whole_Image)
 
             let options =
@@ -221,6 +224,7 @@ let run (args: ParseResults<DetectArgs>) : int =
                     Slice = slice,
                     SliceOverlap = overlap,
                     SliceMerge = sliceMerge,
+                    SliceMatch = sliceMatch,
                     SliceWholeImage = whole,
                     ImageSize = Option.toNullable (args.TryGetResult Img_Size),
                     UseBestConfidence = best,

@@ -41,23 +41,36 @@ module Slicing =
         "with --slice: how much neighbouring tiles overlap, a fraction of the tile side (default 0.2)"
 
     let mergeUsage =
-        "with --slice: nmm (SAHI's greedy merging of boxes mostly inside one another, per class; the default) or nms"
+        "with --slice: nms (a lower-scored box that matches a kept one of its class is dropped; the default) or nmm (SAHI's greedy merging: it is merged into the kept box, their union)"
+
+    let matchUsage =
+        "with --slice: how boxes match when merging: ios (intersection over the smaller box above 0.5, SAHI's: the part of an object cut by a tile edge matches the whole; the default) or iou"
 
     let wholeImageUsage = "with --slice: also detect on the whole image (default true)"
 
-    /// The slicing settings given: (tile side, overlap, merge, whole image); the others need --slice.
-    let settings (slice: int option) (overlap: float option) (merge: string option) (whole: bool option) =
-        if slice.IsNone && (overlap.IsSome || merge.IsSome || whole.IsSome) then
-            raise (ArgumentException "--overlap, --slice-merge and --whole-image go with --slice")
+    /// The slicing settings given: (tile side, overlap, merge, match, whole image); the others need --slice.
+    let settings (slice: int option) (overlap: float option) (merge: string option) (matching: string option) (whole: bool option) =
+        if
+            slice.IsNone
+            && (overlap.IsSome || merge.IsSome || matching.IsSome || whole.IsSome)
+        then
+            raise (ArgumentException "--overlap, --slice-merge, --slice-match and --whole-image go with --slice")
 
         let kind =
             match merge with
             | None
-            | Some "nmm" -> SliceMerge.Nmm
             | Some "nms" -> SliceMerge.Nms
-            | Some other -> raise (ArgumentException(sprintf "--slice-merge %s: expected nmm or nms" other))
+            | Some "nmm" -> SliceMerge.Nmm
+            | Some other -> raise (ArgumentException(sprintf "--slice-merge %s: expected nms or nmm" other))
 
-        Option.toNullable slice, defaultArg overlap 0.2, kind, defaultArg whole true
+        let metric =
+            match matching with
+            | None
+            | Some "ios" -> SliceMatch.Ios
+            | Some "iou" -> SliceMatch.Iou
+            | Some other -> raise (ArgumentException(sprintf "--slice-match %s: expected ios or iou" other))
+
+        Option.toNullable slice, defaultArg overlap 0.2, kind, metric, defaultArg whole true
 
 let backendUsage =
     "torchsharp (default) or onnxruntime: --weights is then a model `yolospp export` wrote (CPU; it carries its cfg and names)"
@@ -80,12 +93,14 @@ type EvalArgs =
     | Slice of pixels: int
     | Overlap of float
     | Slice_Merge of string
+    | Slice_Match of string
     | Whole_Image of bool
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
             | Max_Pixels _ -> maxPixelsUsage
+            | Slice_Match _ -> Slicing.matchUsage
             | Slice _ ->
                 Slicing.sliceUsage
                 + " (each image through the detector, the same COCO evaluation)"
@@ -153,8 +168,13 @@ let run (args: ParseResults<EvalArgs>) : int =
         | Some s when s.Errors.Count = 0 -> Errors.printWarnings s.Warnings
         | _ -> ()
 
-        let slice, overlap, sliceMerge, whole =
-            Slicing.settings (args.TryGetResult Slice) (args.TryGetResult Overlap) (args.TryGetResult Slice_Merge) (args.TryGetResult Whole_Image)
+        let slice, overlap, sliceMerge, sliceMatch, whole =
+            Slicing.settings
+                (args.TryGetResult Slice)
+                (args.TryGetResult Overlap)
+                (args.TryGetResult Slice_Merge)
+                (args.TryGetResult Slice_Match)
+                (args.TryGetResult Whole_Image)
 
         let r, size =
             match toBackend (args.GetResult(Backend, Torchsharp)) with
@@ -172,6 +192,7 @@ let run (args: ParseResults<EvalArgs>) : int =
                         Slice = slice,
                         SliceOverlap = overlap,
                         SliceMerge = sliceMerge,
+                        SliceMatch = sliceMatch,
                         SliceWholeImage = whole
                     )
 

@@ -54,10 +54,11 @@ public sealed record DetectorOptions
     /// <summary>Also detect on the whole image (letterboxed to the input size), for the large objects a tile cuts.
     /// Default true.</summary>
     public bool SliceWholeImage { get; init; } = true;
-    /// <summary>How the tiles' detections are merged: SAHI's greedy non-maximum merging (default) or NMS.</summary>
-    public SliceMerge SliceMerge { get; init; } = SliceMerge.Nmm;
-    /// <summary>The merge's match threshold: intersection over the smaller box (NMM) or IoU (NMS) above this matches.
-    /// Default 0.5, SAHI's.</summary>
+    /// <summary>How the tiles' detections are merged: NMS (default) or SAHI's greedy non-maximum merging.</summary>
+    public SliceMerge SliceMerge { get; init; } = SliceMerge.Nms;
+    /// <summary>How boxes match when merging: intersection over the smaller box (default) or IoU.</summary>
+    public SliceMatch SliceMatch { get; init; } = SliceMatch.Ios;
+    /// <summary>The merge's match threshold: boxes whose <see cref="SliceMatch"/> is above it match. Default 0.5, SAHI's.</summary>
     public double SliceMatchThreshold { get; init; } = 0.5;
 
     /// <summary>Checks the image size when one is given (a positive multiple of <see cref="DarkNet.GridStride"/>), the thresholds (each

@@ -10,12 +10,21 @@ namespace YoloSpp.Detection;
 /// <summary>How <see cref="DetectorOptions.Slice"/> merges the detections of the tiles.</summary>
 public enum SliceMerge
 {
-    /// <summary>SAHI's greedy non-maximum merging per class: a lower-scored box that lies mostly inside a kept one
-    /// (intersection over the smaller box above the threshold) is merged into it (their union), so the part of an
-    /// object cut by a tile edge joins the whole object seen by the neighbouring tile.</summary>
-    Nmm = 0,
-    /// <summary>NMS per class at an IoU threshold: the lower-scored of two overlapping boxes is dropped.</summary>
-    Nms = 1,
+    /// <summary>NMS per class: a lower-scored box that matches a kept one (<see cref="SliceMatch"/>) is dropped.</summary>
+    Nms = 0,
+    /// <summary>SAHI's greedy non-maximum merging per class: a lower-scored box that matches a kept one is merged into
+    /// it (their union).</summary>
+    Nmm = 1,
+}
+
+/// <summary>How <see cref="DetectorOptions.Slice"/> compares two boxes when merging.</summary>
+public enum SliceMatch
+{
+    /// <summary>Intersection over the smaller box's area (SAHI's IOS): the part of an object cut by a tile edge,
+    /// lying inside the whole object the neighbouring tile saw, matches it, so the object is found once.</summary>
+    Ios = 0,
+    /// <summary>Intersection over union.</summary>
+    Iou = 1,
 }
 
 public sealed partial class Detector
@@ -69,7 +78,7 @@ public sealed partial class Detector
             inference += t2 - t1;
         }
         var merged = Slicing.merge(Options.SliceMerge == SliceMerge.Nms ? Slicing.Merge.Nms : Slicing.Merge.Nmm,
-            Options.SliceMatchThreshold, Options.AgnosticNms, boxes.ToArray());
+            Options.SliceMatch == SliceMatch.Iou ? Slicing.Match.Iou : Slicing.Match.Ios, Options.SliceMatchThreshold, Options.AgnosticNms, boxes.ToArray());
         var detections = merged.Take(Options.MaxDetections)
             .Select(m => new Detection(m.Class, ClassNames[m.Class], m.Score, m.X1, m.Y1, m.X2, m.Y2)).ToArray();
         // the rest of the time: each tile's NMS and scale_coords, and the merge

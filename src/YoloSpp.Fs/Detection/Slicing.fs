@@ -20,13 +20,19 @@ type Box =
         Class: int
     }
 
+/// How two boxes are compared when the tiles' detections are merged.
+type Match =
+    /// intersection over the smaller box's area (SAHI's IOS): a part lying inside a whole matches it fully
+    | Ios = 0
+    /// intersection over union
+    | Iou = 1
+
 /// How the detections of the tiles become one list.
 type Merge =
-    /// non-maximum suppression per class at an IoU threshold: a lower-scored box that overlaps a kept one is dropped
+    /// non-maximum suppression per class: a lower-scored box that matches a kept one is dropped
     | Nms = 0
-    /// SAHI's greedy non-maximum merging per class: a lower-scored box whose intersection over the smaller box's area
-    /// is above the threshold is merged into the kept one (their union, the higher score), so the part of an object
-    /// cut by a tile edge joins the whole object seen in the neighbouring tile
+    /// SAHI's greedy non-maximum merging per class: a lower-scored box that matches a kept one is merged into it
+    /// (their union, the higher score)
     | Nmm = 1
 
 /// The tiles of a width × height image, as SAHI's get_slice_bboxes: tiles of size × size from the top-left corner,
@@ -91,10 +97,14 @@ let internal ios (a: Box) (b: Box) =
     if m > 0.0 then intersection a b / m else 0.0
 
 /// The detections of all tiles as one list, by descending score: per class (or over all classes when `agnostic`),
-/// the highest-scored box is kept and every remaining box that matches it is dropped (NMS: IoU > threshold) or merged
-/// into it (NMM: IOS > threshold, one after another as SAHI does, each against the growing union); then the next
-/// highest remaining box. Ties in score keep the input order.
-let merge (kind: Merge) (threshold: float) (agnostic: bool) (boxes: Box[]) : Box[] =
+/// the highest-scored box is kept and every remaining box that matches it (its IOS or IoU with the kept box above
+/// the threshold) is dropped (NMS) or merged into it (NMM: one after another as SAHI does, each also matching the
+/// growing union); then the next highest remaining box. Ties in score keep the input order. With IOS, the part of an
+/// object cut by a tile edge matches the whole object the neighbouring tile saw, so the object is found once.
+let merge (kind: Merge) (metric: Match) (threshold: float) (agnostic: bool) (boxes: Box[]) : Box[] =
+    let matches a b =
+        (if metric = Match.Iou then iou a b else ios a b) > threshold
+
     let order =
         boxes
         |> Array.mapi (fun i b -> i, b)
@@ -118,14 +128,14 @@ let merge (kind: Merge) (threshold: float) (agnostic: bool) (boxes: Box[]) : Box
                 if not taken.[j] && (agnostic || other.Class = keep.Class) then
                     match kind with
                     | Merge.Nms ->
-                        if iou keep other > threshold then
+                        if matches keep other then
                             taken.[j] <- true
                     | _ ->
                         // matched against the kept box, merged into the union so far
-                        if ios keep other > threshold then
+                        if matches keep other then
                             taken.[j] <- true
 
-                            if ios merged other > threshold then
+                            if matches merged other then
                                 merged <-
                                     { merged with
                                         X1 = min merged.X1 other.X1

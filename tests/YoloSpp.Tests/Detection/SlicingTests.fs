@@ -100,18 +100,35 @@ let tests =
                 Expect.throwsT<System.ArgumentException> (fun () -> Slicing.tiles 100 100 64 1.0 |> ignore) "overlap 1"
             }
 
-            test "a box cut by a tile edge is found once: NMM merges the part into the whole; NMS keeps both; other classes stay" {
+            test "a box cut by a tile edge is found once: NMS by IOS drops the part, NMM merges it; NMS by IoU keeps both; other classes stay" {
                 // the whole object, seen by the tile that holds it, and the part the neighbouring tile's edge cut
                 let whole = box 100.0 100.0 120.0 120.0 0.9 2
                 let part = box 100.0 100.0 108.0 120.0 0.6 2
                 let other = box 101.0 101.0 119.0 119.0 0.7 3
-                let merged = Slicing.merge Slicing.Merge.Nmm 0.5 false [| part; other; whole |]
+
+                let merged =
+                    Slicing.merge Slicing.Merge.Nmm Slicing.Match.Ios 0.5 false [| part; other; whole |]
+
                 Expect.equal merged [| whole; other |] "one box per object, by descending score"
-                // the part's IoU with the whole is 0.4: NMS at 0.5 keeps it as a second detection
-                let nms = Slicing.merge Slicing.Merge.Nms 0.5 false [| part; whole |]
-                Expect.equal nms.Length 2 "NMS keeps the fragment"
+                // the part's IoU with the whole is 0.4: NMS by IoU at 0.5 keeps it as a second detection; by IOS (the
+                // default) it drops it and keeps the whole box as it is
+                let nms =
+                    Slicing.merge Slicing.Merge.Nms Slicing.Match.Iou 0.5 false [| part; whole |]
+
+                Expect.equal nms.Length 2 "NMS by IoU keeps the fragment"
+
+                let nmsIos =
+                    Slicing.merge Slicing.Merge.Nms Slicing.Match.Ios 0.5 false [| part; other; whole |]
+
+                Expect.equal nmsIos [| whole; other |] "NMS by IOS: one box per object"
+                // a larger low-scored box around a good one: NMM grows the good box into it, NMS by IOS drops it
+                let around = box 90.0 90.0 140.0 140.0 0.05 2
+                Expect.equal (Slicing.merge Slicing.Merge.Nms Slicing.Match.Ios 0.5 false [| around; whole |]) [| whole |] "dropped"
+                Expect.equal ((Slicing.merge Slicing.Merge.Nmm Slicing.Match.Ios 0.5 false [| around; whole |]).[0].X2) 140.0 "grown"
                 // agnostic: one merge over the classes
-                let agnostic = Slicing.merge Slicing.Merge.Nmm 0.5 true [| part; other; whole |]
+                let agnostic =
+                    Slicing.merge Slicing.Merge.Nmm Slicing.Match.Ios 0.5 true [| part; other; whole |]
+
                 Expect.equal agnostic [| whole |] "one box"
                 // matches are judged against the kept box (IOS 0.6 merges, 0.5 exactly does not), merged into the union
                 let left = box 10.0 10.0 30.0 50.0 0.8 0
@@ -120,7 +137,7 @@ let tests =
                 let edge = box 20.0 10.0 40.0 50.0 0.72 0
 
                 let chained =
-                    Slicing.merge Slicing.Merge.Nmm 0.5 false [| left; right; middle; edge |]
+                    Slicing.merge Slicing.Merge.Nmm Slicing.Match.Ios 0.5 false [| left; right; middle; edge |]
 
                 Expect.equal chained.Length 3 "the left box merges the middle one; the right one and the one at IOS 0.5 stay"
                 Expect.equal (chained.[0].X1, chained.[0].X2, chained.[0].Score) (10.0, 38.0, 0.8) "the union, the best score"
@@ -138,7 +155,14 @@ let tests =
                         cfg,
                         weights,
                         names,
-                        DetectorOptions(ImageSize = 128, ConfThreshold = 0.3, Slice = 128, SliceMerge = SliceMerge.Nms, SliceMatchThreshold = 0.6)
+                        DetectorOptions(
+                            ImageSize = 128,
+                            ConfThreshold = 0.3,
+                            Slice = 128,
+                            SliceMerge = SliceMerge.Nms,
+                            SliceMatch = SliceMatch.Iou,
+                            SliceMatchThreshold = 0.6
+                        )
                     )
 
                 for f in images do

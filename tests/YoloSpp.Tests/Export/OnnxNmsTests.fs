@@ -222,7 +222,8 @@ let tests =
                         InferenceBackend.OnnxRuntime
                     )
 
-                use cpu = Detector.Load(null, model, null, options, backend = InferenceBackend.OnnxRuntime)
+                use cpu =
+                    Detector.Load(null, model, null, options, backend = InferenceBackend.OnnxRuntime)
 
                 if network.OnGpu then
                     Expect.isEmpty notices "on the GPU, nothing to say"
