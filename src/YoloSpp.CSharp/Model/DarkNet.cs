@@ -55,8 +55,10 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
 
     /// <summary>
     /// Mixed precision: when set (float16 on CUDA, bfloat16 anywhere), every convolution runs in this type on its
-    /// float32 weights cast per call, as autocast does, and returns float32; BatchNorm, activations and the heads stay
-    /// float32, and gradients reach the float32 master weights through the casts. Null (default): plain float32.
+    /// float32 weights cast per call, as autocast does, and its output stays in this type: BatchNorm (with float32
+    /// parameters and statistics), activations, routes, shortcuts, max-pool and upsample run on it, as autocast
+    /// lets them run in their input's type; the yolo heads take float32. Gradients reach the float32 master weights
+    /// through the casts. Null (default): plain float32.
     /// </summary>
     public ScalarType? ComputeType
     {
@@ -296,7 +298,8 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
             {
                 case FeatureConcat route: x = route.Forward(outputs); break;
                 case WeightedFeatureFusion shortcut: x = shortcut.Forward(x, outputs); break;
-                case YoloLayer yolo: raw.Add(yolo.Raw(x)); break;
+                // the heads and the loss in float32 (a low-precision prediction conv's output, cast exactly)
+                case YoloLayer yolo: raw.Add(yolo.Raw(x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32))); break;
                 case nn.Module<Tensor, Tensor> m: x = m.call(x); break;
                 default: throw new InvalidOperationException($"module {i} ({module_list[i].GetName()}) cannot run");
             }
@@ -340,14 +343,17 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     }
 
     /// <summary>
-    /// A conv block: the convolution through the <see cref="ConvGuard"/> (in <paramref name="dt"/> when set: input and
-    /// weights cast, output back to float32), then BatchNorm and the activation.
+    /// A conv block: the convolution through the <see cref="ConvGuard"/>, then BatchNorm and the activation. With
+    /// <paramref name="dt"/> set, as autocast runs it: the convolution in that type (its input cast once where it is
+    /// not already, the float32 weights cast per call), and its output stays in that type through BatchNorm (float32
+    /// parameters and statistics), the activation and whatever reads it next (routes, shortcuts, max-pool, upsample),
+    /// up to the next convolution or a yolo head (which takes float32).
     /// </summary>
     static Tensor ConvBlockForward((Conv2d Conv, ConvConfig Config, nn.Module<Tensor, Tensor>[] After) block, Tensor x, ScalarType? dt)
     {
         var conv = block.Conv;
         var y = dt is { } t
-            ? ConvGuard.Conv2d(x.to(t), conv.weight!.to(t), conv.bias?.to(t), block.Config).to(ScalarType.Float32)
+            ? ConvGuard.Conv2d(x.dtype == t ? x : x.to(t), conv.weight!.to(t), conv.bias?.to(t), block.Config)
             : ConvGuard.Conv2d(x, conv.weight!, conv.bias, block.Config);
         foreach (var m in block.After) y = m.call(y);
         return y;
