@@ -39,6 +39,7 @@ type TrainArgs =
     | Mosaic of bool
     | Amp of bool
     | Bf16
+    | Bf16_Auto
     | Result_Name of string
     | Output of dir: string
     | Seed of int
@@ -87,6 +88,8 @@ type TrainArgs =
                     "mixed precision on CUDA: float16 convolutions, float32 master weights, dynamic loss scaling (default %s, as the reference; no effect on the CPU)"
                     (onOff demo.Amp)
             | Bf16 -> "opt-in bfloat16 convolutions with float32 master weights, on any device (fast only where the CPU or GPU has bf16 units)"
+            | Bf16_Auto ->
+                "bfloat16 where it pays: on when the CPU computes bfloat16 natively (oneDNN avx512_core_bf16 or AMX) and the network's bfloat16 convolutions pass the check against float64, else float32 (the run says which)"
             | Result_Name _ -> sprintf "results file name in the output folder (default %s)" demo.ResultName
             | Output _ ->
                 sprintf
@@ -173,6 +176,7 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         Mosaic = a.GetResult(Mosaic, demo.Mosaic),
         Amp = a.GetResult(Amp, demo.Amp),
         Bf16 = (a.Contains Bf16 || demo.Bf16),
+        Bf16Auto = (a.Contains Bf16_Auto || demo.Bf16Auto),
         ResultName = a.GetResult(Result_Name, demo.ResultName),
         OutputDir = (a.TryGetResult Output |> Option.toObj),
         ExistOk = a.Contains Exist_Ok,

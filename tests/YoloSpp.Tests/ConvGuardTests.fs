@@ -109,6 +109,16 @@ let tests =
                     fails "darknet_forward_odd_widths fails on the faulty path" forwardGolden
                     fails "darknet_grad_odd_widths fails on the faulty path" gradGolden)
             }
+            test "the bfloat16 check (--bf16-auto, doctor) catches the injected fault in bfloat16 too, and passes the rest" {
+                withGuard ConvMode.OneDnn (Some fault) (fun _ ->
+                    let checks =
+                        Bf16Support.Check [ ConvConfig(24, 16, 3, 1, 1); ConvConfig(16, 8, 3, 1, 1) ]
+
+                    Expect.isFalse checks.[0].Ok (string checks.[0])
+                    Expect.isTrue checks.[1].Ok (string checks.[1])
+                    let struct (on, why) = Bf16Support.Decide [ ConvConfig(24, 16, 3, 1, 1) ]
+                    Expect.isFalse on why)
+            }
             test "auto: a wrong oneDNN turns oneDNN off, says so in one line, and the golden cases pass" {
                 withGuard ConvMode.Auto (Some fault) (fun notices ->
                     forwardGolden ()

@@ -39,6 +39,7 @@ let allTests () =
             Training.ValidationLossTests.tests
             Training.EmaPatienceTests.tests
             Training.FineTuneTests.tests
+            Training.Bf16Tests.tests
             NativeSafetyTests.tests
             HostMemoryTests.tests
             ConvGuardTests.tests

@@ -285,12 +285,16 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         var outputs = new Tensor?[module_list.Count];
         var raw = new List<Tensor>(YoloLayers.Count);
         var lowPrecision = _computeType;
-        if (_channelsLast && !training && x.device_type == DeviceType.CPU && !Layout.IsChannelsLast(x)) x = Layout.ChannelsLast(x);
+        // channels-last on the CPU: inference, and bfloat16 training (float32 training stays contiguous: libtorch's
+        // channels-last BatchNorm backward is less accurate and slower there; in bfloat16 the layout saves oneDNN's
+        // reorders: yolov3-spp's step 3.3-3.7 s against 4.1 s contiguous, docs/performance.md)
+        bool channelsLast = _channelsLast && x.device_type == DeviceType.CPU && (!training || lowPrecision == ScalarType.BFloat16);
+        if (channelsLast && !Layout.IsChannelsLast(x)) x = Layout.ChannelsLast(x);
         for (int i = 0; i < module_list.Count; i++)
         {
             if (_convBlocks[i] is { } block)
             {
-                x = ConvBlockForward(block, x, lowPrecision);
+                x = ConvBlockForward(block, x, lowPrecision, channelsLast);
                 if (_keep[i]) outputs[i] = x;
                 continue;
             }
@@ -349,11 +353,12 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     /// parameters and statistics), the activation and whatever reads it next (routes, shortcuts, max-pool, upsample),
     /// up to the next convolution or a yolo head (which takes float32).
     /// </summary>
-    static Tensor ConvBlockForward((Conv2d Conv, ConvConfig Config, nn.Module<Tensor, Tensor>[] After) block, Tensor x, ScalarType? dt)
+    static Tensor ConvBlockForward((Conv2d Conv, ConvConfig Config, nn.Module<Tensor, Tensor>[] After) block, Tensor x, ScalarType? dt,
+        bool channelsLast)
     {
         var conv = block.Conv;
         var y = dt is { } t
-            ? ConvGuard.Conv2d(x.dtype == t ? x : x.to(t), conv.weight!.to(t), conv.bias?.to(t), block.Config)
+            ? ConvGuard.Conv2d(x.dtype == t ? x : x.to(t), channelsLast ? Layout.ChannelsLast(conv.weight!.to(t)) : conv.weight!.to(t), conv.bias?.to(t), block.Config)
             : ConvGuard.Conv2d(x, conv.weight!, conv.bias, block.Config);
         foreach (var m in block.After) y = m.call(y);
         return y;

@@ -304,7 +304,14 @@ public static partial class TrainSteps
             epochs += startEpoch;
         }
         double bestMap = resume?.BestMap ?? 0;
-        var precision = MixedPrecision.For(o.Amp, o.Bf16, device);
+        bool bf16 = o.Bf16;
+        if (!bf16 && o.Bf16Auto && device.type == DeviceType.CPU)
+        {
+            var (on, why) = YoloSpp.Platform.Bf16Support.Decide(model.ConvConfigs);
+            log?.Invoke(why);
+            bf16 = on;
+        }
+        var precision = MixedPrecision.For(o.Amp, bf16, device);
         if (precision.ComputeType is not null) log?.Invoke(precision.ToString());
         var scaler = resume is null ? precision.CreateScaler() : new LossScaler(precision.ScaleLoss, resume.LossScale, resume.LossScaleGrowthTracker);
         int accumulate = o.Accumulate ?? YoloSpp.Training.Schedule.accumulate(o.BatchSize * comm.Size);

@@ -1,0 +1,90 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace YoloSpp.Platform;
+
+/// <summary>How one convolution configuration fared in bfloat16: relative L2 errors of the forward output, the input
+/// gradient and the weight gradient, computed by libtorch in bfloat16, against the same convolution in float64 on the
+/// same (bfloat16-rounded) values.</summary>
+/// <param name="Config">The configuration.</param>
+/// <param name="Forward">‖y − y_ref‖ / ‖y_ref‖.</param>
+/// <param name="InputGrad">Same for dL/dx.</param>
+/// <param name="WeightGrad">Same for dL/dw.</param>
+public sealed record Bf16CheckResult(ConvConfig Config, double Forward, double InputGrad, double WeightGrad)
+{
+    /// <summary>
+    /// Relative error above which a bfloat16 result is wrong. With the inputs rounded to bfloat16 before both
+    /// computations, a right kernel differs from float64 by its float32 accumulation (about 1e-6) and the rounding of
+    /// its output to bfloat16's 8-bit significand: at most 2^-9 of each value, about 2^-9/√3 ≈ 1.1e-3 in relative L2
+    /// for uniformly spread rounding errors. 1e-2 leaves a factor of 9 above that; the wrong kernels the float32
+    /// guard has met were off by 0.1 to 0.5.
+    /// </summary>
+    public const double Tolerance = 1e-2;
+
+    /// <summary>Whether all three results are right.</summary>
+    public bool Ok => Forward <= Tolerance && InputGrad <= Tolerance && WeightGrad <= Tolerance;
+
+    /// <summary>"3x3/s1 20->16: forward 1.1e-3, input gradient 1.2e-3, weight gradient 1.0e-3".</summary>
+    public override string ToString() =>
+        $"{Config}: forward {Forward:0.0e0}, input gradient {InputGrad:0.0e0}, weight gradient {WeightGrad:0.0e0}{(Ok ? "" : " (wrong)")}";
+}
+
+/// <summary>
+/// Whether bfloat16 is worth turning on here (<c>--bf16 auto</c>, <c>yolospp doctor</c>): native bfloat16 in the
+/// CPU (oneDNN's avx512_core_bf16 or AMX; without it libtorch emulates bfloat16 and is several times slower than
+/// float32) and the bfloat16 convolution kernels right on the network's configurations (<see cref="Check"/>).
+/// </summary>
+public static class Bf16Support
+{
+    /// <summary>Whether the CPU computes bfloat16 natively (oneDNN dispatches to avx512_core_bf16 or AMX).</summary>
+    public static bool NativeCpu => CpuInfo.OneDnnIsa is "avx512_core_bf16" or "avx512_core_amx";
+
+    /// <summary>Checks the bfloat16 convolution of each configuration (probe batch 2, a 2·stride + kernel-sized odd
+    /// map, seeded values) against float64, forward and both gradients.</summary>
+    public static IReadOnlyList<Bf16CheckResult> Check(IEnumerable<ConvConfig> configs)
+    {
+        ArgumentNullException.ThrowIfNull(configs);
+        Backend.Initialize();
+        var results = new List<Bf16CheckResult>();
+        foreach (var c in configs.Distinct())
+        {
+            using var scope = NewDisposeScope();
+            using var g = new Generator(17);
+            // an odd, non-square map: no kernel's vector width divides it
+            long h = 2 * c.Stride + c.Kernel + 5, w = 2 * c.Stride + c.Kernel + 8;
+            var x = randn(new long[] { 2, c.InChannels, h, w }, generator: g).to(ScalarType.BFloat16);
+            var wt = randn(new long[] { c.OutChannels, c.InChannels, c.Kernel, c.Kernel }, generator: g).mul(0.1).to(ScalarType.BFloat16);
+            var xb = x.detach().requires_grad_(true);
+            var wb = wt.detach().requires_grad_(true);
+            var y = ConvGuard.Conv2d(xb, wb, null, c);
+            var r = randn(y.shape, generator: g).to(ScalarType.BFloat16);
+            y.to(ScalarType.Float32).mul(r.to(ScalarType.Float32)).sum().backward();
+            var x64 = x.to(ScalarType.Float64).requires_grad_(true);
+            var w64 = wt.to(ScalarType.Float64).requires_grad_(true);
+            var y64 = UnfoldConv.Conv2d(x64, w64, null, c.Stride, c.Padding);
+            y64.mul(r.to(ScalarType.Float64)).sum().backward();
+            static double Rel(Tensor a, Tensor b)
+            {
+                var d = a.to(ScalarType.Float64).sub(b).norm().item<double>();
+                var n = b.norm().item<double>();
+                var e = n > 0 ? d / n : d;
+                return double.IsFinite(e) ? e : double.PositiveInfinity;
+            }
+            results.Add(new Bf16CheckResult(c, Rel(y, y64), Rel(xb.grad!, x64.grad!), Rel(wb.grad!, w64.grad!)));
+        }
+        return results;
+    }
+
+    /// <summary>The decision of <c>--bf16 auto</c> for these configurations: on when the CPU has native bfloat16 and
+    /// every check is right; the reason in words either way.</summary>
+    public static (bool On, string Why) Decide(IEnumerable<ConvConfig> configs)
+    {
+        if (!NativeCpu)
+            return (false, $"bfloat16 off: oneDNN uses {CpuInfo.OneDnnIsa} here, without native bfloat16 (emulated, slower than float32)");
+        var checks = Check(configs);
+        var wrong = checks.Where(c => !c.Ok).ToArray();
+        return wrong.Length == 0
+            ? (true, $"bfloat16 on: native ({CpuInfo.OneDnnIsa}), the bfloat16 convolutions right on {checks.Count} configurations (worst relative error {checks.Max(c => Math.Max(c.Forward, Math.Max(c.InputGrad, c.WeightGrad))):0.0e0})")
+            : (false, $"bfloat16 off: {wrong.Length} of {checks.Count} bfloat16 convolution checks are wrong here; first: {wrong[0]}");
+    }
+}

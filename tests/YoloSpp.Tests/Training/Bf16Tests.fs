@@ -1,0 +1,141 @@
+/// bfloat16 as PyTorch's autocast runs it (--bf16): which ops see bfloat16, the channels-last layout of bfloat16
+/// training, the check of the bfloat16 convolution kernels against float64 and the decision of --bf16-auto.
+module YoloSpp.Tests.Training.Bf16Tests
+
+open System
+open System.IO
+open Expecto
+open TorchSharp
+open YoloSpp
+open YoloSpp.Model
+open YoloSpp.Platform
+open YoloSpp.Training
+open YoloSpp.Tests
+
+let private withDir = YoloSpp.Tests.Robustness.WhyFixtures.withDir
+
+let tests =
+    testList
+        "bf16"
+        [
+            test "bf16 as autocast: a conv's BatchNorm and activation run on bfloat16, the heads get float32" {
+                use _ = torch.NewDisposeScope()
+                use m = DarkNet.FromCfgFile(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
+                m.train () |> ignore
+                let seen = ResizeArray<string * torch.ScalarType * torch.ScalarType>()
+
+                for i, md in Seq.indexed m.Modules do
+                    match md with
+                    | :? TorchSharp.Modules.Sequential as block ->
+                        for struct (name, child) in block.named_children () do
+                            match child with
+                            | :? torch.nn.Module<torch.Tensor, torch.Tensor> as c when name <> "Conv2d" ->
+                                c.register_forward_hook (fun _ input output ->
+                                    seen.Add(sprintf "%d.%s" i name, input.dtype, output.dtype)
+                                    output)
+                                |> ignore
+                            | _ -> ()
+                    | _ -> ()
+
+                m.ComputeType <- Nullable torch.ScalarType.BFloat16
+                let raw = m.forward(torch.rand (2L, 3L, 64L, 64L)).Raw
+                Expect.isNonEmpty seen "BatchNorm and activations ran"
+
+                for name, input, output in seen do
+                    Expect.equal (input, output) (torch.ScalarType.BFloat16, torch.ScalarType.BFloat16) (name + " in and out bfloat16")
+
+                Expect.isTrue (raw |> Array.forall (fun r -> r.dtype = torch.ScalarType.Float32)) "the heads float32"
+            }
+            test "bf16 training in channels-last computes what contiguous bf16 training does: loss and gradients close" {
+                use _ = torch.NewDisposeScope()
+                torch.manual_seed 4L |> ignore
+                use m = DarkNet.FromCfgFile(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
+                m.train () |> ignore
+                m.ComputeType <- Nullable torch.ScalarType.BFloat16
+                // a non-square input whose width is no multiple of 16
+                let x = torch.rand (2L, 3L, 64L, 96L)
+
+                let step () =
+                    m.zero_grad ()
+                    let raw = m.forward(x).Raw
+
+                    let loss =
+                        raw
+                        |> Array.map (fun t -> t.square().mean ())
+                        |> Array.reduce (fun a b -> a.add (b))
+
+                    loss.backward ()
+                    let grads: torch.Tensor[] = [| for p in m.parameters () -> p.grad.flatten () |]
+                    loss.item<float32> (), torch.cat(grads, 0L).clone ()
+
+                let l0, g0 = step ()
+                m.ChannelsLast <- true
+                let l1, g1 = step ()
+                Expect.isLessThan (abs (l1 - l0) / l0) 1e-2f "the loss within 1 %"
+
+                let cos = torch.nn.functional.cosine_similarity(g1, g0, 0L).item<float32> ()
+
+                Expect.isGreaterThan cos 0.999f "the gradients point the same way"
+            }
+            test "--bf16-auto: on with native bfloat16 and right kernels, off otherwise, and the run says which" {
+                let configs =
+                    [
+                        ConvConfig(3, 8, 3, 1, 1)
+                        ConvConfig(24, 16, 3, 1, 1)
+                        ConvConfig(16, 32, 3, 2, 1)
+                        ConvConfig(32, 16, 1, 1, 0)
+                    ]
+
+                let checks = Bf16Support.Check configs
+                Expect.equal checks.Count 4 "one check a configuration"
+
+                for c in checks do
+                    Expect.isTrue c.Ok (string c)
+                    Expect.isGreaterThan c.Forward 0.0 "bfloat16's rounding shows against float64"
+
+                let struct (on, why) = Bf16Support.Decide configs
+
+                if Bf16Support.NativeCpu then
+                    Expect.isTrue on why
+                    Expect.stringContains why "bfloat16 on: native" "says why"
+                else
+                    Expect.isFalse on why
+                    Expect.stringContains why "without native bfloat16" "says why"
+
+                withDir (fun dir ->
+                    let data = TinyRuns.tinyShapes dir 8 4 3
+                    let cfg = TinyRuns.tinyCfg dir
+                    let messages = ResizeArray<string>()
+                    let o = Tiny.Options(cfg, data, Path.Combine(dir, "run"), epochs = 1, noTest = true)
+
+                    Trainer(
+                        TrainOptions(
+                            Cfg = o.Cfg,
+                            Data = o.Data,
+                            Hyp = o.Hyp,
+                            Epochs = 1,
+                            BatchSize = 4,
+                            ImageSize = 64,
+                            MultiScale = false,
+                            Mosaic = false,
+                            Warmup = false,
+                            Device = "cpu",
+                            OutputDir = o.OutputDir,
+                            Accumulate = Nullable 1,
+                            NoTest = true,
+                            Bf16Auto = true
+                        ),
+                        Action<string>(messages.Add)
+                    )
+                        .Run()
+                    |> ignore
+
+                    Expect.exists messages (fun m -> m.StartsWith "bfloat16 on" || m.StartsWith "bfloat16 off") "the decision in the log"
+
+                    Expect.equal
+                        (messages
+                         |> Seq.exists (fun m -> m.Contains "bfloat16 convolutions, float32 master weights"))
+                        on
+                        "trains in bfloat16 exactly when it said on")
+            }
+        ]
