@@ -14,6 +14,12 @@ let demo = TrainOptions.ShapesDemo
 
 let private onOff (b: bool) = if b then "true" else "false"
 
+/// `--bf16 [auto|on|off]`: bfloat16 on (`--bf16` alone is `on`), off, or decided by the machine.
+type Bf16Setting =
+    | Auto
+    | On
+    | Off
+
 type TrainArgs =
     | Cfg of path: string
     | Data of path: string
@@ -38,8 +44,7 @@ type TrainArgs =
     | Cache_Images
     | Mosaic of bool
     | Amp of bool
-    | Bf16
-    | Bf16_Auto
+    | Bf16 of Bf16Setting option
     | Result_Name of string
     | Output of dir: string
     | Seed of int
@@ -87,9 +92,8 @@ type TrainArgs =
                 sprintf
                     "mixed precision on CUDA: float16 convolutions, float32 master weights, dynamic loss scaling (default %s, as the reference; no effect on the CPU)"
                     (onOff demo.Amp)
-            | Bf16 -> "opt-in bfloat16 convolutions with float32 master weights, on any device (fast only where the CPU or GPU has bf16 units)"
-            | Bf16_Auto ->
-                "bfloat16 where it pays: on when the CPU computes bfloat16 natively (oneDNN avx512_core_bf16 or AMX) and the network's bfloat16 convolutions pass the check against float64, else float32 (the run says which)"
+            | Bf16 _ ->
+                "bfloat16 convolutions with float32 master weights, as PyTorch's autocast: on (--bf16 alone), off (the default), or auto: on when the CPU computes bfloat16 natively (oneDNN avx512_core_bf16 or AMX) and the network's bfloat16 convolutions pass the check against float64, else float32 (the run says which)"
             | Result_Name _ -> sprintf "results file name in the output folder (default %s)" demo.ResultName
             | Output _ ->
                 sprintf
@@ -175,8 +179,16 @@ let toOptions (a: ParseResults<TrainArgs>) : TrainOptions =
         CacheImages = (a.Contains Cache_Images || demo.CacheImages),
         Mosaic = a.GetResult(Mosaic, demo.Mosaic),
         Amp = a.GetResult(Amp, demo.Amp),
-        Bf16 = (a.Contains Bf16 || demo.Bf16),
-        Bf16Auto = (a.Contains Bf16_Auto || demo.Bf16Auto),
+        Bf16 =
+            (match a.TryGetResult Bf16 with
+             | Some(None | Some On) -> true
+             | Some(Some(Auto | Off)) -> false
+             | None -> demo.Bf16),
+        Bf16Auto =
+            (match a.TryGetResult Bf16 with
+             | Some(Some Auto) -> true
+             | Some _ -> false
+             | None -> demo.Bf16Auto),
         ResultName = a.GetResult(Result_Name, demo.ResultName),
         OutputDir = (a.TryGetResult Output |> Option.toObj),
         ExistOk = a.Contains Exist_Ok,

@@ -31,9 +31,9 @@ let run (args: ParseResults<DoctorArgs>) : int =
     printfn "YoloSpp %s, TorchSharp %s, libtorch %s" r.YoloSppVersion r.TorchSharpVersion r.LibTorchVersion
     printfn "CPU: %s (%d logical processors)" r.CpuModel r.Processors
     printfn "instruction set: oneDNN %s; AVX-512: %s" r.OneDnnIsa r.Avx512Flags
-    // bfloat16: native or emulated, and its convolutions checked against float64 where native (train --bf16-auto)
+    // bfloat16: native or emulated, and its convolutions checked against float64 where native (train --bf16 auto)
     let struct (_, bf16Why) = Bf16Support.Decide(DarkNet.BuiltInWorkload().Configs)
-    printfn "%s (train --bf16-auto)" bf16Why
+    printfn "%s (train --bf16 auto)" bf16Why
 
     // ONNX Runtime's int8 convs (export --int8), checked as the guard checks libtorch's
     let int8Full = YoloSpp.Platform.OnnxInt8Check.Run false

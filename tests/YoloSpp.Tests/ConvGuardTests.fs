@@ -109,7 +109,7 @@ let tests =
                     fails "darknet_forward_odd_widths fails on the faulty path" forwardGolden
                     fails "darknet_grad_odd_widths fails on the faulty path" gradGolden)
             }
-            test "the bfloat16 check (--bf16-auto, doctor) catches the injected fault in bfloat16 too, and passes the rest" {
+            test "the bfloat16 check (--bf16 auto, doctor) catches the injected fault in bfloat16 too, and passes the rest" {
                 withGuard ConvMode.OneDnn (Some fault) (fun _ ->
                     let checks =
                         Bf16Support.Check [ ConvConfig(24, 16, 3, 1, 1); ConvConfig(16, 8, 3, 1, 1) ]

@@ -1,5 +1,5 @@
 /// bfloat16 as PyTorch's autocast runs it (--bf16): which ops see bfloat16, the channels-last layout of bfloat16
-/// training, the check of the bfloat16 convolution kernels against float64 and the decision of --bf16-auto.
+/// training, the check of the bfloat16 convolution kernels against float64 and the decision of --bf16 auto.
 module YoloSpp.Tests.Training.Bf16Tests
 
 open System
@@ -77,7 +77,7 @@ let tests =
 
                 Expect.isGreaterThan cos 0.999f "the gradients point the same way"
             }
-            test "--bf16-auto: on with native bfloat16 and right kernels, off otherwise, and the run says which" {
+            test "--bf16 auto: on with native bfloat16 and right kernels, off otherwise, and the run says which" {
                 let configs =
                     [
                         ConvConfig(3, 8, 3, 1, 1)
@@ -137,5 +137,59 @@ let tests =
                          |> Seq.exists (fun m -> m.Contains "bfloat16 convolutions, float32 master weights"))
                         on
                         "trains in bfloat16 exactly when it said on")
+            }
+            test "yolospp train --bf16 [on|off|auto]: alone it is on, auto says why, a wrong value is refused" {
+                withDir (fun dir ->
+                    let data = TinyRuns.tinyShapes dir 8 4 3
+                    let cfg = TinyRuns.tinyCfg dir
+
+                    let train name extra =
+                        BuildTests.yolospp (
+                            [
+                                "train"
+                                "--cfg"
+                                cfg
+                                "--data"
+                                data
+                                "--epochs"
+                                "1"
+                                "--batch-size"
+                                "4"
+                                "--img-size"
+                                "64"
+                                "--device"
+                                "cpu"
+                                "--notest"
+                                "--output"
+                                Path.Combine(dir, name)
+                            ]
+                            @ extra
+                        )
+
+                    let inBf16 (out: string) =
+                        out.Contains "mixed precision: bfloat16 convolutions"
+
+                    for name, extra, expected in
+                        [
+                            "alone", [ "--bf16" ], true
+                            "on", [ "--bf16"; "on" ], true
+                            "off", [ "--bf16"; "off" ], false
+                        ] do
+                        let code, out, err = train name extra
+                        Expect.equal code 0 (sprintf "%s: %s %s" name out err)
+                        Expect.equal (inBf16 out) expected (sprintf "--bf16 %s trains in bfloat16: %b\n%s" name expected out)
+
+                    let code, out, err = train "auto" [ "--bf16"; "auto" ]
+                    Expect.equal code 0 (sprintf "auto: %s %s" out err)
+                    let said = out.Contains "bfloat16 on: "
+                    Expect.isTrue (said || out.Contains "bfloat16 off: ") ("the decision in the log\n" + out)
+                    Expect.equal (inBf16 out) said "trains in bfloat16 exactly when it said on"
+                    Expect.equal said Bf16Support.NativeCpu "on exactly with native bfloat16 here (its kernels check right)"
+
+                    let code, out, err = train "wrong" [ "--bf16"; "sometimes" ]
+                    Expect.equal code 2 (sprintf "a wrong value: %s %s" out err)
+                    Expect.stringContains err "sometimes" "names the value"
+                    Expect.stringContains err "--bf16 [<auto|on|off>]" "shows the accepted values"
+                    Expect.isFalse (err.Contains "   at ") "no stack trace")
             }
         ]
