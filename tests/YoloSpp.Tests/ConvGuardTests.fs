@@ -119,6 +119,45 @@ let tests =
                     let struct (on, why) = Bf16Support.Decide [ ConvConfig(24, 16, 3, 1, 1) ]
                     Expect.isFalse on why)
             }
+            test "bfloat16: a wrong bfloat16 kernel is caught when a network turns bfloat16 on, and computes in float32" {
+                let badBf16 (c: ConvConfig) = c.Kernel = 3
+
+                let rawOut () =
+                    torch.manual_seed 3L |> ignore
+                    use m = DarkNet.FromCfgFile(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"))
+                    m.train () |> ignore
+                    m.ComputeType <- Nullable torch.bfloat16
+                    use g = new torch.Generator(5UL)
+                    use x = torch.rand ([| 2L; 3L; 64L; 96L |], generator = g)
+                    let out = m.forward x
+                    torch.cat([| for r in out.Raw -> r.flatten () |], 0L).detach ()
+
+                let rel (a: torch.Tensor) (b: torch.Tensor) =
+                    (a - b).norm().ToDouble() / b.norm().ToDouble()
+
+                // withGuard returns nothing: each run leaves its output here
+                let outs = Collections.Generic.Dictionary<string, torch.Tensor>()
+                withGuard ConvMode.Auto None (fun _ -> outs["clean"] <- rawOut ())
+
+                withGuard ConvMode.OneDnn None (fun _ ->
+                    ConvGuard.InjectedBf16Fault <- Func<ConvConfig, bool>(badBf16)
+                    outs["faulty"] <- rawOut ())
+
+                withGuard ConvMode.Auto None (fun notices ->
+                    ConvGuard.InjectedBf16Fault <- Func<ConvConfig, bool>(badBf16)
+                    outs["guarded"] <- rawOut ()
+                    let report = ConvGuard.Report
+                    Expect.isNonEmpty report.Bf16Routed "the wrong configurations compute in float32"
+                    Expect.isTrue (report.Bf16Routed |> Seq.forall badBf16) "only those"
+                    Expect.isTrue (report.Bf16Checks |> Seq.forall (fun r -> r.Ok <> badBf16 r.Config)) "the checks tell them apart"
+                    Expect.isTrue report.OneDnnEnabled "float32 is right: oneDNN stays on"
+                    Expect.exists notices (fun n -> n.Contains "bfloat16 kernels computed" && n.Contains "now run in float32") "says so"
+                    let struct (on, why) = Bf16Support.Decide report.Bf16Routed
+                    Expect.isFalse on ("--bf16 auto stays off: " + why))
+
+                Expect.isGreaterThan (rel outs["faulty"] outs["clean"]) 0.05 "the injected fault is wrong by far unchecked"
+                Expect.isLessThan (rel outs["guarded"] outs["clean"]) 1e-2 "guarded, the output is the right bfloat16 one (to bfloat16 rounding)"
+            }
             test "auto: a wrong oneDNN turns oneDNN off, says so in one line, and the golden cases pass" {
                 withGuard ConvMode.Auto (Some fault) (fun notices ->
                     forwardGolden ()

@@ -58,7 +58,9 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
     /// float32 weights cast per call, as autocast does, and its output stays in this type: BatchNorm (with float32
     /// parameters and statistics), activations, routes, shortcuts, max-pool and upsample run on it, as autocast
     /// lets them run in their input's type; the yolo heads take float32. Gradients reach the float32 master weights
-    /// through the casts. Null (default): plain float32.
+    /// through the casts. Null (default): plain float32. Setting bfloat16 on the CPU has the convolution guard check
+    /// the network's bfloat16 kernels first (<see cref="ConvGuard.PrepareBf16"/>: once a process; wrong ones compute
+    /// in float32).
     /// </summary>
     public ScalarType? ComputeType
     {
@@ -67,9 +69,12 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         {
             if (value is { } t && t != ScalarType.Float16 && t != ScalarType.BFloat16 && t != ScalarType.Float32)
                 throw new ArgumentException($"compute type must be Float16, BFloat16 or Float32, got {t}", nameof(value));
+            if (value == ScalarType.BFloat16 && OnCpu) ConvGuard.PrepareBf16(ConvConfigs, _channelsLast);
             _computeType = value == ScalarType.Float32 ? null : value;
         }
     }
+
+    bool OnCpu => parameters().FirstOrDefault() is not { } p || p.device_type == DeviceType.CPU;
     ScalarType? _computeType;
 
     /// <summary>
@@ -186,6 +191,7 @@ public sealed class DarkNet : nn.Module<Tensor, DarkNetOutput>
         {
             if (value && !ConvGuard.CheckChannelsLast(ConvConfigs))
                 throw new InvalidOperationException("channels-last convolutions computed wrong results on this CPU (see the conv guard's notice); the network stays contiguous");
+            if (_computeType == ScalarType.BFloat16 && OnCpu) ConvGuard.PrepareBf16(ConvConfigs, value);
             _channelsLast = value;
         }
     }

@@ -21,6 +21,9 @@ public sealed record Bf16CheckResult(ConvConfig Config, double Forward, double I
     /// </summary>
     public const double Tolerance = 1e-2;
 
+    /// <summary>The largest of the three errors.</summary>
+    public double Worst => Math.Max(Forward, Math.Max(InputGrad, WeightGrad));
+
     /// <summary>Whether all three results are right.</summary>
     public bool Ok => Forward <= Tolerance && InputGrad <= Tolerance && WeightGrad <= Tolerance;
 
@@ -39,9 +42,10 @@ public static class Bf16Support
     /// <summary>Whether the CPU computes bfloat16 natively (oneDNN dispatches to avx512_core_bf16 or AMX).</summary>
     public static bool NativeCpu => CpuInfo.OneDnnIsa is "avx512_core_bf16" or "avx512_core_amx";
 
-    /// <summary>Checks the bfloat16 convolution of each configuration (probe batch 2, a 2·stride + kernel-sized odd
-    /// map, seeded values) against float64, forward and both gradients.</summary>
-    public static IReadOnlyList<Bf16CheckResult> Check(IEnumerable<ConvConfig> configs)
+    /// <summary>Checks libtorch's bfloat16 convolution of each configuration (probe batch 2, a 2·stride + kernel-sized
+    /// odd map, seeded values; input and weight channels-last when <paramref name="channelsLast"/>) against float64,
+    /// forward and both gradients. What libtorch computes, before the guard's routing (<see cref="ConvGuard.PrepareBf16"/>).</summary>
+    public static IReadOnlyList<Bf16CheckResult> Check(IEnumerable<ConvConfig> configs, bool channelsLast = false)
     {
         ArgumentNullException.ThrowIfNull(configs);
         Backend.Initialize();
@@ -54,9 +58,9 @@ public static class Bf16Support
             long h = 2 * c.Stride + c.Kernel + 5, w = 2 * c.Stride + c.Kernel + 8;
             var x = randn(new long[] { 2, c.InChannels, h, w }, generator: g).to(ScalarType.BFloat16);
             var wt = randn(new long[] { c.OutChannels, c.InChannels, c.Kernel, c.Kernel }, generator: g).mul(0.1).to(ScalarType.BFloat16);
-            var xb = x.detach().requires_grad_(true);
-            var wb = wt.detach().requires_grad_(true);
-            var y = ConvGuard.Conv2d(xb, wb, null, c);
+            var xb = (channelsLast ? Layout.ChannelsLast(x) : x).detach().requires_grad_(true);
+            var wb = (channelsLast ? Layout.ChannelsLast(wt) : wt).detach().requires_grad_(true);
+            var y = ConvGuard.Kernel(xb, wb, null, c);
             var r = randn(y.shape, generator: g).to(ScalarType.BFloat16);
             y.to(ScalarType.Float32).mul(r.to(ScalarType.Float32)).sum().backward();
             var x64 = x.to(ScalarType.Float64).requires_grad_(true);
@@ -81,10 +85,10 @@ public static class Bf16Support
     {
         if (!NativeCpu)
             return (false, $"bfloat16 off: oneDNN uses {CpuInfo.OneDnnIsa} here, without native bfloat16 (emulated, slower than float32)");
-        var checks = Check(configs);
+        var checks = ConvGuard.CheckBf16(configs, channelsLast: false);
         var wrong = checks.Where(c => !c.Ok).ToArray();
         return wrong.Length == 0
-            ? (true, $"bfloat16 on: native ({CpuInfo.OneDnnIsa}), the bfloat16 convolutions right on {checks.Count} configurations (worst relative error {checks.Max(c => Math.Max(c.Forward, Math.Max(c.InputGrad, c.WeightGrad))):0.0e0})")
+            ? (true, $"bfloat16 on: native ({CpuInfo.OneDnnIsa}), the bfloat16 convolutions right on {checks.Count} configurations (worst relative error {checks.Max(c => c.Worst):0.0e0})")
             : (false, $"bfloat16 off: {wrong.Length} of {checks.Count} bfloat16 convolution checks are wrong here; first: {wrong[0]}");
     }
 }

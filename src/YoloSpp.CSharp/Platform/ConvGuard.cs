@@ -40,6 +40,12 @@ public sealed record ConvGuardReport(ConvMode Mode, string Decision, IReadOnlyLi
 
     /// <summary>Whether every convolution a network computes now is right: nothing checked on the kernels in use
     /// came out wrong unless it is routed (false for the unchecked modes).</summary>
+    /// <summary>The bfloat16 checks of this process (<see cref="ConvGuard.PrepareBf16"/>, <c>--bf16 auto</c>).</summary>
+    public IReadOnlyList<Bf16CheckResult> Bf16Checks { get; init; } = Array.Empty<Bf16CheckResult>();
+
+    /// <summary>Configurations whose bfloat16 kernel checked wrong and that compute in float32 instead.</summary>
+    public IReadOnlyList<ConvConfig> Bf16Routed { get; init; } = Array.Empty<ConvConfig>();
+
     public bool Correct =>
         RoutesAll || (Checks.Count > 0 && Checks.Where(c => c.Kernels == (OneDnnEnabled ? "oneDNN" : "native"))
             .All(c => c.Ok || Routed.Contains(c.Config)));
@@ -85,6 +91,16 @@ public static class ConvGuard
     /// <summary>Test hook: as <see cref="InjectedFault"/>, for channels-last inputs only; cleared by <see cref="Reset"/>.</summary>
     internal static Func<ConvConfig, bool>? InjectedChannelsLastFault { get; set; }
 
+    /// <summary>Test hook: as <see cref="InjectedFault"/>, for bfloat16 inputs only, whichever kernels run (float32
+    /// stays right); cleared by <see cref="Reset"/>.</summary>
+    internal static Func<ConvConfig, bool>? InjectedBf16Fault { get; set; }
+
+    // bfloat16: the checks of this process (by configuration, layout and kernels) and the configurations sent
+    // through float32 because their bfloat16 kernel came out wrong
+    static readonly Dictionary<(ConvConfig, bool, string), Bf16CheckResult> Bf16Results = new();
+    static readonly HashSet<ConvConfig> Bf16RoutedSet = new();
+    static volatile ConvConfig[] _bf16Routed = Array.Empty<ConvConfig>();
+
     /// <summary>The mode: <c>YOLOSPP_CONV</c> = auto (default), onednn, native or route.</summary>
     public static ConvMode Mode
     {
@@ -110,7 +126,11 @@ public static class ConvGuard
         {
             lock (Gate)
                 return new ConvGuardReport(Mode, _decision, ThisProcess.ToArray(), RoutedSet.ToArray(), _routeAll, OneDnn.Enabled,
-                    _checkTime, CacheFile);
+                    _checkTime, CacheFile)
+                {
+                    Bf16Checks = Bf16Results.Values.ToArray(),
+                    Bf16Routed = Bf16RoutedSet.ToArray(),
+                };
         }
     }
 
@@ -213,10 +233,66 @@ public static class ConvGuard
     }
 
     /// <summary>
+    /// Makes the bfloat16 convolutions of a network right before it computes in bfloat16 (<c>DarkNet.ComputeType</c>
+    /// on the CPU): in auto and route modes checks each configuration not checked yet in this process, in the layout
+    /// given, forward and both gradients against float64 (<see cref="Bf16Support.Check"/>), and sends the ones that
+    /// come out wrong through float32 (input, weight and bias cast to float32, the float32 path, the output cast
+    /// back: right, slower), saying so in a notice. Returns the checks (empty in the unchecked modes).
+    /// </summary>
+    public static IReadOnlyList<Bf16CheckResult> PrepareBf16(IEnumerable<ConvConfig> configs, bool channelsLast = false)
+    {
+        ArgumentNullException.ThrowIfNull(configs);
+        lock (Gate)
+        {
+            if (Mode is ConvMode.OneDnn or ConvMode.Native) return Array.Empty<Bf16CheckResult>();
+            var results = CheckBf16(configs, channelsLast);
+            var wrong = results.Where(r => !r.Ok).ToArray();
+            var added = wrong.Select(r => r.Config).Where(Bf16RoutedSet.Add).ToArray();
+            if (added.Length > 0)
+            {
+                _bf16Routed = Bf16RoutedSet.ToArray();
+                var worst = wrong.OrderByDescending(r => r.Worst).First();
+                Notice($"conv guard: libtorch's {KernelsNow}{(channelsLast ? " channels-last" : "")} bfloat16 kernels computed {wrong.Length} of {results.Count} checked convolutions wrong on {CpuInfo.Model} (worst: {worst}); {string.Join(", ", added.Take(6))}{(added.Length > 6 ? ", …" : "")} now run in float32");
+            }
+            return results;
+        }
+    }
+
+    /// <summary>The bfloat16 checks of <paramref name="configs"/> on the kernels in use, run once a process (no
+    /// routing: what libtorch computes).</summary>
+    internal static IReadOnlyList<Bf16CheckResult> CheckBf16(IEnumerable<ConvConfig> configs, bool channelsLast)
+    {
+        lock (Gate)
+        {
+            var kernels = KernelsNow;
+            var list = configs.Distinct().ToArray();
+            var missing = list.Where(c => !Bf16Results.ContainsKey((c, channelsLast, kernels))).ToArray();
+            var sw = Stopwatch.StartNew();
+            foreach (var r in Bf16Support.Check(missing, channelsLast)) Bf16Results[(r.Config, channelsLast, kernels)] = r;
+            _checkTime += sw.Elapsed;
+            return list.Select(c => Bf16Results[(c, channelsLast, kernels)]).ToArray();
+        }
+    }
+
+    /// <summary>
     /// The network's convolution: libtorch's kernel, or unfold + matmul for a configuration the guard routes.
-    /// Input, weight and bias may be float16/bfloat16 (mixed precision); the checks are made in float32.
+    /// Input, weight and bias may be float16/bfloat16 (mixed precision); a bfloat16 configuration whose bfloat16
+    /// kernel checked wrong (<see cref="PrepareBf16"/>) computes in float32.
     /// </summary>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, ConvConfig c)
+    {
+        if (x.dtype == ScalarType.BFloat16 && _bf16Routed.Length > 0 && Array.IndexOf(_bf16Routed, c) >= 0 && x.device_type == DeviceType.CPU)
+        {
+            using var scope = NewDisposeScope();
+            var y = Conv2d(x.to(ScalarType.Float32), weight.to(ScalarType.Float32), bias?.to(ScalarType.Float32), c);
+            return y.to(ScalarType.BFloat16).MoveToOuterDisposeScope();
+        }
+        return Kernel(x, weight, bias, c);
+    }
+
+    /// <summary>What <see cref="Conv2d"/> computes without the bfloat16 routing: libtorch's kernel, or unfold + matmul
+    /// for a configuration routed in float32 (what the bfloat16 check tests).</summary>
+    internal static Tensor Kernel(Tensor x, Tensor weight, Tensor? bias, ConvConfig c)
     {
         if (_routeAll || (_routed.Length > 0 && Array.IndexOf(_routed, c) >= 0))
             return UnfoldConv.Conv2d(x, weight, bias, c.Stride, c.Padding);
@@ -225,6 +301,11 @@ public static class ConvGuard
         if ((InjectedFault is { } fault && fault(c) || InjectedChannelsLastFault is { } clFault && clFault(c) && Layout.IsChannelsLast(x)) && OneDnn.Enabled)
         {
             // mixes each output with its left neighbour: wrong forward and gradients that BatchNorm cannot normalise away
+            using var wrong = 0.25.ToScalar();
+            y = y.add(y.roll(1, 3), wrong);
+        }
+        else if (InjectedBf16Fault is { } bf16Fault && x.dtype == ScalarType.BFloat16 && bf16Fault(c))
+        {
             using var wrong = 0.25.ToScalar();
             y = y.add(y.roll(1, 3), wrong);
         }
@@ -240,6 +321,10 @@ public static class ConvGuard
             _mode = mode;
             InjectedFault = fault;
             InjectedChannelsLastFault = null;
+            InjectedBf16Fault = null;
+            Bf16Results.Clear();
+            Bf16RoutedSet.Clear();
+            _bf16Routed = Array.Empty<ConvConfig>();
             _gridChecked = false;
             _routeAll = false;
             RoutedSet.Clear();
