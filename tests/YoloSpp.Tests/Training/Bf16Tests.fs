@@ -1,5 +1,6 @@
 /// bfloat16 as PyTorch's autocast runs it (--bf16): which ops see bfloat16, the channels-last layout of bfloat16
-/// training, the check of the bfloat16 convolution kernels against float64 and the decision of --bf16 auto.
+/// training, the check of the bfloat16 convolution kernels against float64, the decision of --bf16 auto, and
+/// SyncBatchNorm on bfloat16 activations.
 module YoloSpp.Tests.Training.Bf16Tests
 
 open System
@@ -13,6 +14,21 @@ open YoloSpp.Training
 open YoloSpp.Tests
 
 let private withDir = YoloSpp.Tests.Robustness.WhyFixtures.withDir
+
+let private two = (2.0).ToScalar()
+
+/// Two ranks with the same batch: an all-reduce doubles.
+type private TwoIdenticalRanks() =
+    interface YoloSpp.Distributed.ICommunicator with
+        member _.Rank = 0
+        member _.Size = 2
+        member _.Name = "two identical ranks"
+        member _.AllReduceSum t = t.mul_ two |> ignore
+        member _.Broadcast(_, _) = ()
+        member _.Barrier() = ()
+        member _.AllGather v = [| v; v |]
+        member _.Abort code = failwithf "abort %d" code
+        member _.Dispose() = ()
 
 let tests =
     testList
@@ -191,5 +207,62 @@ let tests =
                     Expect.stringContains err "sometimes" "names the value"
                     Expect.stringContains err "--bf16 [<auto|on|off>]" "shows the accepted values"
                     Expect.isFalse (err.Contains "   at ") "no stack trace")
+            }
+            test "SyncBatchNorm in bfloat16 (--bf16 under mpirun): bfloat16 out, the statistics and gradients of float64 to bfloat16's rounding" {
+                Backend.Initialize()
+                use _ = torch.NewDisposeScope()
+                use g = new torch.Generator(1UL)
+                // one rank's bfloat16 activations (odd, non-square), off-centre as a convolution's output is
+                let x =
+                    (torch.randn ([| 2L; 16L; 10L; 13L |], generator = g) * 3.0 + 1.5).to_type torch.bfloat16
+
+                let w = torch.rand ([| 16L |], generator = g) + 0.5
+                let b = torch.randn ([| 16L |], generator = g)
+                let dy = torch.randn ([| 2L; 16L; 10L; 13L |], generator = g)
+                let xs = x.detach().requires_grad_ true
+                let ws = w.detach().requires_grad_ true
+                let bs = b.detach().requires_grad_ true
+                let runningMean, runningVar = torch.zeros 16L, torch.ones 16L
+
+                let y =
+                    YoloSpp.Distributed.SyncBatchNormForward.Forward(xs, ws, bs, runningMean, runningVar, 0.1, 1e-5, new TwoIdenticalRanks())
+
+                Expect.equal y.dtype torch.bfloat16 "bfloat16 out, as BatchNorm on a bfloat16 input"
+                (y.to_type torch.float32 * dy).sum().backward ()
+                // the same over both ranks' batches (two copies) in float64, the gradient of one copy's share
+                let f64 (t: torch.Tensor) =
+                    t.detach().to_type(torch.float64).requires_grad_ true
+
+                let x64, w64, b64 = f64 x, f64 w, f64 b
+
+                let y64 =
+                    torch.nn.functional.batch_norm (
+                        torch.cat ([| x64; x64 |], 0L),
+                        torch.zeros (16L, dtype = torch.float64),
+                        torch.ones (16L, dtype = torch.float64),
+                        w64,
+                        b64,
+                        true,
+                        0.1,
+                        1e-5
+                    )
+
+                // the output gradient reaches SyncBatchNorm in bfloat16 (through the cast of its bfloat16 output)
+                (y64.narrow (0L, 0L, 2L) * dy.to_type(torch.bfloat16).to_type torch.float64).sum().backward ()
+
+                let rel (a: torch.Tensor) (e: torch.Tensor) =
+                    (a.to_type torch.float64 - e).norm().ToDouble() / e.norm().ToDouble()
+
+                // bfloat16 keeps 8 significant bits: a value rounded to it is off by at most 2^-9 (2e-3), about 1.1e-3
+                // in relative L2; the float32 arithmetic before the rounding adds nothing visible
+                let rounding =
+                    rel (y64.detach().narrow(0L, 0L, 2L).to_type torch.bfloat16) (y64.detach().narrow (0L, 0L, 2L))
+
+                Expect.isLessThan (rel y (y64.detach().narrow (0L, 0L, 2L))) (1.01 * rounding) "the output is float64's rounded to bfloat16"
+                Expect.isLessThan (rel xs.grad x64.grad) 4e-3 "input gradient (bfloat16, as the input)"
+                Expect.isLessThan (rel ws.grad w64.grad) 1e-5 "weight gradient (float32)"
+                Expect.isLessThan (rel bs.grad b64.grad) 1e-5 "bias gradient (float32)"
+                let m64 = torch.cat([| x64; x64 |], 0L).detach().mean ([| 0L; 2L; 3L |])
+                Expect.isLessThan (rel runningMean (m64 * 0.1)) 1e-6 "running mean from float32 statistics of the bfloat16 values"
             }
         ]
