@@ -274,6 +274,18 @@ public static partial class TrainSteps
     /// <summary>Step 4: the reference's compute_loss over the network's yolo layers, with the hyperparameters' gains.</summary>
     public static YoloLoss Loss(DarkNet model, TrainingData data, Device device) => YoloLoss.For(model, data.Hyp, device);
 
+    /// <summary>Every rank trains in one precision: bfloat16 where every rank decided on (each decides on its own
+    /// CPU), else float32 on all, with the reason of the first rank that decided off.</summary>
+    internal static (bool On, string Why) AgreeOnBf16(ICommunicator comm, bool on, string why)
+    {
+        var all = comm.AllGather(System.Text.Encoding.UTF8.GetBytes((on ? "1" : "0") + why))
+            .Select(b => System.Text.Encoding.UTF8.GetString(b)).ToArray();
+        int off = Array.FindIndex(all, a => a.StartsWith('0'));
+        return off < 0
+            ? (true, $"{why} (every one of {comm.Size} ranks decided on)")
+            : (false, $"bfloat16 off on every rank: rank {off} of {comm.Size} decided off ({all[off][1..]})");
+    }
+
     /// <summary>
     /// Step 5: the epochs. Each trains one epoch (<see cref="Engine.TrainOneEpoch"/>: cosine LR, epoch-0 warmup,
     /// accumulation, multi-scale draws seeded by seed + epoch so that a resumed run draws as an uninterrupted one),
@@ -308,9 +320,12 @@ public static partial class TrainSteps
         if (!bf16 && o.Bf16Auto && device.type == DeviceType.CPU)
         {
             var (on, why) = YoloSpp.Platform.Bf16Support.Decide(model.ConvConfigs);
+            if (comm.Size > 1) (on, why) = AgreeOnBf16(comm, on, why);
             log?.Invoke(why);
             bf16 = on;
         }
+        else if (!bf16 && o.Bf16Auto)
+            log?.Invoke($"bfloat16 off: --bf16 auto decides on the CPU only (this run is on {device}: --bf16 for bfloat16, --amp true for float16 with loss scaling)");
         var precision = MixedPrecision.For(o.Amp, bf16, device);
         if (precision.ComputeType is not null) log?.Invoke(precision.ToString());
         var scaler = resume is null ? precision.CreateScaler() : new LossScaler(precision.ScaleLoss, resume.LossScale, resume.LossScaleGrowthTracker);

@@ -30,6 +30,19 @@ type private TwoIdenticalRanks() =
         member _.Abort code = failwithf "abort %d" code
         member _.Dispose() = ()
 
+/// Rank 0 of two, whose other rank answers an all-gather with `other`.
+type private TwoRanksOtherSays(other: byte[]) =
+    interface YoloSpp.Distributed.ICommunicator with
+        member _.Rank = 0
+        member _.Size = 2
+        member _.Name = "two ranks"
+        member _.AllReduceSum _ = ()
+        member _.Broadcast(_, _) = ()
+        member _.Barrier() = ()
+        member _.AllGather v = [| v; other |]
+        member _.Abort code = failwithf "abort %d" code
+        member _.Dispose() = ()
+
 let tests =
     testList
         "bf16"
@@ -153,6 +166,31 @@ let tests =
                          |> Seq.exists (fun m -> m.Contains "bfloat16 convolutions, float32 master weights"))
                         on
                         "trains in bfloat16 exactly when it said on")
+            }
+            test "--bf16 auto under mpirun: bfloat16 only where every rank decided on, and the log names a rank that did not" {
+                let says (on: bool) (why: string) =
+                    Text.Encoding.UTF8.GetBytes((if on then "1" else "0") + why)
+
+                let agree other on why =
+                    let struct (o, w) = TrainSteps.AgreeOnBf16(new TwoRanksOtherSays(other), on, why)
+                    o, w
+
+                let on, why = agree (says true "bfloat16 on: native") true "bfloat16 on: native"
+                Expect.isTrue on why
+                Expect.stringContains why "every one of 2 ranks" "says all agreed"
+
+                let on, why =
+                    agree (says false "bfloat16 off: oneDNN uses avx2 here") true "bfloat16 on: native"
+
+                Expect.isFalse on "one rank without native bfloat16 turns it off on all"
+                Expect.stringContains why "rank 1 of 2" "names the rank"
+                Expect.stringContains why "oneDNN uses avx2 here" "and its reason"
+
+                let on, why =
+                    agree (says true "bfloat16 on: native") false "bfloat16 off: 1 of 38 checks are wrong here"
+
+                Expect.isFalse on why
+                Expect.stringContains why "rank 0 of 2" "names this rank"
             }
             test "yolospp train --bf16 [on|off|auto]: alone it is on, auto says why, a wrong value is refused" {
                 withDir (fun dir ->
