@@ -15,23 +15,9 @@ open YoloSpp.Model
 open YoloSpp.Training
 open YoloSpp.Tests
 open YoloSpp.Tests.Distributed.MpiRun
+open YoloSpp.Tests.FakeRanks
 
 open YoloSpp.Platform
-
-let private two = (2.0).ToScalar()
-
-/// Two ranks with identical batches, in one process: an all-reduce doubles.
-type private TwoIdenticalRanks() =
-    interface ICommunicator with
-        member _.Rank = 0
-        member _.Size = 2
-        member _.Name = "two identical ranks"
-        member _.AllReduceSum t = t.mul_ two |> ignore
-        member _.Broadcast(_, _) = ()
-        member _.Barrier() = ()
-        member _.AllGather v = [| v; v |]
-        member _.Abort code = failwithf "abort %d" code
-        member _.Dispose() = ()
 
 let private tinyCfg = Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg")
 

@@ -12,36 +12,9 @@ open YoloSpp.Model
 open YoloSpp.Platform
 open YoloSpp.Training
 open YoloSpp.Tests
+open YoloSpp.Tests.FakeRanks
 
 let private withDir = YoloSpp.Tests.Robustness.WhyFixtures.withDir
-
-let private two = (2.0).ToScalar()
-
-/// Two ranks with the same batch: an all-reduce doubles.
-type private TwoIdenticalRanks() =
-    interface YoloSpp.Distributed.ICommunicator with
-        member _.Rank = 0
-        member _.Size = 2
-        member _.Name = "two identical ranks"
-        member _.AllReduceSum t = t.mul_ two |> ignore
-        member _.Broadcast(_, _) = ()
-        member _.Barrier() = ()
-        member _.AllGather v = [| v; v |]
-        member _.Abort code = failwithf "abort %d" code
-        member _.Dispose() = ()
-
-/// Rank 0 of two, whose other rank answers an all-gather with `other`.
-type private TwoRanksOtherSays(other: byte[]) =
-    interface YoloSpp.Distributed.ICommunicator with
-        member _.Rank = 0
-        member _.Size = 2
-        member _.Name = "two ranks"
-        member _.AllReduceSum _ = ()
-        member _.Broadcast(_, _) = ()
-        member _.Barrier() = ()
-        member _.AllGather v = [| v; other |]
-        member _.Abort code = failwithf "abort %d" code
-        member _.Dispose() = ()
 
 let tests =
     testList
