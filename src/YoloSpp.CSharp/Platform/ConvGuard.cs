@@ -281,7 +281,8 @@ public static class ConvGuard
     /// </summary>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, ConvConfig c)
     {
-        if (x.dtype == ScalarType.BFloat16 && _bf16Routed.Length > 0 && Array.IndexOf(_bf16Routed, c) >= 0 && x.device_type == DeviceType.CPU)
+        // the array first: empty unless a bfloat16 kernel checked wrong, so the common case asks libtorch nothing
+        if (_bf16Routed.Length > 0 && Array.IndexOf(_bf16Routed, c) >= 0 && x.dtype == ScalarType.BFloat16 && x.device_type == DeviceType.CPU)
         {
             using var scope = NewDisposeScope();
             var y = Conv2d(x.to(ScalarType.Float32), weight.to(ScalarType.Float32), bias?.to(ScalarType.Float32), c);
