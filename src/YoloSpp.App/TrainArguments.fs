@@ -93,7 +93,7 @@ type TrainArgs =
                     "mixed precision on CUDA: float16 convolutions, float32 master weights, dynamic loss scaling (default %s, as the reference; no effect on the CPU)"
                     (onOff demo.Amp)
             | Bf16 _ ->
-                "bfloat16 convolutions with float32 master weights, as PyTorch's autocast: on (--bf16 alone), off (the default), or auto: on when the CPU computes bfloat16 natively (oneDNN avx512_core_bf16 or AMX) and the network's bfloat16 convolutions pass the check against float64, else float32 (the run says which)"
+                "bfloat16 convolutions with float32 master weights, as PyTorch's autocast: on (--bf16 alone), off (the default), or auto: on when the CPU computes bfloat16 natively (oneDNN avx512_core_bf16 or AMX; for a CUDA run the GPU, compute capability >= 8.0) and the network's bfloat16 convolutions pass the check against float64, else float32 (the run says which)"
             | Result_Name _ -> sprintf "results file name in the output folder (default %s)" demo.ResultName
             | Output _ ->
                 sprintf

@@ -79,6 +79,13 @@ let run (args: ParseResults<DoctorArgs>) : int =
          else
              "not available (CPU backend or no GPU)")
 
+    // each GPU's bfloat16: its compute capability, and its bfloat16 convolutions checked where it is native
+    for i in 0 .. r.CudaDevices - 1 do
+        let struct (_, why) =
+            Bf16Support.Decide(DarkNet.BuiltInWorkload().Configs, TorchSharp.torch.device ($"cuda:{i}"))
+
+        printfn "  cuda:%d %s (train --device cuda:%d --bf16 auto)" i why i
+
     let failed (xs: seq<ConvCheckResult>) =
         xs |> Seq.filter (fun c -> not c.Ok) |> Seq.length
 

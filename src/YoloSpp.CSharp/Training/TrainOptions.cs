@@ -81,9 +81,10 @@ public sealed record TrainOptions
     public bool Amp { get; init; }
     /// <summary>Opt-in bfloat16 convolutions with float32 master weights on any device (see <see cref="MixedPrecision"/>); off by default.</summary>
     public bool Bf16 { get; init; }
-    /// <summary>bfloat16 where it pays and computes right (<c>--bf16 auto</c>): on when the CPU has native bfloat16 and
-    /// the network's bfloat16 convolutions pass the check against float64 (<see cref="Bf16Support"/>), else float32;
-    /// the run says which and why. <see cref="Bf16"/> forces it on.</summary>
+    /// <summary>bfloat16 where it pays and computes right (<c>--bf16 auto</c>): on when the CPU (or, for a CUDA run,
+    /// the GPU: compute capability 8.0 or newer) has native bfloat16 and the network's bfloat16 convolutions pass the
+    /// check against float64 (<see cref="Bf16Support"/>), else float32; the run says which and why. <see cref="Bf16"/>
+    /// forces it on (with a warning where bfloat16 is emulated).</summary>
     public bool Bf16Auto { get; init; }
     /// <summary>The output folder when none is given: runs/train.</summary>
     public static string DefaultOutputDir { get; } = Path.Combine("runs", "train");

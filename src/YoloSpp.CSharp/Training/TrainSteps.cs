@@ -317,15 +317,15 @@ public static partial class TrainSteps
         }
         double bestMap = resume?.BestMap ?? 0;
         bool bf16 = o.Bf16;
-        if (!bf16 && o.Bf16Auto && device.type == DeviceType.CPU)
+        if (!bf16 && o.Bf16Auto)
         {
-            var (on, why) = YoloSpp.Platform.Bf16Support.Decide(model.ConvConfigs);
+            var (on, why) = YoloSpp.Platform.Bf16Support.Decide(model.ConvConfigs, device);
             if (comm.Size > 1) (on, why) = AgreeOnBf16(comm, on, why);
             log?.Invoke(why);
             bf16 = on;
         }
-        else if (!bf16 && o.Bf16Auto)
-            log?.Invoke($"bfloat16 off: --bf16 auto decides on the CPU only (this run is on {device}: --bf16 for bfloat16, --amp true for float16 with loss scaling)");
+        else if (bf16 && YoloSpp.Platform.Bf16Support.ForcedWarning(device) is { } warning)
+            log?.Invoke(warning);
         var precision = MixedPrecision.For(o.Amp, bf16, device);
         if (precision.ComputeType is not null) log?.Invoke(precision.ToString());
         var scaler = resume is null ? precision.CreateScaler() : new LossScaler(precision.ScaleLoss, resume.LossScale, resume.LossScaleGrowthTracker);

@@ -16,6 +16,52 @@ open YoloSpp.Tests.FakeRanks
 
 let private withDir = YoloSpp.Tests.Robustness.WhyFixtures.withDir
 
+// the CUDA driver API's entry points, as CudaInfo calls them: cuInit(flags), cuDeviceGet(&dev, ordinal),
+// cuDeviceGetAttribute(&value, attribute, dev)
+type private CuInit = delegate of uint32 -> int
+type private CuDeviceGet = delegate of nativeint * int -> int
+type private CuDeviceGetAttribute = delegate of nativeint * int * int -> int
+
+/// A driver with two GPUs, cuda:0 of compute capability 8.6 and cuda:1 of 7.5, whose cuInit returns `init`.
+let private fakeDriverCapability (init: int) (ordinal: int) =
+    let cuInit = CuInit(fun _ -> init)
+
+    let cuDeviceGet =
+        CuDeviceGet(fun dev ordinal ->
+            if ordinal < 2 then
+                Runtime.InteropServices.Marshal.WriteInt32(dev, 10 + ordinal)
+                0
+            else
+                101) // CUDA_ERROR_INVALID_DEVICE
+
+    let cuDeviceGetAttribute =
+        CuDeviceGetAttribute(fun value attribute dev ->
+            match attribute, dev with
+            | 75, 10 ->
+                Runtime.InteropServices.Marshal.WriteInt32(value, 8)
+                0
+            | 76, 10 ->
+                Runtime.InteropServices.Marshal.WriteInt32(value, 6)
+                0
+            | 75, 11 ->
+                Runtime.InteropServices.Marshal.WriteInt32(value, 7)
+                0
+            | 76, 11 ->
+                Runtime.InteropServices.Marshal.WriteInt32(value, 5)
+                0
+            | _ -> 1) // CUDA_ERROR_INVALID_VALUE
+
+    let ptr (d: Delegate) =
+        Runtime.InteropServices.Marshal.GetFunctionPointerForDelegate d
+
+    let result =
+        CudaInfo.ComputeCapability(ptr cuInit, ptr cuDeviceGet, ptr cuDeviceGetAttribute, ordinal)
+
+    GC.KeepAlive cuInit
+    GC.KeepAlive cuDeviceGet
+    GC.KeepAlive cuDeviceGetAttribute
+    result
+
 let tests =
     testList
         "bf16"
@@ -140,6 +186,102 @@ let tests =
                         on
                         "trains in bfloat16 exactly when it said on")
             }
+            test "--bf16 auto on a GPU: the driver's compute capability, 8.0 or newer and the checks right" {
+                let cc (major: int, minor: int) =
+                    Nullable<struct (int * int)>(struct (major, minor))
+
+                Expect.equal (fakeDriverCapability 0 0) (cc (8, 6)) "cuda:0 read through the driver's entry points"
+                Expect.equal (fakeDriverCapability 0 1) (cc (7, 5)) "cuda:1"
+                Expect.isFalse (fakeDriverCapability 0 2).HasValue "no cuda:2"
+                Expect.isFalse (fakeDriverCapability 100 0).HasValue "cuInit failing (CUDA_ERROR_NO_DEVICE)"
+
+                let configs = [ ConvConfig(3, 8, 3, 1, 1); ConvConfig(8, 16, 3, 2, 1) ]
+                let checks = Bf16Support.Check configs
+                let mutable checkedOnGpu = 0
+
+                let decide capability (results: Collections.Generic.IReadOnlyList<Bf16CheckResult>) =
+                    let struct (on, why) =
+                        Bf16Support.DecideGpu(
+                            capability,
+                            fun () ->
+                                checkedOnGpu <- checkedOnGpu + 1
+                                results
+                        )
+
+                    on, why
+
+                let on, why = decide (cc (7, 5)) checks
+                Expect.isFalse on why
+                Expect.stringContains why "compute capability 7.5" "names the GPU's capability"
+                Expect.equal checkedOnGpu 0 "no check on a GPU without native bfloat16"
+                let on, why = decide (Nullable()) checks
+                Expect.isFalse on why
+                Expect.stringContains why "could not be read" "says why"
+                let on, why = decide (cc (8, 0)) checks
+                Expect.isTrue on why
+                Expect.stringContains why "native (GPU compute capability 8.0)" "says why"
+                Expect.equal checkedOnGpu 1 "checked the kernels"
+
+                let wrong =
+                    [ checks[0]; Bf16CheckResult(checks[1].Config, 0.3, 0.2, 0.1) ] :> Collections.Generic.IReadOnlyList<_>
+
+                let on, why = decide (cc (9, 0)) wrong
+                Expect.isFalse on "a wrong bfloat16 kernel keeps float32"
+                Expect.stringContains why "1 of 2 bfloat16 convolution checks are wrong" why
+            }
+            test "--bf16 forced where bfloat16 is emulated: the run warns, auto keeps float32" {
+                let cap = Environment.GetEnvironmentVariable "ONEDNN_MAX_CPU_ISA"
+
+                try
+                    // what the library sees of oneDNN's ISA (.NET's environment, not libtorch's: its kernels stay native)
+                    Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2")
+                    Expect.isFalse Bf16Support.NativeCpu "capped to AVX2: no native bfloat16"
+                    let warning = Bf16Support.ForcedWarning torch.CPU
+                    Expect.isNotNull warning "a warning"
+                    Expect.stringContains warning "without native bfloat16" warning
+                    let struct (on, why) = Bf16Support.Decide([ ConvConfig(3, 8, 3, 1, 1) ], torch.CPU)
+                    Expect.isFalse on why
+
+                    if CpuInfo.Flags |> Seq.contains "avx512_bf16" then
+                        Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+                        Expect.isTrue Bf16Support.NativeCpu "capped at its own level the CPU stays native"
+                        Expect.isNull (Bf16Support.ForcedWarning torch.CPU) "and --bf16 is not warned"
+                        Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2")
+
+                    withDir (fun dir ->
+                        let data = TinyRuns.tinyShapes dir 8 4 3
+                        let messages = ResizeArray<string>()
+
+                        let o =
+                            Tiny.Options(TinyRuns.tinyCfg dir, data, Path.Combine(dir, "run"), epochs = 1, noTest = true)
+
+                        Trainer(
+                            TrainOptions(
+                                Cfg = o.Cfg,
+                                Data = o.Data,
+                                Hyp = o.Hyp,
+                                Epochs = 1,
+                                BatchSize = 4,
+                                ImageSize = 64,
+                                MultiScale = false,
+                                Mosaic = false,
+                                Warmup = false,
+                                Device = "cpu",
+                                OutputDir = o.OutputDir,
+                                Accumulate = Nullable 1,
+                                NoTest = true,
+                                Bf16 = true
+                            ),
+                            Action<string>(messages.Add)
+                        )
+                            .Run()
+                        |> ignore
+
+                        Expect.exists messages (fun m -> m = warning) "the run warns"
+                        Expect.exists messages (fun m -> m.Contains "bfloat16 convolutions, float32 master weights") "and trains in bfloat16, as told")
+                finally
+                    Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", cap)
+            }
             test "--bf16 auto under mpirun: bfloat16 only where every rank decided on, and the log names a rank that did not" {
                 let says (on: bool) (why: string) =
                     Text.Encoding.UTF8.GetBytes((if on then "1" else "0") + why)
@@ -205,6 +347,11 @@ let tests =
                         let code, out, err = train name extra
                         Expect.equal code 0 (sprintf "%s: %s %s" name out err)
                         Expect.equal (inBf16 out) expected (sprintf "--bf16 %s trains in bfloat16: %b\n%s" name expected out)
+
+                        Expect.equal
+                            (out.Contains "warning: --bf16 on a CPU without native bfloat16")
+                            (expected && not Bf16Support.NativeCpu)
+                            ("warned exactly where bfloat16 is emulated\n" + out)
 
                     let code, out, err = train "auto" [ "--bf16"; "auto" ]
                     Expect.equal code 0 (sprintf "auto: %s %s" out err)
