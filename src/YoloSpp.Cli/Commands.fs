@@ -47,6 +47,7 @@ type PlotLabelsArgs =
     | N of int
     | Img_Size of int
     | Out of dir: string
+    | Exist_Ok
     | Max_Pixels of int64
 
     interface IArgParserTemplate with
@@ -56,7 +57,9 @@ type PlotLabelsArgs =
             | Split _ -> "train (default) or valid: the list to draw"
             | N _ -> "images in the grid, 1 to 16 (default 16)"
             | Img_Size _ -> "tile size (long side), a multiple of 32 (default 512)"
-            | Out _ -> "output folder for labels_sample.jpg and labels.png (default runs/labels; files of these names are replaced)"
+            | Out _ ->
+                "output folder for labels_sample.jpg and labels.png (default runs/labels; one that holds anything gives way to the next numbered folder, runs/labels2, ...)"
+            | Exist_Ok -> "write into --out even when it holds earlier files (labels_sample.jpg and labels.png are replaced)"
             | Max_Pixels _ -> EvalCommand.maxPixelsUsage
 
 type Voc2YoloArgs =

@@ -26,6 +26,7 @@ type DetectArgs =
     | Recursive
     | Vid_Stride of int
     | Out of dir: string
+    | Exist_Ok
     | Conf of value: string
     | Draw_Threshold of float
     | Iou of float
@@ -64,7 +65,9 @@ type DetectArgs =
                 "images, videos (mp4 avi mkv mov ...; needs ffmpeg), folders, globs ('data/**/*.jpg', quoted or not) and .txt lists of paths, in any number"
             | Recursive -> "read folders' sub-folders too"
             | Vid_Stride _ -> "detect on every n-th video frame (default 1)"
-            | Out _ -> "output folder: annotated images and videos, detections.json (default runs/detect)"
+            | Out _ ->
+                "output folder: annotated images and videos, detections.json (default runs/detect; one that holds anything gives way to the next numbered folder, runs/detect2, ...)"
+            | Exist_Ok -> "write into --out even when it holds earlier results (same-named files are replaced)"
             | Max_Det _ -> sprintf "boxes kept per image (default %d)" defaults.MaxDetections
             | Classes _ -> "keep only these class indices, e.g. --classes 0 2"
             | Agnostic_Nms -> "one NMS over all classes: a box suppresses overlapping boxes of any class"
@@ -182,7 +185,7 @@ let private cropPath (outDir: string) (className: string) (stem: string) =
 /// Runs the command; returns the exit code: 0 when at least one source was read (the others are named on stderr
 /// and counted), 2 when none was (or for bad options and models).
 let run (args: ParseResults<DetectArgs>) : int =
-    let outDir = args.GetResult(Out, Path.Combine("runs", "detect"))
+    let requestedOut = args.GetResult(Out, Path.Combine("runs", "detect"))
 
     Errors.run (fun () ->
         args.TryGetResult Max_Pixels |> Option.iter (fun n -> RgbImage.MaxPixels <- n)
@@ -261,7 +264,12 @@ let run (args: ParseResults<DetectArgs>) : int =
                 (String.Join(", ", detector.ClassNames))
                 detector.ImageSize
 
-            Directory.CreateDirectory outDir |> ignore
+            // never into an earlier run's results (yolov5's increment_path): runs/detect, then runs/detect2, ...
+            use folder =
+                RunFolder.Claim(requestedOut, args.Contains Exist_Ok, Func<_, _>(RunFolder.AnyEntry), "detect run", "--out")
+
+            folder.Notice |> Option.ofObj |> Option.iter (printfn "%s")
+            let outDir = folder.Path
 
             let saveTxt, saveConf, saveCrop =
                 args.Contains Save_Txt, args.Contains Save_Conf, args.Contains Save_Crop

@@ -121,8 +121,18 @@ let private runPlotLabels (args: ParseResults<PlotLabelsArgs>) =
 
         let size = args.GetResult(PlotLabelsArgs.Img_Size, 512)
         DarkNet.CheckImageSize(size, "--img-size")
-        let out = args.GetResult(PlotLabelsArgs.Out, Path.Combine("runs", "labels"))
-        Directory.CreateDirectory out |> ignore
+
+        use folder =
+            YoloSpp.Training.RunFolder.Claim(
+                args.GetResult(PlotLabelsArgs.Out, Path.Combine("runs", "labels")),
+                args.Contains PlotLabelsArgs.Exist_Ok,
+                Func<_, _>(YoloSpp.Training.RunFolder.AnyEntry),
+                "plot-labels run",
+                "--out"
+            )
+
+        folder.Notice |> Option.ofObj |> Option.iter (printfn "%s")
+        let out = folder.Path
         let sample = Path.Combine(out, "labels_sample.jpg")
         YoloSpp.Evaluation.DatasetCharts.WriteSample(source, names, sample, args.GetResult(N, 16), size)
         let labels = Path.Combine(out, "labels.png")

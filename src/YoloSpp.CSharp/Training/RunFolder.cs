@@ -7,7 +7,8 @@ using YoloSpp.IO;
 namespace YoloSpp.Training;
 
 /// <summary>
-/// The folder a training run writes to, held for the run's lifetime. Runs never replace runs: as yolov5's
+/// The folder a run (training, detection, a dataset's charts) writes to, held for the run's lifetime. Runs never
+/// replace runs: as yolov5's
 /// increment_path, a requested folder that holds a previous run gives way to the next free numbered one
 /// (<c>runs/train</c> → <c>runs/train2</c>, <c>runs/train3</c>, …), unless exist-ok reuses it. A lock file in the
 /// folder (<see cref="LockName"/>, an exclusive advisory lock the system drops when the process dies, even by
@@ -15,7 +16,7 @@ namespace YoloSpp.Training;
 /// so that the second run can name the first. On taking a folder, the temp files that dead processes left there
 /// (an <see cref="AtomicFile"/> write cut short) are removed.
 /// </summary>
-internal sealed partial class RunFolder : IDisposable
+public sealed partial class RunFolder : IDisposable
 {
     /// <summary>The lock file: held open exclusively while a run writes to the folder; never deleted (deleting it
     /// would let a process lock the old file while another creates a new one).</summary>
@@ -41,41 +42,65 @@ internal sealed partial class RunFolder : IDisposable
         number <= 1 ? requested : requested.TrimEnd('/', '\\') + number.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// Takes the run folder for <paramref name="requested"/>: the folder itself when it holds no previous run (or when
-    /// <paramref name="reuse"/>: exist-ok, or resuming the run that is in it), else the next free numbered one.
+    /// Takes a training run's folder for <paramref name="requested"/>: the folder itself when it holds no previous run
+    /// (or when <paramref name="reuse"/>: exist-ok, or resuming the run that is in it), else the next free numbered one.
     /// </summary>
     /// <exception cref="InvalidInputException">The path is a file, cannot be created or written, or (when reusing) another
     /// live run holds it; the message names the folder (and the other process).</exception>
-    public static RunFolder Claim(string requested, bool reuse, string resultName)
+    public static RunFolder Claim(string requested, bool reuse, string resultName) =>
+        Claim(requested, reuse, dir => PreviousRun(dir, resultName), "training run", "--output");
+
+    /// <summary>
+    /// Takes the folder for <paramref name="requested"/> for a run of any kind: the folder itself when
+    /// <paramref name="previousRun"/> finds nothing of an earlier run in it (or when <paramref name="reuse"/>), else
+    /// the next free numbered one. <paramref name="previousRun"/> names the first earlier output it finds in a folder,
+    /// or gives null (<see cref="AnyEntry"/>: anything at all); <paramref name="what"/> ("detect run") and
+    /// <paramref name="option"/> ("--out") word the messages.
+    /// </summary>
+    /// <exception cref="InvalidInputException">As the training run's <see cref="Claim(string, bool, string)"/>.</exception>
+    public static RunFolder Claim(string requested, bool reuse, Func<string, string?> previousRun, string what, string option)
     {
-        if (string.IsNullOrWhiteSpace(requested)) throw new InvalidInputException("--output", "the output folder is empty");
+        ArgumentNullException.ThrowIfNull(previousRun);
+        if (string.IsNullOrWhiteSpace(requested)) throw new InvalidInputException(option, "the output folder is empty");
+        string? found = null; // what the requested folder held
         for (int n = 1; n <= (reuse ? 1 : MaxNumber); n++)
         {
             var dir = Numbered(requested, n);
             if (File.Exists(dir))
             {
-                if (n == 1) throw new InvalidInputException(dir, "is a file, not a folder: choose another --output");
+                if (n == 1) throw new InvalidInputException(dir, $"is a file, not a folder: choose another {option}");
                 continue;
             }
             CreateFolder(dir);
             var held = TryLock(dir);
             if (held is null)
             {
-                if (reuse) throw new InvalidInputException(dir, $"is in use by another live training run ({Owner(dir)}): two runs cannot share a folder; wait for it to end or choose another --output");
+                if (reuse) throw new InvalidInputException(dir, $"is in use by another live {what} ({Owner(dir)}): two runs cannot share a folder; wait for it to end or choose another {option}");
+                if (n == 1) found = $"a live {what}";
                 continue;
             }
             RemoveDeadTemps(dir);
-            var previous = reuse ? null : PreviousRun(dir, resultName);
+            var previous = reuse ? null : previousRun(dir);
             if (previous is null)
             {
                 WriteOwner(dir, held);
-                var notice = n == 1 ? null : $"{requested} holds a previous run: this run writes to {dir} (--exist-ok reuses {requested})";
+                var notice = n == 1 ? null : $"{requested} holds a previous run ({found}): this run writes to {dir} (--exist-ok reuses {requested})";
                 return new RunFolder(dir, n, held, notice);
             }
+            if (n == 1) found = previous;
             held.Dispose();
         }
-        throw new InvalidInputException(requested, $"{requested}2 to {requested}{MaxNumber} all hold runs: choose another --output");
+        throw new InvalidInputException(requested, $"{requested}2 to {requested}{MaxNumber} all hold runs: choose another {option}");
     }
+
+    /// <summary>The first entry of <paramref name="dir"/> other than a run folder's own lock, owner and temp files,
+    /// or null: for outputs whose every file counts (a detect run's pictures, a dataset's charts).</summary>
+    public static string? AnyEntry(string dir) =>
+        Directory.EnumerateFileSystemEntries(dir)
+            .Select(System.IO.Path.GetFileName)
+            .Where(n => n is not (LockName or OwnerName) && !TempName().IsMatch(n!))
+            .Order(StringComparer.Ordinal)
+            .FirstOrDefault();
 
     static void CreateFolder(string dir)
     {

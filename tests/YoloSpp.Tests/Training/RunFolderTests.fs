@@ -100,6 +100,101 @@ let folders =
                 let under = Path.Combine(file, "sub")
                 Expect.stringContains (TestUtil.throwsMessage<InvalidInputException> (fun () -> (claim under false).Dispose())) under "under a file"
             }
+            test "detect and plot-labels: a folder that holds anything gives way to the next numbered one; --exist-ok reuses it" {
+                let root, cleanup = tempDir ()
+                use _ = cleanup
+                // the run folder's own files are no earlier output; anything else is
+                let held = Path.Combine(root, "held")
+
+                let claimAny () =
+                    use f =
+                        RunFolder.Claim(held, false, Func<_, _>(RunFolder.AnyEntry), "detect run", "--out")
+
+                    f.Path
+
+                Expect.equal (claimAny ()) held "an empty folder is taken"
+                Expect.isNull (RunFolder.AnyEntry held) "its lock file left behind is not an output"
+                Expect.equal (claimAny ()) held "and is taken again"
+
+                Directory.CreateDirectory(Path.Combine(held, "crops")) |> ignore
+                Expect.equal (RunFolder.AnyEntry held) "crops" "a folder counts"
+
+                // the CLI, twice into one --out
+                let s =
+                    ShapesDataset.Generate(ShapesOptions(Path.Combine(root, "shapes"), Train = 2, Val = 1, Size = 64, Seed = 3))
+
+                let cfg = Path.Combine(root, "tiny-spp-5.cfg")
+                YoloSpp.Model.ModelCfg.WriteWithClasses(Path.Combine(TestUtil.repoGoldenDir, "tiny-spp.cfg"), cfg, 5)
+                let weights = Path.Combine(root, "random.safetensors")
+                Backend.Initialize()
+
+                let save () =
+                    use model = YoloSpp.Model.DarkNet.FromCfgFile cfg
+                    YoloSpp.Model.ModelWeights.Save(model, weights)
+
+                save ()
+
+                let image = Directory.GetFiles(Path.Combine(s.Directory, "images", "val"))[0]
+                let out = Path.Combine(root, "detect")
+
+                let detect extra =
+                    BuildTests.yolospp (
+                        [
+                            "detect"
+                            "--cfg"
+                            cfg
+                            "--weights"
+                            weights
+                            "--names"
+                            Path.Combine(s.Directory, "shapes.names")
+                            "--source"
+                            image
+                            "--out"
+                            out
+                            "--img-size"
+                            "64"
+                        ]
+                        @ extra
+                    )
+
+                let json (dir: string) = Path.Combine(dir, "detections.json")
+                let code, _, err = detect []
+                Expect.equal code 0 err
+                Expect.isTrue (File.Exists(json out)) "the first run writes into --out"
+                let first = File.ReadAllText(json out)
+                File.WriteAllText(Path.Combine(out, "mine.txt"), "the user's")
+                let code, stdout, err = detect [ "--conf"; "0.5" ]
+                Expect.equal code 0 err
+                Expect.stringContains stdout (sprintf "%s holds a previous run (000000.jpg): this run writes to %s2" out out) "says where"
+                Expect.isTrue (File.Exists(json (out + "2"))) "the second into --out2"
+                Expect.equal (File.ReadAllText(json out)) first "the first run's results untouched"
+                let code, stdout, err = detect [ "--exist-ok" ]
+                Expect.equal code 0 err
+                Expect.isFalse (stdout.Contains "holds a previous run") "--exist-ok: no other folder"
+                Expect.isFalse (Directory.Exists(out + "3")) "none made"
+                Expect.equal (File.ReadAllText(Path.Combine(out, "mine.txt"))) "the user's" "other files stay"
+
+                let labels = Path.Combine(root, "labels")
+
+                let plot () =
+                    BuildTests.yolospp
+                        [
+                            "plot-labels"
+                            "--data"
+                            s.DataFile
+                            "--img-size"
+                            "64"
+                            "--n"
+                            "2"
+                            "--out"
+                            labels
+                        ]
+
+                for expected in [ labels; labels + "2" ] do
+                    let code, stdout, err = plot ()
+                    Expect.equal code 0 err
+                    Expect.isTrue (File.Exists(Path.Combine(expected, "labels.png"))) (sprintf "charts in %s\n%s" expected stdout)
+            }
             test "a resume writes into its checkpoint's folder unless another --output is given" {
                 let requested (weights: string) (output: string) =
                     let struct (folder, reuse) =
