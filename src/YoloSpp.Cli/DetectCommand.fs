@@ -60,7 +60,7 @@ type DetectArgs =
             | Cfg _ -> ModelOptions.cfgUsage
             | Weights _ -> ModelOptions.weightsUsage
             | Names _ ->
-                "class names, one a line, as many as the network's classes: needed only when the weights do not carry them (a .ckpt and an exported .onnx do; given, they override)"
+                "class names (a .names file, one a line, or a data.yaml), as many as the network's classes: needed only when the weights do not carry them (a .ckpt and an exported .onnx do; given, they override)"
             | Source _ ->
                 "images, videos (mp4 avi mkv mov ...; needs ffmpeg), folders, globs ('data/**/*.jpg', quoted or not) and .txt lists of paths, in any number"
             | Recursive -> "read folders' sub-folders too"

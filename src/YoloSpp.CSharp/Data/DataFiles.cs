@@ -78,12 +78,23 @@ public static class DataFiles
         return "";
     }
 
-    /// <summary>Reads a <c>.names</c> file (one class a line); with <paramref name="expectedCount"/> the count must match.</summary>
+    /// <summary>Reads a <c>.names</c> file (one class a line), or the <c>names:</c> of a data.yaml; with
+    /// <paramref name="expectedCount"/> the count must match.</summary>
     /// <exception cref="InvalidInputException">The file is missing, empty, or has another class count.</exception>
     public static string[] ReadNames(string path, int? expectedCount = null)
     {
         if (Directory.Exists(path)) throw new InvalidInputException(path, "is a folder, not a .names file");
         if (!File.Exists(path)) throw new InvalidInputException(path, "no such .names file");
+        if (DataConfig.isYaml(path))
+        {
+            // a data.yaml's names: (what a yaml dataset's NamesFile is); its lists need not exist for that
+            var parsed = DataConfig.parseYaml(path, FSharpFunc<string, bool>.FromConverter(_ => true), File.ReadAllText(path));
+            if (parsed.IsError) throw InvalidInputException.From(parsed.ErrorValue);
+            var yamlNames = parsed.ResultValue.Names;
+            if (expectedCount is int c && yamlNames.Length != c)
+                throw new InvalidInputException(path, $"names: {yamlNames.Length} classes where {c} are expected");
+            return yamlNames;
+        }
         var expected = expectedCount is int n ? FSharpOption<int>.Some(n) : FSharpOption<int>.None;
         var names = DataConfig.parseNames(path, expected, File.ReadAllText(path));
         if (names.IsError) throw InvalidInputException.From(names.ErrorValue);

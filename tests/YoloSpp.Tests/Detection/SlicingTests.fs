@@ -249,6 +249,30 @@ let tests =
                 Expect.equal code2 0 err2
                 Expect.stringContains out2 "IoU=0.50:0.95 | area=   all" "the COCO table"
 
+                // a data.yaml: the detector takes its names from the yaml, as the evaluation does
+                let yaml = Path.Combine(s.Directory, "shapes.yaml")
+
+                File.WriteAllText(yaml, sprintf "path: .\ntrain: train.txt\nval: val.txt\nnames: [%s]\n" (System.String.Join(", ", File.ReadAllLines names)))
+
+                let code4, out4, err4 =
+                    BuildTests.yolospp
+                        [
+                            "eval"
+                            "--weights"
+                            weights
+                            "--cfg"
+                            cfg
+                            "--data"
+                            yaml
+                            "--img-size"
+                            "64"
+                            "--slice"
+                            "64"
+                        ]
+
+                Expect.equal code4 0 err4
+                Expect.stringContains out4 "IoU=0.50:0.95 | area=   all" "the COCO table from a data.yaml"
+
                 let code3, _, err3 =
                     BuildTests.yolospp
                         [
