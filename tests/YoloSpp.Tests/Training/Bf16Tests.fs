@@ -16,6 +16,41 @@ open YoloSpp.Tests.FakeRanks
 
 let private withDir = YoloSpp.Tests.Robustness.WhyFixtures.withDir
 
+/// The log of a one-epoch run of the tiny network on 8 shapes, with bfloat16 forced (`bf16`) or left to `--bf16 auto`.
+let private tinyRunLog (bf16: bool) =
+    let messages = ResizeArray<string>()
+
+    withDir (fun dir ->
+        let data = TinyRuns.tinyShapes dir 8 4 3
+
+        let o =
+            Tiny.Options(TinyRuns.tinyCfg dir, data, Path.Combine(dir, "run"), epochs = 1, noTest = true)
+
+        Trainer(
+            TrainOptions(
+                Cfg = o.Cfg,
+                Data = o.Data,
+                Hyp = o.Hyp,
+                Epochs = 1,
+                BatchSize = 4,
+                ImageSize = 64,
+                MultiScale = false,
+                Mosaic = false,
+                Warmup = false,
+                Device = "cpu",
+                OutputDir = o.OutputDir,
+                Accumulate = Nullable 1,
+                NoTest = true,
+                Bf16 = bf16,
+                Bf16Auto = not bf16
+            ),
+            Action<string>(messages.Add)
+        )
+            .Run()
+        |> ignore)
+
+    messages
+
 // the CUDA driver API's entry points, as CudaInfo calls them: cuInit(flags), cuDeviceGet(&dev, ordinal),
 // cuDeviceGetAttribute(&value, attribute, dev)
 type private CuInit = delegate of uint32 -> int
@@ -150,41 +185,14 @@ let tests =
                     Expect.isFalse on why
                     Expect.stringContains why "without native bfloat16" "says why"
 
-                withDir (fun dir ->
-                    let data = TinyRuns.tinyShapes dir 8 4 3
-                    let cfg = TinyRuns.tinyCfg dir
-                    let messages = ResizeArray<string>()
-                    let o = Tiny.Options(cfg, data, Path.Combine(dir, "run"), epochs = 1, noTest = true)
+                let messages = tinyRunLog false
+                Expect.exists messages (fun m -> m.StartsWith "bfloat16 on" || m.StartsWith "bfloat16 off") "the decision in the log"
 
-                    Trainer(
-                        TrainOptions(
-                            Cfg = o.Cfg,
-                            Data = o.Data,
-                            Hyp = o.Hyp,
-                            Epochs = 1,
-                            BatchSize = 4,
-                            ImageSize = 64,
-                            MultiScale = false,
-                            Mosaic = false,
-                            Warmup = false,
-                            Device = "cpu",
-                            OutputDir = o.OutputDir,
-                            Accumulate = Nullable 1,
-                            NoTest = true,
-                            Bf16Auto = true
-                        ),
-                        Action<string>(messages.Add)
-                    )
-                        .Run()
-                    |> ignore
-
-                    Expect.exists messages (fun m -> m.StartsWith "bfloat16 on" || m.StartsWith "bfloat16 off") "the decision in the log"
-
-                    Expect.equal
-                        (messages
-                         |> Seq.exists (fun m -> m.Contains "bfloat16 convolutions, float32 master weights"))
-                        on
-                        "trains in bfloat16 exactly when it said on")
+                Expect.equal
+                    (messages
+                     |> Seq.exists (fun m -> m.Contains "bfloat16 convolutions, float32 master weights"))
+                    on
+                    "trains in bfloat16 exactly when it said on"
             }
             test "--bf16 auto on a GPU: the driver's compute capability, 8.0 or newer and the checks right" {
                 let cc (major: int, minor: int) =
@@ -248,37 +256,9 @@ let tests =
                         Expect.isNull (Bf16Support.ForcedWarning torch.CPU) "and --bf16 is not warned"
                         Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2")
 
-                    withDir (fun dir ->
-                        let data = TinyRuns.tinyShapes dir 8 4 3
-                        let messages = ResizeArray<string>()
-
-                        let o =
-                            Tiny.Options(TinyRuns.tinyCfg dir, data, Path.Combine(dir, "run"), epochs = 1, noTest = true)
-
-                        Trainer(
-                            TrainOptions(
-                                Cfg = o.Cfg,
-                                Data = o.Data,
-                                Hyp = o.Hyp,
-                                Epochs = 1,
-                                BatchSize = 4,
-                                ImageSize = 64,
-                                MultiScale = false,
-                                Mosaic = false,
-                                Warmup = false,
-                                Device = "cpu",
-                                OutputDir = o.OutputDir,
-                                Accumulate = Nullable 1,
-                                NoTest = true,
-                                Bf16 = true
-                            ),
-                            Action<string>(messages.Add)
-                        )
-                            .Run()
-                        |> ignore
-
-                        Expect.exists messages (fun m -> m = warning) "the run warns"
-                        Expect.exists messages (fun m -> m.Contains "bfloat16 convolutions, float32 master weights") "and trains in bfloat16, as told")
+                    let messages = tinyRunLog true
+                    Expect.exists messages (fun m -> m = warning) "the run warns"
+                    Expect.exists messages (fun m -> m.Contains "bfloat16 convolutions, float32 master weights") "and trains in bfloat16, as told"
                 finally
                     Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", cap)
             }
